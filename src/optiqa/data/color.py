@@ -1,0 +1,52 @@
+"""Colour conversions on ``NCHW`` tensors in [0, 1].
+
+All functions are differentiable and keep dtype and device.
+"""
+from __future__ import annotations
+
+import torch
+
+# ITU-R BT.601 luma for studio-swing YCbCr as MATLAB's rgb2ycbcr computes it
+# (the convention of SR papers: Y in [16, 235] / 255).
+_BT601_Y = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
+_BT601_Y_OFFSET = 16.0 / 255.0
+
+# MATLAB rgb2gray: 0.2989 R + 0.5870 G + 0.1140 B (rounded BT.601 luma, full swing).
+_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+
+
+def _weighted_sum(img: torch.Tensor, weights, offset: float = 0.0) -> torch.Tensor:
+    if img.shape[1] == 1:
+        return img
+    r, g, b = img[:, 0:1], img[:, 1:2], img[:, 2:3]
+    return offset + weights[0] * r + weights[1] * g + weights[2] * b
+
+
+def rgb_to_y(img: torch.Tensor) -> torch.Tensor:
+    """Y channel of BT.601 YCbCr (MATLAB ``rgb2ycbcr``), range [16/255, 235/255].
+
+    ``Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255`` for R, G, B in [0, 1].
+    This is the Y on which SR papers report PSNR and SSIM. 1-channel input is returned unchanged.
+    """
+    return _weighted_sum(img, _BT601_Y, _BT601_Y_OFFSET)
+
+
+def rgb_to_gray(img: torch.Tensor) -> torch.Tensor:
+    """Luminance as MATLAB ``rgb2gray``: ``0.2989 R + 0.5870 G + 0.1140 B`` (full range [0, 1])."""
+    return _weighted_sum(img, _GRAY)
+
+
+def rgb_to_yiq(img: torch.Tensor) -> torch.Tensor:
+    """RGB to YIQ (NTSC), as used by FSIMc: Y is luminance, I and Q chromatic (Zhang et al. 2011)."""
+    m = img.new_tensor([[0.299, 0.587, 0.114],
+                        [0.596, -0.274, -0.322],
+                        [0.211, -0.523, 0.312]])
+    return torch.einsum("ij,njhw->nihw", m, img)
+
+
+def rgb_to_lmn(img: torch.Tensor) -> torch.Tensor:
+    """RGB to the opponent LMN space used by VSI (Zhang, Shen & Li 2014)."""
+    m = img.new_tensor([[0.06, 0.63, 0.27],
+                        [0.30, 0.04, -0.35],
+                        [0.34, -0.60, 0.17]])
+    return torch.einsum("ij,njhw->nihw", m, img)

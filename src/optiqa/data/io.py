@@ -1,0 +1,159 @@
+"""Image files in and out, with errors that name the file and the problem.
+
+Images become float32 ``CHW`` RGB tensors in [0, 1]:
+- 8-bit files are divided by 255, 16-bit PNGs by 65535 (read at full precision through
+  torchvision's libpng decoder, since Pillow truncates 16-bit RGB to 8 bits);
+- greyscale is expanded to three equal channels;
+- an alpha channel is dropped when fully opaque; transparent pixels are an error, because what
+  lies under them is undefined and no metric can judge it.
+Writes are atomic: a temporary file in the same folder, then ``os.replace``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from optiqa.errors import InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` sorted by name; an error if the folder is missing or has none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in folder.glob(pattern) if p.is_file() and is_image_file(p))
+    if not files:
+        raise InputError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _png_bit_depth(path: Path) -> int | None:
+    with open(path, "rb") as f:
+        head = f.read(25)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 25:
+        return None
+    return head[24]
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    try:
+        t = decode_image(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
+    except RuntimeError as e:
+        raise InputError(f"{path}: cannot decode 16-bit PNG ({e})") from None
+    return t.permute(1, 2, 0).numpy().astype(np.float32) / 65535.0
+
+
+def _read_pil(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode == "P":
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+                im = im.convert("RGB")
+            elif mode in ("1",):
+                im = im.convert("L")
+            arr = np.asarray(im)
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"{path}: corrupt or truncated image ({e})") from None
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    elif arr.dtype in (np.uint16, np.int32) and arr.ndim == 2:  # 16-bit greyscale ('I;16', 'I')
+        arr = arr.astype(np.float32) / 65535.0
+    elif arr.dtype == np.float32 and arr.ndim == 2:  # 'F' mode TIFF, assumed in [0, 1]
+        pass
+    elif arr.dtype == bool:
+        arr = arr.astype(np.float32)
+    else:
+        raise InputError(f"{path}: unsupported pixel format (mode {mode}, dtype {arr.dtype})")
+    return arr
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """Read an image file as a float32 RGB tensor ``(3, H, W)`` in [0, 1].
+
+    Raises :class:`InputError` naming the file for a missing, corrupt or transparent image.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    arr = _read_png16(path) if _png_bit_depth(path) == 16 else _read_pil(path)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    channels = arr.shape[2]
+    if channels in (2, 4):  # grey+alpha or RGB+alpha
+        alpha = arr[:, :, -1]
+        if alpha.min() < 1.0:
+            n = int((alpha < 1.0).sum())
+            raise InputError(f"{path}: has an alpha channel with {n} transparent pixels; metrics "
+                             "compare opaque images, flatten it onto a background first")
+        arr = arr[:, :, :-1]
+        channels -= 1
+    if channels == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif channels != 3:
+        raise InputError(f"{path}: unsupported number of channels ({channels})")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{path}: contains NaN or infinite values")
+    if arr.min() < 0 or arr.max() > 1:
+        raise InputError(f"{path}: float image with values outside [0, 1]")
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` or ``(1, 3, H, W)`` float in [0, 1] to an ``(H, W, 3)`` uint8 array (rounded)."""
+    if img.ndim == 4:
+        if img.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {img.shape[0]}")
+        img = img[0]
+    arr = img.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return arr[:, :, 0] if arr.shape[2] == 1 else arr
+
+
+def atomic_write_bytes(path: str | os.PathLike, write_fn) -> Path:
+    """Call ``write_fn(tmp_path)`` then move the result onto ``path`` in one ``os.replace``.
+
+    A reader never sees a half-written file; on error the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def write_image(path: str | os.PathLike, img: torch.Tensor, **save_kwargs) -> Path:
+    """Write a [0, 1] image tensor as an 8-bit file (format from the suffix), atomically."""
+    path = Path(path)
+    arr = to_uint8(img)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unknown image format {path.suffix!r}")
+    return atomic_write_bytes(path, lambda tmp: Image.fromarray(arr).save(tmp, format=fmt,
+                                                                         **save_kwargs))

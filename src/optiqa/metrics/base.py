@@ -1,0 +1,167 @@
+"""The full-reference metric contract.
+
+A metric is a frozen ``nn.Module``: ``m(x, ref)`` returns per-image scores ``(N,)`` in the metric's
+published orientation, ``m.loss(x, ref)`` a scalar that is always minimised. Argument order is
+always (distorted, reference). Inputs are RGB ``NCHW`` floats in [0, 1]; 1-channel input is
+expanded to RGB; anything else raises :class:`~optiqa.errors.InputError` (a ``ValueError``) that
+names the problem. Input validation lives in one place, :func:`check_pair`.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from optiqa.errors import InputError
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """Metadata of a metric, kept as data (see :mod:`optiqa.metrics.registry`).
+
+    ``score_range`` is the (best-or-worst) interval the score lives in; ``min_size`` the smallest
+    height/width the metric accepts; ``backbone`` names the backbone whose *pretrained* weights the
+    metric needs (``None`` when it needs no downloaded weights); ``colour`` says what the metric
+    looks at: ``rgb``, ``y`` (BT.601 luma), ``gray`` (MATLAB rgb2gray) or ``yiq``/``lmn``.
+    """
+
+    name: str
+    lower_better: bool
+    differentiable: bool
+    score_range: tuple[float, float]
+    family: str
+    reference: str
+    min_size: int = 1
+    colour: str = "rgb"
+    backbone: str | None = None
+    summary: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def orientation(self) -> str:
+        return "lower is better" if self.lower_better else "higher is better"
+
+    @property
+    def perfect_score(self) -> float:
+        """Score of an image compared with itself (inf/-inf where unbounded)."""
+        lo, hi = self.score_range
+        return lo if self.lower_better else hi
+
+
+# Values a hair outside [0, 1] come from float rounding (e.g. 1.0000001 after a colour transform);
+# anything further out is an input error.
+RANGE_TOLERANCE = 1e-5
+
+
+def check_image_tensor(x, what: str = "input") -> torch.Tensor:
+    """Validate one ``NCHW`` image tensor's type, rank, channels and dtype; expand grey to RGB."""
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{what}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise InputError(f"{what}: expected a 4-D NCHW tensor, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise InputError(f"{what}: expected a floating-point tensor in [0, 1], got dtype {x.dtype} "
+                         "(convert integer images with x.float() / 255)")
+    c = x.shape[1]
+    if c == 1:
+        x = x.expand(-1, 3, -1, -1)
+    elif c != 3:
+        raise InputError(f"{what}: expected 1 or 3 channels (RGB, NCHW), got {c} channels "
+                         f"in shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise InputError(f"{what}: empty batch")
+    return x
+
+
+def check_values(*tensors: torch.Tensor, names=("distorted", "reference")) -> None:
+    """Raise if any tensor holds NaN/inf or values outside [0, 1].
+
+    One ``aminmax`` per tensor and a single host sync: NaN propagates into min/max, so the fast
+    path costs no extra pass; the slow diagnosis runs only when something is wrong.
+    """
+    stats = torch.stack([torch.stack(torch.aminmax(t.detach().float())) for t in tensors])
+    lo_hi = stats.cpu()
+    for (lo, hi), t, name in zip(lo_hi.tolist(), tensors, names):
+        if lo >= -RANGE_TOLERANCE and hi <= 1 + RANGE_TOLERANCE:
+            continue
+        td = t.detach()
+        if torch.isnan(td).any():
+            raise InputError(f"{name}: tensor contains NaN values")
+        if torch.isinf(td).any():
+            raise InputError(f"{name}: tensor contains infinite values")
+        raise InputError(f"{name}: values must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}] "
+                         "(scale 0-255 images by 1/255)")
+
+
+def check_pair(x, ref, min_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate a (distorted, reference) pair and return both as RGB ``NCHW``.
+
+    Checks: tensor type, 4-D, floating dtype, 1 or 3 channels (1 is expanded), equal shapes,
+    height and width at least ``min_size``, finite values in [0, 1].
+    """
+    x = check_image_tensor(x, "distorted")
+    ref = check_image_tensor(ref, "reference")
+    if x.shape != ref.shape:
+        raise InputError(f"distorted and reference shapes differ: {tuple(x.shape)} vs "
+                         f"{tuple(ref.shape)}")
+    h, w = x.shape[-2:]
+    if min(h, w) < min_size:
+        raise InputError(f"image of {h}x{w} is too small for this metric: it needs at least "
+                         f"{min_size}x{min_size}")
+    check_values(x, ref)
+    return x, ref
+
+
+def loss_from_scores(scores: torch.Tensor, info: MetricInfo) -> torch.Tensor:
+    """Turn per-image scores into a scalar to *minimise*, from the metric's orientation.
+
+    Bounded metrics are shifted so that the loss is 0 at ``x == ref``
+    (``1 - SSIM``, ``DISTS - 0``); unbounded higher-better metrics are negated (``-PSNR``).
+    """
+    best = info.perfect_score
+    mean = scores.mean()
+    if info.lower_better:
+        return mean - best if math.isfinite(best) else mean
+    return best - mean if math.isfinite(best) else -mean
+
+
+class FRMetric(nn.Module):
+    """Base class of every full-reference metric module.
+
+    Subclasses implement :meth:`compute` on validated RGB tensors. By default ``compute`` runs in
+    float32 with autocast disabled: classical metrics subtract nearly equal moments
+    (``E[x^2] - E[x]^2``) and lose all precision in bf16. Deep metrics set
+    ``runs_under_autocast = True`` to let their backbone use the caller's autocast.
+    """
+
+    runs_under_autocast = False
+
+    def __init__(self, info: MetricInfo | None = None):
+        super().__init__()
+        self.info = info
+
+    @property
+    def min_size(self) -> int:
+        return self.info.min_size if self.info is not None else 1
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        x, ref = check_pair(x, ref, self.min_size)
+        if self.runs_under_autocast:
+            return self.compute(x, ref)
+        ctx = (torch.autocast(device_type=x.device.type, enabled=False)
+               if torch.is_autocast_enabled(x.device.type) else contextlib.nullcontext())
+        with ctx:
+            return self.compute(x.float(), ref.float())
+
+    def compute(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def loss(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """Scalar training loss, minimised at ``x == ref`` whatever the metric's orientation."""
+        return loss_from_scores(self(x, ref), self.info)
+
+    def extra_repr(self) -> str:
+        return f"name={self.info.name!r}" if self.info is not None else ""

@@ -1,0 +1,80 @@
+"""Small filtering helpers shared by the classical metrics.
+
+Everything works on ``NCHW`` tensors, per channel (depthwise), and is differentiable.
+Padding modes follow MATLAB's ``imfilter`` names where metrics were defined in MATLAB:
+``'symmetric'`` (mirror including the edge pixel), ``'replicate'``, ``'circular'``, ``0`` (zeros),
+and ``'valid'`` (no padding, output shrinks).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gaussian_kernel1d(size: int, sigma: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Normalised 1-D Gaussian ``g[i] ~ exp(-(i - c)^2 / (2 sigma^2))``, ``c = (size - 1) / 2``."""
+    coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2.0
+    g = torch.exp(-coords ** 2 / (2.0 * sigma ** 2))
+    return (g / g.sum()).to(dtype)
+
+
+def pad(x: torch.Tensor, pads: tuple[int, int, int, int], mode) -> torch.Tensor:
+    """Pad ``(left, right, top, bottom)`` with a MATLAB-style mode name (see module docstring)."""
+    if mode == "valid" or not any(pads):
+        return x
+    if mode == "symmetric":
+        return _pad_symmetric(x, pads)
+    if mode == "replicate":
+        return F.pad(x, pads, mode="replicate")
+    if mode == "circular":
+        return F.pad(x, pads, mode="circular")
+    if mode == "reflect":  # mirror excluding the edge pixel (numpy/PyTorch "reflect")
+        return F.pad(x, pads, mode="reflect")
+    if mode == 0 or mode == "zeros":
+        return F.pad(x, pads)
+    raise ValueError(f"unknown padding mode {mode!r}")
+
+
+def _pad_symmetric(x: torch.Tensor, pads) -> torch.Tensor:
+    """MATLAB 'symmetric' padding (edge pixel repeated), for pads smaller than the image."""
+    left, right, top, bottom = pads
+    h, w = x.shape[-2:]
+    if max(left, right) > w or max(top, bottom) > h:
+        raise ValueError(f"symmetric padding {pads} larger than image {h}x{w}")
+    rows = torch.cat([torch.arange(top - 1, -1, -1), torch.arange(h),
+                      torch.arange(h - 1, h - 1 - bottom, -1)]).to(x.device)
+    cols = torch.cat([torch.arange(left - 1, -1, -1), torch.arange(w),
+                      torch.arange(w - 1, w - 1 - right, -1)]).to(x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def same_pads(kh: int, kw: int) -> tuple[int, int, int, int]:
+    """Pads that keep the size for a ``kh x kw`` kernel, MATLAB-centred (extra pixel after)."""
+    return ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2)
+
+
+def filter2d(x: torch.Tensor, kernel: torch.Tensor, padding="symmetric") -> torch.Tensor:
+    """Correlate every channel of ``x`` with one 2-D ``kernel`` (MATLAB ``imfilter`` semantics).
+
+    ``kernel`` is ``(kh, kw)``; output has the input's size unless ``padding='valid'``.
+    """
+    n, c, h, w = x.shape
+    kh, kw = kernel.shape
+    x = pad(x, same_pads(kh, kw), padding)
+    weight = kernel.to(x.dtype)[None, None].expand(c, 1, kh, kw)
+    return F.conv2d(x, weight, groups=c)
+
+
+def separable_filter(x: torch.Tensor, k_rows: torch.Tensor, k_cols: torch.Tensor | None = None,
+                     padding="symmetric") -> torch.Tensor:
+    """Filter every channel with the outer product ``k_rows[:, None] * k_cols[None, :]``.
+
+    Two 1-D passes instead of one 2-D pass: ``O(k)`` instead of ``O(k^2)`` per pixel.
+    """
+    if k_cols is None:
+        k_cols = k_rows
+    n, c, h, w = x.shape
+    kh, kw = k_rows.numel(), k_cols.numel()
+    x = pad(x, same_pads(kh, kw), padding)
+    x = F.conv2d(x, k_rows.to(x.dtype).view(1, 1, kh, 1).expand(c, 1, kh, 1), groups=c)
+    return F.conv2d(x, k_cols.to(x.dtype).view(1, 1, 1, kw).expand(c, 1, 1, kw), groups=c)

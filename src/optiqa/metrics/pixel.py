@@ -1,0 +1,62 @@
+"""Pixel-wise metrics: L1, MSE, PSNR (RGB or BT.601 Y).
+
+Each is a pure function of ``(x, ref)`` returning per-image values ``(N,)`` plus a thin module.
+"""
+from __future__ import annotations
+
+import torch
+
+from optiqa.data.color import rgb_to_y
+from optiqa.metrics.base import FRMetric
+
+# MSE floor: PSNR of identical images is 10*log10(1/1e-10) = 100 dB instead of inf, which keeps
+# -PSNR usable as a loss and tables free of inf.
+MSE_FLOOR = 1e-10
+
+
+def l1(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error per image: ``mean |x - ref|``."""
+    return (x - ref).abs().flatten(1).mean(1)
+
+
+def mse(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per image: ``mean (x - ref)^2``."""
+    return (x - ref).pow(2).flatten(1).mean(1)
+
+
+def psnr(x: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0,
+         channel: str = "rgb", crop_border: int = 0) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB: ``10 log10(data_range^2 / MSE)``, MSE over all pixels.
+
+    ``channel="y"`` computes it on the BT.601 Y channel (MATLAB ``rgb2ycbcr``), the SR convention;
+    ``crop_border`` removes that many pixels on each side first (SR tables use the scale).
+    MSE is floored at 1e-10, so identical images give 100 dB.
+    """
+    if channel == "y":
+        x, ref = rgb_to_y(x), rgb_to_y(ref)
+    elif channel != "rgb":
+        raise ValueError(f"channel must be 'rgb' or 'y', got {channel!r}")
+    if crop_border:
+        c = crop_border
+        x, ref = x[..., c:-c, c:-c], ref[..., c:-c, c:-c]
+    err = mse(x, ref).clamp_min(MSE_FLOOR * data_range ** 2)
+    return 10.0 * torch.log10(data_range ** 2 / err)
+
+
+class L1(FRMetric):
+    def compute(self, x, ref):
+        return l1(x, ref)
+
+
+class MSE(FRMetric):
+    def compute(self, x, ref):
+        return mse(x, ref)
+
+
+class PSNR(FRMetric):
+    def __init__(self, info=None, channel: str = "rgb", crop_border: int = 0):
+        super().__init__(info)
+        self.channel, self.crop_border = channel, crop_border
+
+    def compute(self, x, ref):
+        return psnr(x, ref, channel=self.channel, crop_border=self.crop_border)
