@@ -157,3 +157,50 @@ def write_image(path: str | os.PathLike, img: torch.Tensor, **save_kwargs) -> Pa
         raise InputError(f"{path}: unknown image format {path.suffix!r}")
     return atomic_write_bytes(path, lambda tmp: Image.fromarray(arr).save(tmp, format=fmt,
                                                                          **save_kwargs))
+
+
+_SEPARATORS = ("_", "-", ".", " ")
+
+
+def pair_paths(distorted: str | os.PathLike, reference: str | os.PathLike
+               ) -> list[tuple[Path, Path]]:
+    """Pair distorted and reference images: two files, or two folders paired by file name.
+
+    In folders, a distorted file pairs with the reference of the same stem (extension ignored);
+    failing that, with the reference whose stem, followed by ``_``, ``-``, ``.`` or a space,
+    starts the distorted stem (``I01_08_3.bmp`` -> ``I01.bmp``, the IQA-database convention),
+    the longest such stem winning. A distorted file without a reference is an error.
+    """
+    distorted, reference = Path(distorted), Path(reference)
+    for p in (distorted, reference):
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+    if distorted.is_file() and reference.is_file():
+        return [(distorted, reference)]
+    if distorted.is_dir() != reference.is_dir():
+        raise InputError(f"give two files or two folders, got {distorted} and {reference}")
+    refs: dict[str, Path] = {}
+    for p in list_images(reference):
+        key = p.stem.lower()
+        if key in refs:
+            raise InputError(f"{reference}: two references with the stem {p.stem!r} "
+                             f"({refs[key].name}, {p.name})")
+        refs[key] = p
+    by_length = sorted(refs, key=len, reverse=True)
+    pairs, orphans = [], []
+    for d in list_images(distorted):
+        stem = d.stem.lower()
+        match = refs.get(stem)
+        if match is None:
+            match = next((refs[r] for r in by_length
+                          if len(stem) > len(r) and stem.startswith(r) and stem[len(r)] in
+                          _SEPARATORS), None)
+        if match is None:
+            orphans.append(d.name)
+        else:
+            pairs.append((d, match))
+    if orphans:
+        shown = ", ".join(orphans[:5]) + (" ..." if len(orphans) > 5 else "")
+        raise InputError(f"{len(orphans)} distorted image(s) in {distorted} have no reference "
+                         f"in {reference}: {shown}")
+    return pairs

@@ -1,0 +1,73 @@
+"""Plain-text tables and CSV/JSON writers shared by the CLI commands."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from optiqa.data.io import atomic_write_bytes
+
+
+def format_value(v, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence], digits: int = 4,
+                 title: str | None = None) -> str:
+    """Left-aligned text columns, right-aligned numbers, one header rule."""
+    rows = [[format_value(v, digits) for v in r] for r in rows]
+    numeric = [all(_is_number(r[i]) for r in rows) if rows else False for i in range(len(headers))]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if num else c.ljust(w)
+                         for c, w, num in zip(cells, widths, numeric)).rstrip()
+
+    out = []
+    if title:
+        out.append(title)
+    out += [line(headers), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return s in ("-", "nan", "inf", "-inf")
+
+
+def write_csv(path: str | os.PathLike, headers: Sequence[str], rows: Iterable[Sequence]) -> Path:
+    rows = list(rows)
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(headers)
+            w.writerows(rows)
+
+    return atomic_write_bytes(path, write)
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, allow_nan=True)
+            f.write("\n")
+
+    return atomic_write_bytes(path, write)
