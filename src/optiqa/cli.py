@@ -95,6 +95,157 @@ def cmd_samples(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# evaluate / restore
+# --------------------------------------------------------------------------------------------
+def _load_generator_from_args(args):
+    from optiqa.nets.generators import parse_arch
+    from optiqa.train.inference import load_generator
+
+    arch = parse_arch(args.arch) if args.arch else None
+    loaded = load_generator(args.source, arch=arch, device=args.device, key=args.weights,
+                            scale=args.scale)
+    print(f"model: {loaded.describe()}", file=sys.stderr)
+    return loaded
+
+
+def cmd_evaluate(args) -> int:
+    from optiqa.tables import write_json
+    from optiqa.train.evaluate import (DEFAULT_METRICS, evaluate_sets, format_results,
+                                       parse_set_args)
+
+    sets = parse_set_args(args.set)
+    loaded = _load_generator_from_args(args)
+    result = evaluate_sets(loaded, sets, list(DEFAULT_METRICS) + (args.metric or []),
+                           device=args.device, tile=args.tile, overlap=args.tile_overlap,
+                           save_images=args.save_images, progress=not args.quiet)
+    print(format_results(result, per_image=not args.means_only))
+    if args.json:
+        write_json(args.json, result.to_dict())
+    if args.save_images:
+        print(f"images written under {args.save_images}/<set>/")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from optiqa.train.inference import restore_files
+
+    loaded = _load_generator_from_args(args)
+    written = restore_files(loaded, args.input, args.output, device=args.device, tile=args.tile,
+                            overlap=args.tile_overlap, progress=not args.quiet)
+    print(f"wrote {len(written)} image(s)" + (f" to {written[0]}" if len(written) == 1 else
+                                              f" under {args.output}"))
+    return 0
+
+
+def _add_generator_args(s) -> None:
+    s.add_argument("--arch", help="generator TYPE[:key=value,...] when the checkpoint does not "
+                   "name it, e.g. swinir, rrdbnet, srresnet:num_feat=32,num_block=4")
+    s.add_argument("--weights", choices=["auto", "params_ema", "params"], default="auto",
+                   help="which weights of the checkpoint (auto: params_ema when present)")
+    s.add_argument("--scale", type=int, default=4, help="scale of the 'bicubic' baseline")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--tile", type=int, help="restore in LR tiles of this size (large images)")
+    s.add_argument("--tile-overlap", type=int, default=32, help="tile overlap in LR pixels")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+# --------------------------------------------------------------------------------------------
+# assess / fit
+# --------------------------------------------------------------------------------------------
+def _load_iqa_dataset(args):
+    from optiqa.data.iqa import load_dataset
+
+    if args.dataset.lower() == "synthetic":
+        if args.root or args.meta:
+            print("note: -d synthetic is built in; --root/--meta are ignored", file=sys.stderr)
+        return load_dataset("synthetic", size=args.size)
+    return load_dataset(args.dataset, root=args.root, meta=args.meta,
+                        allow_missing=args.allow_missing)
+
+
+def cmd_assess(args) -> int:
+    from optiqa.assess.benchmark import assess, weights_options
+    from optiqa.assess.published import add_published, published_datasets
+    from optiqa.assess.report import (assessment_table, csv_rows, header_lines, store_lines)
+    from optiqa.study.store import ResultsStore
+    from optiqa.tables import write_csv, write_json
+
+    from optiqa.metrics.registry import get_spec
+
+    metrics = list(dict.fromkeys(args.metric))
+    for name in metrics:  # unknown names fail before any data is loaded
+        get_spec(name)
+    kwargs = weights_options(args.weights, metrics)
+    dataset = _load_iqa_dataset(args)
+    for note in dataset.notes:  # loudly, before the long part
+        print(f"WARNING: {note}", file=sys.stderr)
+    store = ResultsStore(args.store) if args.store else None
+    try:
+        results = assess(metrics, dataset, device=args.device, batch_size=args.batch_size,
+                         workers=args.workers, store=store, n_boot=args.bootstrap,
+                         seed=args.seed, progress=not args.quiet, metric_kwargs=kwargs)
+    finally:
+        if store is not None:
+            store.close()
+    if args.compare_published:
+        add_published(results)
+    print("\n".join(header_lines(dataset, results, args.bootstrap)))
+    print(assessment_table(results, published=args.compare_published))
+    if args.compare_published:
+        if dataset.name in published_datasets():
+            print("* published figures: IQA-PyTorch FR benchmark; its PLCC has no logistic fit")
+        else:
+            print(f"no published figures for {dataset.name} (covered: "
+                  f"{', '.join(published_datasets())})")
+    for line in store_lines(results):
+        print(line)
+    if args.json:
+        write_json(args.json, results)
+    if args.csv:
+        write_csv(args.csv, *csv_rows(results))
+    return 0
+
+
+def cmd_fit(args) -> int:
+    from optiqa.assess.fit import backbone_of, fit_dists
+    from optiqa.assess.report import fit_lines
+    from optiqa.tables import write_json
+
+    backbone_of(args.metric)  # fail on a wrong name before loading any data
+    dataset = _load_iqa_dataset(args)
+    for note in dataset.notes:
+        print(f"WARNING: {note}", file=sys.stderr)
+    result = fit_dists(args.metric, dataset, args.out, device=args.device,
+                       batch_size=args.batch_size, workers=args.workers,
+                       test_fraction=args.test_fraction, seed=args.seed, steps=args.steps,
+                       lr=args.lr, n_boot=args.bootstrap, progress=not args.quiet)
+    print("\n".join(fit_lines(result)))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def _add_iqa_data_args(s) -> None:
+    s.add_argument("-d", "--dataset", required=True,
+                   help="live, csiq, tid2008, tid2013, kadid10k, pipal (FR), koniq10k, spaq, "
+                   "livec (NR), or synthetic (built-in known-order set, not human opinion)")
+    s.add_argument("--root", help="folder with the database's images (searched recursively, "
+                   "names matched case-insensitively)")
+    s.add_argument("--meta", help="meta-info CSV (default: found under --root by its standard "
+                   "name, or in $OPTIQA_META)")
+    s.add_argument("--allow-missing", action="store_true",
+                   help="run on the items whose images are present (results then differ from "
+                   "the full database's)")
+    s.add_argument("--size", type=int, default=192,
+                   help="picture size of the synthetic set (default 192)")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--batch-size", type=int, default=8, help="pairs per batch (default 8)")
+    s.add_argument("--workers", type=int, default=2, help="image-loading processes (default 2)")
+    s.add_argument("--seed", type=int, default=0, help="seed of bootstrap and splits")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+# --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="optiqa", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -127,6 +278,62 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("folder", help="output folder (gets reference/ and distorted/)")
     s.add_argument("--size", type=int, default=256, help="square crop size (default 256)")
     s.set_defaults(func=cmd_samples)
+
+    s = sub.add_parser("evaluate", help="score a trained generator on SR test sets",
+                       description="PSNR/SSIM on BT.601 Y with a border crop = scale, plus any "
+                       "registered metric; per image and mean per set.")
+    s.add_argument("source", help="run folder (newest checkpoint), checkpoint file, or "
+                   "'bicubic' for the baseline")
+    s.add_argument("--set", action="append", required=True, metavar="NAME=PATH",
+                   help="test set: a folder with HR/ (and LR_bicubic/X<scale>/) or of HR images; "
+                   "repeatable")
+    s.add_argument("-m", "--metric", action="append",
+                   help="extra metric (repeatable); psnr_y and ssim_y are always computed")
+    s.add_argument("--save-images", metavar="DIR", help="write outputs to DIR/<set>/<image>.png")
+    s.add_argument("--json", help="also write the results as JSON")
+    s.add_argument("--means-only", action="store_true", help="print only the mean rows")
+    _add_generator_args(s)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("restore", help="run a trained generator on an image or a folder")
+    s.add_argument("source", help="run folder, checkpoint file, or 'bicubic'")
+    s.add_argument("input", help="image file or folder (searched recursively)")
+    s.add_argument("output", help="output file, or folder (PNG files, same relative names)")
+    _add_generator_args(s)
+    s.set_defaults(func=cmd_restore)
+
+    s = sub.add_parser("assess", help="correlate metrics with human scores of an IQA database",
+                       description="SRCC, KRCC, PLCC and RMSE (after the 4-parameter logistic "
+                       "fit) with bootstrap CIs over reference contents.")
+    s.add_argument("-m", "--metric", action="append", required=True,
+                   help="metric name (repeatable); see `optiqa metrics`")
+    _add_iqa_data_args(s)
+    s.add_argument("--weights", action="append", metavar="[METRIC=]FILE",
+                   help="alpha/beta file from `optiqa fit` for a dists_<backbone> metric")
+    s.add_argument("--bootstrap", type=int, default=1000,
+                   help="bootstrap resamples for the CIs (0: none; default 1000)")
+    s.add_argument("--json", help="write the results as JSON (a list of objects)")
+    s.add_argument("--csv", help="write the results as CSV")
+    s.add_argument("--store", metavar="STUDY_DIR",
+                   help="study folder whose results.db caches per-image scores and summaries")
+    s.add_argument("--compare-published", action="store_true",
+                   help="add the published SRCC/PLCC (IQA-PyTorch benchmark) where covered")
+    s.set_defaults(func=cmd_assess)
+
+    s = sub.add_parser("fit", help="learn alpha/beta of a DISTS-style metric on an IQA database",
+                       description="Splits by reference content, fits with a rank-aware loss on "
+                       "cached backbone features, reports held-out SRCC before and after.")
+    s.add_argument("-m", "--metric", required=True, help="dists_<backbone> (or dists)")
+    _add_iqa_data_args(s)
+    s.add_argument("--out", required=True, help="weights file to write (.pt)")
+    s.add_argument("--test-fraction", type=float, default=0.2,
+                   help="share of reference contents held out (default 0.2)")
+    s.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
+    s.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
+    s.add_argument("--bootstrap", type=int, default=0,
+                   help="bootstrap resamples for held-out CIs (default 0: none)")
+    s.add_argument("--json", help="also write the result as JSON")
+    s.set_defaults(func=cmd_fit)
     return p
 
 

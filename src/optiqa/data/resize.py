@@ -1,0 +1,121 @@
+"""Bicubic resizing as SR benchmarks define it (MATLAB ``imresize``), and torch's antialiased one.
+
+The standard SR test sets (Set5, Set14, BSD100, DIV2K ``LR_bicubic``) were made with MATLAB's
+``imresize(img, 1/scale, 'bicubic')``. Its algorithm (Image Processing Toolbox, ``imresize.m``):
+
+- cubic convolution kernel of Keys (1981) with ``a = -0.5``:
+  ``k(x) = 1.5|x|^3 - 2.5|x|^2 + 1`` for ``|x| <= 1``,
+  ``-0.5|x|^3 + 2.5|x|^2 - 4|x| + 2`` for ``1 < |x| <= 2``, else 0;
+- output pixel ``i`` (1-based) samples the input at ``u = i / s + 0.5 (1 - 1/s)`` (``s`` =
+  output/input size ratio), i.e. pixel centres are aligned;
+- when shrinking (``s < 1``) the kernel is stretched to ``k(s x) * s`` (width ``4 / s``), which is
+  the antialiasing; when enlarging it is used as is;
+- each output's weights are normalised to sum to 1, and taps beyond the border are mirrored
+  (``symmetric`` padding: ``... 2 1 | 1 2 3 ... n | n n-1 ...``);
+- dimensions are resized one after the other, the one with the smaller scale first (rows first
+  when equal); an 8-bit input is rounded to 8 bits after *each* pass (MATLAB keeps the class).
+
+:func:`imresize` implements exactly that as two matrix products (the weight matrices are cached per
+size), so it runs on any device and is differentiable. :func:`torch_bicubic` is
+``torch.nn.functional.interpolate(mode="bicubic", antialias=True)``: the same kernel and sample
+positions in the interior (torch's antialias path is Pillow's algorithm) but, at the borders, the
+kernel is truncated and renormalised instead of mirrored, so it differs from the MATLAB LR files
+in the outer ~2 LR pixels (measured in the report of ``optiqa.data.sr``).
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+
+def cubic(x: torch.Tensor) -> torch.Tensor:
+    """Keys' cubic convolution kernel with ``a = -0.5`` (MATLAB ``imresize`` 'bicubic')."""
+    ax = x.abs()
+    ax2, ax3 = ax * ax, ax * ax * ax
+    inner = (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1)
+    outer = (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2))
+    return inner + outer
+
+
+@lru_cache(maxsize=64)
+def _weight_matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
+    """Dense ``(out_len, in_len)`` float64 matrix W with ``out = W @ in`` along one dimension."""
+    kernel_width = 4.0
+    stretch = scale < 1 and antialias
+    if stretch:
+        kernel_width /= scale
+    x = torch.arange(1, out_len + 1, dtype=torch.float64)
+    u = x / scale + 0.5 * (1 - 1 / scale)
+    left = torch.floor(u - kernel_width / 2)
+    taps = int(math.ceil(kernel_width)) + 2
+    idx = left[:, None] + torch.arange(taps, dtype=torch.float64)[None, :]  # 1-based
+    dist = u[:, None] - idx
+    w = scale * cubic(dist * scale) if stretch else cubic(dist)
+    w = w / w.sum(1, keepdim=True)
+    # symmetric padding: 1-based index j maps to aux[(j - 1) mod 2n], aux = [1..n, n..1]
+    aux = torch.cat([torch.arange(in_len), torch.arange(in_len - 1, -1, -1)])
+    cols = aux[torch.remainder(idx.long() - 1, 2 * in_len)]
+    mat = torch.zeros(out_len, in_len, dtype=torch.float64)
+    mat.scatter_add_(1, cols, w)
+    return mat
+
+
+def _resize_dim(x: torch.Tensor, dim: int, out_len: int, scale: float,
+                antialias: bool) -> torch.Tensor:
+    """Resize the last (``dim=-1``) or second-to-last (``dim=-2``) dimension."""
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    mat = _weight_matrix(x.shape[dim], out_len, scale, antialias)
+    if dim == -1:  # (..., H, in) @ (in, out); a contiguous right operand is ~30x faster on CPU
+        mat = mat.t().contiguous()
+        return torch.matmul(x.to(dtype), mat.to(device=x.device, dtype=dtype)).to(x.dtype)
+    return torch.matmul(mat.to(device=x.device, dtype=dtype), x.to(dtype)).to(x.dtype)
+
+
+def output_size(in_size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """MATLAB's output size for a scale factor: ``ceil(scale * size)``."""
+    return tuple(int(math.ceil(scale * s - 1e-9)) for s in in_size)
+
+
+def imresize(img: torch.Tensor, scale: float | None = None, size: tuple[int, int] | None = None,
+             antialias: bool = True, round_uint8: bool = False) -> torch.Tensor:
+    """MATLAB ``imresize(img, scale, 'bicubic')`` on a ``(..., H, W)`` float tensor in [0, 1].
+
+    Give ``scale`` (output/input, e.g. ``1/4``) or ``size`` (H, W). ``round_uint8=True``
+    reproduces MATLAB on a ``uint8`` image: the result of each pass is rounded to ``k / 255`` and
+    clipped to [0, 1] (use it to recreate benchmark LR files exactly). Otherwise the result is not
+    clipped (bicubic overshoots slightly at edges).
+    """
+    h, w = img.shape[-2:]
+    if size is None:
+        if scale is None:
+            raise ValueError("imresize: give scale or size")
+        size = output_size((h, w), scale)
+        scales = (scale, scale)
+    else:
+        scales = (size[0] / h, size[1] / w)
+    out = img
+    # MATLAB resizes the dimension with the smaller scale first (rows first on a tie)
+    order = (0, 1) if scales[0] <= scales[1] else (1, 0)
+    for d in order:
+        out = _resize_dim(out, d - 2, size[d], scales[d], antialias)
+        if round_uint8:
+            out = torch.floor(out.clamp(0, 1) * 255.0 + 0.5) / 255.0
+    return out
+
+
+def torch_bicubic(img: torch.Tensor, scale: float | None = None,
+                  size: tuple[int, int] | None = None) -> torch.Tensor:
+    """``F.interpolate(mode="bicubic", antialias=True, align_corners=False)`` on ``(N, C, H, W)``.
+
+    Same Keys kernel (``a = -0.5``) and pixel-centre alignment as MATLAB; borders renormalise the
+    truncated kernel instead of mirroring the image.
+    """
+    if size is None:
+        size = output_size(img.shape[-2:], scale)
+    squeeze = img.ndim == 3
+    x = img[None] if squeeze else img
+    out = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+    return out[0] if squeeze else out
