@@ -21,8 +21,24 @@ BOUNDS = {
     "mad": 1.0,
 }
 
+# Rows of official_scores.csv that are not the official code's output, with the evidence.
+KNOWN_DEVIATIONS = {
+    "mad": "the CSV's mad row is IQA-PyTorch's MAD (it reproduces pyiqa 0.1.16 to 4 decimals), "
+           "which departs from the official MAD_index.m (per-RGB-channel scoring, scrambled CSF "
+           "on non-square images, scale weights applied per orientation). Ours follows "
+           "MAD_index.m and matches that code run in Octave to 4e-4 on all five pairs "
+           "(tests/test_mad.py); against this row it is off by up to 88.",
+}
 
-@pytest.mark.parametrize("name", sorted(BOUNDS))
+
+def _params():
+    for name in sorted(BOUNDS):
+        marks = ([pytest.mark.xfail(strict=True, reason=KNOWN_DEVIATIONS[name])]
+                 if name in KNOWN_DEVIATIONS else [])
+        yield pytest.param(name, marks=marks)
+
+
+@pytest.mark.parametrize("name", _params())
 def test_matches_official_outputs(name, calibration):
     names, dist, ref, official = calibration
     metric = optiqa.create_metric(name)

@@ -18,8 +18,10 @@ _GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 def _weighted_sum(img: torch.Tensor, weights, offset: float = 0.0) -> torch.Tensor:
     if img.shape[1] == 1:
         return img
-    r, g, b = img[:, 0:1], img[:, 1:2], img[:, 2:3]
-    return offset + weights[0] * r + weights[1] * g + weights[2] * b
+    # A broadcast multiply and a channel sum: the same value as w0 r + w1 g + w2 b, but its
+    # backward is one multiply instead of three zero-filled slice gradients (~3x faster).
+    out = (img * img.new_tensor(weights).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return out + offset if offset else out
 
 
 def rgb_to_y(img: torch.Tensor) -> torch.Tensor:
@@ -34,6 +36,24 @@ def rgb_to_y(img: torch.Tensor) -> torch.Tensor:
 def rgb_to_gray(img: torch.Tensor) -> torch.Tensor:
     """Luminance as MATLAB ``rgb2gray``: ``0.2989 R + 0.5870 G + 0.1140 B`` (full range [0, 1])."""
     return _weighted_sum(img, _GRAY)
+
+
+def round_to_8bit(img: torch.Tensor) -> torch.Tensor:
+    """Round [0, 1] values to the 256 levels ``k / 255`` of an 8-bit image, straight-through.
+
+    MATLAB's ``rgb2gray`` on a ``uint8`` image returns ``uint8`` (rounded half away from zero),
+    and the official evaluations of GMSD, NLPD, VIF, ... feed that rounded grey image to the
+    metric; rounding changes e.g. GMSD on near-identical TID2013 pairs by 50%. The forward value
+    is the rounded one; the gradient is passed through unchanged (identity), so the result stays
+    usable as a training loss.
+    """
+    rounded = torch.floor(img.detach() * 255.0 + 0.5) / 255.0
+    return img + (rounded - img.detach())
+
+
+def rgb_to_gray_8bit(img: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``rgb2gray`` of an 8-bit image, in [0, 1]: :func:`rgb_to_gray`, then rounded."""
+    return round_to_8bit(rgb_to_gray(img))
 
 
 def rgb_to_yiq(img: torch.Tensor) -> torch.Tensor:
