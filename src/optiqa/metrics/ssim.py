@@ -24,7 +24,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from optiqa.data.color import rgb_to_gray, rgb_to_y
+from optiqa.data.color import rgb_to_gray, rgb_to_y, round_to_8bit
 from optiqa.metrics import filters
 from optiqa.metrics.base import FRMetric
 from optiqa.metrics.steerable import oriented_bands
@@ -56,7 +56,7 @@ def to_colour(img: torch.Tensor, colour: str, quantize: bool = False) -> torch.T
         raise ValueError(f"colour must be 'rgb', 'y' or 'gray', got {colour!r}")
     if quantize:
         # rgb2gray/rgb2ycbcr on uint8 round to uint8; straight-through so the loss stays smooth
-        img = img + ((img * 255.0).round() / 255.0 - img).detach()
+        img = round_to_8bit(img)
     return img
 
 
