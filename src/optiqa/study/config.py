@@ -1,0 +1,220 @@
+"""Typed configuration: YAML -> nested dataclasses, ``key.path=value`` overrides, validation.
+
+The loader is generic: :func:`load_config` works with any dataclass schema (the coming
+``optiqa study`` configuration can reuse it). The schema of one training run, ``TrainConfig`` with
+BasicSR-style keys (``network_g``, ``train.optim_g``, ``gt_size``, ``total_iter``, ...; see
+INTERFACES.md "Typed config"), is in :mod:`optiqa.study.train_config`. Rules:
+
+- an unknown key is a :class:`ConfigError` naming its dotted path (``unknown key
+  train.optim_g.lrr (did you mean lr?)``), and so is a value of the wrong type;
+- overrides ``a.b.c=value`` are applied to the raw mapping before it is typed; ``value`` is
+  parsed as YAML (``train.total_iter=20``, ``val.metrics=[psnr_y,lpips_alex]``, ``network_d=null``);
+  missing intermediate mappings are created, so an override can add a whole block;
+- floats also accept YAML 1.1's dot-less exponent strings (``1e-4`` is a string to PyYAML);
+- a dataclass may define ``check(self, path)`` for its own numbers; ``validate_train_config``
+  adds the checks across blocks and against the registries (generator, discriminator, metric
+  names) and, with ``check_data=True``, the data (folders exist, ``gt_size`` fits every image,
+  LR size x scale = HR size) -- all before any training starts, each failure one line;
+- :func:`save_config` writes the resolved configuration (defaults filled in) atomically, so a run
+  folder's ``config.yaml`` describes the run completely (BasicSR copies its YAML likewise).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from optiqa.errors import ConfigError
+
+T = typing.TypeVar("T")
+
+
+# --------------------------------------------------------------------------------------------
+# generic loader
+# --------------------------------------------------------------------------------------------
+def join_path(path: str, key) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(tp, value, path: str):
+    """``value`` checked (and minimally coerced) against annotation ``tp``; errors name ``path``."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"{path}: a value is required (got null)")
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, path)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else
+                          f"{path}: expected {' or '.join(_type_name(a) for a in args)}, "
+                          f"got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return from_mapping(tp, value, path)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, float) and value.is_integer():  # 4.0e5 written for 400000
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}: expected a string, got {value!r}")
+    if origin is list or tp is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        (arg,) = typing.get_args(tp) or (Any,)
+        return [_convert(arg, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a schema bug, not user input
+
+
+def from_mapping(cls: type[T], data, path: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types name their path.
+
+    Fields without a default are required. After construction, ``obj.check(path)`` runs when the
+    class defines it (range checks of its own numbers).
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"unknown key {join_path(path, key)}{hint}; valid keys here: "
+                              f"{', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], join_path(path, name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing key {join_path(path, name)}")
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if callable(check):
+        check(path)
+    return obj
+
+
+def to_mapping(obj) -> dict:
+    """A dataclass config as plain YAML-able data (tuples become lists)."""
+    def plain(v):
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+    return plain(dataclasses.asdict(obj))
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (``['a', 'b', 'c']``, YAML-parsed value)."""
+    key, eq, text = item.partition("=")
+    keys = key.strip().split(".")
+    if not eq or not all(k.strip() for k in keys):
+        raise ConfigError(f"override {item!r}: expected key.path=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: value is not valid YAML "
+                          f"({str(e).splitlines()[0]})") from None
+    return [k.strip() for k in keys], value
+
+
+def apply_overrides(raw: dict, overrides) -> dict:
+    """Set each ``key.path=value`` in (a copy of) the raw mapping, creating missing mappings."""
+    import copy
+
+    raw = copy.deepcopy(raw) if raw else {}
+    for item in overrides or ():
+        keys, value = parse_override(item)
+        node = raw
+        for i, key in enumerate(keys[:-1]):
+            nxt = node.get(key)
+            if nxt is None:
+                nxt = node[key] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(keys[:i + 1])} is a value "
+                                  f"({nxt!r}), not a mapping")
+            node = nxt
+        node[keys[-1]] = value
+    return raw
+
+
+def read_yaml(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{at}: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return raw
+
+
+def load_config(source, schema: type[T], overrides=()) -> T:
+    """YAML file (or an already-parsed mapping) + overrides -> ``schema`` instance."""
+    raw = source if isinstance(source, Mapping) else read_yaml(source)
+    return from_mapping(schema, apply_overrides(dict(raw), overrides))
+
+
+def save_config(cfg, path) -> Path:
+    """Write ``cfg`` (a dataclass) as YAML, atomically, in schema order."""
+    from optiqa.data.io import atomic_write_bytes
+
+    text = yaml.safe_dump(to_mapping(cfg), sort_keys=False, default_flow_style=None, width=100)
+    return atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def need(ok: bool, path: str, what: str, value) -> None:
+    """Raise ``ConfigError("<path>: <what>, got <value>")`` unless ``ok`` (for ``check``)."""
+    if not ok:
+        raise ConfigError(f"{path}: {what}, got {value!r}")
+

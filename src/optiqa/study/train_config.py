@@ -1,0 +1,410 @@
+"""The schema of one training run (:class:`TrainConfig`) and its validation before training.
+
+BasicSR-style keys (INTERFACES.md "Typed config"); loaded by the generic loader of
+:mod:`optiqa.study.config` (unknown keys and wrong types name their dotted path, ``key.path=value``
+overrides). Each block checks its own numbers (``check``); :func:`validate_train_config` checks
+across blocks, against the registries (generator, discriminator, backbone, metric and GAN type
+names, network options) and, with ``check_data``, against the data: folders exist, ``gt_size``
+fits every training image, LR size x scale equals the HR size -- one-line errors, nothing built
+or written. Relative paths are relative to the working directory (as in BasicSR).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from optiqa.errors import ConfigError, OptiqaError
+from optiqa.study.config import join_path, load_config, need
+
+@dataclass
+class TrainDatasetOpts:
+    """``datasets.train``: HR folder (or ``builtin:samples``), optional paired LR folder."""
+
+    dataroot_gt: str | None = None
+    dataroot_lq: str | None = None
+    name: str | None = None
+    gt_size: int = 128                # HR crop side (LR crop = gt_size / scale)
+    batch_size: int = 16              # per process (per GPU under torchrun)
+    use_flip: bool = True
+    use_rot: bool = True
+    num_worker: int = 0
+    degradation: Any = None           # None (bicubic x scale) | name | {type, ...}
+    cache: bool = False               # keep decoded images in memory
+
+    def check(self, path):
+        need(self.dataroot_gt is not None, join_path(path, "dataroot_gt"), "a folder is required",
+              None)
+        need(self.gt_size > 0, join_path(path, "gt_size"), "must be > 0", self.gt_size)
+        need(self.batch_size >= 1, join_path(path, "batch_size"), "must be >= 1", self.batch_size)
+        need(self.num_worker >= 0, join_path(path, "num_worker"), "must be >= 0", self.num_worker)
+
+
+@dataclass
+class ValDatasetOpts:
+    """``datasets.val``: whole images (a set root with HR/ and LR_bicubic/X<s>, or folders)."""
+
+    dataroot_gt: str | None = None
+    dataroot_lq: str | None = None
+    name: str | None = None
+    degradation: Any = None
+    cache: bool = True
+    max_images: int | None = None     # validate on the first N images only
+
+    def check(self, path):
+        need(self.dataroot_gt is not None, join_path(path, "dataroot_gt"), "a folder is required",
+              None)
+        if self.max_images is not None:
+            need(self.max_images >= 1, join_path(path, "max_images"), "must be >= 1",
+                  self.max_images)
+
+
+@dataclass
+class DatasetsOpts:
+    train: TrainDatasetOpts = field(default_factory=TrainDatasetOpts)
+    val: ValDatasetOpts | None = None
+
+
+@dataclass
+class PathOpts:
+    pretrain_network_g: str | None = None   # initialise G (our runs, official SwinIR/ESRGAN)
+    param_key_g: str = "auto"               # auto (params_ema, else params) | params | params_ema
+    strict_load_g: bool = True
+    pretrain_network_d: str | None = None
+
+    def check(self, path):
+        need(self.param_key_g in ("auto", "params", "params_ema"), join_path(path, "param_key_g"),
+              "must be auto, params or params_ema", self.param_key_g)
+
+
+OPTIMIZERS = ("Adam", "AdamW")
+
+
+@dataclass
+class OptimOpts:
+    type: str = "AdamW"
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.0
+    eps: float = 1e-8
+
+    def check(self, path):
+        if self.type not in OPTIMIZERS:
+            raise ConfigError(f"{join_path(path, 'type')}: unknown optimizer {self.type!r}; valid: "
+                              f"{', '.join(OPTIMIZERS)}")
+        need(math.isfinite(self.lr) and self.lr > 0, join_path(path, "lr"), "must be > 0", self.lr)
+        need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+              join_path(path, "betas"), "must be two numbers in [0, 1)", self.betas)
+        need(self.weight_decay >= 0, join_path(path, "weight_decay"), "must be >= 0",
+              self.weight_decay)
+        need(self.eps > 0, join_path(path, "eps"), "must be > 0", self.eps)
+
+
+SCHEDULERS = ("constant", "step", "cosine")
+
+
+@dataclass
+class SchedulerOpts:
+    """``step``: lr x gamma after each milestone; ``cosine``: from lr down to eta_min at
+    total_iter; optional linear LR warm-up over the first ``lr_warmup_iter`` iterations."""
+
+    type: str = "constant"
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.5
+    eta_min: float = 1e-7
+    lr_warmup_iter: int = 0
+
+    def check(self, path):
+        if self.type not in SCHEDULERS:
+            raise ConfigError(f"{join_path(path, 'type')}: unknown scheduler {self.type!r}; valid: "
+                              f"{', '.join(SCHEDULERS)}")
+        need(all(m > 0 for m in self.milestones) and self.milestones == sorted(self.milestones),
+              join_path(path, "milestones"), "must be increasing positive iterations",
+              self.milestones)
+        need(self.gamma > 0, join_path(path, "gamma"), "must be > 0", self.gamma)
+        need(self.eta_min >= 0, join_path(path, "eta_min"), "must be >= 0", self.eta_min)
+        need(self.lr_warmup_iter >= 0, join_path(path, "lr_warmup_iter"), "must be >= 0",
+              self.lr_warmup_iter)
+
+
+@dataclass
+class PixelOpts:
+    weight: float = 1.0
+    type: str = "l1"
+
+
+@dataclass
+class FidelityOpts:
+    metric: str | None = None
+    weight: float = 1.0
+
+
+@dataclass
+class GanOpts:
+    type: str = "vanilla"          # vanilla | hinge | lsgan | ragan
+    weight: float = 0.0            # adversarial_weight
+    r1_weight: float = 0.0
+    d_steps: int = 1
+
+
+@dataclass
+class TrainOpts:
+    total_iter: int = 1000
+    warmup_iter: int = 0           # pixel-only (L1) iterations before the perceptual stage
+    ema_decay: float = 0.999       # 0: no EMA
+    optim_g: OptimOpts = field(default_factory=OptimOpts)
+    optim_d: OptimOpts = field(default_factory=OptimOpts)
+    scheduler: SchedulerOpts = field(default_factory=SchedulerOpts)
+    pixel_opt: PixelOpts | None = None
+    fidelity_opt: FidelityOpts | None = None
+    gan_opt: GanOpts | None = None
+    bf16: Union[bool, str] = False  # bf16 autocast (CUDA and CPU); auto: where it is native
+    channels_last: bool = False
+    compile: bool = False          # torch.compile the generator and discriminator
+    max_nan_skips: int = 100       # stop after this many skipped (non-finite) steps
+    grad_clip: float = 0.0         # max gradient norm; 0: off
+
+    def check(self, path):
+        p = lambda k: join_path(path, k)  # noqa: E731
+        need(self.total_iter >= 1, p("total_iter"), "must be >= 1", self.total_iter)
+        need(0 <= self.warmup_iter <= self.total_iter, p("warmup_iter"),
+              f"must be in [0, total_iter={self.total_iter}]", self.warmup_iter)
+        need(0 <= self.ema_decay < 1, p("ema_decay"), "must be in [0, 1)", self.ema_decay)
+        need(self.bf16 in (True, False, "auto"), p("bf16"), "must be true, false or auto",
+             self.bf16)
+        need(self.max_nan_skips >= 0, p("max_nan_skips"), "must be >= 0", self.max_nan_skips)
+        need(self.grad_clip >= 0, p("grad_clip"), "must be >= 0", self.grad_clip)
+        need(self.scheduler.lr_warmup_iter < self.total_iter, p("scheduler.lr_warmup_iter"),
+              f"must be < total_iter={self.total_iter}", self.scheduler.lr_warmup_iter)
+        if self.scheduler.type == "cosine":
+            need(self.scheduler.eta_min < self.optim_g.lr, p("scheduler.eta_min"),
+                  f"must be below optim_g.lr={self.optim_g.lr}", self.scheduler.eta_min)
+        for name, w in (("pixel_opt.weight", self.pixel_opt and self.pixel_opt.weight),
+                        ("fidelity_opt.weight", self.fidelity_opt and self.fidelity_opt.weight),
+                        ("gan_opt.weight", self.gan_opt and self.gan_opt.weight),
+                        ("gan_opt.r1_weight", self.gan_opt and self.gan_opt.r1_weight)):
+            if w is not None:
+                need(math.isfinite(w) and w >= 0, p(name), "must be a number >= 0", w)
+        if self.gan_opt is not None:
+            need(self.gan_opt.d_steps >= 1, p("gan_opt.d_steps"), "must be >= 1",
+                  self.gan_opt.d_steps)
+        if self.fidelity_opt is not None and self.fidelity_opt.weight > 0:
+            need(self.fidelity_opt.metric is not None, p("fidelity_opt.metric"),
+                  "a metric name is required when fidelity_opt.weight > 0", None)
+        if self.pixel_opt is not None and self.pixel_opt.type not in ("l1", "L1Loss"):
+            raise ConfigError(f"{p('pixel_opt.type')}: only l1 is supported, got "
+                              f"{self.pixel_opt.type!r}")
+        if self.pixel_weight + self.fidelity_weight + self.adversarial_weight == 0 \
+                and self.warmup_iter < self.total_iter:
+            raise ConfigError(f"{path}: the objective is empty (pixel_opt, fidelity_opt and "
+                              "gan_opt weights are all 0 or absent)")
+
+    @property
+    def pixel_weight(self) -> float:
+        return self.pixel_opt.weight if self.pixel_opt else 0.0
+
+    @property
+    def fidelity_weight(self) -> float:
+        return self.fidelity_opt.weight if self.fidelity_opt and self.fidelity_opt.metric else 0.0
+
+    @property
+    def adversarial_weight(self) -> float:
+        return self.gan_opt.weight if self.gan_opt else 0.0
+
+
+@dataclass
+class ValOpts:
+    val_freq: int = 5000
+    metrics: list[str] = field(default_factory=lambda: ["psnr_y", "ssim_y"])
+    save_samples: Union[bool, int] = True   # true: 3 images; N: the first N; false: none
+    sample_size: int = 128                  # side of the saved HR crops (centre)
+    tile: int | None = None                 # restore in LR tiles (large validation images)
+    tile_overlap: int = 32
+
+    def check(self, path):
+        need(self.val_freq >= 1, join_path(path, "val_freq"), "must be >= 1", self.val_freq)
+        need(not isinstance(self.save_samples, int) or isinstance(self.save_samples, bool)
+              or self.save_samples >= 0, join_path(path, "save_samples"), "must be >= 0",
+              self.save_samples)
+        need(self.sample_size > 0, join_path(path, "sample_size"), "must be > 0", self.sample_size)
+        if self.tile is not None:
+            need(self.tile > self.tile_overlap >= 0, join_path(path, "tile"),
+                  f"must exceed tile_overlap={self.tile_overlap}", self.tile)
+
+    @property
+    def num_samples(self) -> int:
+        if isinstance(self.save_samples, bool):
+            return 3 if self.save_samples else 0
+        return self.save_samples
+
+
+@dataclass
+class LoggerOpts:
+    print_freq: int = 100
+    save_checkpoint_freq: int = 5000
+    keep_checkpoints: int = 3           # newest K checkpoints kept (models + state)
+    use_tb_logger: bool = False         # TensorBoard events under <run>/tb when installed
+
+    def check(self, path):
+        for key in ("print_freq", "save_checkpoint_freq", "keep_checkpoints"):
+            need(getattr(self, key) >= 1, join_path(path, key), "must be >= 1", getattr(self, key))
+
+
+@dataclass
+class TrainConfig:
+    """One training run (BasicSR-style keys)."""
+
+    name: str
+    network_g: dict
+    scale: int = 4
+    seed: int = 0
+    datasets: DatasetsOpts = field(default_factory=DatasetsOpts)
+    network_d: dict | None = None
+    path: PathOpts = field(default_factory=PathOpts)
+    train: TrainOpts = field(default_factory=TrainOpts)
+    val: ValOpts | None = None
+    logger: LoggerOpts = field(default_factory=LoggerOpts)
+
+    def check(self, path):
+        need(bool(self.name) and "/" not in self.name and self.name not in (".", ".."), "name",
+              "must be a non-empty folder name", self.name)
+        need(self.scale >= 1, "scale", "must be >= 1", self.scale)
+        need(self.seed >= 0, "seed", "must be >= 0", self.seed)
+        for key, net in (("network_g", self.network_g), ("network_d", self.network_d)):
+            if net is not None and not isinstance(net.get("type"), str):
+                raise ConfigError(f"{key}.type: a network type name is required")
+
+    @property
+    def uses_gan(self) -> bool:
+        return self.train.adversarial_weight > 0
+
+
+def load_train_config(source, overrides=()) -> TrainConfig:
+    return load_config(source, TrainConfig, overrides)
+
+
+# --------------------------------------------------------------------------------------------
+# validation against registries and data
+# --------------------------------------------------------------------------------------------
+def _check_options(kind: str, path: str, opts: dict, valid: set[str]) -> None:
+    for key in opts:
+        if key not in valid:
+            close = difflib.get_close_matches(key, sorted(valid), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"unknown key {path}.{key}{hint}: not an option of {kind}; "
+                              f"valid: {', '.join(sorted(valid))}")
+
+
+def generator_options(gen_type: str) -> set[str]:
+    """The option names ``create_generator(gen_type, ...)`` accepts (without building it)."""
+    import importlib
+
+    from optiqa.nets.generators import REGISTRY
+    from optiqa.errors import UnknownNameError
+
+    if gen_type not in REGISTRY:
+        raise UnknownNameError("generator (network_g.type)", gen_type, REGISTRY)
+    spec = REGISTRY[gen_type]
+    module_name, attr = (spec.options or spec.factory).split(":")
+    params = inspect.signature(getattr(importlib.import_module(module_name), attr)).parameters
+    return set(params) | ({"upscale"} if spec.options else set())
+
+
+def discriminator_options(d_type: str) -> set[str]:
+    """The option names ``create_discriminator(d_type, ...)`` accepts (without building it)."""
+    import importlib
+
+    from optiqa.nets.discriminators import OPTION_ALIASES, REGISTRY
+    from optiqa.errors import UnknownNameError
+
+    if d_type not in REGISTRY:
+        raise UnknownNameError("discriminator (network_d.type)", d_type, REGISTRY)
+    spec = REGISTRY[d_type]
+    module_name, attr = spec.factory.split(":")
+    params = inspect.signature(getattr(importlib.import_module(module_name), attr)).parameters
+    aliases = {a for a, canonical in OPTION_ALIASES.items() if canonical in params}
+    return set(params) | aliases
+
+
+def _check_metric(name: str, path: str, need_grad: bool) -> None:
+    from optiqa.metrics.registry import get_spec
+
+    try:
+        spec = get_spec(name)
+    except OptiqaError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    if need_grad and not spec.info.differentiable:
+        raise ConfigError(f"{path}: metric {name!r} is not differentiable and cannot be a "
+                          "training loss")
+
+
+def validate_train_config(cfg: TrainConfig, check_data: bool = True) -> dict:
+    """Cross-block and registry checks; with ``check_data``, build the datasets (folders, sizes,
+    LR/HR pairing). Returns ``{'train': dataset, 'val': dataset or None}`` (empty without data
+    checks) so the caller need not scan the folders twice. Raises :class:`ConfigError`."""
+    from optiqa.train.gan import GAN_TYPES
+
+    net_opts = {k: v for k, v in cfg.network_g.items() if k != "type"}
+    _check_options(f"generator {cfg.network_g['type']!r}", "network_g", net_opts,
+                   generator_options(cfg.network_g["type"]))
+    for key in ("scale", "upscale"):
+        if key in net_opts and net_opts[key] != cfg.scale:
+            raise ConfigError(f"network_g.{key} is {net_opts[key]!r} but scale is {cfg.scale}")
+    t = cfg.train
+    if cfg.uses_gan:
+        if cfg.network_d is None:
+            raise ConfigError("train.gan_opt.weight > 0 needs a discriminator (network_d)")
+        if t.gan_opt.type not in GAN_TYPES:
+            raise ConfigError(f"train.gan_opt.type: unknown gan type {t.gan_opt.type!r}; valid: "
+                              f"{', '.join(GAN_TYPES)}")
+    if cfg.network_d is not None:
+        d_opts = {k: v for k, v in cfg.network_d.items() if k != "type"}
+        _check_options(f"discriminator {cfg.network_d['type']!r}", "network_d", d_opts,
+                       discriminator_options(cfg.network_d["type"]))
+        if "backbone" in d_opts:
+            from optiqa import backbones
+
+            if d_opts["backbone"] not in backbones.names():
+                raise ConfigError(f"network_d.backbone: unknown backbone {d_opts['backbone']!r};"
+                                  f" valid: {', '.join(backbones.names())}")
+    if t.fidelity_weight > 0:
+        _check_metric(t.fidelity_opt.metric, "train.fidelity_opt.metric", need_grad=True)
+    if cfg.val is not None:
+        for i, m in enumerate(cfg.val.metrics):
+            _check_metric(m, f"val.metrics[{i}]", need_grad=False)
+        if cfg.datasets.val is None:
+            raise ConfigError("val is set but datasets.val is missing (or remove the val block)")
+    gt = cfg.datasets.train.gt_size
+    if gt % cfg.scale:
+        raise ConfigError(f"datasets.train.gt_size {gt} is not a multiple of scale {cfg.scale}")
+    if t.fidelity_weight > 0:
+        from optiqa.metrics.registry import get_spec
+
+        need = get_spec(t.fidelity_opt.metric).info.min_size
+        if gt < need:
+            raise ConfigError(f"datasets.train.gt_size {gt} is smaller than the "
+                              f"{need}x{need} that metric {t.fidelity_opt.metric!r} needs")
+    if not check_data:
+        return {}
+    for key in ("pretrain_network_g", "pretrain_network_d"):
+        p = getattr(cfg.path, key)
+        if p is not None and not Path(p).is_file():
+            raise ConfigError(f"path.{key}: {p}: file not found")
+    from optiqa.data.sr import build_dataset
+
+    out = {}
+    for phase, opts in (("train", cfg.datasets.train), ("val", cfg.datasets.val)):
+        if opts is None:
+            out[phase] = None
+            continue
+        kw = {k: v for k, v in dataclasses.asdict(opts).items()
+              if v is not None and k not in ("name", "batch_size", "num_worker", "max_images")}
+        try:
+            out[phase] = build_dataset(kw, scale=cfg.scale, seed=cfg.seed, train=phase == "train")
+        except OptiqaError as e:
+            raise ConfigError(f"datasets.{phase}: {e}") from None
+    return out
