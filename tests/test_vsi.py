@@ -1,0 +1,125 @@
+"""VSI and its SDSP saliency: known properties, MATLAB resizing and Lab, agreement with piq.
+
+Official MATLAB values (VSI.m) are checked in test_calibration.py; finite gradients of the loss on
+random, identical, flat, 1-channel and anti-correlated inputs in test_metric_losses.py.
+"""
+import math
+
+import pytest
+import torch
+
+import optiqa
+from optiqa.data.degradations import distort
+from optiqa.data.samples import load_sample, load_samples
+from optiqa.metrics.filters import gaussian_kernel1d, separable_filter
+from optiqa.metrics import vsi as V
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return load_sample("astronaut", 256)[None]
+
+
+@pytest.fixture(scope="module")
+def metric():
+    return optiqa.create_metric("vsi")
+
+
+def _blur(x, sigma):
+    radius = math.ceil(3 * sigma)
+    return separable_filter(x, gaussian_kernel1d(2 * radius + 1, sigma), padding="reflect")
+
+
+def test_identity_symmetry_range(metric, astronaut):
+    noisy = distort(astronaut, "gaussian_noise", 3)
+    same = metric(astronaut, astronaut)
+    torch.testing.assert_close(same, torch.ones_like(same), atol=1e-6, rtol=0)
+    score = metric(noisy, astronaut)
+    # S_VS, S_G, S_M S_N and the weight max(VS1, VS2) are all symmetric in their arguments
+    torch.testing.assert_close(score, metric(astronaut, noisy), atol=1e-6, rtol=0)
+    assert 0.8 < score.item() < 0.999
+    flat = torch.full((1, 3, 64, 64), 0.5)
+    torch.testing.assert_close(metric(flat, flat), torch.ones(1))
+
+
+@pytest.mark.parametrize("kind", ["noise", "blur"])
+def test_monotonic_in_degradation(metric, astronaut, kind):
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(astronaut.shape, generator=g)
+    if kind == "noise":
+        levels = [(astronaut + s * noise).clamp(0, 1) for s in (0.01, 0.03, 0.06, 0.1, 0.2)]
+    else:
+        levels = [_blur(astronaut, s) for s in (0.5, 1.0, 1.5, 2.5, 4.0)]
+    scores = metric(torch.cat(levels), astronaut.expand(len(levels), -1, -1, -1))
+    assert (scores.diff() < 0).all(), scores
+
+
+def test_batch_equals_single(metric, astronaut):
+    refs = torch.cat([astronaut, astronaut.flip(-1), astronaut.transpose(-1, -2)])[..., :200, :]
+    dists = torch.cat([distort(r[None], k, 3) for r, k in zip(refs, ["jpeg", "gaussian_blur",
+                                                                      "contrast"])])
+    batched = metric(dists, refs)
+    single = torch.cat([metric(d[None], r[None]) for d, r in zip(dists, refs)])
+    torch.testing.assert_close(batched, single, atol=1e-6, rtol=0)
+
+
+def test_agrees_with_piq():
+    """piq.vsi follows the same VSI.m. At 256 x 256 SDSP needs no resizing and F = 1, and the two
+    coincide. Elsewhere piq resizes with F.interpolate: up to 256 the same bilinear samples, but
+    back down with align_corners=True and no antialiasing, where MATLAB's imresize antialiases
+    (here up to 3e-3 on VSI at 128 x 128); from 384 pixels on piq also pads the F x F averaging
+    differently (up to about 1e-2).
+    """
+    piq = pytest.importorskip("piq")
+    for size, tolerance in ((256, 1e-5), (128, 5e-3)):
+        refs, dists = [], []
+        for i, img in enumerate(list(load_samples(size).values())[:3]):
+            for kind in ("gaussian_noise", "jpeg", "chromatic_shift"):
+                refs.append(img)
+                dists.append(distort(img, kind, 2 + i, seed=i))
+        ref, dist = torch.stack(refs), torch.stack(dists)
+        with torch.no_grad():
+            ours = optiqa.create_metric("vsi")(dist, ref)
+            theirs = piq.vsi(dist, ref, reduction="none")
+        assert (ours - theirs).abs().max() < tolerance, (size, ours - theirs)
+
+
+def test_imresize_bilinear_matches_matlab():
+    """Hand-computed MATLAB values: imresize(1:4, [1 2], 'bilinear') = [1.625 3.375] (antialiased
+    triangle of width 4, mirrored border), imresize([1 2], [1 4], 'bilinear') = [1 1.25 1.75 2]."""
+    down = (V.imresize_bilinear_matrix(4, 2, torch.float64)
+            @ torch.arange(1.0, 5.0, dtype=torch.float64))
+    torch.testing.assert_close(down, torch.tensor([1.625, 3.375], dtype=torch.float64))
+    row = torch.tensor([[[[1.0, 2.0]]]], dtype=torch.float64)
+    expected = torch.tensor([1.0, 1.25, 1.75, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(V._resize(row, 1, 4)[0, 0, 0], expected)  # F.interpolate path
+    torch.testing.assert_close(V.imresize_bilinear_matrix(2, 4, torch.float64)
+                               @ torch.tensor([1.0, 2.0], dtype=torch.float64), expected)
+    # enlarging: the fast path equals the matrix path, also for odd factors
+    x = torch.rand(2, 3, 37, 90, dtype=torch.float64)
+    matrix = (V.imresize_bilinear_matrix(37, 256, torch.float64) @ x
+              @ V.imresize_bilinear_matrix(90, 256, torch.float64).t())
+    torch.testing.assert_close(V._resize(x, 256, 256), matrix)
+
+
+def test_sdsp_lab_matches_cie_lab_with_d50_white():
+    """VSI.m's RGB2Lab: sRGB (D65) matrix but the D50 white (0.9642, 1, 0.8251); skimage's D50 white
+    is (0.96422, 1, 0.82521), hence the 0.02 tolerance. L* comes back without its -16."""
+    color = pytest.importorskip("skimage.color")
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.rand(1, 3, 6, 6, generator=g, dtype=torch.float64)
+    rgb[0, :, 0, :3] = torch.tensor([[0.0, 1.0, 0.02]])  # black, white, the linear segment
+    ours = V._sdsp_lab(rgb)[0].permute(1, 2, 0) - rgb.new_tensor([16.0, 0.0, 0.0])
+    theirs = torch.from_numpy(color.rgb2lab(rgb[0].permute(1, 2, 0).numpy(), illuminant="D50"))
+    torch.testing.assert_close(ours, theirs, atol=0.02, rtol=0)
+
+
+def test_sdsp_colour_conversion_gradient_and_saliency_range():
+    g = torch.Generator().manual_seed(0)
+    rgb = (torch.rand(1, 3, 5, 5, generator=g, dtype=torch.float64) * 0.9 + 0.01)
+    rgb[0, 0, 0, 0] = 0.03  # on the linear segment of the sRGB curve
+    rgb.requires_grad_(True)
+    # the hand-made slopes of _Pointwise against finite differences
+    assert torch.autograd.gradcheck(V._sdsp_lab, (rgb,))
+    vs = V.sdsp(load_sample("chelsea", 96)[None])
+    assert vs.shape == (1, 1, 96, 96) and vs.min() == 0 and vs.max() == 1
