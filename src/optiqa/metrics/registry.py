@@ -15,6 +15,10 @@ from optiqa.errors import UnknownNameError
 from optiqa.metrics.base import FRMetric, MetricInfo
 
 INF = float("inf")
+# DISTS = sum alpha (1 - l) + beta (1 - s): the structure term s is a correlation in [-1, 1], and
+# backbones with signed features (ConvNeXt, Swin, ViTs) also give texture terms l < 0, so the
+# score can exceed 1 (anti-correlated images) though natural distortions stay in [0, 1].
+DISTS_RANGE = (0.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ _CLASSICAL = [
     _spec("ssim", _P + "ssim:SSIM", lower_better=False, differentiable=True,
           score_range=(-1.0, 1.0), family="ssim", colour="gray", min_size=11,
           reference="Wang et al., Image quality assessment: from error visibility to structural "
-                    "similarity, IEEE TIP 2004 (official ssim.m)"),
+                    "similarity, IEEE TIP 2004 (official ssim_index.m on the 8-bit grey image)"),
     _spec("ssim_y", _P + "ssim:SSIM", lower_better=False, differentiable=True,
           score_range=(-1.0, 1.0), family="ssim", colour="y", min_size=11,
           reference="SSIM on BT.601 Y, no downsampling (SR convention)", variant="y"),
@@ -58,15 +62,17 @@ _CLASSICAL = [
           reference="Wang, Simoncelli & Bovik, Multi-scale structural similarity for image "
                     "quality assessment, Asilomar 2003"),
     _spec("cw_ssim", _P + "ssim:CWSSIM", lower_better=False, differentiable=True,
-          score_range=(0.0, 1.0), family="ssim", colour="gray", min_size=32,
-          reference="Sampat et al., Complex wavelet structural similarity, IEEE TIP 2009"),
+          score_range=(0.0, 1.0), family="ssim", colour="gray", min_size=64,
+          reference="Sampat et al., Complex wavelet structural similarity, IEEE TIP 2009 "
+                    "(cwssim_index.m: 4 levels, 8 orientations, K=0)"),
     _spec("gmsd", _P + "gmsd:GMSD", lower_better=True, differentiable=True,
           score_range=(0.0, INF), family="gradient", colour="gray", min_size=4,
-          reference="Xue et al., Gradient magnitude similarity deviation, IEEE TIP 2014"),
+          reference="Xue et al., Gradient magnitude similarity deviation, IEEE TIP 2014 "
+                    "(official GMSD.m)"),
     _spec("nlpd", _P + "nlpd:NLPD", lower_better=True, differentiable=True,
-          score_range=(0.0, INF), family="pyramid", colour="gray", min_size=16,
+          score_range=(0.0, INF), family="pyramid", colour="gray", min_size=17,
           reference="Laparra et al., Perceptual image quality assessment using a normalized "
-                    "Laplacian pyramid, HVEI 2016"),
+                    "Laplacian pyramid, HVEI 2016 (official NLP_dist.m)"),
     _spec("fsim", _P + "fsim:FSIM", lower_better=False, differentiable=True,
           score_range=(0.0, 1.0), family="phase congruency", colour="yiq", min_size=16,
           reference="Zhang et al., FSIM: a feature similarity index for image quality "
@@ -80,9 +86,10 @@ _CLASSICAL = [
           reference="Sheikh & Bovik, Image information and visual quality, IEEE TIP 2006 "
                     "(wavelet-domain VIF, vifvec)"),
     _spec("mad", _P + "mad:MAD", lower_better=True, differentiable=True,
-          score_range=(0.0, INF), family="most apparent distortion", colour="gray", min_size=32,
+          score_range=(0.0, INF), family="most apparent distortion", colour="gray", min_size=34,
           reference="Larson & Chandler, Most apparent distortion: full-reference image quality "
-                    "assessment and the role of strategy, J. Electronic Imaging 2010"),
+                    "assessment and the role of strategy, J. Electronic Imaging 2010 "
+                    "(official MAD_index.m, 2011 release)"),
 ]
 
 _DEEP = [
@@ -94,7 +101,7 @@ _DEEP = [
           score_range=(0.0, INF), family="deep", backbone="vgg16", min_size=32,
           reference="Zhang et al., CVPR 2018 (LPIPS v0.1, VGG-16)", net="vgg"),
     _spec("dists", _P + "deep:DISTS", lower_better=True, differentiable=True,
-          score_range=(0.0, 1.0), family="deep", backbone="vgg16", min_size=32,
+          score_range=DISTS_RANGE, family="deep", backbone="vgg16", min_size=32,
           reference="Ding et al., Image quality assessment: unifying structure and texture "
                     "similarity, IEEE TPAMI 2020 (official alpha/beta)",
           backbone_name="vgg16", weights="official"),
@@ -107,7 +114,7 @@ def _dists_family() -> list[MetricSpec]:
         spec = backbones.spec(bb)
         specs.append(_spec(
             f"dists_{bb}", _P + "deep:DISTS", lower_better=True, differentiable=True,
-            score_range=(0.0, 1.0), family="deep",
+            score_range=DISTS_RANGE, family="deep",
             backbone=bb if spec.needs_download else None, min_size=spec.min_size,
             reference=f"DISTS formula (Ding et al. 2020) on {spec.title} features; uniform "
                       "alpha/beta unless weights= is given",
