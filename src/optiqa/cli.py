@@ -150,6 +150,22 @@ def _add_generator_args(s) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from optiqa.train.run import run_training
+
+    summary = run_training(args.config, args.overrides, study=args.study, resume=args.resume,
+                           device=args.device, progress=not args.quiet, run_dir=args.run_dir)
+    if summary.get("run"):
+        val = ", ".join(f"{k} {v:.4f}" for k, v in summary.get("val", {}).items())
+        print(f"run {summary['run']}: iteration {summary['iteration']}"
+              + (f"; validation {val}" if val else "")
+              + (f"; {summary['nan_skips']} skipped steps" if summary["nan_skips"] else ""))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 # assess / fit
 # --------------------------------------------------------------------------------------------
 def _load_iqa_dataset(args):
@@ -225,6 +241,43 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def cmd_transfer(args) -> int:
+    from optiqa.study.store import ResultsStore
+    from optiqa.tables import write_json
+    from optiqa.transfer.report import (check_zero_shot_args, load_cross, result_lines,
+                                        transfer_options, zero_shot_lines)
+
+    # names and values are checked before any data is loaded
+    opts = check_zero_shot_args(args) if args.zero_shot else transfer_options(args)
+    dataset = _load_iqa_dataset(args)
+    cross = load_cross(args.cross, size=args.size)
+    for note in [n for d in (dataset, *cross) for n in d.notes]:
+        print(f"WARNING: {note}", file=sys.stderr)
+    store = ResultsStore(args.store) if args.store else None
+    try:
+        if args.zero_shot:
+            from optiqa.transfer.zeroshot import run_zero_shot
+
+            result = run_zero_shot(args.zero_shot, dataset, crop=args.crop, grid=args.grid,
+                                   device=args.device, n_boot=args.bootstrap, seed=args.seed,
+                                   workers=args.workers, store=store, force=args.force,
+                                   progress=not args.quiet)
+            lines = zero_shot_lines(result)
+        else:
+            from optiqa.transfer.experiment import run_transfer
+
+            result = run_transfer(opts, dataset, cross, store=store, force=args.force,
+                                  progress=not args.quiet)
+            lines = result_lines(result)
+    finally:
+        if store is not None:
+            store.close()
+    print("\n".join(lines))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
 def _add_iqa_data_args(s) -> None:
     s.add_argument("-d", "--dataset", required=True,
                    help="live, csiq, tid2008, tid2013, kadid10k, pipal (FR), koniq10k, spaq, "
@@ -240,7 +293,8 @@ def _add_iqa_data_args(s) -> None:
                    help="picture size of the synthetic set (default 192)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--batch-size", type=int, default=8, help="pairs per batch (default 8)")
-    s.add_argument("--workers", type=int, default=2, help="image-loading processes (default 2)")
+    s.add_argument("--workers", type=int, default=2,
+                   help="processes that read the images (and score them on the CPU; default 2)")
     s.add_argument("--seed", type=int, default=0, help="seed of bootstrap and splits")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -302,6 +356,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generator_args(s)
     s.set_defaults(func=cmd_restore)
 
+    s = sub.add_parser("train", help="train a restoration network from a YAML config",
+                       description="Iteration-based training (pixel warm-up, then pixel + "
+                       "fidelity + adversarial terms) into <study>/runs/<name>/; under torchrun "
+                       "on several GPUs with DDP.")
+    s.add_argument("config", help="YAML config (see configs/train/)")
+    s.add_argument("overrides", nargs="*", metavar="key.path=value",
+                   help="override config values, e.g. train.total_iter=100 (YAML values)")
+    s.add_argument("--resume", action="store_true",
+                   help="continue from the run's newest complete checkpoint")
+    s.add_argument("--study", default="studies/default",
+                   help="study folder; the run goes to STUDY/runs/<name> (default "
+                   "studies/default)")
+    s.add_argument("--run-dir", help="write the run here instead of STUDY/runs/<name>")
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+
     s = sub.add_parser("assess", help="correlate metrics with human scores of an IQA database",
                        description="SRCC, KRCC, PLCC and RMSE (after the 4-parameter logistic "
                        "fit) with bootstrap CIs over reference contents.")
@@ -334,6 +405,48 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bootstrap resamples for held-out CIs (default 0: none)")
     s.add_argument("--json", help="also write the result as JSON")
     s.set_defaults(func=cmd_fit)
+
+    s = sub.add_parser("transfer", help="train IQA models on a backbone (random, ImageNet or "
+                       "discriminator init), or score with a discriminator zero-shot",
+                       description="Repeated content splits (train/validation/test), early "
+                       "stopping on validation only, mean/std/median SRCC and PLCC over repeats; "
+                       "or --zero-shot RUN_DIR: the discriminator's logit as a quality score.")
+    s.add_argument("--backbone", help="backbone name (see `optiqa weights list`)")
+    s.add_argument("--init", help="random | imagenet | gan:<run-dir-or-checkpoint>")
+    s.add_argument("--kind", choices=["nr", "fr"], help="no-reference or full-reference model")
+    s.add_argument("--mode", choices=["frozen", "finetune"],
+                   help="frozen: train the head on cached features (default); finetune: all")
+    s.add_argument("--zero-shot", metavar="RUN_DIR",
+                   help="score with the trained discriminator of RUN_DIR (or a net_d checkpoint)")
+    _add_iqa_data_args(s)
+    s.add_argument("--cross", action="append", metavar="NAME[=ROOT]",
+                   help="also test on this dataset in full (cross-database; repeatable)")
+    s.add_argument("--repeats", type=int, default=10, help="repeats with different seeds "
+                   "(default 10)")
+    s.add_argument("--test-fraction", type=float, default=0.2,
+                   help="share of contents held out for testing (default 0.2; 0 with --cross)")
+    s.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of the remaining contents used for early stopping (default 0.2)")
+    s.add_argument("--head", choices=["linear", "mlp"],
+                   help="head (default: linear when frozen, mlp when fine-tuned)")
+    s.add_argument("--epochs", type=int, default=30, help="most epochs per repeat (default 30)")
+    s.add_argument("--patience", type=int, default=5,
+                   help="stop after this many epochs without validation gain (default 5)")
+    s.add_argument("--train-batch-size", type=int, default=32,
+                   help="items per optimisation step (default 32)")
+    s.add_argument("--lr", type=float, default=1e-3, help="head learning rate (default 1e-3)")
+    s.add_argument("--backbone-lr", type=float, default=2e-5,
+                   help="backbone learning rate when fine-tuning (default 2e-5)")
+    s.add_argument("--crop", type=int, help="fine-tuning crop (default 224) / zero-shot crop "
+                   "(default the run's gt_size)")
+    s.add_argument("--grid", type=int, default=3, help="zero-shot: grid x grid crops (default 3)")
+    s.add_argument("--bootstrap", type=int, default=1000,
+                   help="zero-shot: bootstrap resamples for CIs (default 1000)")
+    s.add_argument("--json", help="also write the result as JSON")
+    s.add_argument("--store", metavar="STUDY_DIR", help="study folder: results go into its "
+                   "results.db; a complete result is reused")
+    s.add_argument("--force", action="store_true", help="recompute even if the store has it")
+    s.set_defaults(func=cmd_transfer)
     return p
 
 

@@ -1,0 +1,223 @@
+"""Forward+backward speed of metrics used as losses: optiqa vs piq vs pyiqa, in one run.
+
+Batch of 16x3x128x128 (configurable) made from the built-in photos with mild distortions. For each
+metric, each implementation runs ``loss = f(x, ref); loss.backward()`` with ``x.requires_grad``;
+the median of ``--repeats`` timed runs after ``--warmup`` runs is reported, with the mean score of
+each implementation so that equal values can be checked (piq's VIF is the pixel-domain VIFp, a
+different definition: its value is shown for information only).
+
+    python bench/metrics_speed.py                   # CPU
+    python bench/metrics_speed.py --device cuda     # GPU
+Needs piq and (optionally) pyiqa installed: `pip install piq` and
+`pip install --no-deps pyiqa` plus opencv-python-headless, requests (pyiqa's imports).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+import optiqa  # noqa: E402
+from optiqa.data.degradations import distort  # noqa: E402
+from optiqa.data.samples import load_samples  # noqa: E402
+
+DEFAULT_METRICS = ["ssim", "ms_ssim", "gmsd", "nlpd", "fsim", "vif", "vsi", "dists_vgg16"]
+# (piq function name, kwargs, note) and pyiqa metric name for each of ours
+PIQ = {
+    "ssim": ("ssim", {"data_range": 1.0}, ""),
+    "ms_ssim": ("multi_scale_ssim", {"data_range": 1.0}, ""),
+    "gmsd": ("gmsd", {"data_range": 1.0}, ""),
+    "fsim": ("fsim", {"data_range": 1.0}, ""),
+    "vif": ("vif_p", {"data_range": 1.0}, "piq: pixel-domain VIFp"),
+    "vsi": ("vsi", {"data_range": 1.0}, ""),
+}
+PYIQA = {"ssim": "ssim", "ms_ssim": "ms_ssim", "gmsd": "gmsd", "nlpd": "nlpd", "fsim": "fsim",
+         "vif": "vif", "vsi": "vsi", "dists_vgg16": "dists"}
+
+
+def make_batch(n: int, size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    photos = list(load_samples(max(size * 2, 256)).values())
+    g = torch.Generator().manual_seed(0)
+    refs, dists = [], []
+    kinds = ["gaussian_noise", "gaussian_blur", "jpeg", "contrast"]
+    for i in range(n):
+        img = photos[i % len(photos)]
+        top, left = (torch.randint(0, img.shape[1] - size + 1, (2,), generator=g)).tolist()
+        crop = img[:, top:top + size, left:left + size]
+        refs.append(crop)
+        dists.append(distort(crop, kinds[i % len(kinds)], 1 + i % 5, seed=i))
+    return torch.stack(dists).to(device), torch.stack(refs).to(device)
+
+
+def ours(name, device):
+    m = optiqa.create_metric(name, device=device)
+    return lambda x, ref: m(x, ref), m
+
+
+def piq_fn(name):
+    import piq
+
+    fname, kwargs, _ = PIQ[name]
+    f = getattr(piq, fname)
+    return lambda x, ref: f(x, ref, reduction="none", **kwargs)
+
+
+def pyiqa_fn(name, device):
+    import pyiqa
+
+    m = pyiqa.create_metric(PYIQA[name], as_loss=True, device=device)
+    return lambda x, ref: m(x, ref)
+
+
+@contextlib.contextmanager
+def vgg16_standin(device):
+    """Pretrained VGG-16 is not downloadable here: give ours, DISTS_pytorch and pyiqa the same
+    fixed-seed random VGG-16 (speed does not depend on the weight values)."""
+    from optiqa.testing import standin_weights
+
+    with standin_weights("vgg16"):
+        yield
+
+
+def time_interleaved(fns: dict, x, ref, warmup: int, repeats: int, device) -> dict:
+    """Time several implementations round-robin, one run each per repeat, in rotating order.
+
+    A background load that comes and goes then hits every implementation alike, so the ratios
+    stay meaningful on a shared machine. Returns {name: (median seconds, mean score)}.
+    """
+    def step(fn):
+        xg = x.clone().requires_grad_(True)
+        out = fn(xg, ref)
+        (out.mean() if out.ndim else out).backward()
+        return out
+
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            step(fns[name])
+    times = {n: [] for n in names}
+    last = {}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            last[name] = step(fns[name])
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t0)
+    return {n: (statistics.median(times[n]), float(last[n].detach().float().mean()))
+            for n in names}
+
+
+def implementations(name: str, device, use_pyiqa: bool) -> tuple[dict, dict]:
+    """{'ours'|'ref'|'pyiqa': fn} for one metric, and notes for those that failed or differ."""
+    fns, notes = {"ours": ours(name, device)[0]}, {}
+    if name in PIQ:
+        fns["ref"] = piq_fn(name)
+        notes["ref"] = PIQ[name][2]
+    elif name.startswith("dists"):
+        fns["ref"] = dists_pytorch_fn(device)
+        notes["ref"] = "ref: DISTS_pytorch"
+    if use_pyiqa and name in PYIQA:
+        try:
+            fns["pyiqa"] = pyiqa_fn(name, device)
+        except Exception as e:
+            notes["pyiqa"] = f"pyiqa failed: {str(e).splitlines()[0][:60]}"
+    return fns, notes
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--metrics", nargs="+", default=DEFAULT_METRICS)
+    p.add_argument("--no-pyiqa", action="store_true")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    x, ref = make_batch(args.batch, args.size, device)
+    name_dev = torch.cuda.get_device_name(device) if device.type == "cuda" else (
+        f"CPU, {torch.get_num_threads()} threads")
+    print(f"# forward+backward of the loss, batch {args.batch}x3x{args.size}x{args.size}, "
+          f"{name_dev}, torch {torch.__version__}; median of {args.repeats} interleaved runs, "
+          "seconds; ref = piq (DISTS_pytorch for dists)")
+    for name in args.metrics:
+        ctx = vgg16_standin(device) if name.startswith("dists") else contextlib.nullcontext()
+        with ctx:
+            fns, notes = implementations(name, device, not args.no_pyiqa)
+            # an implementation that fails on these inputs is reported, not hidden
+            # (piq's and pyiqa's MS-SSIM reject 128 px images)
+            for impl in list(fns):
+                if impl == "ours":
+                    continue
+                try:
+                    fns[impl](x[:1].clone().requires_grad_(True), ref[:1]).sum().backward()
+                except Exception as e:
+                    notes[impl] = f"{impl} failed: {str(e).splitlines()[0][:60]}"
+                    del fns[impl]
+            res = time_interleaved(fns, x, ref, args.warmup, args.repeats, device)
+        print_row(name, res, notes)
+        sys.stdout.flush()
+    return 0
+
+
+def dists_pytorch_fn(device):
+    """The reference DISTS package, with the same stand-in VGG-16 as ours."""
+    from optiqa.testing import torchvision_state_dict
+
+    with tempfile.TemporaryDirectory() as home:
+        ckpt = Path(home) / "hub" / "checkpoints"
+        ckpt.mkdir(parents=True)
+        torch.save(torchvision_state_dict("vgg16"), ckpt / "vgg16-397923af.pth")
+        old = os.environ.get("TORCH_HOME")
+        os.environ["TORCH_HOME"] = home
+        try:
+            from DISTS_pytorch import DISTS
+
+            model = DISTS(load_weights=False).to(device)
+        finally:
+            if old is None:
+                os.environ.pop("TORCH_HOME")
+            else:
+                os.environ["TORCH_HOME"] = old
+    return lambda x, ref: model(x, ref, require_grad=True)
+
+
+_HEADER_DONE = False
+
+
+def print_row(name, res, notes):
+    global _HEADER_DONE
+    if not _HEADER_DONE:
+        print(f"{'metric':<12} {'ours s':>8} {'ref s':>8} {'pyiqa s':>8} {'ref/ours':>9} "
+              f"{'pyiqa/ours':>10}  {'ours val':>9} {'ref val':>9} {'pyiqa val':>9}  notes")
+        _HEADER_DONE = True
+
+    def f(v, fmt="{:.4f}"):
+        return fmt.format(v) if v is not None else "n/a"
+
+    t_ours, v_ours = res["ours"]
+    t_ref, v_ref = res.get("ref", (None, None))
+    t_py, v_py = res.get("pyiqa", (None, None))
+    r_ref = t_ref / t_ours if t_ref else None
+    r_py = t_py / t_ours if t_py else None
+    print(f"{name:<12} {f(t_ours):>8} {f(t_ref):>8} {f(t_py):>8} {f(r_ref, '{:.2f}x'):>9} "
+          f"{f(r_py, '{:.2f}x'):>10}  {f(v_ours):>9} {f(v_ref):>9} {f(v_py):>9}  "
+          f"{'; '.join(n for n in notes.values() if n)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

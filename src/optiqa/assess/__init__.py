@@ -1,0 +1,1 @@
+"""Assessment: correlation statistics, the metric benchmark, published figures, fitting DISTS-style weights."""

@@ -1,0 +1,1 @@
+"""The study: typed config, results store, grid runner, analysis and report."""

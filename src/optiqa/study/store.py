@@ -1,0 +1,274 @@
+"""The study's results store: one SQLite file, ``<study>/results.db``, shared by all stages.
+
+Tables (schema version :data:`SCHEMA_VERSION`, kept in ``meta``):
+
+- ``scores``: one metric score per (dataset, item), keyed by the metric's *fingerprint* (a hash
+  of its name, options, weights file content and implementation source) and checked against the
+  item's file signature, so a second run of the same metric on the same data is answered from
+  the store and any change to metric or data recomputes.
+- ``summaries``: the statistics of one (dataset, metric fingerprint) for one set of items and
+  statistics settings (``stats_key``), as JSON.
+- ``runs``: one record per run/cell of any stage (name, stage, config JSON, status
+  ``running|complete|failed``, timestamps, message). Callers write ``complete`` only after the
+  run's artifacts are on disk.
+- ``results``: generic ``(stage, key) -> payload JSON`` for the evaluate/transfer stages.
+
+SQLite runs in WAL mode (readers do not block the writer; a crash leaves the last committed state)
+with a busy timeout for concurrent processes; every write is one transaction (``BEGIN
+IMMEDIATE``). One connection per process: the store refuses to be used from a forked child (a
+DataLoader worker) because SQLite connections must not cross ``fork``.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+import math
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Iterable
+
+from optiqa.errors import ConfigError
+
+SCHEMA_VERSION = 1
+DB_NAME = "results.db"
+RUN_STATUSES = ("running", "complete", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scores (
+    dataset TEXT NOT NULL, metric TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    item TEXT NOT NULL, signature TEXT NOT NULL, score REAL NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (fingerprint, dataset, item));
+CREATE TABLE IF NOT EXISTS summaries (
+    dataset TEXT NOT NULL, metric TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    stats_key TEXT NOT NULL, stats TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (fingerprint, dataset, stats_key));
+CREATE TABLE IF NOT EXISTS runs (
+    name TEXT PRIMARY KEY, stage TEXT NOT NULL, config TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'complete', 'failed')),
+    started REAL NOT NULL, finished REAL, message TEXT);
+CREATE TABLE IF NOT EXISTS results (
+    stage TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL, PRIMARY KEY (stage, key));
+"""
+
+
+def _json(obj) -> str:
+    """JSON with NaN/inf written as null (strict JSON, readable by any tool)."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+    return json.dumps(clean(obj), sort_keys=True, allow_nan=False)
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def metric_fingerprint(name: str, options: dict | None = None, weights=None,
+                       implementation=None) -> str:
+    """Hash identifying what a metric computes: name, options, weights, implementation.
+
+    ``weights`` is a file path (its content is hashed) or any JSON-able description;
+    ``implementation`` a class or module whose source file is hashed, so that editing a metric's
+    code invalidates its cached scores.
+    """
+    desc = {"name": name, "options": options or {}}
+    if weights is not None:
+        p = Path(weights) if isinstance(weights, (str, os.PathLike)) else None
+        desc["weights"] = file_sha256(p) if p is not None and p.is_file() else repr(weights)
+    if implementation is not None:
+        try:
+            src = inspect.getsourcefile(implementation)
+            desc["implementation"] = file_sha256(src) if src else repr(implementation)
+        except TypeError:
+            desc["implementation"] = repr(implementation)
+    return hashlib.sha256(_json(desc).encode()).hexdigest()[:32]
+
+
+class ResultsStore:
+    """The SQLite results store of one study folder (or an explicit ``.db`` path)."""
+
+    def __init__(self, path: str | os.PathLike):
+        path = Path(path)
+        if path.suffix != ".db":
+            path = path / DB_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._pid = os.getpid()
+        try:
+            self._con = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=NORMAL")
+            self._con.execute("PRAGMA foreign_keys=ON")
+            self._init_schema()
+        except sqlite3.DatabaseError as e:
+            raise ConfigError(f"{path}: not a usable results store ({e})") from None
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _init_schema(self) -> None:
+        con = self._con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _SCHEMA.strip().split(";"):
+                if stmt.strip():
+                    con.execute(stmt)
+            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise ConfigError(f"{self.path}: written by a newer optiqa (schema {row[0]}, this "
+                                  f"version reads up to {SCHEMA_VERSION}); upgrade optiqa")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        row = self._conn().execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0])
+
+    def _conn(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:
+            raise RuntimeError("a ResultsStore connection cannot be used from a forked process; "
+                               "open a new ResultsStore in the child")
+        return self._con
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): all or nothing."""
+        con = self._conn()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def close(self) -> None:
+        if getattr(self, "_con", None) is not None and os.getpid() == self._pid:
+            self._con.close()
+        self._con = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- per-item scores --------------------------------------------------------------------
+    def get_scores(self, dataset: str, fingerprint: str, signatures: dict[str, str]
+                   ) -> dict[str, float]:
+        """Stored scores for the items whose signature still matches (item -> score)."""
+        rows = self._conn().execute(
+            "SELECT item, signature, score FROM scores WHERE fingerprint=? AND dataset=?",
+            (fingerprint, dataset)).fetchall()
+        return {item: score for item, sig, score in rows if signatures.get(item) == sig}
+
+    def put_scores(self, dataset: str, metric: str, fingerprint: str,
+                   rows: Iterable[tuple[str, str, float]]) -> int:
+        """Insert or replace ``(item, signature, score)`` rows in one transaction."""
+        now = time.time()
+        data = [(dataset, metric, fingerprint, item, sig, float(score), now)
+                for item, sig, score in rows]
+        with self.transaction() as con:
+            con.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)", data)
+        return len(data)
+
+    # -- summaries --------------------------------------------------------------------------
+    def get_summary(self, dataset: str, fingerprint: str, stats_key: str) -> dict | None:
+        row = self._conn().execute(
+            "SELECT stats FROM summaries WHERE fingerprint=? AND dataset=? AND stats_key=?",
+            (fingerprint, dataset, stats_key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_summary(self, dataset: str, metric: str, fingerprint: str, stats_key: str,
+                    stats: dict) -> None:
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?, ?)",
+                        (dataset, metric, fingerprint, stats_key, _json(stats), time.time()))
+
+    def summaries(self, dataset: str | None = None) -> list[dict]:
+        q, args = "SELECT dataset, metric, stats FROM summaries", ()
+        if dataset is not None:
+            q, args = q + " WHERE dataset=?", (dataset,)
+        return [{"dataset": d, "metric": m, **json.loads(s)}
+                for d, m, s in self._conn().execute(q + " ORDER BY created", args)]
+
+    # -- runs -------------------------------------------------------------------------------
+    def start_run(self, name: str, stage: str, config: dict | None = None) -> None:
+        """Record a run as ``running`` (a rerun of a failed or interrupted run restarts it)."""
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, 'running', ?, NULL, NULL)",
+                        (name, stage, _json(config or {}), time.time()))
+
+    def finish_run(self, name: str, status: str = "complete", message: str | None = None) -> None:
+        """Mark a run ``complete`` (only after its artifacts are on disk) or ``failed``."""
+        if status not in RUN_STATUSES or status == "running":
+            raise ValueError(f"finish_run status must be 'complete' or 'failed', got {status!r}")
+        with self.transaction() as con:
+            cur = con.execute("UPDATE runs SET status=?, finished=?, message=? WHERE name=?",
+                              (status, time.time(), message, name))
+            if cur.rowcount == 0:
+                raise KeyError(f"no run named {name!r} in {self.path}")
+
+    def get_run(self, name: str) -> dict | None:
+        row = self._conn().execute(
+            "SELECT name, stage, config, status, started, finished, message FROM runs "
+            "WHERE name=?", (name,)).fetchone()
+        return _run_dict(row) if row else None
+
+    def runs(self, stage: str | None = None, status: str | None = None) -> list[dict]:
+        q, cond, args = ("SELECT name, stage, config, status, started, finished, message "
+                         "FROM runs"), [], []
+        if stage is not None:
+            cond.append("stage=?")
+            args.append(stage)
+        if status is not None:
+            cond.append("status=?")
+            args.append(status)
+        if cond:
+            q += " WHERE " + " AND ".join(cond)
+        return [_run_dict(r) for r in self._conn().execute(q + " ORDER BY started", args)]
+
+    def is_complete(self, name: str) -> bool:
+        run = self.get_run(name)
+        return run is not None and run["status"] == "complete"
+
+    # -- generic results --------------------------------------------------------------------
+    def put_result(self, stage: str, key: str, payload) -> None:
+        now = time.time()
+        with self.transaction() as con:
+            con.execute("INSERT INTO results VALUES (?, ?, ?, ?, ?) ON CONFLICT(stage, key) "
+                        "DO UPDATE SET payload=excluded.payload, updated=excluded.updated",
+                        (stage, key, _json(payload), now, now))
+
+    def get_result(self, stage: str, key: str):
+        row = self._conn().execute("SELECT payload FROM results WHERE stage=? AND key=?",
+                                   (stage, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def results(self, stage: str) -> dict:
+        return {k: json.loads(p) for k, p in self._conn().execute(
+            "SELECT key, payload FROM results WHERE stage=? ORDER BY key", (stage,))}
+
+
+def _run_dict(row) -> dict:
+    name, stage, config, status, started, finished, message = row
+    return {"name": name, "stage": stage, "config": json.loads(config), "status": status,
+            "started": started, "finished": finished, "message": message}

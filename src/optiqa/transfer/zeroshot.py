@@ -1,0 +1,166 @@
+"""Zero-shot quality: a trained discriminator's own output as a no-reference quality score.
+
+A discriminator trained to tell real high-resolution crops from generated ones outputs a logit
+that is higher for images it judges *real*. Read as quality, **higher logit = more real = better
+quality**. The score of an image is the mean logit over a fixed set of crops: ``grid x grid``
+square crops of side ``crop`` (default the run's training crop ``datasets.train.gt_size``, the
+size the discriminator saw; at most the image's shorter side) at evenly spaced positions that
+include the four corners (3 x 3 = 9 crops by default; one crop when the image is the crop).
+Patch discriminators' logit maps are averaged over their locations first. The scores are
+correlated with the dataset's targets in its own orientation (sign flipped for lower-better
+targets), so a positive SRCC means the discriminator's realness agrees with the human (or
+known-order) judgments; see :func:`optiqa.assess.benchmark.statistics`.
+
+The discriminator is rebuilt from the run's ``config.yaml`` (``network_d``) and loaded with
+:func:`optiqa.nets.load_discriminator_checkpoint`; any discriminator type works (backbone heads,
+PatchGAN, U-Net, VGG-style). A backbone discriminator is built with ``pretrained=False`` since
+every weight comes from the checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from optiqa.assess.benchmark import PLCC_NOTE, statistics
+from optiqa.data.io import read_image
+from optiqa.data.iqa import IQADataset
+from optiqa.errors import ConfigError, InputError
+from optiqa.nets import create_discriminator, load_discriminator_checkpoint
+from optiqa.transfer.init import (DiscriminatorCheckpoint, discriminator_backbone_name,
+                                  find_discriminator_checkpoint)
+
+STAGE = "transfer"
+DEFAULT_GRID = 3
+FALLBACK_CROP = 128   # when the run does not say (no datasets.train.gt_size)
+SIGN_NOTE = ("zero-shot score = mean discriminator logit over fixed crops; higher = judged more "
+             "real = better quality; correlated in the dataset's own orientation: positive = "
+             "agrees")
+
+
+def crop_positions(height: int, width: int, crop: int, grid: int = DEFAULT_GRID
+                   ) -> list[tuple[int, int]]:
+    """(top, left) of ``grid x grid`` evenly spaced crops (corners included, duplicates merged)."""
+    if grid < 1:
+        raise ConfigError(f"--grid must be at least 1, got {grid}")
+    if crop > min(height, width):
+        raise InputError(f"crop {crop} is larger than the {height}x{width} image")
+
+    def spots(n: int) -> list[int]:
+        if grid == 1:
+            return [(n - crop) // 2]
+        return sorted({round(i * (n - crop) / (grid - 1)) for i in range(grid)})
+    return [(t, left) for t in spots(height) for left in spots(width)]
+
+
+def load_discriminator(path, device: str = "cpu") -> tuple[torch.nn.Module,
+                                                            DiscriminatorCheckpoint]:
+    """The trained discriminator of a run folder (newest checkpoint) or checkpoint file."""
+    ckpt = find_discriminator_checkpoint(path)
+    if ckpt.network_d is None:
+        raise ConfigError(f"{ckpt.path}: no config.yaml with network_d next to it, so the "
+                          "discriminator cannot be rebuilt; give the run folder")
+    opts = dict(ckpt.network_d)
+    d_type = opts.pop("type", None)
+    if not d_type:
+        raise ConfigError(f"{ckpt.path}: the run's network_d has no type")
+    if discriminator_backbone_name(ckpt.network_d):
+        opts["pretrained"] = False  # the checkpoint holds every weight
+    model = create_discriminator(d_type, **opts)
+    try:
+        load_discriminator_checkpoint(model, ckpt.path)
+    except RuntimeError as e:  # load_state_dict's key/shape report
+        first = str(e).splitlines()
+        raise ConfigError(f"{ckpt.path} does not fit discriminator {d_type!r} of the run's "
+                          f"config: {' '.join(first[:3])[:400]}") from None
+    return model.to(device).eval(), ckpt
+
+
+class _Crops(Dataset):
+    def __init__(self, paths, crop: int, grid: int):
+        self.paths, self.crop, self.grid = paths, crop, grid
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        x = read_image(self.paths[i])
+        _, h, w = x.shape
+        c = min(self.crop, h, w)
+        return torch.stack([x[:, t:t + c, s:s + c] for t, s in crop_positions(h, w, c,
+                                                                               self.grid)])
+
+
+@torch.inference_mode()
+def zero_shot_scores(model: torch.nn.Module, paths, crop: int, grid: int = DEFAULT_GRID,
+                     device: str = "cpu", workers: int = 0, progress: bool = False
+                     ) -> np.ndarray:
+    """Mean logit over the fixed crops of each image (higher = judged more real)."""
+    loader = DataLoader(_Crops(list(paths), crop, grid), batch_size=None, num_workers=workers)
+    out = np.zeros(len(paths))
+    with tqdm(total=len(paths), desc="zero-shot", unit="img", disable=not progress) as bar:
+        for i, crops in enumerate(loader):
+            logits = model(crops.to(device)).float()
+            out[i] = float(logits.reshape(logits.shape[0], -1).mean(1).mean())
+            bar.update(1)
+    return out
+
+
+def run_zero_shot(path, dataset: IQADataset, crop: int | None = None, grid: int = DEFAULT_GRID,
+                  device: str = "cpu", n_boot: int = 1000, seed: int = 0, workers: int = 0,
+                  store=None, force: bool = False, progress: bool = False) -> dict:
+    """Score ``dataset``'s (distorted) images with the discriminator of ``path``; correlate."""
+    t0 = time.perf_counter()
+    model, ckpt = load_discriminator(path, device)
+    crop = int(crop or ckpt.gt_size or FALLBACK_CROP)
+    min_size = int(getattr(model, "min_size", 1) or 1)
+    if crop < min_size:
+        raise ConfigError(f"crop {crop} is smaller than the discriminator's minimum input "
+                          f"{min_size}")
+    sha = ckpt.sha256()[:16]
+    desc = {"v": 1, "sha": sha, "crop": crop, "grid": grid, "dataset": dataset.store_key,
+            "n_boot": n_boot, "seed": seed}
+    key = (f"zeroshot/{ckpt.run_name}/{dataset.name}/"
+           f"{hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:12]}")
+    run_name = f"{STAGE}/{key}"
+    if store is not None and not force and store.is_complete(run_name):
+        stored = store.get_result(STAGE, key)
+        if stored is not None:
+            return {**stored, "from_store": True}
+    if store is not None:
+        store.start_run(run_name, STAGE, {"zero_shot": str(ckpt.path), **desc})
+    try:
+        scores = zero_shot_scores(model, [it.dist for it in dataset.items], crop, grid, device,
+                                  workers, progress)
+        if not np.isfinite(scores).all():
+            raise InputError(f"the discriminator gave non-finite logits for "
+                             f"{int((~np.isfinite(scores)).sum())} image(s)")
+        st = statistics(scores, dataset, metric_lower_better=False, n_boot=n_boot, seed=seed)
+    except BaseException as e:
+        if store is not None:
+            store.finish_run(run_name, "failed", f"{type(e).__name__}: {e}")
+        raise
+    result = {
+        "stage": STAGE, "zero_shot": True, "run": ckpt.run_name, "checkpoint": str(ckpt.path),
+        "iteration": ckpt.iteration, "network_d": ckpt.network_d,
+        "level": getattr(model, "level", None), "checkpoint_sha256": sha, "crop": crop,
+        "grid": grid, "max_crops_per_image": grid * grid, "dataset": dataset.name,
+        "dataset_key": dataset.store_key, "label": dataset.label,
+        "target": dataset.spec.score_meaning, "evaluation": dataset.evaluation, **st,
+        "sign_note": SIGN_NOTE, "plcc_note": PLCC_NOTE, "key": key,
+        "score_mean": float(scores.mean()), "score_std": float(scores.std()),
+        "seconds": round(time.perf_counter() - t0, 2), "from_store": False,
+    }
+    if store is not None:
+        store.put_result(STAGE, key, result)
+        store.finish_run(run_name, "complete")
+    return result
+
+
+__all__ = ["crop_positions", "load_discriminator", "zero_shot_scores", "run_zero_shot",
+           "SIGN_NOTE", "DEFAULT_GRID"]
