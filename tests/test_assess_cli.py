@@ -179,7 +179,7 @@ def test_fast_pixel_path_equals_read_image(tmp_path):
     import torch
     from PIL import Image
 
-    from optiqa.assess.scoring import as_float, read_pixels
+    from optiqa.data.io import as_float, read_pixels
     from optiqa.data.io import read_image
 
     rgb = np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8)

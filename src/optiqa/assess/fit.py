@@ -34,7 +34,8 @@ from tqdm import tqdm
 from optiqa import backbones
 from optiqa.assess.benchmark import statistics
 from optiqa.assess.refcache import channels_last
-from optiqa.assess.scoring import PairBatches, as_float, loader_for, size_batches
+from optiqa.assess.scoring import PairBatches, loader_for, size_batches
+from optiqa.data.io import as_float
 from optiqa.data.io import atomic_write_bytes
 from optiqa.data.iqa import IQADataset, content_split
 from optiqa.errors import ConfigError, InputError
@@ -116,13 +117,13 @@ def _pairs_within(strata: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, n
     return np.concatenate(better), np.concatenate(worse)
 
 
-def _ranking_loss(q: torch.Tensor, better: torch.Tensor, worse: torch.Tensor) -> torch.Tensor:
+def ranking_loss(q: torch.Tensor, better: torch.Tensor, worse: torch.Tensor) -> torch.Tensor:
     """Pairwise logistic (RankNet) loss on standardised predicted quality."""
     z = (q - q.mean()) / (q.std() + 1e-12)
     return F.softplus(-4.0 * (z[better] - z[worse])).mean()
 
 
-def _plcc_loss(q: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def plcc_loss(q: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     qc, yc = q - q.mean(), y - y.mean()
     return 1.0 - (qc * yc).sum() / (qc.norm() * yc.norm() + 1e-12)
 
@@ -154,13 +155,13 @@ def fit_weights(terms: np.ndarray, quality: np.ndarray, strata=None, init=None,
         w = F.softplus(theta)
         w = w / w.sum()
         if strata is not None:
-            loss = _ranking_loss(-(t @ w), better, worse)
+            loss = ranking_loss(-(t @ w), better, worse)
         else:
             idx = torch.randperm(n, generator=g)[:batch] if n > batch else torch.arange(n)
             q, yb = -(t[idx] @ w), y[idx]
             diff = yb[:, None] - yb[None, :]
             bi, wi = torch.nonzero(diff > 0, as_tuple=True)
-            loss = _plcc_loss(q, yb) + (_ranking_loss(q, bi, wi) if bi.numel() else 0.0)
+            loss = plcc_loss(q, yb) + (ranking_loss(q, bi, wi) if bi.numel() else 0.0)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from optiqa.assess.refcache import ReferenceReuse
-from optiqa.data.io import read_image
+from optiqa.data.io import as_float, read_pixels
 from optiqa.errors import InputError, OptiqaError
 
 # On the CPU a small working set matters more than batching: at 512x384 with one thread, SSIM
@@ -48,32 +48,6 @@ def cpu_chunk(x: torch.Tensor) -> int:
     if x.device.type != "cpu":
         return x.shape[0]
     return max(1, CPU_CHUNK_PIXELS // (x.shape[-2] * x.shape[-1]))
-
-
-# ---------------------------------------------------------------------------------------------
-# pixels
-# ---------------------------------------------------------------------------------------------
-def read_pixels(path) -> torch.Tensor:
-    """``(3, H, W)``: uint8 for 8-bit RGB/greyscale files, else float in [0, 1] (:func:`read_image`).
-
-    8-bit images stay uint8 until they are scored (a quarter of the bytes between processes, no
-    float passes while decoding); :func:`as_float` then gives exactly :func:`read_image`'s values.
-    """
-    from optiqa.data.io import _png_bit_depth  # 16-bit PNGs need read_image's decoder
-
-    try:
-        with Image.open(path) as im:
-            if im.mode in ("RGB", "L") and (im.format != "PNG" or _png_bit_depth(path) == 8):
-                arr = np.asarray(im.convert("RGB"))
-                return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
-    except OSError:
-        pass  # read_image names the file and the problem
-    return read_image(path)
-
-
-def as_float(t: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels to float32 in [0, 1] (the same values as :func:`read_image`)."""
-    return t.float().div_(255.0) if t.dtype == torch.uint8 else t
 
 
 def image_size(path) -> tuple[int, int]:

@@ -119,6 +119,28 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
 
 
+def read_pixels(path) -> torch.Tensor:
+    """``(3, H, W)``: uint8 for 8-bit RGB/greyscale files, else float in [0, 1] (:func:`read_image`).
+
+    8-bit images stay uint8 until they are scored (a quarter of the bytes between processes, no
+    float passes while decoding); :func:`as_float` then gives exactly :func:`read_image`'s values.
+    """
+    try:
+        with Image.open(path) as im:
+            # 16-bit PNGs go through read_image (torchvision's decoder keeps their precision)
+            if im.mode in ("RGB", "L") and (im.format != "PNG" or _png_bit_depth(path) == 8):
+                arr = np.asarray(im.convert("RGB"))
+                return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+    except OSError:
+        pass  # read_image names the file and the problem
+    return read_image(path)
+
+
+def as_float(t: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to float32 in [0, 1] (the same values as :func:`read_image`)."""
+    return t.float().div_(255.0) if t.dtype == torch.uint8 else t
+
+
 def to_uint8(img: torch.Tensor) -> np.ndarray:
     """``(3, H, W)`` or ``(1, 3, H, W)`` float in [0, 1] to an ``(H, W, 3)`` uint8 array (rounded)."""
     if img.ndim == 4:

@@ -20,8 +20,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from optiqa.assess.benchmark import PairBatches, image_size, size_batches
-from optiqa.data.io import read_image
+from optiqa.assess.scoring import PairBatches, image_size, size_batches
+from optiqa.data.io import as_float, read_image
+from optiqa.errors import InputError
 from optiqa.transfer.models import IQAModel
 
 
@@ -87,7 +88,10 @@ def extract(model: IQAModel, items, device: str = "cpu", batch_size: int = 8, wo
                 loader = DataLoader(PairBatches(items, size_batches(items, max(1, batch_size))),
                                     **kw)
                 ref_key, fr = None, None
-                for x, ref, idx in loader:
+                for batch in loader:
+                    if "error" in batch:
+                        raise InputError(batch["error"])
+                    x, ref, idx = as_float(batch["x"]), as_float(batch["ref"]), batch["idx"]
                     key = items[int(idx[0])].ref
                     if key != ref_key:  # one backbone pass per reference
                         ref_key, fr = key, model.backbone(ref.to(device))

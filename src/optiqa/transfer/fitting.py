@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from optiqa.assess.benchmark import image_size
+from optiqa.assess.scoring import image_size
 from optiqa.data.io import read_image
 from optiqa.errors import ConfigError, InputError
 from optiqa.transfer.features import extract

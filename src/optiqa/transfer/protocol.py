@@ -35,7 +35,7 @@ import torch
 
 from optiqa.assess import correlation
 from optiqa.assess.benchmark import statistics
-from optiqa.assess.fit import _plcc_loss, _ranking_loss
+from optiqa.assess.fit import plcc_loss, ranking_loss
 from optiqa.data.iqa import IQADataset, content_split
 from optiqa.errors import ConfigError, InputError
 
@@ -121,10 +121,10 @@ def correlation_loss(q: torch.Tensor, y: torch.Tensor, strata: torch.Tensor | No
     if strata is not None:
         better &= strata[:, None] == strata[None, :]
     bi, wi = torch.nonzero(better, as_tuple=True)
-    rank = _ranking_loss(q, bi, wi) if bi.numel() else q.sum() * 0.0
+    rank = ranking_loss(q, bi, wi) if bi.numel() else q.sum() * 0.0
     if strata is not None:
         return rank
-    return (_plcc_loss(q, y) if q.numel() > 1 else q.sum() * 0.0) + rank
+    return (plcc_loss(q, y) if q.numel() > 1 else q.sum() * 0.0) + rank
 
 
 def batch_order(n_items: int, batch_size: int, generator: torch.Generator,
