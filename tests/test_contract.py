@@ -124,3 +124,26 @@ def test_metric_info_entries_are_consistent():
         assert info.min_size >= 1, name
         assert info.reference, name
 
+
+
+@pytest.mark.parametrize("name", ["ssim", "ssim_y", "psnr", "gmsd", "dists_vgg16_r"])
+def test_reference_scorer_equals_direct_call(name):
+    """One reference, many distortions: preparing the reference once changes nothing."""
+    m = optiqa.create_metric(name)
+    ref = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 70, 90), 3, 1, 1)
+    x = (ref + 0.05 * torch.randn(3, 3, 70, 90)).clamp(0, 1)
+    with torch.no_grad():
+        direct = m(x, ref.expand_as(x))
+        prepared = m.reference_scorer(ref)(x)
+    torch.testing.assert_close(prepared, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_reference_scorer_validates_like_the_metric():
+    m = optiqa.create_metric("ssim")
+    score = m.reference_scorer(torch.rand(1, 3, 32, 32))
+    with pytest.raises(InputError, match="shapes differ"):
+        score(torch.rand(2, 3, 32, 31))
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        score(torch.rand(2, 3, 32, 32) * 2)
+    with pytest.raises(InputError, match="one reference"):
+        m.reference_scorer(torch.rand(2, 3, 32, 32))

@@ -33,7 +33,6 @@ from tqdm import tqdm
 
 from optiqa import backbones
 from optiqa.assess.benchmark import statistics
-from optiqa.assess.refcache import channels_last
 from optiqa.assess.scoring import PairBatches, loader_for, size_batches
 from optiqa.data.io import as_float
 from optiqa.data.io import atomic_write_bytes
@@ -68,7 +67,6 @@ def dists_terms(metric, dataset: IQADataset, device: str = "cpu", batch_size: in
     from optiqa.metrics.deep import dists_from_features
 
     items = dataset.items
-    metric.backbone.to(memory_format=torch.channels_last)  # faster convolutions, same numbers
     c = sum(metric.backbone.channels)
     eye, zero = torch.eye(c, device=device), torch.zeros(c, c, device=device)
     select_t, select_s = torch.cat([eye, zero], 1), torch.cat([zero, eye], 1)
@@ -85,8 +83,8 @@ def dists_terms(metric, dataset: IQADataset, device: str = "cpu", batch_size: in
             idx = batch["idx"]
             x, ref = as_float(batch["x"].to(device)), as_float(batch["ref"].to(device))
             if items[int(idx[0])].ref != ref_key:  # one backbone pass per reference
-                ref_key, fr = items[int(idx[0])].ref, metric.backbone(channels_last(ref))
-            fx = metric.backbone(channels_last(x))
+                ref_key, fr = items[int(idx[0])].ref, metric.features(ref)
+            fx = metric.features(x)
             batch_fr = [f.expand(x.shape[0], *f.shape[1:]) for f in fr]
             t = dists_from_features(fx, batch_fr, select_t, select_s)
             if not checked:  # the identity trick must reproduce the metric exactly

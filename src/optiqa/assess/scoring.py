@@ -84,24 +84,11 @@ def signature(item) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# scorers: metric(x, ref) with reference reuse or cache-sized chunks
+# scorers: metric(x, ref) with reference reuse, in cache-sized chunks
 # ---------------------------------------------------------------------------------------------
-class Chunked:
-    """Call a metric on a batch in chunks (see :func:`cpu_chunk`)."""
-
-    def __init__(self, metric):
-        self.metric = metric
-
-    def __call__(self, x, ref, ref_key, chunk: int | None = None):
-        chunk = chunk or x.shape[0]
-        return torch.cat([self.metric(x[i:i + chunk], ref[i:i + chunk])
-                          for i in range(0, x.shape[0], chunk)])
-
-
 def scorers(metrics: dict) -> dict:
-    """``{name: callable(x, ref, ref_key) -> (N,)}`` for the given metric modules."""
-    return {n: ReferenceReuse(m) if ReferenceReuse.supports(m) else Chunked(m)
-            for n, m in metrics.items()}
+    """``{name: callable(x, ref, ref_key) -> (N,)}`` reusing each reference's share of the work."""
+    return {n: ReferenceReuse(m) for n, m in metrics.items()}
 
 
 def _score_batch(score_fns: dict, x, ref, ref_key, names) -> dict:

@@ -129,8 +129,9 @@ def read_pixels(path) -> torch.Tensor:
         with Image.open(path) as im:
             # 16-bit PNGs go through read_image (torchvision's decoder keeps their precision)
             if im.mode in ("RGB", "L") and (im.format != "PNG" or _png_bit_depth(path) == 8):
-                arr = np.asarray(im.convert("RGB"))
-                return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+                arr = np.array(im)  # one decode, one copy (convert() would add another)
+                t = torch.from_numpy(arr)
+                return (t.expand(3, *t.shape) if t.ndim == 2 else t.permute(2, 0, 1)).contiguous()
     except OSError:
         pass  # read_image names the file and the problem
     return read_image(path)

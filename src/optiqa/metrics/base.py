@@ -149,15 +149,51 @@ class FRMetric(nn.Module):
 
     def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         x, ref = check_pair(x, ref, self.min_size)
-        if self.runs_under_autocast:
-            return self.compute(x, ref)
-        ctx = (torch.autocast(device_type=x.device.type, enabled=False)
-               if torch.is_autocast_enabled(x.device.type) else contextlib.nullcontext())
-        with ctx:
-            return self.compute(x.float(), ref.float())
+        with self._precision(x):
+            return self.compute(*self._cast(x, ref))
+
+    def _precision(self, x: torch.Tensor):
+        if self.runs_under_autocast or not torch.is_autocast_enabled(x.device.type):
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=x.device.type, enabled=False)
+
+    def _cast(self, *tensors):
+        return tensors if self.runs_under_autocast else tuple(t.float() for t in tensors)
 
     def compute(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    # -- one reference, many distorted versions -------------------------------------------
+    def prepare_reference(self, ref: torch.Tensor):
+        """Reference-side work of :meth:`compute` for one validated reference ``(1, 3, H, W)``.
+
+        IQA databases distort each reference many times (KADID-10k: 125 times); metrics whose
+        reference side is costly (DISTS features, SSIM moments) override this and
+        :meth:`compute_prepared` so that it is done once. The default shares nothing.
+        """
+        return ref
+
+    def compute_prepared(self, x: torch.Tensor, prepared) -> torch.Tensor:
+        """Scores of ``x`` against a :meth:`prepare_reference` result (default: :meth:`compute`)."""
+        return self.compute(x, prepared.expand(x.shape[0], -1, -1, -1))
+
+    def reference_scorer(self, ref: torch.Tensor):
+        """``score(x)`` for distorted images ``x (N, 3, H, W)`` of one reference ``ref``, doing
+        the reference's share of the work once; equals ``self(x, ref.expand_as(x))`` up to float
+        rounding, with the same input validation."""
+        if ref.ndim != 4 or ref.shape[0] != 1:
+            raise InputError(f"reference_scorer takes one reference (1, C, H, W), "
+                             f"got shape {tuple(ref.shape)}")
+        ref = check_pair(ref, ref, self.min_size)[1]
+        with self._precision(ref):
+            prepared = self.prepare_reference(*self._cast(ref))
+
+        def score(x: torch.Tensor) -> torch.Tensor:
+            x = check_pair(x, ref.expand(x.shape[0], -1, -1, -1), self.min_size)[0]
+            with self._precision(x):
+                return self.compute_prepared(*self._cast(x), prepared)
+
+        return score
 
     def loss(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """Scalar training loss, minimised at ``x == ref`` whatever the metric's orientation."""
