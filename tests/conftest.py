@@ -39,6 +39,18 @@ def calibration():
     return names, dist, ref, official
 
 
+@pytest.fixture(scope="session")
+def astronaut():
+    """The built-in astronaut photo at 256 x 256, ``(1, 3, 256, 256)`` in [0, 1] (no download).
+
+    Shared, so tests must not modify it in place. Helpers for other test images and degradations
+    are in ``tests/imaging.py``.
+    """
+    from optiqa.data.samples import load_sample
+
+    return load_sample("astronaut", 256)[None]
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -193,6 +193,18 @@ def test_fast_pixel_path_equals_read_image(tmp_path):
         assert torch.equal(as_float(fast), read_image(tmp_path / name)), name
 
 
+def test_keyed_batches_group_by_key_in_input_order():
+    """Full buckets as they fill, then the rest; sorted by first index (size and reference
+    batches of the benchmark and of the transfer features both come from this)."""
+    from optiqa.assess.scoring import keyed_batches
+
+    keys = ["a", "b", "a", "a", "c", "b", "a"]
+    assert keyed_batches(keys, 2) == [[0, 2], [1, 5], [3, 6], [4]]
+    assert keyed_batches(keys, 10) == [[0, 2, 3, 6], [1, 5], [4]]
+    assert keyed_batches(keys, 1) == [[i] for i in range(7)]
+    assert keyed_batches([], 3) == []
+
+
 def test_workers_give_the_same_scores_as_the_main_process(fake_csiq):
     from optiqa.data.iqa import load_dataset
     from optiqa.metrics import create_metric

@@ -1,66 +1,20 @@
-"""NLPD (Laparra et al. 2016): identity, symmetry, degradation order, batching, the Laplacian
-pyramid, a closed-form case, and a float64 transliteration of the official NLP_dist.m.
+"""NLPD (Laparra et al. 2016): the Laplacian pyramid, a closed-form case, a float64
+transliteration of the official NLP_dist.m, and the smallest size.
 
-Official MATLAB values are checked in test_calibration.py, finite loss gradients in
-test_metric_losses.py.
+Identity, symmetry, degradation order and batching are checked for every metric in
+test_metric_properties.py, official MATLAB values in test_calibration.py, finite loss gradients
+in test_metric_losses.py.
 """
 import math
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import optiqa
+from imaging import matlab_gray_uint8, noisy, smooth_random
 from optiqa.errors import InputError
 from optiqa.metrics import nlpd as N
-
-MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
-
-
-def _astronaut(size=192):
-    skdata = pytest.importorskip("skimage.data")
-    img = torch.from_numpy(skdata.astronaut()).permute(2, 0, 1).float().div(255)
-    return img[None, :, 100:100 + size, 150:150 + size].contiguous()
-
-
-def _noisy(ref, sigma, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (ref + sigma * torch.randn(ref.shape, generator=g)).clamp(0, 1)
-
-
-def _blurred(ref, k):
-    return F.avg_pool2d(F.pad(ref, (k // 2,) * 4, mode="replicate"), k, 1)
-
-
-def test_identity_is_exactly_zero():
-    metric = optiqa.create_metric("nlpd")
-    ref = _astronaut()
-    assert metric(ref.clone(), ref).item() == 0.0
-    assert metric.loss(ref.clone(), ref).item() == 0.0
-
-
-def test_more_noise_or_blur_is_worse():
-    metric = optiqa.create_metric("nlpd")
-    ref = _astronaut()
-    noise = [metric(_noisy(ref, s), ref).item() for s in (0.01, 0.03, 0.08)]
-    blur = [metric(_blurred(ref, k), ref).item() for k in (3, 5, 9)]
-    assert 0 < noise[0] < noise[1] < noise[2], noise
-    assert 0 < blur[0] < blur[1] < blur[2], blur
-
-
-def test_symmetric():
-    ref = _astronaut(128)
-    x = _noisy(ref, 0.05)
-    torch.testing.assert_close(N.nlpd(x, ref), N.nlpd(ref, x), rtol=0, atol=1e-7)
-
-
-def test_batch_equals_single():
-    ref = torch.cat([_astronaut(96), F.avg_pool2d(torch.rand(2, 3, 100, 100), 5, 1)])
-    x = _noisy(ref, 0.05)
-    batched = N.nlpd(x, ref)
-    single = torch.cat([N.nlpd(x[i:i + 1], ref[i:i + 1]) for i in range(len(x))])
-    torch.testing.assert_close(batched, single, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("size", [(64, 64), (45, 61), (17, 17)])
@@ -105,9 +59,6 @@ def _nlpd_matlab(dist: np.ndarray, ref: np.ndarray) -> float:
         dn[k][1:4, 1:4] = inner
     dn[0][2, 4] = 0.0072
 
-    def gray(rgb):
-        return np.floor(np.tensordot(MATLAB_GRAY, rgb * 255.0, axes=(0, 0)) + 0.5) / 255
-
     def nlp(img):
         out, j = [], img
         for _ in range(5):
@@ -124,14 +75,14 @@ def _nlpd_matlab(dist: np.ndarray, ref: np.ndarray) -> float:
                 for b, s, p in zip(out, N._DN_SIGMAS, dn)]
 
     return float(np.mean([np.sqrt(np.mean((p - q) ** 2))
-                          for p, q in zip(nlp(gray(ref)), nlp(gray(dist)))]))
+                          for p, q in zip(nlp(matlab_gray_uint8(ref) / 255),
+                                          nlp(matlab_gray_uint8(dist) / 255))]))
 
 
 @pytest.mark.parametrize("size", [(64, 64), (45, 61)])
 def test_matches_matlab_transliteration(size):
-    g = torch.Generator().manual_seed(1)
-    ref = F.avg_pool2d(torch.rand(1, 3, size[0] + 2, size[1] + 2, generator=g), 3, 1)
-    x = _noisy(ref, 0.05)
+    ref = smooth_random(1, size)
+    x = noisy(ref, 0.05)
     expected = _nlpd_matlab(x[0].double().numpy(), ref[0].double().numpy())
     assert N.nlpd(x, ref).item() == pytest.approx(expected, rel=1e-5)
 

@@ -218,3 +218,12 @@ def test_test_dataset_on_set5_layout():
     made = SRTestDataset(root / "HR", scale=4)
     assert "on the fly" in made.lq_source
     assert made[0]["lq"].shape == item["lq"].shape
+
+
+@pytest.mark.parametrize("dataset", [SRTrainDataset, SRTestDataset])
+def test_lr_folder_and_degradation_together_is_an_error(dataset, tmp_path):
+    from optiqa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="either dataroot_lq or a degradation"):
+        dataset("builtin:samples", scale=4, dataroot_lq=str(tmp_path),
+                degradation=BicubicDownscale(4))

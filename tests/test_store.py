@@ -7,7 +7,7 @@ import pytest
 
 from optiqa.errors import ConfigError
 from optiqa.study import store as store_mod
-from optiqa.study.store import ResultsStore, metric_fingerprint
+from optiqa.study.store import ResultsStore, metric_fingerprint, run_once
 
 
 @pytest.fixture
@@ -115,6 +115,33 @@ def test_generic_results(store):
     assert store.get_result("evaluate", "run1/Set5") == {"psnr_y": 30.2}
     assert store.results("evaluate") == {"run1/Set5": {"psnr_y": 30.2}}
     assert store.get_result("evaluate", "missing") is None
+
+
+def test_run_once_reuses_complete_runs_and_records_failures(store):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"srcc": 0.5, "from_store": False}
+
+    assert run_once(None, "transfer", "k", {}, compute) == {"srcc": 0.5, "from_store": False}
+    first = run_once(store, "transfer", "k", {"opt": 1}, compute)
+    assert first["from_store"] is False and store.is_complete("transfer/k")
+    assert store.get_run("transfer/k")["config"] == {"opt": 1}
+    assert run_once(store, "transfer", "k", {"opt": 1}, compute) == {"srcc": 0.5,
+                                                                     "from_store": True}
+    assert len(calls) == 2
+    assert run_once(store, "transfer", "k", {}, compute, force=True)["from_store"] is False
+    assert len(calls) == 3
+
+    def broken():
+        raise ValueError("no images")
+
+    with pytest.raises(ValueError, match="no images"):
+        run_once(store, "transfer", "bad", {}, broken)
+    run = store.get_run("transfer/bad")
+    assert run["status"] == "failed" and run["message"] == "ValueError: no images"
+    assert store.get_result("transfer", "bad") is None
 
 
 def test_two_connections_see_each_other(tmp_path):

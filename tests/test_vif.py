@@ -1,9 +1,10 @@
-"""VIF (Sheikh & Bovik 2006, vifvec.m): identity, degradation order, known properties, batching,
-the steerable-pyramid taps and filtering, the neighbourhood covariance, small images, and a
-float64 transliteration of the official vifvec.m.
+"""VIF (Sheikh & Bovik 2006, vifvec.m): known properties, the steerable-pyramid taps and
+filtering, the neighbourhood covariance, small images, and a float64 transliteration of the
+official vifvec.m.
 
-Official MATLAB values are checked in test_calibration.py, finite loss gradients in
-test_metric_losses.py. VIF is not symmetric, so there is no symmetry test.
+Identity, degradation order, batching and asymmetry (VIF is not symmetric) are checked for every
+metric in test_metric_properties.py, official MATLAB values in test_calibration.py, finite loss
+gradients in test_metric_losses.py.
 """
 import math
 
@@ -13,50 +14,14 @@ import torch
 import torch.nn.functional as F
 
 import optiqa
+from imaging import astronaut_crop, matlab_gray_uint8, noisy, smooth_random
 from optiqa.errors import InputError
 from optiqa.metrics import vif as V
-
-MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
-
-
-def _astronaut(size=128):
-    skdata = pytest.importorskip("skimage.data")
-    img = torch.from_numpy(skdata.astronaut()).permute(2, 0, 1).float().div(255)
-    return img[None, :, 100:100 + size, 150:150 + size].contiguous()
-
-
-def _noisy(ref, sigma, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (ref + sigma * torch.randn(ref.shape, generator=g)).clamp(0, 1)
-
-
-def _blurred(ref, k):
-    return F.avg_pool2d(F.pad(ref, (k // 2,) * 4, mode="replicate"), k, 1)
-
-
-def _smooth_random(n, size, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return F.avg_pool2d(torch.rand(n, 3, size + 2, size + 2, generator=g), 3, 1)
-
-
-def test_identity_is_one():
-    metric = optiqa.create_metric("vif")
-    ref = torch.cat([_astronaut(), _smooth_random(1, 128)])
-    torch.testing.assert_close(metric(ref.clone(), ref), torch.ones(2), rtol=0, atol=1e-5)
-
-
-def test_more_noise_or_blur_is_worse():
-    metric = optiqa.create_metric("vif")
-    ref = _astronaut()
-    noise = [metric(_noisy(ref, s), ref).item() for s in (0.01, 0.03, 0.08)]
-    blur = [metric(_blurred(ref, k), ref).item() for k in (3, 5, 9)]
-    assert 1 > noise[0] > noise[1] > noise[2] > 0, noise
-    assert 1 > blur[0] > blur[1] > blur[2] > 0, blur
 
 
 def test_contrast_enhancement_scores_above_one():
     """A property the paper stresses: VIF > 1 when the distortion adds information (contrast)."""
-    ref = 0.25 + 0.5 * _astronaut()
+    ref = 0.25 + 0.5 * astronaut_crop(128)
     enhanced = 0.5 + 1.4 * (ref - 0.5)  # stays inside [0, 1]
     assert V.vif(enhanced, ref, quantize=False).item() > 1.05
 
@@ -64,19 +29,11 @@ def test_contrast_enhancement_scores_above_one():
 def test_mean_shift_is_invisible_and_flat_distortion_is_zero():
     """Only band-pass subbands enter VIF (band filters sum to 0), so adding a constant changes
     nothing; a flat distorted image carries no information about the reference."""
-    ref = 0.1 + 0.8 * _astronaut()
+    ref = 0.1 + 0.8 * astronaut_crop(128)
     shifted = V.vif(ref + 0.05, ref, quantize=False)
     torch.testing.assert_close(shifted, torch.ones(1), rtol=0, atol=1e-4)
     flat = V.vif(torch.full_like(ref, 0.5), ref)
     assert 0 <= flat.item() < 1e-4
-
-
-def test_batch_equals_single():
-    ref = torch.cat([_astronaut(96), _smooth_random(2, 96)])
-    x = _noisy(ref, 0.05)
-    batched = V.vif(x, ref)
-    single = torch.cat([V.vif(x[i:i + 1], ref[i:i + 1]) for i in range(len(x))])
-    torch.testing.assert_close(batched, single, rtol=1e-5, atol=1e-6)
 
 
 def test_published_taps_have_their_symmetries():
@@ -118,8 +75,8 @@ def test_small_images_use_the_scales_that_keep_blocks():
     assert [V._scales_with_blocks(s, s) for s in (21, 32, 33, 64, 65, 72, 128)] == \
         [1, 2, 3, 3, 4, 4, 4]
     metric = optiqa.create_metric("vif")
-    ref = _smooth_random(1, 32)
-    assert 0 < metric(_noisy(ref, 0.05), ref).item() < 1
+    ref = smooth_random(1, 32)
+    assert 0 < metric(noisy(ref, 0.05), ref).item() < 1
     with pytest.raises(InputError, match="at least 32x32"):
         metric(ref[..., :31], ref[..., :31])
     with pytest.raises(ValueError, match="at least 21x21"):
@@ -137,9 +94,6 @@ def _vif_matlab(dist: np.ndarray, ref: np.ndarray) -> float:
     def corr(img, k):
         return correlate(img, k.double().numpy(), mode="mirror")
 
-    def gray(rgb):
-        return np.floor(np.tensordot(MATLAB_GRAY, rgb * 255.0, axes=(0, 0)) + 0.5)
-
     def pyramid(img):
         low, out = corr(img, V._LO0FILT), []
         for _ in range(4):
@@ -149,7 +103,8 @@ def _vif_matlab(dist: np.ndarray, ref: np.ndarray) -> float:
 
     num = den = 0.0
     tol = 1e-15
-    for s, (org_bands, dist_bands) in enumerate(zip(pyramid(gray(ref)), pyramid(gray(dist))), 1):
+    for s, (org_bands, dist_bands) in enumerate(zip(pyramid(matlab_gray_uint8(ref)),
+                                                        pyramid(matlab_gray_uint8(dist))), 1):
         win = 2 ** (5 - s) + 1
         off = math.ceil((win - 1) / 2 / 3)
         for y, yn in zip(org_bands, dist_bands):
@@ -188,7 +143,7 @@ def _vif_matlab(dist: np.ndarray, ref: np.ndarray) -> float:
 @pytest.mark.parametrize("size", [96, 64])
 def test_matches_vifvec_transliteration(size):
     """96 px: all four scales; 64 px: the coarsest scale has no block left and adds nothing."""
-    ref = _smooth_random(1, size)
-    x = _noisy(ref, 0.05)
+    ref = smooth_random(1, size)
+    x = noisy(ref, 0.05)
     expected = _vif_matlab(x[0].double().numpy(), ref[0].double().numpy())
     assert V.vif(x, ref).item() == pytest.approx(expected, rel=1e-4)

@@ -1,66 +1,23 @@
-"""VSI and its SDSP saliency: known properties, MATLAB resizing and Lab, agreement with piq.
+"""VSI and its SDSP saliency: MATLAB resizing and Lab, saliency, agreement with piq.
 
-Official MATLAB values (VSI.m) are checked in test_calibration.py; finite gradients of the loss on
-random, identical, flat, 1-channel and anti-correlated inputs in test_metric_losses.py.
+Identity (also of flat images), symmetry, degradation order and batching are checked for every
+metric in test_metric_properties.py, official MATLAB values (VSI.m) in test_calibration.py; finite
+gradients of the loss on random, identical, flat, 1-channel and anti-correlated inputs in
+test_metric_losses.py.
 """
-import math
-
 import pytest
 import torch
 
 import optiqa
 from optiqa.data.degradations import distort
+from optiqa.data.resize import imresize, imresize_matrix
 from optiqa.data.samples import load_sample, load_samples
-from optiqa.metrics.filters import gaussian_kernel1d, separable_filter
 from optiqa.metrics import vsi as V
 
 
-@pytest.fixture(scope="module")
-def astronaut():
-    return load_sample("astronaut", 256)[None]
-
-
-@pytest.fixture(scope="module")
-def metric():
-    return optiqa.create_metric("vsi")
-
-
-def _blur(x, sigma):
-    radius = math.ceil(3 * sigma)
-    return separable_filter(x, gaussian_kernel1d(2 * radius + 1, sigma), padding="reflect")
-
-
-def test_identity_symmetry_range(metric, astronaut):
-    noisy = distort(astronaut, "gaussian_noise", 3)
-    same = metric(astronaut, astronaut)
-    torch.testing.assert_close(same, torch.ones_like(same), atol=1e-6, rtol=0)
-    score = metric(noisy, astronaut)
-    # S_VS, S_G, S_M S_N and the weight max(VS1, VS2) are all symmetric in their arguments
-    torch.testing.assert_close(score, metric(astronaut, noisy), atol=1e-6, rtol=0)
+def test_noisy_score_range(astronaut):
+    score = optiqa.create_metric("vsi")(distort(astronaut, "gaussian_noise", 3), astronaut)
     assert 0.8 < score.item() < 0.999
-    flat = torch.full((1, 3, 64, 64), 0.5)
-    torch.testing.assert_close(metric(flat, flat), torch.ones(1))
-
-
-@pytest.mark.parametrize("kind", ["noise", "blur"])
-def test_monotonic_in_degradation(metric, astronaut, kind):
-    g = torch.Generator().manual_seed(0)
-    noise = torch.randn(astronaut.shape, generator=g)
-    if kind == "noise":
-        levels = [(astronaut + s * noise).clamp(0, 1) for s in (0.01, 0.03, 0.06, 0.1, 0.2)]
-    else:
-        levels = [_blur(astronaut, s) for s in (0.5, 1.0, 1.5, 2.5, 4.0)]
-    scores = metric(torch.cat(levels), astronaut.expand(len(levels), -1, -1, -1))
-    assert (scores.diff() < 0).all(), scores
-
-
-def test_batch_equals_single(metric, astronaut):
-    refs = torch.cat([astronaut, astronaut.flip(-1), astronaut.transpose(-1, -2)])[..., :200, :]
-    dists = torch.cat([distort(r[None], k, 3) for r, k in zip(refs, ["jpeg", "gaussian_blur",
-                                                                      "contrast"])])
-    batched = metric(dists, refs)
-    single = torch.cat([metric(d[None], r[None]) for d, r in zip(dists, refs)])
-    torch.testing.assert_close(batched, single, atol=1e-6, rtol=0)
 
 
 def test_agrees_with_piq():
@@ -86,20 +43,31 @@ def test_agrees_with_piq():
 
 def test_imresize_bilinear_matches_matlab():
     """Hand-computed MATLAB values: imresize(1:4, [1 2], 'bilinear') = [1.625 3.375] (antialiased
-    triangle of width 4, mirrored border), imresize([1 2], [1 4], 'bilinear') = [1 1.25 1.75 2]."""
-    down = (V.imresize_bilinear_matrix(4, 2, torch.float64)
-            @ torch.arange(1.0, 5.0, dtype=torch.float64))
-    torch.testing.assert_close(down, torch.tensor([1.625, 3.375], dtype=torch.float64))
+    triangle of width 4, mirrored border), imresize([1 2], [1 4], 'bilinear') = [1 1.25 1.75 2].
+    The weights come from optiqa.data.resize (shared with MATLAB bicubic)."""
+    def bilinear(n_in, n_out):
+        return imresize_matrix(n_in, n_out, method="bilinear")
+
+    ramp = torch.arange(1.0, 5.0, dtype=torch.float64)
+    torch.testing.assert_close(bilinear(4, 2) @ ramp, torch.tensor([1.625, 3.375],
+                                                                   dtype=torch.float64))
+    torch.testing.assert_close(imresize(ramp.view(1, 4), size=(1, 2), method="bilinear")[0],
+                               torch.tensor([1.625, 3.375], dtype=torch.float64))
     row = torch.tensor([[[[1.0, 2.0]]]], dtype=torch.float64)
     expected = torch.tensor([1.0, 1.25, 1.75, 2.0], dtype=torch.float64)
     torch.testing.assert_close(V._resize(row, 1, 4)[0, 0, 0], expected)  # F.interpolate path
-    torch.testing.assert_close(V.imresize_bilinear_matrix(2, 4, torch.float64)
-                               @ torch.tensor([1.0, 2.0], dtype=torch.float64), expected)
+    torch.testing.assert_close(bilinear(2, 4) @ torch.tensor([1.0, 2.0], dtype=torch.float64),
+                               expected)
     # enlarging: the fast path equals the matrix path, also for odd factors
     x = torch.rand(2, 3, 37, 90, dtype=torch.float64)
-    matrix = (V.imresize_bilinear_matrix(37, 256, torch.float64) @ x
-              @ V.imresize_bilinear_matrix(90, 256, torch.float64).t())
+    matrix = bilinear(37, 256) @ x @ bilinear(90, 256).t()
     torch.testing.assert_close(V._resize(x, 256, 256), matrix)
+    # shrinking one side: the matrix path with the float32 matrices VSI converts once
+    x = x.float()
+    matrix = (bilinear(37, 20).float() @ x @ bilinear(90, 256).float().t())
+    torch.testing.assert_close(V._resize(x, 20, 256), matrix, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="bilinear"):
+        imresize_matrix(4, 2, method="nearest")
 
 
 def test_sdsp_lab_matches_cie_lab_with_d50_white():

@@ -59,22 +59,32 @@ def image_size(path) -> tuple[int, int]:
         raise InputError(f"{path}: not a readable image ({e})") from None
 
 
-def size_batches(items, batch_size: int) -> list[list[int]]:
-    """Index batches of one reference and one image size each (meta order kept).
+def keyed_batches(keys, batch_size: int) -> list[list[int]]:
+    """Index batches of at most ``batch_size`` positions sharing one key, in first-index order.
 
-    One reference per batch lets the reference side be computed once (:mod:`.refcache`) and
-    costs little: databases list the distortions of a reference together.
+    A bucket per key fills in input order and is emitted when full; the partly filled ones
+    follow, and all batches are sorted by their first index, so the input order is kept as far
+    as the grouping allows.
     """
-    buckets: dict[tuple, list[int]] = {}
+    buckets: dict = {}
     batches = []
-    for i, it in enumerate(items):
-        b = buckets.setdefault((str(it.ref), image_size(it.dist)), [])
+    for i, key in enumerate(keys):
+        b = buckets.setdefault(key, [])
         b.append(i)
         if len(b) == batch_size:
             batches.append(b[:])
             b.clear()
     batches += [b for b in buckets.values() if b]
     return sorted(batches, key=lambda b: b[0])
+
+
+def size_batches(items, batch_size: int) -> list[list[int]]:
+    """Index batches of one reference and one image size each (meta order kept).
+
+    One reference per batch lets the reference side be computed once (:mod:`.refcache`) and
+    costs little: databases list the distortions of a reference together.
+    """
+    return keyed_batches(((str(it.ref), image_size(it.dist)) for it in items), batch_size)
 
 
 def signature(item) -> str:

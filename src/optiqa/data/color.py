@@ -11,8 +11,10 @@ import torch
 _BT601_Y = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
 _BT601_Y_OFFSET = 16.0 / 255.0
 
-# MATLAB rgb2gray: 0.2989 R + 0.5870 G + 0.1140 B (rounded BT.601 luma, full swing).
-_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+# MATLAB rgb2gray: 0.2989 R + 0.5870 G + 0.1140 B (rounded BT.601 luma, full swing). These are
+# the exact coefficients rgb2gray applies (it takes the first row of the inverse of the
+# YIQ-to-RGB matrix); public so that float64 transliterations of official MATLAB code use them.
+MATLAB_GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
 
 def _weighted_sum(img: torch.Tensor, weights, offset: float = 0.0) -> torch.Tensor:
@@ -35,7 +37,7 @@ def rgb_to_y(img: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_gray(img: torch.Tensor) -> torch.Tensor:
     """Luminance as MATLAB ``rgb2gray``: ``0.2989 R + 0.5870 G + 0.1140 B`` (full range [0, 1])."""
-    return _weighted_sum(img, _GRAY)
+    return _weighted_sum(img, MATLAB_GRAY_WEIGHTS)
 
 
 def round_to_8bit(img: torch.Tensor) -> torch.Tensor:

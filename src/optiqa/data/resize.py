@@ -21,6 +21,9 @@ size), so it runs on any device and is differentiable. :func:`torch_bicubic` is
 positions in the interior (torch's antialias path is Pillow's algorithm) but, at the borders, the
 kernel is truncated and renormalised instead of mirrored, so it differs from the MATLAB LR files
 in the outer ~2 LR pixels (measured in the report of ``optiqa.data.sr``).
+
+The same weights with MATLAB's triangle kernel (``method="bilinear"``) are the antialiased
+bilinear ``imresize`` that VSI's official code uses (:mod:`optiqa.metrics.vsi`).
 """
 from __future__ import annotations
 
@@ -40,10 +43,29 @@ def cubic(x: torch.Tensor) -> torch.Tensor:
     return inner + outer
 
 
+def triangle(x: torch.Tensor) -> torch.Tensor:
+    """The triangle kernel ``max(0, 1 - |x|)`` of MATLAB ``imresize`` 'bilinear'."""
+    return (1.0 - x.abs()).clamp_min(0.0)
+
+
+# method -> (kernel, its width in input pixels before antialiasing stretches it)
+KERNELS = {"bicubic": (cubic, 4.0), "bilinear": (triangle, 2.0)}
+
+
 @lru_cache(maxsize=64)
-def _weight_matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
-    """Dense ``(out_len, in_len)`` float64 matrix W with ``out = W @ in`` along one dimension."""
-    kernel_width = 4.0
+def imresize_matrix(in_len: int, out_len: int, scale: float | None = None,
+                    antialias: bool = True, method: str = "bicubic") -> torch.Tensor:
+    """Dense ``(out_len, in_len)`` float64 matrix W with ``out = W @ in`` along one dimension.
+
+    MATLAB ``imresize``'s weights (module docstring) for ``method`` ``bicubic`` or ``bilinear``
+    (the triangle kernel, width 2, stretched to ``2 / scale`` when shrinking); ``scale`` defaults
+    to ``out_len / in_len``. Cached: callers must not modify the result in place.
+    """
+    if method not in KERNELS:
+        raise ValueError(f"imresize method must be one of {sorted(KERNELS)}, got {method!r}")
+    kernel, kernel_width = KERNELS[method]
+    if scale is None:
+        scale = out_len / in_len
     stretch = scale < 1 and antialias
     if stretch:
         kernel_width /= scale
@@ -53,7 +75,7 @@ def _weight_matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> 
     taps = int(math.ceil(kernel_width)) + 2
     idx = left[:, None] + torch.arange(taps, dtype=torch.float64)[None, :]  # 1-based
     dist = u[:, None] - idx
-    w = scale * cubic(dist * scale) if stretch else cubic(dist)
+    w = scale * kernel(dist * scale) if stretch else kernel(dist)
     w = w / w.sum(1, keepdim=True)
     # symmetric padding: 1-based index j maps to aux[(j - 1) mod 2n], aux = [1..n, n..1]
     aux = torch.cat([torch.arange(in_len), torch.arange(in_len - 1, -1, -1)])
@@ -64,10 +86,10 @@ def _weight_matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> 
 
 
 def _resize_dim(x: torch.Tensor, dim: int, out_len: int, scale: float,
-                antialias: bool) -> torch.Tensor:
+                antialias: bool, method: str) -> torch.Tensor:
     """Resize the last (``dim=-1``) or second-to-last (``dim=-2``) dimension."""
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    mat = _weight_matrix(x.shape[dim], out_len, scale, antialias)
+    mat = imresize_matrix(x.shape[dim], out_len, scale, antialias, method)
     if dim == -1:  # (..., H, in) @ (in, out); a contiguous right operand is ~30x faster on CPU
         mat = mat.t().contiguous()
         return torch.matmul(x.to(dtype), mat.to(device=x.device, dtype=dtype)).to(x.dtype)
@@ -80,9 +102,11 @@ def output_size(in_size: tuple[int, int], scale: float) -> tuple[int, int]:
 
 
 def imresize(img: torch.Tensor, scale: float | None = None, size: tuple[int, int] | None = None,
-             antialias: bool = True, round_uint8: bool = False) -> torch.Tensor:
-    """MATLAB ``imresize(img, scale, 'bicubic')`` on a ``(..., H, W)`` float tensor in [0, 1].
+             antialias: bool = True, round_uint8: bool = False,
+             method: str = "bicubic") -> torch.Tensor:
+    """MATLAB ``imresize(img, scale, method)`` on a ``(..., H, W)`` float tensor in [0, 1].
 
+    ``method``: ``bicubic`` (the default, as SR benchmarks) or ``bilinear``.
     Give ``scale`` (output/input, e.g. ``1/4``) or ``size`` (H, W). ``round_uint8=True``
     reproduces MATLAB on a ``uint8`` image: the result of each pass is rounded to ``k / 255`` and
     clipped to [0, 1] (use it to recreate benchmark LR files exactly). Otherwise the result is not
@@ -100,7 +124,7 @@ def imresize(img: torch.Tensor, scale: float | None = None, size: tuple[int, int
     # MATLAB resizes the dimension with the smaller scale first (rows first on a tie)
     order = (0, 1) if scales[0] <= scales[1] else (1, 0)
     for d in order:
-        out = _resize_dim(out, d - 2, size[d], scales[d], antialias)
+        out = _resize_dim(out, d - 2, size[d], scales[d], antialias, method)
         if round_uint8:
             out = torch.floor(out.clamp(0, 1) * 255.0 + 0.5) / 255.0
     return out

@@ -65,6 +65,22 @@ def resolve_sr_set(path, scale: int) -> tuple[str, str | None]:
     return str(p), None
 
 
+def resolve_lr_source(dataroot_gt, dataroot_lq, degradation, scale: int) -> tuple:
+    """``(gt folder, LR folder or None)`` of a dataset; ``None``: the degradation makes the LR.
+
+    An explicit ``dataroot_lq`` is used as given (``dataroot_gt`` too). Otherwise
+    ``dataroot_gt`` goes through :func:`resolve_sr_set`, and a set's own LR folder is used
+    unless a degradation is given: an explicit degradation wins over a found LR folder.
+    Both an explicit ``dataroot_lq`` and a degradation is a contradiction (an error).
+    """
+    if dataroot_lq is not None and degradation is not None:
+        raise ConfigError("give either dataroot_lq or a degradation, not both")
+    if dataroot_lq is not None:
+        return dataroot_gt, dataroot_lq
+    dataroot_gt, found_lq = resolve_sr_set(dataroot_gt, scale)
+    return dataroot_gt, (None if degradation is not None else found_lq)
+
+
 def _image_size(path: Path) -> tuple[int, int]:
     """(H, W) from the file header, without decoding."""
     from PIL import Image, UnidentifiedImageError
@@ -191,12 +207,8 @@ class SRTrainDataset(Dataset):
         self.use_flip, self.use_rot = bool(use_flip), bool(use_rot)
         if self.gt_size % self.scale:
             raise ConfigError(f"gt_size {gt_size} is not a multiple of scale {scale}")
-        if dataroot_lq is not None and degradation is not None:
-            raise ConfigError("give either dataroot_lq or a degradation, not both")
-        if dataroot_lq is None:
-            dataroot_gt, dataroot_lq = resolve_sr_set(dataroot_gt, self.scale)
-            if degradation is not None:
-                dataroot_lq = None  # an explicit degradation wins over a found LR folder
+        dataroot_gt, dataroot_lq = resolve_lr_source(dataroot_gt, dataroot_lq, degradation,
+                                                     self.scale)
         self.gt = ImageFolder(dataroot_gt, cache=cache)
         for path, (h, w) in zip(self.gt.paths, self.gt.sizes):
             if min(h - h % self.scale, w - w % self.scale) < self.gt_size:
@@ -295,10 +307,8 @@ class SRTestDataset(Dataset):
     def __init__(self, dataroot_gt, scale: int = 4, dataroot_lq=None, degradation=None,
                  seed: int = 0, cache: bool = False):
         self.scale, self.seed = int(scale), int(seed)
-        if dataroot_lq is None:
-            dataroot_gt, dataroot_lq = resolve_sr_set(dataroot_gt, self.scale)
-            if degradation is not None:
-                dataroot_lq = None  # an explicit degradation wins over a found LR folder
+        dataroot_gt, dataroot_lq = resolve_lr_source(dataroot_gt, dataroot_lq, degradation,
+                                                     self.scale)
         self.gt = ImageFolder(dataroot_gt, cache=cache)
         for path, (h, w) in zip(self.gt.paths, self.gt.sizes):
             if min(h, w) < self.scale:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from optiqa.data.color import rgb_to_lmn
+from optiqa.data.resize import imresize_matrix
 from optiqa.metrics.base import FRMetric
 from optiqa.metrics.loggabor import (average_downsample, downsample_factor, frequency_grid,
                                      log_gabor_radial, scharr_magnitude)
@@ -39,40 +40,23 @@ SDSP_SIZE = 256
 TINY = 1e-12
 
 
-def _triangle(t: torch.Tensor) -> torch.Tensor:
-    return (1.0 - t.abs()).clamp_min(0.0)
-
-
 @functools.lru_cache(maxsize=16)
-def imresize_bilinear_matrix(n_in: int, n_out: int, dtype: torch.dtype = torch.float32,
-                             device: torch.device | str = "cpu") -> torch.Tensor:
-    """``(n_out, n_in)`` matrix of MATLAB ``imresize(..., 'bilinear')`` along one axis.
-
-    MATLAB's algorithm: output pixel ``x`` (1-based) samples input position
-    ``u = x / s + (1 - 1 / s) / 2`` with ``s = n_out / n_in``; the triangle kernel is widened to
-    ``2 / s`` and scaled by ``s`` when shrinking (antialiasing, on by default); weights are
-    normalised to sum to 1 and out-of-range taps are mirrored (``[1:n, n:-1:1]``).
-    Applying it on both axes (``Mr @ X @ Mc.T``) reproduces ``imresize`` on double images.
-    """
-    scale = n_out / n_in
-    kernel_scale = min(scale, 1.0)
-    width = 2.0 / kernel_scale
-    x = torch.arange(1, n_out + 1, dtype=torch.float64)
-    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
-    left = torch.floor(u - width / 2.0)
-    taps = int(math.ceil(width)) + 2
-    idx = left[:, None] + torch.arange(taps, dtype=torch.float64)[None]
-    weights = kernel_scale * _triangle(kernel_scale * (u[:, None] - idx))
-    weights = weights / weights.sum(1, keepdim=True)
-    mirrored = torch.cat([torch.arange(n_in), torch.arange(n_in - 1, -1, -1)])
-    cols = mirrored[torch.remainder(idx.long() - 1, 2 * n_in)]
-    matrix = torch.zeros(n_out, n_in, dtype=torch.float64)
-    matrix.scatter_add_(1, cols, weights)
-    return matrix.to(dtype=dtype, device=device)
+def _bilinear_matrix(n_in: int, n_out: int, dtype: torch.dtype,
+                     device: torch.device) -> torch.Tensor:
+    """MATLAB ``imresize(..., 'bilinear')`` (antialiased) along one axis, as ``dtype`` on
+    ``device``: :func:`optiqa.data.resize.imresize_matrix`, converted once per size."""
+    return imresize_matrix(n_in, n_out, method="bilinear").to(dtype=dtype, device=device)
 
 
 def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """MATLAB ``imresize(x, [h w], 'bilinear')`` of ``(N, C, H, W)``; see the matrix above.
+    """MATLAB ``imresize(x, [h w], 'bilinear')`` of ``(N, C, H, W)``.
+
+    MATLAB's algorithm (:func:`optiqa.data.resize.imresize_matrix`): output pixel ``x``
+    (1-based) samples input position ``u = x / s + (1 - 1 / s) / 2`` with ``s = n_out / n_in``;
+    the triangle kernel is widened to ``2 / s`` and scaled by ``s`` when shrinking
+    (antialiasing, on by default); weights are normalised to sum to 1 and out-of-range taps are
+    mirrored (``[1:n, n:-1:1]``). Both axes at once, ``Mr @ X @ Mc.T``, as ``imresize`` on
+    double images.
 
     When neither side shrinks there is no antialiasing, and MATLAB's sample positions and mirrored
     borders then coincide with ``F.interpolate(mode='bilinear', align_corners=False)`` (the one
@@ -83,8 +67,8 @@ def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         return x  # MATLAB's weights reduce to the identity
     if h >= x.shape[-2] and w >= x.shape[-1]:
         return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-    rows = imresize_bilinear_matrix(x.shape[-2], h, x.dtype, x.device)
-    cols = imresize_bilinear_matrix(x.shape[-1], w, x.dtype, x.device)
+    rows = _bilinear_matrix(x.shape[-2], h, x.dtype, x.device)
+    cols = _bilinear_matrix(x.shape[-1], w, x.dtype, x.device)
     return rows @ x @ cols.t()
 
 

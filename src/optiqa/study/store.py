@@ -29,7 +29,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from optiqa.errors import ConfigError
 
@@ -266,6 +266,34 @@ class ResultsStore:
     def results(self, stage: str) -> dict:
         return {k: json.loads(p) for k, p in self._conn().execute(
             "SELECT key, payload FROM results WHERE stage=? ORDER BY key", (stage,))}
+
+
+def run_once(store: ResultsStore | None, stage: str, key: str, config: dict,
+             compute: Callable[[], dict], force: bool = False) -> dict:
+    """The result of run ``<stage>/<key>``, computed at most once per store (stages are idempotent).
+
+    A run that is ``complete`` in ``store`` (unless ``force``) returns its stored result with
+    ``from_store=True``. Otherwise the run is recorded as ``running`` with ``config``, and
+    ``compute()`` gives the result, which goes into the ``results`` table before the run is
+    marked ``complete``; if ``compute`` raises (also on interruption), the run is marked
+    ``failed`` with the error and the error propagates. Without a store: ``compute()``.
+    """
+    if store is None:
+        return compute()
+    run_name = f"{stage}/{key}"
+    if not force and store.is_complete(run_name):
+        stored = store.get_result(stage, key)
+        if stored is not None:
+            return {**stored, "from_store": True}
+    store.start_run(run_name, stage, config)
+    try:
+        result = compute()
+    except BaseException as e:
+        store.finish_run(run_name, "failed", f"{type(e).__name__}: {e}")
+        raise
+    store.put_result(stage, key, result)
+    store.finish_run(run_name, "complete")
+    return result
 
 
 def _run_dict(row) -> dict:

@@ -33,6 +33,7 @@ from optiqa import backbones
 from optiqa.assess.benchmark import PLCC_NOTE
 from optiqa.data.iqa import IQADataset
 from optiqa.errors import ConfigError, InputError
+from optiqa.study.store import run_once
 from optiqa.transfer.features import extract
 from optiqa.transfer.fitting import TrainSettings, finetune, fit_head, predict, recomputed
 from optiqa.transfer.init import create_backbone, parse_init
@@ -128,25 +129,14 @@ def run_transfer(opts: TransferOptions, dataset: IQADataset, cross=(), store=Non
                            opts.seed)  # data problems fail before any network is built
     backbone, init_info = create_backbone(opts.backbone, opts.init, seed=opts.seed)
     key = result_key(opts, dataset, cross, init_info)
-    run_name = f"{STAGE}/{key}"
-    if store is not None and not force and store.is_complete(run_name):
-        stored = store.get_result(STAGE, key)
-        if stored is not None:
-            return {**stored, "from_store": True}
-    if store is not None:
-        store.start_run(run_name, STAGE, {"options": opts.describe(), "dataset":
-                                          dataset.store_key, "init": init_info})
-    try:
+
+    def compute() -> dict:
         result = _run(opts, dataset, cross, splits, backbone, init_info, progress)
-    except BaseException as e:
-        if store is not None:
-            store.finish_run(run_name, "failed", f"{type(e).__name__}: {e}")
-        raise
-    result.update(key=key, seconds=round(time.perf_counter() - t_start, 2), from_store=False)
-    if store is not None:
-        store.put_result(STAGE, key, result)
-        store.finish_run(run_name, "complete")
-    return result
+        result.update(key=key, seconds=round(time.perf_counter() - t_start, 2), from_store=False)
+        return result
+
+    config = {"options": opts.describe(), "dataset": dataset.store_key, "init": init_info}
+    return run_once(store, STAGE, key, config, compute, force)
 
 
 def _run(opts, dataset, cross, splits, backbone, init_info, progress) -> dict:

@@ -8,7 +8,7 @@ function computes descriptors of any subset of items, which is how the un-cached
 the fine-tuned model's evaluation run.
 
 Images are read at full resolution and batched by size: full-reference items by reference
-(:func:`optiqa.assess.benchmark.size_batches`; the reference's feature maps are computed once per
+(:func:`optiqa.assess.scoring.size_batches`; the reference's feature maps are computed once per
 reference, not once per pair), no-reference items by size alone.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from optiqa.assess.scoring import PairBatches, image_size, size_batches
+from optiqa.assess.scoring import PairBatches, image_size, keyed_batches, size_batches
 from optiqa.data.io import as_float, read_image
 from optiqa.errors import InputError
 from optiqa.transfer.models import IQAModel
@@ -42,16 +42,7 @@ class ImageBatches(Dataset):
 
 def image_batches(paths, batch_size: int) -> list[list[int]]:
     """Index batches of one image size each (first-seen order kept)."""
-    buckets: dict[tuple, list[int]] = {}
-    batches = []
-    for i, p in enumerate(paths):
-        b = buckets.setdefault(image_size(p), [])
-        b.append(i)
-        if len(b) == batch_size:
-            batches.append(b[:])
-            b.clear()
-    batches += [b for b in buckets.values() if b]
-    return sorted(batches, key=lambda b: b[0])
+    return keyed_batches((image_size(p) for p in paths), batch_size)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from optiqa.data.io import read_image
 from optiqa.data.iqa import IQADataset
 from optiqa.errors import ConfigError, InputError
 from optiqa.nets import create_discriminator, load_discriminator_checkpoint
+from optiqa.study.store import run_once
 from optiqa.transfer.init import (DiscriminatorCheckpoint, discriminator_backbone_name,
                                   find_discriminator_checkpoint)
 
@@ -127,39 +128,28 @@ def run_zero_shot(path, dataset: IQADataset, crop: int | None = None, grid: int 
             "n_boot": n_boot, "seed": seed}
     key = (f"zeroshot/{ckpt.run_name}/{dataset.name}/"
            f"{hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:12]}")
-    run_name = f"{STAGE}/{key}"
-    if store is not None and not force and store.is_complete(run_name):
-        stored = store.get_result(STAGE, key)
-        if stored is not None:
-            return {**stored, "from_store": True}
-    if store is not None:
-        store.start_run(run_name, STAGE, {"zero_shot": str(ckpt.path), **desc})
-    try:
+
+    def compute() -> dict:
         scores = zero_shot_scores(model, [it.dist for it in dataset.items], crop, grid, device,
                                   workers, progress)
         if not np.isfinite(scores).all():
             raise InputError(f"the discriminator gave non-finite logits for "
                              f"{int((~np.isfinite(scores)).sum())} image(s)")
         st = statistics(scores, dataset, metric_lower_better=False, n_boot=n_boot, seed=seed)
-    except BaseException as e:
-        if store is not None:
-            store.finish_run(run_name, "failed", f"{type(e).__name__}: {e}")
-        raise
-    result = {
-        "stage": STAGE, "zero_shot": True, "run": ckpt.run_name, "checkpoint": str(ckpt.path),
-        "iteration": ckpt.iteration, "network_d": ckpt.network_d,
-        "level": getattr(model, "level", None), "checkpoint_sha256": sha, "crop": crop,
-        "grid": grid, "max_crops_per_image": grid * grid, "dataset": dataset.name,
-        "dataset_key": dataset.store_key, "label": dataset.label,
-        "target": dataset.spec.score_meaning, "evaluation": dataset.evaluation, **st,
-        "sign_note": SIGN_NOTE, "plcc_note": PLCC_NOTE, "key": key,
-        "score_mean": float(scores.mean()), "score_std": float(scores.std()),
-        "seconds": round(time.perf_counter() - t0, 2), "from_store": False,
-    }
-    if store is not None:
-        store.put_result(STAGE, key, result)
-        store.finish_run(run_name, "complete")
-    return result
+        return {
+            "stage": STAGE, "zero_shot": True, "run": ckpt.run_name,
+            "checkpoint": str(ckpt.path), "iteration": ckpt.iteration,
+            "network_d": ckpt.network_d, "level": getattr(model, "level", None),
+            "checkpoint_sha256": sha, "crop": crop, "grid": grid,
+            "max_crops_per_image": grid * grid, "dataset": dataset.name,
+            "dataset_key": dataset.store_key, "label": dataset.label,
+            "target": dataset.spec.score_meaning, "evaluation": dataset.evaluation, **st,
+            "sign_note": SIGN_NOTE, "plcc_note": PLCC_NOTE, "key": key,
+            "score_mean": float(scores.mean()), "score_std": float(scores.std()),
+            "seconds": round(time.perf_counter() - t0, 2), "from_store": False,
+        }
+
+    return run_once(store, STAGE, key, {"zero_shot": str(ckpt.path), **desc}, compute, force)
 
 
 __all__ = ["crop_positions", "load_discriminator", "zero_shot_scores", "run_zero_shot",
