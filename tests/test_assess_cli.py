@@ -187,10 +187,40 @@ def test_fast_pixel_path_equals_read_image(tmp_path):
     Image.fromarray(rgb).save(tmp_path / "a.bmp")
     Image.fromarray(rgb[:, :, 0]).save(tmp_path / "g.png")
     Image.fromarray((rgb[:, :, 0].astype(np.uint16) * 257)).save(tmp_path / "g16.png")
-    for name in ("a.png", "a.bmp", "g.png", "g16.png"):
+    Image.fromarray(rgb).quantize(100).save(tmp_path / "palette8.png")  # 8-bit palette
+    Image.fromarray(rgb).quantize(16).save(tmp_path / "palette4.png")  # 4-bit palette
+    opaque = np.concatenate([rgb, np.full((12, 10, 1), 255, np.uint8)], axis=2)
+    Image.fromarray(opaque).save(tmp_path / "rgba_opaque.png")
+    Image.fromarray(rgb[:, :, 0] > 127).save(tmp_path / "bilevel.png")  # 1-bit greyscale
+    # uint8 where the fast path decodes; float from read_image for everything else
+    dtypes = {"a.png": torch.uint8, "a.bmp": torch.uint8, "g.png": torch.uint8,
+              "g16.png": torch.float32, "palette8.png": torch.float32,
+              "palette4.png": torch.float32, "rgba_opaque.png": torch.float32,
+              "bilevel.png": torch.float32}
+    for name, dtype in dtypes.items():
         fast = read_pixels(tmp_path / name)
-        assert fast.dtype == (torch.float32 if name == "g16.png" else torch.uint8)
+        assert fast.dtype == dtype, name
+        assert fast.shape == (3, 12, 10), name
         assert torch.equal(as_float(fast), read_image(tmp_path / name)), name
+
+
+def test_fast_pixel_path_gives_read_image_errors(tmp_path):
+    """Files the fast path cannot take get read_image's one-line errors, not a decoder's."""
+    import numpy as np
+    from PIL import Image
+
+    from optiqa.data.io import read_pixels
+    from optiqa.errors import InputError
+
+    rgba = np.zeros((8, 8, 4), np.uint8)  # fully transparent
+    Image.fromarray(rgba).save(tmp_path / "clear.png")
+    with pytest.raises(InputError, match="clear.png: has an alpha channel with 64 transparent"):
+        read_pixels(tmp_path / "clear.png")
+    Image.fromarray(rgba[:, :, :3]).save(tmp_path / "cut.png")
+    data = (tmp_path / "cut.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[:len(data) // 2])  # a truncated download
+    with pytest.raises(InputError, match="cut.png"):
+        read_pixels(tmp_path / "cut.png")
 
 
 def test_keyed_batches_group_by_key_in_input_order():
