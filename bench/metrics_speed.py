@@ -3,8 +3,11 @@
 Batch of 16x3x128x128 (configurable) made from the built-in photos with mild distortions. For each
 metric, each implementation runs ``loss = f(x, ref); loss.backward()`` with ``x.requires_grad``;
 the median of ``--repeats`` timed runs after ``--warmup`` runs is reported, with the mean score of
-each implementation so that equal values can be checked (piq's VIF is the pixel-domain VIFp, a
-different definition: its value is shown for information only).
+each implementation so that equal values can be checked. Where piq's definition differs from our
+default (SSIM/MS-SSIM on RGB channels, GMSD without 8-bit rounding) a second row times our metric
+with piq's definition against piq (``ssim as piq``); the first row compares our default
+with pyiqa, which follows the official code as we do. piq's VIF is the pixel-domain VIFp, a
+different definition: its value is shown for information only.
 
     python bench/metrics_speed.py                   # CPU
     python bench/metrics_speed.py --device cuda     # GPU
@@ -31,14 +34,18 @@ from optiqa.data.degradations import distort  # noqa: E402
 from optiqa.data.samples import load_samples  # noqa: E402
 
 DEFAULT_METRICS = ["ssim", "ms_ssim", "gmsd", "nlpd", "fsim", "vif", "vsi", "dists_vgg16"]
-# (piq function name, kwargs, note) and pyiqa metric name for each of ours
+# piq function name, its kwargs, a note, and the options that give our metric piq's definition:
+# piq's SSIM/MS-SSIM average the RGB channels and piq rounds nothing to 8 bits, where our
+# defaults follow the official MATLAB code (rgb2gray of a uint8 image), as pyiqa does.
+# With those options the two agree to float rounding, so "no slower than piq" is timed at equal
+# values; pyiqa is compared with our defaults.
 PIQ = {
-    "ssim": ("ssim", {"data_range": 1.0}, ""),
-    "ms_ssim": ("multi_scale_ssim", {"data_range": 1.0}, ""),
-    "gmsd": ("gmsd", {"data_range": 1.0}, ""),
-    "fsim": ("fsim", {"data_range": 1.0}, ""),
-    "vif": ("vif_p", {"data_range": 1.0}, "piq: pixel-domain VIFp"),
-    "vsi": ("vsi", {"data_range": 1.0}, ""),
+    "ssim": ("ssim", {"data_range": 1.0}, "", {"colour": "rgb", "quantize": False}),
+    "ms_ssim": ("multi_scale_ssim", {"data_range": 1.0}, "", {"colour": "rgb", "quantize": False}),
+    "gmsd": ("gmsd", {"data_range": 1.0}, "", {"quantize": False}),
+    "fsim": ("fsim", {"data_range": 1.0}, "", {}),
+    "vif": ("vif_p", {"data_range": 1.0}, "piq: pixel-domain VIFp", {}),
+    "vsi": ("vsi", {"data_range": 1.0}, "", {}),
 }
 PYIQA = {"ssim": "ssim", "ms_ssim": "ms_ssim", "gmsd": "gmsd", "nlpd": "nlpd", "fsim": "fsim",
          "vif": "vif", "vsi": "vsi", "dists_vgg16": "dists"}
@@ -58,15 +65,15 @@ def make_batch(n: int, size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(dists).to(device), torch.stack(refs).to(device)
 
 
-def ours(name, device):
-    m = optiqa.create_metric(name, device=device)
-    return lambda x, ref: m(x, ref), m
+def ours(name, device, **options):
+    m = optiqa.create_metric(name, device=device, **options)
+    return lambda x, ref: m(x, ref)
 
 
 def piq_fn(name):
     import piq
 
-    fname, kwargs, _ = PIQ[name]
+    fname, kwargs, _, _ = PIQ[name]
     f = getattr(piq, fname)
     return lambda x, ref: f(x, ref, reduction="none", **kwargs)
 
@@ -120,12 +127,23 @@ def time_interleaved(fns: dict, x, ref, warmup: int, repeats: int, device) -> di
             for n in names}
 
 
-def implementations(name: str, device, use_pyiqa: bool) -> tuple[dict, dict]:
-    """{'ours'|'ref'|'pyiqa': fn} for one metric, and notes for those that failed or differ."""
-    fns, notes = {"ours": ours(name, device)[0]}, {}
+def implementations(name: str, device, use_pyiqa: bool) -> list[tuple[str, dict, dict]]:
+    """Rows to time for one metric: ``(label suffix, {'ours'|'ref'|'pyiqa': fn}, notes)``.
+
+    One row when piq (or DISTS_pytorch) and pyiqa compute what ours computes by default; two when
+    piq's definition differs: ours (defaults) vs pyiqa, and ours with piq's definition vs piq.
+    """
+    fns, notes = {"ours": ours(name, device)}, {}
+    rows = [("", fns, notes)]
     if name in PIQ:
-        fns["ref"] = piq_fn(name)
-        notes["ref"] = PIQ[name][2]
+        _, _, note, piq_options = PIQ[name]
+        if piq_options:
+            options = ", ".join(f"{k}={v}" for k, v in piq_options.items())
+            rows.append((" as piq", {"ours": ours(name, device, **piq_options),
+                                     "ref": piq_fn(name)}, {"ours": f"ours with {options}"}))
+        else:
+            fns["ref"] = piq_fn(name)
+            notes["ref"] = note
     elif name.startswith("dists"):
         fns["ref"] = dists_pytorch_fn(device)
         notes["ref"] = "ref: DISTS_pytorch"
@@ -134,7 +152,7 @@ def implementations(name: str, device, use_pyiqa: bool) -> tuple[dict, dict]:
             fns["pyiqa"] = pyiqa_fn(name, device)
         except Exception as e:
             notes["pyiqa"] = f"pyiqa failed: {str(e).splitlines()[0][:60]}"
-    return fns, notes
+    return rows
 
 
 def main() -> int:
@@ -162,25 +180,25 @@ def main() -> int:
     for name, x, ref, label in jobs:
         ctx = vgg16_standin(device) if name.startswith("dists") else contextlib.nullcontext()
         with ctx:
-            fns, notes = implementations(name, device, not args.no_pyiqa)
-            # an implementation that fails on these inputs is reported, not hidden
-            # (piq's and pyiqa's MS-SSIM reject 128 px images)
-            for impl in list(fns):
-                if impl == "ours":
-                    continue
-                try:
-                    fns[impl](x[:1].clone().requires_grad_(True), ref[:1]).sum().backward()
-                except Exception as e:
-                    notes[impl] = f"{impl} failed: {str(e).splitlines()[0][:60]}"
-                    del fns[impl]
-            res = time_interleaved(fns, x, ref, args.warmup, args.repeats, device)
-        print_row(label, res, notes)
-        sys.stdout.flush()
+            for suffix, fns, notes in implementations(name, device, not args.no_pyiqa):
+                # an implementation that fails on these inputs is reported, not hidden
+                # (piq's and pyiqa's MS-SSIM reject 128 px images)
+                for impl in list(fns):
+                    if impl == "ours":
+                        continue
+                    try:
+                        fns[impl](x[:1].clone().requires_grad_(True), ref[:1]).sum().backward()
+                    except Exception as e:
+                        notes[impl] = f"{impl} failed: {str(e).splitlines()[0][:60]}"
+                        del fns[impl]
+                res = time_interleaved(fns, x, ref, args.warmup, args.repeats, device)
+                print_row(label + suffix, res, notes)
+                sys.stdout.flush()
     return 0
 
 
 def dists_pytorch_fn(device):
-    """The reference DISTS package, with the same stand-in VGG-16 as ours."""
+    """The reference DISTS package with the same stand-in VGG-16 and uniform alpha/beta as ours."""
     from optiqa.testing import torchvision_state_dict
 
     with tempfile.TemporaryDirectory() as home:
@@ -193,6 +211,10 @@ def dists_pytorch_fn(device):
             from DISTS_pytorch import DISTS
 
             model = DISTS(load_weights=False).to(device)
+            # load_weights=False leaves alpha/beta random; all ones (normalised by their sum
+            # inside DISTS) is the uniform weighting of our dists_vgg16, so the values agree
+            model.alpha.data.fill_(1.0)
+            model.beta.data.fill_(1.0)
         finally:
             if old is None:
                 os.environ.pop("TORCH_HOME")
@@ -207,7 +229,7 @@ _HEADER_DONE = False
 def print_row(name, res, notes):
     global _HEADER_DONE
     if not _HEADER_DONE:
-        print(f"{'metric':<12} {'ours s':>8} {'ref s':>8} {'pyiqa s':>8} {'ref/ours':>9} "
+        print(f"{'metric':<22} {'ours s':>8} {'ref s':>8} {'pyiqa s':>8} {'ref/ours':>9} "
               f"{'pyiqa/ours':>10}  {'ours val':>9} {'ref val':>9} {'pyiqa val':>9}  notes")
         _HEADER_DONE = True
 
@@ -219,7 +241,7 @@ def print_row(name, res, notes):
     t_py, v_py = res.get("pyiqa", (None, None))
     r_ref = t_ref / t_ours if t_ref else None
     r_py = t_py / t_ours if t_py else None
-    print(f"{name:<12} {f(t_ours):>8} {f(t_ref):>8} {f(t_py):>8} {f(r_ref, '{:.2f}x'):>9} "
+    print(f"{name:<22} {f(t_ours):>8} {f(t_ref):>8} {f(t_py):>8} {f(r_ref, '{:.2f}x'):>9} "
           f"{f(r_py, '{:.2f}x'):>10}  {f(v_ours):>9} {f(v_ref):>9} {f(v_py):>9}  "
           f"{'; '.join(n for n in notes.values() if n)}")
 
