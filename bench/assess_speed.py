@@ -43,7 +43,7 @@ from optiqa.data.degradations import DISTORTIONS, distort  # noqa: E402
 from optiqa.data.io import read_image, write_image  # noqa: E402
 from optiqa.data.iqa import load_dataset  # noqa: E402
 from optiqa.data.samples import load_sample, sample_names  # noqa: E402
-from optiqa.errors import WeightsUnavailable  # noqa: E402
+from optiqa.core.errors import WeightsUnavailable  # noqa: E402
 
 KADID_PAIRS = 10125
 PER_REFERENCE = 125

@@ -39,10 +39,10 @@ CONFIGS = {"tiny": REPO / "configs" / "train" / "tiny_cpu.yaml",
 
 def build(args):
     from optiqa.metrics import metric_available_offline
-    from optiqa.study.train_config import load_train_config, validate_train_config
+    from optiqa.train.config import build_train_datasets, check_train_config, load_train_config
     from optiqa.train.trainer import Trainer
 
-    overrides = ["train.warmup_iter=0", "path.pretrain_network_g=null", "val=null",
+    overrides = ["train.pixel_only_iter=0", "path.pretrain_network_g=null", "val=null",
                  "datasets.val=null", "datasets.train.dataroot_gt=builtin:samples"]
     if args.batch:
         overrides.append(f"datasets.train.batch_size={args.batch}")
@@ -57,7 +57,8 @@ def build(args):
         fid.metric = "dists_vgg16_r"
     if args.no_compile:
         cfg.train.compile = False
-    data = validate_train_config(cfg)
+    check_train_config(cfg)
+    data = build_train_datasets(cfg)
     trainer = Trainer(cfg, args.device, datasets=data, progress=False)
     return cfg, trainer
 

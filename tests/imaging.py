@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from optiqa.data.color import MATLAB_GRAY_WEIGHTS
+from optiqa.ops.color import MATLAB_GRAY_WEIGHTS
 from optiqa.data.samples import load_sample
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from optiqa.assess import benchmark
 from optiqa.cli import main
+from optiqa.cli.assess import weights_options
 from optiqa.data.degradations import distort
 from optiqa.data.io import write_image
 from optiqa.data.samples import load_sample
@@ -117,7 +118,7 @@ def test_allow_missing_runs_and_warns(fake_csiq, tmp_path, capsys):
     assert "1 image(s)" in capsys.readouterr().err
     assert main(args + ["--allow-missing"]) == 0
     captured = capsys.readouterr()
-    assert "WARNING: --allow-missing" in captured.err and "NOT comparable" in captured.out
+    assert "WARNING: missing images allowed" in captured.err and "NOT comparable" in captured.out
 
 
 def _bad_root(kind, tmp_path, fake_csiq):
@@ -166,12 +167,12 @@ def test_weights_option_needs_a_dists_metric(capsys):
 
 
 def test_weights_option_parsing():
-    opts = benchmark.weights_options(["w.pt"], ["psnr", "dists_vgg16_r", "dists_resnet50"])
+    opts = weights_options(["w.pt"], ["psnr", "dists_vgg16_r", "dists_resnet50"])
     assert opts == {"dists_vgg16_r": {"weights": "w.pt"}, "dists_resnet50": {"weights": "w.pt"}}
-    opts = benchmark.weights_options(["dists_resnet50=r.pt"], ["dists_vgg16_r", "dists_resnet50"])
+    opts = weights_options(["dists_resnet50=r.pt"], ["dists_vgg16_r", "dists_resnet50"])
     assert opts == {"dists_resnet50": {"weights": "r.pt"}}
     with pytest.raises(Exception, match="not among"):
-        benchmark.weights_options(["dists_x=a.pt"], ["dists_vgg16_r"])
+        weights_options(["dists_x=a.pt"], ["dists_vgg16_r"])
 
 
 def test_fast_pixel_path_equals_read_image(tmp_path):
@@ -210,7 +211,7 @@ def test_fast_pixel_path_gives_read_image_errors(tmp_path):
     from PIL import Image
 
     from optiqa.data.io import read_pixels
-    from optiqa.errors import InputError
+    from optiqa.core.errors import InputError
 
     rgba = np.zeros((8, 8, 4), np.uint8)  # fully transparent
     Image.fromarray(rgba).save(tmp_path / "clear.png")
@@ -226,7 +227,7 @@ def test_fast_pixel_path_gives_read_image_errors(tmp_path):
 def test_keyed_batches_group_by_key_in_input_order():
     """Full buckets as they fill, then the rest; sorted by first index (size and reference
     batches of the benchmark and of the transfer features both come from this)."""
-    from optiqa.assess.scoring import keyed_batches
+    from optiqa.assess.batches import keyed_batches
 
     keys = ["a", "b", "a", "a", "c", "b", "a"]
     assert keyed_batches(keys, 2) == [[0, 2], [1, 5], [3, 6], [4]]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from optiqa import backbones
-from optiqa.errors import InputError, UnknownNameError, WeightsUnavailable
+from optiqa.core.errors import InputError, UnknownNameError, WeightsUnavailable
 from optiqa.testing import standin_state_dict, standin_weights
 
 NAMES = ["vgg16", "vgg16_r", "resnet50", "convnext_t", "swin_t", "clip_vit_b16", "dinov2_s14",

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from optiqa.train.checkpoint import (RunFolder, capture_rng, find_resume_point, load_torch,
-                                     prune_checkpoints, restore_rng, save_checkpoint, save_torch)
+from optiqa.core.atomic import atomic_torch_save as save_torch
+from optiqa.core.atomic import load_torch
+from optiqa.core.runs import RunFolder
+from optiqa.train.checkpoint import (capture_rng, find_resume_point, prune_checkpoints, restore_rng,
+                                     save_checkpoint)
 
 
 def _draws():
@@ -41,7 +44,7 @@ def test_save_is_atomic_and_leaves_no_temp_file(tmp_path):
 
 _WRITER = """
 import sys, torch
-from optiqa.train.checkpoint import save_torch
+from optiqa.core.atomic import atomic_torch_save as save_torch
 big = torch.arange(2_000_000, dtype=torch.float32)
 i = 0
 while True:

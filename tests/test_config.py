@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from optiqa.errors import ConfigError, OptiqaError
-from optiqa.study.config import apply_overrides, load_config, parse_override, save_config
-from optiqa.study.train_config import TrainConfig, load_train_config, validate_train_config
+from optiqa.core.errors import ConfigError, OptiqaError
+from optiqa.core.config import apply_overrides, load_config, parse_override, save_config
+from optiqa.train.config import (TrainConfig, build_train_datasets, check_train_config,
+                                 load_train_config)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "train" / "tiny_cpu.yaml"
@@ -18,7 +19,10 @@ PAPER_CONFIGS = sorted(p for p in (REPO / "configs" / "train").glob("*.yaml") if
 
 def _err(overrides, check_data=False, source=TINY) -> str:
     with pytest.raises(OptiqaError) as e:
-        validate_train_config(load_train_config(source, overrides), check_data=check_data)
+        cfg = load_train_config(source, overrides)
+        check_train_config(cfg)
+        if check_data:
+            build_train_datasets(cfg)
     msg = str(e.value)
     assert "\n" not in msg  # one-line errors
     return msg
@@ -40,7 +44,7 @@ def test_tiny_config_loads_and_round_trips(tmp_path):
 def test_paper_configs_parse_and_validate(path):
     """Every GPU config in configs/train/ is valid (data folders are not checked here)."""
     cfg = load_train_config(path)
-    validate_train_config(cfg, check_data=False)
+    check_train_config(cfg)
     assert cfg.datasets.train.gt_size % cfg.scale == 0
 
 
@@ -61,7 +65,7 @@ def test_wrong_types_and_nonsensical_numbers():
     assert "train.bf16: must be true, false or auto, got 'maybe'" in _err(["train.bf16=maybe"])
     cases = {
         "train.total_iter=0": "train.total_iter: must be >= 1",
-        "train.warmup_iter=5000": "train.warmup_iter: must be in [0, total_iter=1000]",
+        "train.pixel_only_iter=5000": "train.pixel_only_iter: must be in [0, total_iter=1000]",
         "train.ema_decay=1.5": "train.ema_decay: must be in [0, 1)",
         "train.optim_g.lr=-1": "train.optim_g.lr: must be > 0",
         "train.optim_d.betas=[0.9]": "train.optim_d.betas: must be two numbers in [0, 1)",
@@ -79,8 +83,10 @@ def test_wrong_types_and_nonsensical_numbers():
 
 
 def test_registry_names_are_checked():
-    assert "unknown generator (network_g.type) 'edsr'" in _err(["network_g={type: edsr}"])
-    assert "unknown discriminator (network_d.type) 'stylegan'" in _err(["network_d.type=stylegan"])
+    assert "network_g.type: unknown generator 'edsr'" in _err(["network_g={type: edsr}"])
+    assert "network_d.type: unknown discriminator 'stylegan'" in _err(["network_d.type=stylegan"])
+    assert "did you mean 'patchgan'" in _err(["network_d.type=patchgn"])
+    assert "'bicubic' has no parameters to train" in _err(["network_g={type: bicubic}"])
     assert "train.fidelity_opt.metric: unknown metric 'ssimm'" in _err(
         ["train.fidelity_opt.metric=ssimm"])
     assert "val.metrics[1]: unknown metric 'lpips'" in _err(["val.metrics=[psnr_y,lpips]"])
@@ -105,7 +111,7 @@ def test_overrides_parse_yaml_and_create_blocks():
                                    "val=null"])
     assert cfg.train.optim_g.lr == pytest.approx(1e-4)  # YAML 1.1 reads 1e-4 as a string
     assert cfg.network_d is None and cfg.val is None and not cfg.uses_gan
-    validate_train_config(cfg, check_data=False)
+    check_train_config(cfg)
 
 
 @dataclass
@@ -154,7 +160,7 @@ def test_data_checks(tmp_path):
     assert "datasets.train:" in msg and "does not match HR" in msg
     assert "path.pretrain_network_g" in _err([f"path.pretrain_network_g={tmp_path}/g.pth"],
                                              check_data=True)
-    data = validate_train_config(load_train_config(TINY), check_data=True)
+    data = build_train_datasets(load_train_config(TINY))
     assert len(data["train"]) == 6 and len(data["val"]) == 6
 
 

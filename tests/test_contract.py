@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import optiqa
-from optiqa.errors import InputError, UnknownNameError
+from optiqa.core.errors import InputError, UnknownNameError
 from optiqa.metrics.base import MetricInfo, check_pair, loss_from_scores
 from optiqa.metrics.registry import REGISTRY
 

@@ -17,7 +17,7 @@ from test_resume import logged_losses
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "configs" / "train" / "tiny_cpu.yaml")
-RUN = ["train.total_iter=6", "train.warmup_iter=2", "train.scheduler.lr_warmup_iter=2",
+RUN = ["train.total_iter=6", "train.pixel_only_iter=2", "train.warmup_iter=2",
        "logger.print_freq=1", "logger.save_checkpoint_freq=3", "val.val_freq=6",
        "datasets.val.max_images=3", "datasets.train.gt_size=48"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import optiqa
 from optiqa import backbones
-from optiqa.errors import ConfigError, WeightsUnavailable
+from optiqa.core.errors import ConfigError, WeightsUnavailable
 from optiqa.metrics.deep import dists_from_features, l2_pool
 from optiqa.testing import standin_weights, torchvision_state_dict
 

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from optiqa import backbones
-from optiqa.errors import ConfigError, InputError, UnknownNameError
+from optiqa.core.errors import ConfigError, InputError, UnknownNameError
 from optiqa.nets import create_discriminator, list_discriminators, load_discriminator_checkpoint
 from optiqa.nets.disc_scratch import PatchGANDiscriminator
 from optiqa.train.gan import r1_forward, r1_penalty

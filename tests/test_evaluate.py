@@ -10,9 +10,10 @@ import yaml
 from conftest import shared_path
 from optiqa.cli import main
 from optiqa.data.io import read_image, write_image
-from optiqa.errors import ConfigError
+from optiqa.core.errors import ConfigError
 from optiqa.nets import create_generator
-from optiqa.train.evaluate import evaluate_sets, parse_set_args
+from optiqa.cli.evaluate import parse_set_args
+from optiqa.train.evaluate import evaluate_sets
 from optiqa.train.inference import load_generator, restore, tile_starts
 
 TINY = {"type": "srresnet", "num_feat": 8, "num_block": 1}
@@ -103,8 +104,9 @@ def test_checkpoint_file_needs_an_architecture(tmp_path):
     g = create_generator(**TINY)
     bare = tmp_path / "bare.pth"
     torch.save({"params": g.state_dict()}, bare)
-    with pytest.raises(ConfigError, match="--arch"):
+    with pytest.raises(ConfigError, match="name the architecture") as err:
         load_generator(bare)
+    assert err.value.option == "arch"  # the command line names its flag (--arch)
     assert load_generator(bare, arch=dict(TINY)).weights_key == "params"
     embedded = tmp_path / "embedded.pth"
     torch.save({"params": g.state_dict(), "network_g": dict(TINY), "scale": 4}, embedded)

@@ -11,7 +11,7 @@ from optiqa.assess.benchmark import score_items, statistics
 from optiqa.cli import main
 from optiqa.data.io import read_image
 from optiqa.data.synthetic import load_synthetic
-from optiqa.errors import ConfigError
+from optiqa.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -16,7 +16,7 @@ import optiqa
 from optiqa.data.degradations import distort
 from optiqa.data.samples import load_samples
 from optiqa.metrics import fsim as FS
-from optiqa.metrics.loggabor import (average_downsample, downsample_factor, frequency_grid,
+from optiqa.ops.loggabor import (average_downsample, downsample_factor, frequency_grid,
                                      log_gabor_radial, phase_congruency_filters, scharr_magnitude)
 
 

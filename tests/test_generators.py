@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 
-from optiqa.errors import ConfigError, UnknownNameError
+from optiqa.core.errors import ConfigError, UnknownNameError
 from optiqa.nets import create_generator, load_generator_checkpoint
 from optiqa.nets.generators import parse_arch
 from optiqa.nets.swinir import relative_position_index, shifted_window_mask

@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from optiqa.data.io import atomic_write_bytes, pair_paths, read_image, write_image
-from optiqa.errors import InputError
+from optiqa.core.atomic import atomic_write, atomic_write_text
+from optiqa.data.io import pair_paths, read_image, write_image
+from optiqa.core.errors import InputError
 
 
 def write_png16(path, arr: np.ndarray):
@@ -124,6 +125,9 @@ def test_write_is_atomic_on_failure(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        atomic_write_bytes(target, write_half_then_fail)
+        atomic_write(target, write_half_then_fail)
     assert target.read_bytes() == b"old complete content"
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]  # no temporary file left behind
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]

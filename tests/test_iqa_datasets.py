@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import shared_path
 from optiqa.data import iqa
-from optiqa.errors import InputError, UnknownNameError
+from optiqa.core.errors import InputError, UnknownNameError
 
 # dataset -> (meta file, rows, image column, reference column or None, lower_better)
 EXPECTED = {
@@ -89,7 +89,7 @@ def test_every_loader_reads_the_real_meta_file(dataset, tmp_path):
     refs = {r for _, r in rows if r is not None}
     n_missing = (n_rows - 12) + len(refs - {r for _, r in chosen})
     assert f"{n_missing} image(s)" in str(err.value)
-    assert "--allow-missing" in str(err.value)
+    assert "allow missing images" in str(err.value) and err.value.option == "allow_missing"
 
     ds = iqa.load_dataset(dataset, root=tmp_path, meta=meta_path, allow_missing=True)
     assert len(ds) == 12 and len(ds.missing) == n_missing
@@ -168,7 +168,7 @@ def test_meta_found_by_option_under_root_or_env(tmp_path, monkeypatch):
     with pytest.raises(InputError) as err:
         iqa.load_dataset("csiq", root=tmp_path / "root")
     msg = str(err.value)
-    assert "--meta" in msg and "CSIQ.csv" in msg and "$OPTIQA_META" in msg
+    assert "(meta)" in msg and "CSIQ.csv" in msg and "$OPTIQA_META" in msg
 
     (tmp_path / "elsewhere.csv").write_text(text)
     assert len(iqa.load_dataset("csiq", root=tmp_path / "root",
@@ -204,7 +204,7 @@ def test_empty_or_absent_root(tmp_path):
         iqa.load_dataset("kadid10k", root=tmp_path)
     with pytest.raises(InputError, match="not a folder"):
         iqa.load_dataset("kadid10k", root=tmp_path / "nope")
-    with pytest.raises(InputError, match="needs --root"):
+    with pytest.raises(InputError, match="needs its root"):
         iqa.load_dataset("kadid10k")
 
 

@@ -13,7 +13,7 @@ import torch
 
 import optiqa
 from imaging import matlab_gray_uint8, noisy, smooth_random
-from optiqa.errors import InputError
+from optiqa.core.errors import InputError
 from optiqa.metrics import nlpd as N
 
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import optiqa
-from optiqa.errors import ConfigError, InputError, UnknownNameError
+from optiqa.core.errors import ConfigError, InputError, UnknownNameError
 from optiqa.nets import create_discriminator
 from optiqa.train.gan import discriminator_loss, generator_adversarial_loss
 from optiqa.train.objective import PerceptualObjective, straight_through_clamp

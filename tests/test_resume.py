@@ -15,7 +15,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "configs" / "train" / "tiny_cpu.yaml")
-RUN = ["train.total_iter=30", "train.warmup_iter=8", "train.scheduler.lr_warmup_iter=4",
+RUN = ["train.total_iter=30", "train.pixel_only_iter=8", "train.warmup_iter=4",
        "logger.print_freq=1", "logger.save_checkpoint_freq=10", "logger.keep_checkpoints=2",
        "val.val_freq=15", "datasets.val.max_images=2"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")

@@ -8,12 +8,12 @@ from PIL import Image
 
 from conftest import shared_path
 from optiqa.data.io import read_image
-from optiqa.data.resize import cubic, imresize, torch_bicubic
+from optiqa.ops.resize import cubic, imresize, torch_bicubic
 from optiqa.data.sr import (IterationBatchSampler, SRTestDataset, SRTrainDataset, build_dataset,
                             create_train_loader, mod_crop)
 from optiqa.data.sr_degradations import (BicubicDownscale, GaussianNoise, JPEGCompression,
                                          create_degradation)
-from optiqa.errors import ConfigError, UnknownNameError
+from optiqa.core.errors import ConfigError, UnknownNameError
 from optiqa.metrics.pixel import psnr
 
 
@@ -222,7 +222,7 @@ def test_test_dataset_on_set5_layout():
 
 @pytest.mark.parametrize("dataset", [SRTrainDataset, SRTestDataset])
 def test_lr_folder_and_degradation_together_is_an_error(dataset, tmp_path):
-    from optiqa.errors import ConfigError
+    from optiqa.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="either dataroot_lq or a degradation"):
         dataset("builtin:samples", scale=4, dataroot_lq=str(tmp_path),

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 import optiqa
-from optiqa.errors import InputError
+from optiqa.core.errors import InputError
 from optiqa.metrics import ssim as S
-from optiqa.metrics.steerable import level_sizes, oriented_bands
+from optiqa.ops.steerable import level_sizes, oriented_bands
 
 NAMES = ["ssim", "ssim_y", "ms_ssim", "cw_ssim"]
 
@@ -63,7 +63,7 @@ def test_official_ssim_is_gray_quantized_no_downsampling():
 
 
 def test_ssim_y_is_the_bt601_y_channel():
-    from optiqa.data.color import rgb_to_y
+    from optiqa.ops.color import rgb_to_y
 
     x, ref = _pair()
     got = optiqa.create_metric("ssim_y")(x, ref)

@@ -5,9 +5,9 @@ import sqlite3
 
 import pytest
 
-from optiqa.errors import ConfigError
-from optiqa.study import store as store_mod
-from optiqa.study.store import ResultsStore, metric_fingerprint, run_once
+from optiqa.core.errors import ConfigError
+from optiqa.core import store as store_mod
+from optiqa.core.store import ResultsStore, metric_fingerprint, run_once
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def test_bad_configs_exit_2_before_training(capsys, tmp_path):
     assert "unknown metric 'ssimm'" in _fails(capsys, tmp_path,
                                               "train.fidelity_opt.metric=ssimm")
     assert "unknown metric 'foo'" in _fails(capsys, tmp_path, "val.metrics=[psnr_y,foo]")
-    assert "unknown discriminator (network_d.type) 'nope'" in _fails(
+    assert "network_d.type: unknown discriminator 'nope'" in _fails(
         capsys, tmp_path, "network_d.type=nope")
     msg = _fails(capsys, tmp_path, f"datasets.train.dataroot_gt={tmp_path}/missing")
     assert "data folder not found" in msg
@@ -58,7 +58,7 @@ def test_existing_run_needs_resume(capsys, tmp_path):
     (run / "log.txt").write_text("an earlier run\n")
     code = main(["train", TINY, "--study", str(tmp_path / "study"), "-q"])
     err = capsys.readouterr().err
-    assert code == 2 and "already exists; add --resume" in err
+    assert code == 2 and "already exists; resume it" in err and "--resume" in err
     assert sorted(p.name for p in run.iterdir()) == ["log.txt"]
 
 

@@ -8,9 +8,13 @@ import pytest
 import torch
 import yaml
 
-from optiqa.study.train_config import load_train_config
-from optiqa.train.checkpoint import RunFolder, find_resume_point, load_torch
-from optiqa.train.loop import EMA, NaNGuard, TrainingDiverged, lr_at
+from optiqa.train.config import load_train_config
+from optiqa.core.atomic import load_torch
+from optiqa.core.runs import RunFolder
+from optiqa.train.checkpoint import find_resume_point
+from optiqa.train.ema import EMA
+from optiqa.train.guard import NaNGuard, TrainingDiverged
+from optiqa.train.optim import lr_at
 from optiqa.train.run import run_training
 from optiqa.train.trainer import Trainer
 
@@ -20,7 +24,7 @@ TINY = REPO / "configs" / "train" / "tiny_cpu.yaml"
 SMALL = ["datasets.train.gt_size=32", "datasets.train.batch_size=2",
          "datasets.val.dataroot_gt=builtin:samples/64", "datasets.val.max_images=2",
          "network_g.num_feat=8", "network_g.num_block=1", "network_d.ndf=8",
-         "train.scheduler.lr_warmup_iter=0"]
+         "train.warmup_iter=0"]
 
 
 def _trainer(*overrides) -> Trainer:
@@ -65,8 +69,8 @@ def test_nan_guard_counts_and_stops():
         guard.skip(3, "loss")
 
 
-def test_warmup_step_is_l1_only_and_leaves_d_alone():
-    tr = _trainer("train.warmup_iter=5")
+def test_pixel_only_step_is_l1_only_and_leaves_d_alone():
+    tr = _trainer("train.pixel_only_iter=5")
     d_before, g_before = _params(tr.net_d), _params(tr.net_g)
     logs = tr.train_step(1, _batch(tr))
     assert set(logs) == {"lr", "pixel", "g_total"}
@@ -75,7 +79,7 @@ def test_warmup_step_is_l1_only_and_leaves_d_alone():
 
 
 def test_perceptual_step_logs_every_term_and_trains_both():
-    tr = _trainer("train.warmup_iter=0")
+    tr = _trainer("train.pixel_only_iter=0")
     d_before = _params(tr.net_d)
     logs = tr.train_step(1, _batch(tr))
     for key in ("pixel", "fidelity", "adversarial", "g_total", "d_loss", "d_real", "d_fake"):
@@ -89,7 +93,7 @@ def test_perceptual_step_logs_every_term_and_trains_both():
 
 
 def test_r1_ragan_and_frozen_backbone_discriminator():
-    tr = _trainer("train.warmup_iter=0", "train.gan_opt.type=ragan", "train.gan_opt.r1_weight=1",
+    tr = _trainer("train.pixel_only_iter=0", "train.gan_opt.type=ragan", "train.gan_opt.r1_weight=1",
                   "train.gan_opt.d_steps=2",
                   "network_d={type: backbone, backbone: vgg16_r, head: patch, stage: 2, "
                   "pretrained: false, freeze_backbone: true, head_channels: 8}")
@@ -102,7 +106,7 @@ def test_r1_ragan_and_frozen_backbone_discriminator():
 
 
 def test_nan_generator_output_is_skipped_then_stops():
-    tr = _trainer("train.warmup_iter=0", "train.max_nan_skips=1")
+    tr = _trainer("train.pixel_only_iter=0", "train.max_nan_skips=1")
     g_before, ema_before = _params(tr.net_g), _params(tr.ema.model)
     real_forward = tr.g_fwd
     tr.g_fwd = lambda x: real_forward(x) * float("nan")
@@ -117,7 +121,7 @@ def test_nan_generator_output_is_skipped_then_stops():
 def test_bf16_and_channels_last_step_matches_fp32():
     losses = {}
     for bf16 in (False, True):
-        tr = _trainer("train.warmup_iter=0", f"train.bf16={bf16}",
+        tr = _trainer("train.pixel_only_iter=0", f"train.bf16={bf16}",
                       f"train.channels_last={bf16}")
         assert tr.bf16 is bf16
         losses[bf16] = {k: float(v) for k, v in tr.train_step(1, _batch(tr)).items()}
@@ -127,15 +131,15 @@ def test_bf16_and_channels_last_step_matches_fp32():
 
 def test_short_run_writes_the_run_folder(tmp_path):
     summary = run_training(TINY, SMALL + [
-        "train.total_iter=6", "train.warmup_iter=2", "logger.print_freq=2",
+        "train.total_iter=6", "train.pixel_only_iter=2", "logger.print_freq=2",
         "logger.save_checkpoint_freq=2", "logger.keep_checkpoints=2", "val.val_freq=3"],
         run_dir=tmp_path / "run", progress=False, console=False)
     run = RunFolder(tmp_path / "run")
     assert summary["iteration"] == 6 and set(summary["val"]) == {"psnr_y", "ssim_y"}
-    cfg = load_train_config(run.config)  # the resolved config loads back
+    cfg = load_train_config(run.config_path)  # the resolved config loads back
     assert cfg.train.total_iter == 6 and cfg.network_g["num_feat"] == 8
     log = run.log.read_text()
-    for text in ("iter 2/6 [warmup]", "iter 6/6 [perceptual]", "fidelity", "adversarial",
+    for text in ("iter 2/6 [pixel_only]", "iter 6/6 [perceptual]", "fidelity", "adversarial",
                  "d_real", "d_fake", "val iter 3 (EMA, border 4): psnr_y", "saved checkpoint 6"):
         assert text in log, text
     assert run.state_iterations() == [6, 4]  # keep_checkpoints=2
@@ -156,16 +160,16 @@ def test_short_run_writes_the_run_folder(tmp_path):
     res = evaluate_sets(loaded, {"val": "builtin:samples/64"}, ["psnr_y"], progress=False)
     assert res.sets[0].mean("psnr_y") > 15
     # --resume of a finished run does nothing
-    again = run_training(run.config, run_dir=run.root, resume=True, progress=False,
+    again = run_training(run.config_path, run_dir=run.root, resume=True, progress=False,
                          console=False)
     assert again["iteration"] == 6 and "already complete" in run.log.read_text()
 
 
 def test_pixel_only_run_and_pretrained_init(tmp_path):
-    tr = _trainer("train.warmup_iter=0", "network_d=null", "train.gan_opt=null")
+    tr = _trainer("train.pixel_only_iter=0", "network_d=null", "train.gan_opt=null")
     torch.save({"params": tr.net_g.state_dict()}, tmp_path / "g.pth")
     tr2 = _trainer("network_d=null", "train.gan_opt=null", "train.total_iter=3",
-                   "train.warmup_iter=3", f"path.pretrain_network_g={tmp_path / 'g.pth'}",
+                   "train.pixel_only_iter=3", f"path.pretrain_network_g={tmp_path / 'g.pth'}",
                    "network_g.num_feat=8")
     assert tr2.net_d is None and tr2.objective is None
     assert all(torch.equal(a, b) for a, b in zip(_params(tr.net_g), _params(tr2.net_g)))
@@ -175,7 +179,7 @@ def test_pixel_only_run_and_pretrained_init(tmp_path):
 
 
 def test_resolved_config_is_complete(tmp_path):
-    run_training(TINY, SMALL + ["train.total_iter=1", "train.warmup_iter=0", "val=null",
+    run_training(TINY, SMALL + ["train.total_iter=1", "train.pixel_only_iter=0", "val=null",
                                "datasets.val=null"],
                  run_dir=tmp_path / "r", progress=False, console=False)
     saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from optiqa.cli import main
-from optiqa.study.store import ResultsStore
+from optiqa.core.store import ResultsStore
 from optiqa.transfer.init import create_backbone
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny_cpu.yaml"
@@ -23,8 +23,8 @@ def trained_run(tmp_path_factory):
     """A run of the tiny CPU config with a backbone discriminator, two iterations long."""
     study = tmp_path_factory.mktemp("study")
     overrides = ["network_d={type: backbone, backbone: effnet_lite0, head: patch, "
-                 "pretrained: false}", "train.total_iter=2", "train.warmup_iter=0",
-                 "train.scheduler.lr_warmup_iter=0", "logger.save_checkpoint_freq=2",
+                 "pretrained: false}", "train.total_iter=2", "train.pixel_only_iter=0",
+                 "train.warmup_iter=0", "logger.save_checkpoint_freq=2",
                  "val.val_freq=100", "datasets.train.batch_size=2"]
     assert main(["train", str(TINY), *overrides, "--study", str(study), "--device", "cpu",
                  "-q"]) == 0
@@ -52,13 +52,13 @@ def test_transfer_on_the_builtin_set(tmp_path, capsys):
 
 @pytest.mark.parametrize("extra,message", [
     (["--backbone", "effnet_lite0", "--init", "imagenet21k", "--kind", "nr"],
-     "--init must be random, imagenet or gan"),
+     "init must be random, imagenet or gan"),
     (["--backbone", "effnet_lite0", "--init", "imagenet"], "needs --kind"),
     (["--backbone", "resnet5", "--init", "random", "--kind", "nr"], "unknown backbone"),
     (["--backbone", "effnet_lite0", "--init", "gan:/nonexistent/run", "--kind", "nr"],
      "no such run folder"),
     (["--backbone", "effnet_lite0", "--init", "random", "--kind", "nr", "--repeats", "0"],
-     "--repeats must be at least 1"),
+     "repeats must be at least 1, got 0 (set with --repeats)"),
     (["--zero-shot", "/nonexistent", "--backbone", "effnet_lite0"], "do not apply"),
     (["--backbone", "effnet_lite0", "--init", "random", "--kind", "nr", "--cross", "koniq10k"],
      "--cross koniq10k=ROOT"),

@@ -10,8 +10,8 @@ from optiqa import backbones
 from optiqa.data import synthetic
 from optiqa.data.io import read_image
 from optiqa.data.iqa import load_dataset
-from optiqa.errors import ConfigError, InputError
-from optiqa.study.store import ResultsStore
+from optiqa.core.errors import ConfigError, InputError
+from optiqa.core.store import ResultsStore
 from optiqa.transfer import experiment, fitting
 from optiqa.transfer.experiment import TransferOptions, run_transfer
 from optiqa.transfer.features import extract, image_batches
@@ -132,7 +132,7 @@ def test_nr_database_trains_pooled_and_fr_model_refuses_it(koniq_like):
 
 
 def test_no_test_part_needs_cross(small, koniq_like):
-    with pytest.raises(ConfigError, match="--cross"):
+    with pytest.raises(ConfigError, match="cross-database test sets"):
         run_transfer(_opts(test_fraction=0.0), small)
     r = run_transfer(_opts(test_fraction=0.0, repeats=1), small, cross=[koniq_like])
     assert r["test"] is None and r["per_repeat"][0]["n_test"] == 0

@@ -4,7 +4,7 @@ import torch
 import yaml
 
 from optiqa import backbones
-from optiqa.errors import ConfigError, InputError, WeightsUnavailable
+from optiqa.core.errors import ConfigError, InputError, WeightsUnavailable
 from optiqa.nets import create_discriminator
 from optiqa.testing import standin_state_dict, standin_weights
 from optiqa.transfer.init import (create_backbone, find_discriminator_checkpoint, parse_init)
@@ -104,14 +104,14 @@ def test_gan_init_takes_the_newest_discriminator_backbone(tmp_path):
 def test_gan_init_mismatches_are_clear_errors(tmp_path):
     d = _trained_d()
     run = _write_run(tmp_path / "eff", d)
-    with pytest.raises(ConfigError, match="backbone 'effnet_lite0', but --backbone is 'vgg16_r'"):
+    with pytest.raises(ConfigError, match="backbone 'effnet_lite0', but the IQA model's backbone is 'vgg16_r'"):
         create_backbone("vgg16_r", f"gan:{run}")
     # without config.yaml the keys and shapes decide; both architectures are named
     bare = _write_run(tmp_path / "bare", d, network_d=None)
     with pytest.raises(ConfigError) as err:
         create_backbone("vgg16_r", f"gan:{bare}")
     msg = str(err.value)
-    assert "does not match backbone 'vgg16_r' (VGG-16-R)" in msg
+    assert "does not fit backbone 'vgg16_r' (VGG-16-R)" in msg
     assert "missing: trunk.features.0.weight" in msg
     assert "unexpected: trunk.conv_stem.weight" in msg
     # one tensor of the wrong shape

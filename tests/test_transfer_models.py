@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from optiqa import backbones, create_metric
-from optiqa.errors import ConfigError
+from optiqa.core.errors import ConfigError
 from optiqa.transfer.models import DistsHead, FRModel, NRModel, RegressorHead, create_model
 
 

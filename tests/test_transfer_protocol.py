@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from optiqa.data import synthetic
-from optiqa.errors import ConfigError, InputError
+from optiqa.core.errors import ConfigError, InputError
 from optiqa.transfer.protocol import (EarlyStopping, batch_order, correlation_loss, evaluate,
                                       quality_targets, repeat_splits, repeat_summary, strata_ids,
                                       summarize_repeats, validation_srcc)

@@ -7,9 +7,9 @@ import yaml
 
 from optiqa.data import synthetic
 from optiqa.data.io import read_image
-from optiqa.errors import ConfigError, InputError
+from optiqa.core.errors import ConfigError, InputError
 from optiqa.nets import create_discriminator
-from optiqa.study.store import ResultsStore
+from optiqa.core.store import ResultsStore
 from optiqa.transfer.zeroshot import (crop_positions, load_discriminator, run_zero_shot,
                                       zero_shot_scores)
 

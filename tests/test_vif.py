@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import optiqa
 from imaging import astronaut_crop, matlab_gray_uint8, noisy, smooth_random
-from optiqa.errors import InputError
+from optiqa.core.errors import InputError
 from optiqa.metrics import vif as V
 
 

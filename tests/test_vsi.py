@@ -10,7 +10,7 @@ import torch
 
 import optiqa
 from optiqa.data.degradations import distort
-from optiqa.data.resize import imresize, imresize_matrix
+from optiqa.ops.resize import imresize, imresize_matrix
 from optiqa.data.samples import load_sample, load_samples
 from optiqa.metrics import vsi as V
 
@@ -44,7 +44,7 @@ def test_agrees_with_piq():
 def test_imresize_bilinear_matches_matlab():
     """Hand-computed MATLAB values: imresize(1:4, [1 2], 'bilinear') = [1.625 3.375] (antialiased
     triangle of width 4, mirrored border), imresize([1 2], [1 4], 'bilinear') = [1 1.25 1.75 2].
-    The weights come from optiqa.data.resize (shared with MATLAB bicubic)."""
+    The weights come from optiqa.ops.resize (shared with MATLAB bicubic)."""
     def bilinear(n_in, n_out):
         return imresize_matrix(n_in, n_out, method="bilinear")
 

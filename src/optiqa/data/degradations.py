@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from optiqa.data.color import rgb_to_gray
-from optiqa.errors import UnknownNameError
+from optiqa.ops.color import rgb_to_gray
+from optiqa.core.errors import UnknownNameError
 
 LEVELS = (1, 2, 3, 4, 5)
 
@@ -30,7 +30,7 @@ def _generator(seed: int, *key) -> torch.Generator:
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    from optiqa.metrics.filters import gaussian_kernel1d, separable_filter
+    from optiqa.ops.filters import gaussian_kernel1d, separable_filter
 
     radius = max(1, int(np.ceil(3 * sigma)))
     k = gaussian_kernel1d(2 * radius + 1, sigma, dtype=x.dtype)

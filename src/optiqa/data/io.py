@@ -6,19 +6,19 @@ Images become float32 ``CHW`` RGB tensors in [0, 1]:
 - greyscale is expanded to three equal channels;
 - an alpha channel is dropped when fully opaque; transparent pixels are an error, because what
   lies under them is undefined and no metric can judge it.
-Writes are atomic: a temporary file in the same folder, then ``os.replace``.
+Writes are atomic (:mod:`optiqa.core.atomic`).
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from optiqa.errors import InputError
+from optiqa.core.atomic import atomic_write
+from optiqa.core.errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -152,25 +152,6 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     return arr[:, :, 0] if arr.shape[2] == 1 else arr
 
 
-def atomic_write_bytes(path: str | os.PathLike, write_fn) -> Path:
-    """Call ``write_fn(tmp_path)`` then move the result onto ``path`` in one ``os.replace``.
-
-    A reader never sees a half-written file; on error the temporary file is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def write_image(path: str | os.PathLike, img: torch.Tensor, **save_kwargs) -> Path:
     """Write a [0, 1] image tensor as an 8-bit file (format from the suffix), atomically."""
     path = Path(path)
@@ -178,8 +159,8 @@ def write_image(path: str | os.PathLike, img: torch.Tensor, **save_kwargs) -> Pa
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise InputError(f"{path}: unknown image format {path.suffix!r}")
-    return atomic_write_bytes(path, lambda tmp: Image.fromarray(arr).save(tmp, format=fmt,
-                                                                         **save_kwargs))
+    return atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format=fmt,
+                                                                   **save_kwargs))
 
 
 _SEPARATORS = ("_", "-", ".", " ")

@@ -4,8 +4,8 @@ Each database is described by a :class:`DatasetSpec` (its standard meta-info CSV
 hold the image names and the human score, whether that score is higher- or lower-better, FR or
 NR). The meta-info files are the ones distributed with the IQA-PyTorch toolbox (Chen et al.,
 https://github.com/chaofengc/IQA-PyTorch, ``pyiqa/data/meta_info``); they are not shipped with
-optiqa. A loader finds the CSV (``--meta``, under ``--root`` by its standard name, or in
-``$OPTIQA_META``) and the images anywhere under ``--root``, matched by name case-insensitively
+optiqa. A loader finds the CSV (``meta``, under ``root`` by its standard name, or in
+``$OPTIQA_META``) and the images anywhere under ``root``, matched by name case-insensitively
 after a single directory walk, so any layout the database ships in works.
 
 Quirks handled here: LIVE's names have no extension and its ``mos`` column holds DMOS (lower is
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from optiqa.data.io import IMAGE_EXTENSIONS
-from optiqa.errors import InputError, UnknownNameError
+from optiqa.core.errors import InputError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class DatasetSpec:
     layout: str                 # where the official release keeps the images
     extra_columns: tuple = ()   # kept per item (e.g. std, KonIQ's official split)
     aliases: tuple = ()
-    pyiqa_meta: str = ""        # the file's name inside IQA-PyTorch, also accepted under --root
+    pyiqa_meta: str = ""        # the file's name inside IQA-PyTorch, also accepted under root
 
     @property
     def orientation(self) -> str:
@@ -187,8 +187,8 @@ class ImageIndex:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise InputError(f"{self.root}: not a folder (--root must be the folder holding the "
-                             "database's images)")
+            raise InputError(f"{self.root}: not a folder (the root must be the folder holding the "
+                             "database's images)", option="root")
         self.by_name: dict[str, list[str]] = {}
         self.by_stem: dict[str, list[str]] = {}
         self.csv: dict[str, str] = {}
@@ -234,7 +234,7 @@ class ImageIndex:
 # ---------------------------------------------------------------------------------------------
 def find_meta(spec: DatasetSpec, meta: str | os.PathLike | None = None,
               index: ImageIndex | None = None) -> Path:
-    """The meta-info CSV: ``--meta``, else under ``--root`` by name, else ``$OPTIQA_META``."""
+    """The meta-info CSV: ``meta``, else under the image root by name, else ``$OPTIQA_META``."""
     if meta is not None:
         meta = Path(meta)
         if not meta.is_file():
@@ -253,9 +253,9 @@ def find_meta(spec: DatasetSpec, meta: str | os.PathLike | None = None,
                 return Path(env) / n
     where = f" under {index.root}" if index is not None else ""
     raise InputError(
-        f"no meta-info file for {spec.name}: pass --meta FILE, or put {spec.meta_file} "
-        f"(or {spec.pyiqa_meta}) anywhere under --root{where}, or in the folder named by "
-        f"${META_ENV}" + (f" (now {env})" if env else ""))
+        f"no meta-info file for {spec.name}: name it (meta), or put {spec.meta_file} "
+        f"(or {spec.pyiqa_meta}) anywhere under the image root{where}, or in the folder named by "
+        f"${META_ENV}" + (f" (now {env})" if env else ""), option="meta")
 
 
 def _norm(col: str) -> str:
@@ -343,8 +343,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
         return load_synthetic(**synthetic_options)
     spec = get_spec(name)
     if root is None:
-        raise InputError(f"dataset {spec.name} needs --root, the folder with its images "
-                         f"({spec.layout})")
+        raise InputError(f"dataset {spec.name} needs its root, the folder with its images "
+                         f"({spec.layout})", option="root")
     index = ImageIndex(root)
     if index.n_images == 0:
         raise InputError(f"{index.root}: no image files under this folder (expected the "
@@ -381,12 +381,13 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
                 f"{index.root} ({index.n_images} image files searched, names matched "
                 f"case-insensitively): {shown}")
         if not allow_missing:
-            raise InputError(f"{spec.name}: {what}; check --root, or pass --allow-missing to run "
-                             f"on the {len(items)} of {len(rows)} items that are present")
+            raise InputError(f"{spec.name}: {what}; check the root, or allow missing images to "
+                             f"run on the {len(items)} of {len(rows)} items that are present",
+                             option="allow_missing")
         if not items:
             raise InputError(f"{spec.name}: none of the {len(rows)} items has its images under "
                              f"{index.root}")
         ds.missing = missing
-        ds.notes.append(f"--allow-missing: {what}; running on {len(items)} of {len(rows)} "
+        ds.notes.append(f"missing images allowed: {what}; running on {len(items)} of {len(rows)} "
                         "items, so results are NOT comparable with published figures")
     return ds

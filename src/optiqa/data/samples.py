@@ -45,7 +45,7 @@ def load_sample(name: str, size: int | None = None) -> torch.Tensor:
     is ``size`` and centre-cropped to ``size x size``: the same content at any resolution.
     """
     if name not in SAMPLE_PHOTOS:
-        from optiqa.errors import UnknownNameError
+        from optiqa.core.errors import UnknownNameError
 
         raise UnknownNameError("sample photo", name, SAMPLE_PHOTOS)
     arr = _load_array(name)

@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from optiqa.data.sr_degradations import create_degradation
-from optiqa.errors import ConfigError, InputError
+from optiqa.core.errors import ConfigError, InputError
 
 BUILTIN_SAMPLES = "builtin:samples"
 

@@ -7,7 +7,7 @@ in :data:`DEGRADATIONS` (data, not import-time registration) and built by
 :func:`create_degradation` from a config value:
 
 - ``bicubic`` (SR x2/x3/x4; the default): MATLAB ``imresize(gt, 1/scale, 'bicubic')`` with
-  antialiasing, implemented by :func:`optiqa.data.resize.imresize`, rounded to 8 bits after each
+  antialiasing, implemented by :func:`optiqa.ops.resize.imresize`, rounded to 8 bits after each
   pass as MATLAB does on ``uint8`` images (``resize: torch`` uses
   ``F.interpolate(mode="bicubic", antialias=True)`` instead). On the benchmark LR files in
   ``../shared/data/sr`` the MATLAB path matches every interior pixel (91 dB mean PSNR away from
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from optiqa.errors import ConfigError, UnknownNameError
+from optiqa.core.errors import ConfigError, UnknownNameError
 
 # HR pixels of context, in LR pixels, that make "degrade a crop" equal "crop the degraded image"
 # for the bicubic step: the stretched kernel reaches 2 LR pixels either side; one more is spare.
@@ -50,7 +50,7 @@ class BicubicDownscale:
         self.scale = int(self.scale)
 
     def __call__(self, gt: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        from optiqa.data.resize import imresize, torch_bicubic
+        from optiqa.ops.resize import imresize, torch_bicubic
 
         h, w = gt.shape[-2:]
         if h % self.scale or w % self.scale:

@@ -3,7 +3,7 @@
 A metric is a frozen ``nn.Module``: ``m(x, ref)`` returns per-image scores ``(N,)`` in the metric's
 published orientation, ``m.loss(x, ref)`` a scalar that is always minimised. Argument order is
 always (distorted, reference). Inputs are RGB ``NCHW`` floats in [0, 1]; 1-channel input is
-expanded to RGB; anything else raises :class:`~optiqa.errors.InputError` (a ``ValueError``) that
+expanded to RGB; anything else raises :class:`~optiqa.core.errors.InputError` (a ``ValueError``) that
 names the problem. Input validation lives in one place, :func:`check_pair`.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from optiqa.errors import InputError
+from optiqa.core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from optiqa import backbones
-from optiqa.errors import ConfigError, WeightsUnavailable
+from optiqa.core.errors import ConfigError, WeightsUnavailable
 from optiqa.metrics.base import FRMetric, MetricInfo
 
 DISTS_C1 = DISTS_C2 = 1e-6

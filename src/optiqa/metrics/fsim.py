@@ -17,9 +17,9 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-from optiqa.data.color import rgb_to_yiq
+from optiqa.ops.color import rgb_to_yiq
 from optiqa.metrics.base import FRMetric
-from optiqa.metrics.loggabor import (average_downsample, downsample_factor,
+from optiqa.ops.loggabor import (average_downsample, downsample_factor,
                                      phase_congruency_bank, scharr_magnitude)
 
 # FeatureSIM.m constants, for images on a 0-255 scale.

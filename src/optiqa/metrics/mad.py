@@ -58,7 +58,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from optiqa.data.color import rgb_to_gray, rgb_to_gray_8bit
+from optiqa.ops.color import rgb_to_gray, rgb_to_gray_8bit
 from optiqa.metrics.base import FRMetric
 
 # Detection stage (hi_index in MAD_index.m).

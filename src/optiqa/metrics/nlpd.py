@@ -26,9 +26,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from optiqa.data.color import rgb_to_gray, rgb_to_gray_8bit
+from optiqa.ops.color import rgb_to_gray, rgb_to_gray_8bit
 from optiqa.metrics.base import FRMetric
-from optiqa.metrics.filters import conv_depthwise, pad, sqrt_zero_grad
+from optiqa.ops.filters import conv_depthwise, pad, sqrt_zero_grad
 
 LEVELS = 6
 

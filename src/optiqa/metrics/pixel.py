@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from optiqa.data.color import rgb_to_y
+from optiqa.ops.color import rgb_to_y
 from optiqa.metrics.base import FRMetric
 
 # MSE floor: PSNR of identical images is 10*log10(1/1e-10) = 100 dB instead of inf, which keeps

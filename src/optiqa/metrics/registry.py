@@ -1,17 +1,22 @@
 """The metric registry: every metric's metadata and constructor, as data.
 
-Nothing registers itself at import time: the table below is the single list of metric names, so
-``list_metrics()`` needs no heavy imports and the family modules load only when a metric is created.
+Nothing registers itself at import time: the tables below are the single list of built-in metric
+names, so ``list_metrics()`` needs no heavy imports and the family modules load only when a
+metric is created. ``dists_<backbone>`` exists for every backbone, also one the user registers
+later (:func:`optiqa.backbones.register`). Users add their own metric with
+:func:`register_metric`.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from typing import Callable, Union
 
 import torch
 
 from optiqa import backbones
-from optiqa.errors import UnknownNameError
+from optiqa.core.errors import ConfigError
+from optiqa.core.registry import Registry
 from optiqa.metrics.base import FRMetric, MetricInfo
 
 INF = float("inf")
@@ -24,7 +29,9 @@ DISTS_RANGE = (0.0, 2.0)
 @dataclass(frozen=True)
 class MetricSpec:
     info: MetricInfo
-    factory: str  # "module:callable", called as callable(info=info, **kwargs)
+    # "module:callable" (built-ins, imported on first use) or a callable (user metrics);
+    # called as factory(info=info, **kwargs)
+    factory: Union[str, Callable]
     kwargs: dict = field(default_factory=dict)
 
 
@@ -108,28 +115,44 @@ _DEEP = [
 ]
 
 
-def _dists_family() -> list[MetricSpec]:
-    specs = []
-    for bb in backbones.names():
-        spec = backbones.spec(bb)
-        specs.append(_spec(
-            f"dists_{bb}", _P + "deep:DISTS", lower_better=True, differentiable=True,
-            score_range=DISTS_RANGE, family="deep",
-            backbone=bb if spec.needs_download else None, min_size=spec.min_size,
-            reference=f"DISTS formula (Ding et al. 2020) on {spec.title} features; uniform "
-                      "alpha/beta unless weights= is given",
-            backbone_name=bb))
-    return specs
+DISTS_PREFIX = "dists_"
 
 
-REGISTRY: dict[str, MetricSpec] = {s.info.name: s for s in _CLASSICAL + _DEEP + _dists_family()}
+def _dists_spec(bb: str) -> MetricSpec:
+    """``dists_<bb>``: the DISTS formula on backbone ``bb``'s features, uniform alpha/beta."""
+    spec = backbones.spec(bb)
+    return _spec(
+        f"{DISTS_PREFIX}{bb}", _P + "deep:DISTS", lower_better=True, differentiable=True,
+        score_range=DISTS_RANGE, family="deep",
+        backbone=bb if spec.needs_download else None, min_size=spec.min_size,
+        reference=f"DISTS formula (Ding et al. 2020) on {spec.title} features; uniform "
+                  "alpha/beta unless weights= is given",
+        backbone_name=bb)
+
+
+def _resolve_dists(name: str) -> MetricSpec | None:
+    bb = name[len(DISTS_PREFIX):] if name.startswith(DISTS_PREFIX) else None
+    return _dists_spec(bb) if bb in backbones.REGISTRY else None
+
+
+REGISTRY: Registry[MetricSpec] = Registry(
+    "metric", {s.info.name: s for s in _CLASSICAL + _DEEP}, resolver=_resolve_dists,
+    resolvable=lambda: [DISTS_PREFIX + bb for bb in backbones.names()])
 
 
 def get_spec(name: str) -> MetricSpec:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("metric", name, REGISTRY) from None
+    return REGISTRY.get(name)
+
+
+def register_metric(info: MetricInfo, factory: Callable, overwrite: bool = False,
+                    **kwargs) -> MetricSpec:
+    """Make ``create_metric(info.name)`` build ``factory(info=info, **kwargs)`` (an
+    :class:`~optiqa.metrics.base.FRMetric` subclass or any callable returning one)."""
+    if not isinstance(info, MetricInfo):
+        raise ConfigError(f"register_metric needs a MetricInfo, got {type(info).__name__}")
+    if not callable(factory):
+        raise ConfigError(f"register_metric: factory of {info.name!r} is not callable")
+    return REGISTRY.register(info.name, MetricSpec(info, factory, kwargs), overwrite)
 
 
 def create_metric(name: str, device: str | torch.device = "cpu", **kwargs) -> FRMetric:
@@ -138,16 +161,22 @@ def create_metric(name: str, device: str | torch.device = "cpu", **kwargs) -> FR
     ``kwargs`` go to the metric's constructor (e.g. ``weights=`` for the DISTS-style family).
     """
     spec = get_spec(name)
-    module_name, attr = spec.factory.split(":")
-    factory = getattr(importlib.import_module(module_name), attr)
+    factory = spec.factory
+    if isinstance(factory, str):
+        module_name, attr = factory.split(":")
+        factory = getattr(importlib.import_module(module_name), attr)
     metric = factory(info=spec.info, **{**spec.kwargs, **kwargs})
+    if not isinstance(metric, FRMetric):
+        raise ConfigError(f"metric {name!r}: its factory returned {type(metric).__name__}, not an "
+                          "optiqa metric module (subclass optiqa.metrics.FRMetric)")
     metric.requires_grad_(False)
     return metric.eval().to(device)
 
 
-def list_metrics() -> dict[str, MetricInfo]:
-    """All metric names with their :class:`MetricInfo`, in registry order."""
-    return {name: spec.info for name, spec in REGISTRY.items()}
+def list_metrics(pattern: str | None = None) -> dict[str, MetricInfo]:
+    """Metric names with their :class:`MetricInfo`, in registry order; ``pattern`` filters by
+    glob (``'dists_*'``, ``'lpips*'``)."""
+    return {name: REGISTRY.get(name).info for name in REGISTRY.names(pattern)}
 
 
 def metric_available_offline(name: str) -> bool:

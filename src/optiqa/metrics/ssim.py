@@ -14,7 +14,7 @@ Shared conventions:
 * ``data_range``: the dynamic range ``L`` of the input values; inputs in [0, 1] use ``L = 1``,
   which gives the same scores as the official ``L = 255`` on 0..255 images.
 * ``padding``: ``'valid'`` (the official choice: only windows fully inside the image) or any mode
-  of :func:`optiqa.metrics.filters.pad` to keep the full size.
+  of :func:`optiqa.ops.filters.pad` to keep the full size.
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from optiqa.data.color import rgb_to_gray, rgb_to_y, round_to_8bit
-from optiqa.metrics import filters
+from optiqa.ops.color import rgb_to_gray, rgb_to_y, round_to_8bit
+from optiqa.ops import filters
 from optiqa.metrics.base import FRMetric
-from optiqa.metrics.steerable import oriented_bands
+from optiqa.ops.steerable import oriented_bands
 
 K1, K2 = 0.01, 0.03
 # Wang, Simoncelli & Bovik 2003, Table 1 (fine to coarse); they sum to 1.0001 as published.
@@ -248,7 +248,7 @@ def cw_ssim(x: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantiz
     """Complex-wavelet SSIM per image (Sampat, Wang, Gupta, Bovik & Markey, IEEE TIP 2009).
 
     As ``cwssim_index.m``: decompose both images with a complex steerable pyramid
-    (:mod:`optiqa.metrics.steerable`, ``level`` levels, ``orientations`` bands) and, for each
+    (:mod:`optiqa.ops.steerable`, ``level`` levels, ``orientations`` bands) and, for each
     band ``c_x, c_y`` of the coarsest level,
     ``CW-SSIM map = (2 |sum_w c_x conj(c_y)| + K) / (sum_w |c_x|^2 + sum_w |c_y|^2 + K)`` with
     ``sum_w`` a ``win_size`` x ``win_size`` box mean ('valid'); each map is averaged with a

@@ -34,9 +34,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from optiqa.data.color import rgb_to_gray, rgb_to_gray_8bit
+from optiqa.ops.color import rgb_to_gray, rgb_to_gray_8bit
 from optiqa.metrics.base import FRMetric
-from optiqa.metrics.filters import conv_depthwise
+from optiqa.ops.filters import conv_depthwise
 
 SIGMA_NSQ = 0.4  # HVS noise variance, for [0, 255] data
 BLOCK = 3  # M: GSM neighbourhoods are M x M

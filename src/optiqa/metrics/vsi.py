@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from optiqa.data.color import rgb_to_lmn
-from optiqa.data.resize import imresize_matrix
+from optiqa.ops.color import rgb_to_lmn
+from optiqa.ops.resize import imresize_matrix
 from optiqa.metrics.base import FRMetric
-from optiqa.metrics.loggabor import (average_downsample, downsample_factor, frequency_grid,
+from optiqa.ops.loggabor import (average_downsample, downsample_factor, frequency_grid,
                                      log_gabor_radial, scharr_magnitude)
 
 # VSI.m constants (images on a 0-255 scale).
@@ -44,14 +44,14 @@ TINY = 1e-12
 def _bilinear_matrix(n_in: int, n_out: int, dtype: torch.dtype,
                      device: torch.device) -> torch.Tensor:
     """MATLAB ``imresize(..., 'bilinear')`` (antialiased) along one axis, as ``dtype`` on
-    ``device``: :func:`optiqa.data.resize.imresize_matrix`, converted once per size."""
+    ``device``: :func:`optiqa.ops.resize.imresize_matrix`, converted once per size."""
     return imresize_matrix(n_in, n_out, method="bilinear").to(dtype=dtype, device=device)
 
 
 def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """MATLAB ``imresize(x, [h w], 'bilinear')`` of ``(N, C, H, W)``.
 
-    MATLAB's algorithm (:func:`optiqa.data.resize.imresize_matrix`): output pixel ``x``
+    MATLAB's algorithm (:func:`optiqa.ops.resize.imresize_matrix`): output pixel ``x``
     (1-based) samples input position ``u = x / s + (1 - 1 / s) / 2`` with ``s = n_out / n_in``;
     the triangle kernel is widened to ``2 / s`` and scaled by ``s`` when shrinking
     (antialiasing, on by default); weights are normalised to sum to 1 and out-of-range taps are

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from optiqa import backbones
-from optiqa.errors import ConfigError, UnknownNameError
+from optiqa.core.errors import ConfigError, UnknownNameError
 from optiqa.nets.disc_scratch import LRELU_SLOPE, check_min_size, sn_if
 
 HEADS = ("image", "patch")

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from optiqa.errors import InputError
+from optiqa.core.errors import InputError
 
 LRELU_SLOPE = 0.2  # every discriminator below follows DCGAN's leaky ReLU slope
 

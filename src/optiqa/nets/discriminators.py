@@ -34,7 +34,9 @@ import torch
 from torch import nn
 
 from optiqa import backbones
-from optiqa.errors import ConfigError, UnknownNameError
+from optiqa.core.checkpoints import load_into, read_checkpoint, unwrap_state_dict
+from optiqa.core.errors import ConfigError
+from optiqa.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -61,31 +63,44 @@ _SCRATCH = [
 ]
 
 
-def _backbone_aliases() -> list[DiscriminatorSpec]:
-    specs = []
-    for bb in backbones.names():
-        title = backbones.spec(bb).title
-        for head, what in (("image", "pooled features -> one logit"),
-                           ("patch", "1x1 convs -> one logit per location")):
-            specs.append(DiscriminatorSpec(f"{bb}_{head}", _B, head, f"{title} + {what}",
-                                           {"backbone": bb, "head": head}))
-    return specs
+def _resolve_backbone_alias(name: str) -> DiscriminatorSpec | None:
+    """``<backbone>_image`` / ``<backbone>_patch`` for any backbone, also a user's."""
+    bb, _, head = name.rpartition("_")
+    if head not in ("image", "patch") or bb not in backbones.REGISTRY:
+        return None
+    what = "pooled features -> one logit" if head == "image" else \
+        "1x1 convs -> one logit per location"
+    return DiscriminatorSpec(name, _B, head, f"{backbones.spec(bb).title} + {what}",
+                             {"backbone": bb, "head": head})
 
 
-REGISTRY: dict[str, DiscriminatorSpec] = {s.name: s for s in _SCRATCH + _backbone_aliases()}
+REGISTRY: Registry[DiscriminatorSpec] = Registry(
+    "discriminator", {s.name: s for s in _SCRATCH}, resolver=_resolve_backbone_alias,
+    resolvable=lambda: [f"{bb}_{h}" for bb in backbones.names() for h in ("image", "patch")])
 OPTION_ALIASES = {"patch_stage": "stage"}
 
 
 def list_discriminators() -> dict[str, DiscriminatorSpec]:
     """All discriminator types with their spec, in registry order."""
-    return dict(REGISTRY)
+    return dict(REGISTRY.items())
 
 
 def get_spec(type: str) -> DiscriminatorSpec:  # noqa: A002 - BasicSR's key name
-    try:
-        return REGISTRY[type]
-    except KeyError:
-        raise UnknownNameError("discriminator", type, REGISTRY) from None
+    return REGISTRY.get(type)
+
+
+def _factory(spec: DiscriminatorSpec):
+    if callable(spec.factory):
+        return spec.factory
+    module_name, attr = spec.factory.split(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def discriminator_options(d_type: str) -> set[str]:
+    """The option names ``create_discriminator(d_type, ...)`` accepts (without building it)."""
+    params = inspect.signature(_factory(get_spec(d_type))).parameters
+    aliases = {a for a, canonical in OPTION_ALIASES.items() if canonical in params}
+    return set(params) | aliases
 
 
 def create_discriminator(type: str, **opts) -> nn.Module:  # noqa: A002 - BasicSR's key name
@@ -108,8 +123,7 @@ def create_discriminator(type: str, **opts) -> nn.Module:  # noqa: A002 - BasicS
             raise ConfigError(f"discriminator {type!r} fixes {key}={fixed!r}; got {key}="
                               f"{opts[key]!r} (use type 'backbone' to choose it)")
         opts[key] = fixed
-    module_name, attr = spec.factory.split(":")
-    factory = getattr(importlib.import_module(module_name), attr)
+    factory = _factory(spec)
     params = inspect.signature(factory).parameters
     unknown = sorted(set(opts) - set(params))
     if unknown:
@@ -140,15 +154,14 @@ def convert_legacy_spectral_norm(state_dict: Mapping[str, torch.Tensor]) -> dict
     return out
 
 
-def load_discriminator_checkpoint(model: nn.Module, path_or_state, strict: bool = True):
-    """Load a discriminator checkpoint: a path or a state dict, optionally wrapped BasicSR-style
-    as ``{'params': ...}`` (or ``'params_ema'``), with legacy spectral-norm keys converted."""
-    state = path_or_state
-    if isinstance(path_or_state, (str, Path)):
-        state = torch.load(path_or_state, map_location="cpu", weights_only=True)
-    for wrapper in ("params", "params_ema", "state_dict"):
-        if isinstance(state, Mapping) and wrapper in state and isinstance(state[wrapper], Mapping):
-            state = state[wrapper]
-            break
-    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DDP
-    return model.load_state_dict(convert_legacy_spectral_norm(state), strict=strict)
+def load_discriminator_checkpoint(model: nn.Module, path_or_state, strict: bool = True,
+                                  what: str | None = None) -> int:
+    """Load a discriminator checkpoint (a path or a state dict, optionally wrapped BasicSR-style
+    as ``{'params': ...}``) with legacy spectral-norm keys converted; mismatches raise
+    :class:`~optiqa.core.checkpoints.CheckpointError` naming the keys. Returns the tensor count."""
+    source = str(path_or_state) if isinstance(path_or_state, (str, Path)) else "checkpoint"
+    state = read_checkpoint(path_or_state) if isinstance(path_or_state, (str, Path)) \
+        else path_or_state
+    params, _ = unwrap_state_dict(state, "auto", source)
+    return load_into(model, convert_legacy_spectral_norm(params), strict,
+                     what or f"discriminator {type(model).__name__}", source)

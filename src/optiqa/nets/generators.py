@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from optiqa.errors import ConfigError, UnknownNameError
+from optiqa.core.checkpoints import CheckpointError, load_into, read_checkpoint, unwrap_state_dict
+from optiqa.core.errors import ConfigError
+from optiqa.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,11 @@ class GeneratorSpec:
     factory: str  # "module:callable"
     summary: str
     options: str | None = None  # "module:Class" whose signature lists the valid options
+    trainable: bool = True      # False: a parameter-free baseline (bicubic)
 
 
 _N = "optiqa.nets."
-REGISTRY: dict[str, GeneratorSpec] = {s.name: s for s in [
+REGISTRY: Registry[GeneratorSpec] = Registry("generator", {s.name: s for s in [
     GeneratorSpec("swinir", _N + "swinir:swinir", "SwinIR classical SR (embed 180, 6x6, window 8)",
                   _N + "swinir:SwinIR"),
     GeneratorSpec("swinir_light", _N + "swinir:swinir_light",
@@ -49,11 +50,14 @@ REGISTRY: dict[str, GeneratorSpec] = {s.name: s for s in [
     GeneratorSpec("srresnet", _N + "srresnet:srresnet", "MSRResNet (BasicSR), small for CPU",
                   _N + "srresnet:MSRResNet"),
     GeneratorSpec("bicubic", _N + "generators:BicubicUpsampler",
-                  "MATLAB-style bicubic upsampling, no parameters (baseline)"),
-]}
+                  "MATLAB-style bicubic upsampling, no parameters (baseline)", trainable=False),
+]})
 
 
-def _load(ref: str):
+def _load(ref):
+    """A "module:callable" reference imported on first use (or a callable, for user entries)."""
+    if callable(ref):
+        return ref
     module_name, attr = ref.split(":")
     return getattr(importlib.import_module(module_name), attr)
 
@@ -66,27 +70,31 @@ class BicubicUpsampler(nn.Module):
         self.scale = int(scale)
 
     def forward(self, x):
-        from optiqa.data.resize import imresize
+        from optiqa.ops.resize import imresize
 
         h, w = x.shape[-2:]
         return imresize(x, size=(h * self.scale, w * self.scale))
 
 
 def list_generators() -> dict[str, GeneratorSpec]:
-    return dict(REGISTRY)
+    return dict(REGISTRY.items())
+
+
+def generator_options(gen_type: str) -> set[str]:
+    """The option names ``create_generator(gen_type, ...)`` accepts (without building it)."""
+    spec = REGISTRY.get(gen_type)
+    valid = set(inspect.signature(_load(spec.options or spec.factory)).parameters)
+    if spec.options:  # SwinIR / MSRResNet: also the official option name ``upscale``
+        valid.add("upscale")
+    return valid
 
 
 def create_generator(type: str, **opts) -> nn.Module:  # noqa: A002 - BasicSR's key name
     """Build generator ``type`` (see the module table); unknown type -> :class:`UnknownNameError`,
     unknown option -> :class:`ConfigError` naming it."""
-    try:
-        spec = REGISTRY[type]
-    except KeyError:
-        raise UnknownNameError("generator", type, REGISTRY) from None
+    spec = REGISTRY.get(type)
     factory = _load(spec.factory)
-    valid = set(inspect.signature(_load(spec.options or spec.factory)).parameters)
-    if spec.options:  # SwinIR / MSRResNet: also the official option name ``upscale``
-        valid.add("upscale")
+    valid = generator_options(type)
     unknown = sorted(set(opts) - valid)
     if unknown:
         raise ConfigError(f"generator {type!r}: unknown option(s) {', '.join(unknown)}; valid "
@@ -120,7 +128,8 @@ def parse_arch(text: str) -> dict:
         for item in items:
             key, eq, value = item.partition("=")
             if not eq or not key.strip():
-                raise ConfigError(f"--arch {text!r}: expected TYPE:key=value,..., got {item!r}")
+                raise ConfigError(f"architecture {text!r}: expected TYPE:key=value,..., got {item!r}",
+                                  option="arch")
             out[key.strip()] = yaml.safe_load(value)
     return out
 
@@ -135,67 +144,25 @@ class CheckpointInfo:
     tensors: int
 
 
-def read_checkpoint(path) -> Mapping:
-    """``torch.load(path, map_location='cpu', weights_only=True)`` with errors naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: checkpoint file not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated file, pickle with code objects, not a torch file
-        raise ConfigError(f"{path}: cannot read checkpoint ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
-
-
-def select_params(state: Mapping, key: str = "auto") -> tuple[Mapping, str | None]:
-    """The state dict inside a checkpoint: ``params_ema`` when present (``key='auto'``), else
-    ``params``, else ``state_dict``, else the mapping itself when it holds tensors."""
-    if key != "auto":
-        if key not in state:
-            raise ConfigError(f"checkpoint has no {key!r} entry (it has: "
-                              f"{', '.join(map(str, list(state)[:8]))})")
-        return state[key], key
-    for k in ("params_ema", "params", "state_dict"):
-        if k in state and isinstance(state[k], Mapping):
-            return state[k], k
-    if state and all(isinstance(v, torch.Tensor) for v in state.values()):
-        return state, None
-    raise ConfigError(f"checkpoint holds no parameters (keys: {', '.join(map(str, state))})")
-
-
 def load_generator_checkpoint(model: nn.Module, path_or_state, key: str = "auto",
                               strict: bool = True) -> CheckpointInfo:
     """Load weights into ``model`` from a file or a (possibly wrapped) state dict.
 
     ``key``: ``auto`` prefers ``params_ema`` (the EMA weights BasicSR-style runs and the official
     SwinIR GAN releases keep) over ``params``; or name one. ``module.`` prefixes (DDP) are
-    stripped; official layouts are renamed by the model's ``convert_state_dict``. Loads use
-    ``weights_only=True``. Mismatches raise :class:`ConfigError` listing the first few keys.
+    stripped; official layouts are renamed by the model's ``convert_state_dict``. Reading and
+    mismatch reports are :mod:`optiqa.core.checkpoints`' (one :class:`CheckpointError`).
     """
+    source = str(path_or_state) if isinstance(path_or_state, (str, Path)) else "checkpoint"
     state = read_checkpoint(path_or_state) if isinstance(path_or_state, (str, Path)) \
         else path_or_state
-    params, used = select_params(state, key)
-    params = {k.removeprefix("module."): v for k, v in params.items()}
+    params, used = unwrap_state_dict(state, key, source)
     layout = "optiqa"
     convert = getattr(model, "convert_state_dict", None)
     if convert is not None:
         try:
             params, layout = convert(params)
         except ValueError as e:
-            raise ConfigError(f"checkpoint does not fit {type(model).__name__}: {e}") from None
-    own = model.state_dict()
-    problems = []
-    missing = [k for k in own if k not in params]
-    unexpected = [k for k in params if k not in own]
-    shapes = [f"{k} {tuple(params[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in params and params[k].shape != own[k].shape]
-    for what, items in (("missing", missing), ("unexpected", unexpected),
-                        ("shape mismatch", shapes)):
-        if items and (strict or what == "shape mismatch"):
-            more = f" (+{len(items) - 4} more)" if len(items) > 4 else ""
-            problems.append(f"{what}: {', '.join(items[:4])}{more}")
-    if problems:
-        raise ConfigError(f"checkpoint does not fit {type(model).__name__} "
-                          f"({layout} layout): " + "; ".join(problems))
-    model.load_state_dict(params, strict=strict)
+            raise CheckpointError(f"{source} does not fit {type(model).__name__}: {e}") from None
+    load_into(model, params, strict, f"{type(model).__name__} ({layout} layout)", source)
     return CheckpointInfo(used, layout, len(params))

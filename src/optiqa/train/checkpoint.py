@@ -1,20 +1,14 @@
-"""Run folders, checkpoints and training state (DESIGN.md "Run folder").
+"""Training checkpoints: what is saved with each one, in which order, and how resume finds it.
 
-``<study>/runs/<run-name>/``::
+A checkpoint of iteration ``i`` in a :class:`~optiqa.core.runs.RunFolder` is
+``models/net_g_<i>.pth`` (``{'params': G, 'params_ema': EMA of G, 'network_g': {...}, 'scale'}``),
+``models/net_d_<i>.pth`` (``{'params': D}``) and ``state/<i>.state``: optimizers, iteration,
+NaN-skip count, the data sampler's position and every RNG state (python, numpy, torch CPU, CUDA),
+one set per process rank.
 
-    config.yaml               the resolved configuration (optiqa.study.config.save_config)
-    log.txt                   the training log (appended across resumes)
-    models/net_g_<iter>.pth   {'params': G, 'params_ema': EMA of G, 'network_g': {...}, 'scale'}
-    models/net_d_<iter>.pth   {'params': D}              (BasicSR-compatible keys)
-    state/<iter>.state        optimizers, schedulers, iteration, NaN-skip count, the data
-                              sampler's position and every RNG state (python, numpy, torch CPU,
-                              CUDA), one set per process rank
-    samples/<image>/<iter>.png  validation crops (and gt.png)
-
-Durability: every file is written to a temporary file in the same folder, flushed and fsync'ed,
-then moved into place with ``os.replace`` (:func:`optiqa.data.io.atomic_write_bytes`) and the
-folder is fsync'ed, so a reader (or a resumed run) never sees a truncated checkpoint, whatever the
-moment of a crash or ``SIGKILL``. The model files of iteration ``i`` are written *before*
+Durability: every file is written atomically and durably (:func:`optiqa.core.atomic.
+atomic_torch_save`), so a reader (or a resumed run) never sees a truncated checkpoint, whatever
+the moment of a crash or ``SIGKILL``. The model files of iteration ``i`` are written *before*
 ``state/i.state``: a state is *complete* only when the files it names are on disk, and
 :func:`find_resume_point` takes the newest state whose files all load. Everything is saved as
 tensors and plain Python types so that loads can use ``torch.load(..., weights_only=True)``.
@@ -22,110 +16,17 @@ tensors and plain Python types so that loads can use ``torch.load(..., weights_o
 from __future__ import annotations
 
 import logging
-import os
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from optiqa.core.atomic import atomic_torch_save, load_torch
+from optiqa.core.runs import RunFolder
+
 log = logging.getLogger(__name__)
-
-_STATE = re.compile(r"^(\d+)\.state$")
-_MODEL = re.compile(r"^net_([a-z]+)_(\d+)\.pth$")
-
-
-@dataclass(frozen=True)
-class RunFolder:
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log.txt"
-
-    @property
-    def models(self) -> Path:
-        return self.root / "models"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state"
-
-    @property
-    def samples(self) -> Path:
-        return self.root / "samples"
-
-    def model_path(self, net: str, iteration: int) -> Path:
-        return self.models / f"net_{net}_{iteration}.pth"
-
-    def state_path(self, iteration: int) -> Path:
-        return self.state / f"{iteration}.state"
-
-    def create(self) -> None:
-        for d in (self.models, self.state, self.samples):
-            d.mkdir(parents=True, exist_ok=True)
-
-    def state_iterations(self) -> list[int]:
-        """Iterations with a state file, newest first (complete or not)."""
-        if not self.state.is_dir():
-            return []
-        its = [int(m.group(1)) for p in self.state.iterdir() if (m := _STATE.match(p.name))]
-        return sorted(its, reverse=True)
-
-    def remove_stale_temp_files(self) -> list[Path]:
-        """Delete the temporary files of writes that a crash interrupted (never a real file:
-        those are only ever created by ``os.replace``). Call before training starts."""
-        stale = list(self.root.rglob(".*.tmp")) if self.root.is_dir() else []
-        for p in stale:
-            p.unlink(missing_ok=True)
-        return stale
-
-    def model_files(self) -> list[tuple[str, int, Path]]:
-        if not self.models.is_dir():
-            return []
-        return [(m.group(1), int(m.group(2)), p) for p in self.models.iterdir()
-                if (m := _MODEL.match(p.name))]
-
-
-# --------------------------------------------------------------------------------------------
-# atomic, durable writes
-# --------------------------------------------------------------------------------------------
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: folders cannot be opened; os.replace is atomic there too
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def save_torch(obj, path) -> Path:
-    """``torch.save`` to ``path`` via temp file + fsync + ``os.replace`` + folder fsync."""
-    from optiqa.data.io import atomic_write_bytes
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-
-    path = atomic_write_bytes(path, write)
-    _fsync_dir(path.parent)
-    return path
-
-
-def load_torch(path):
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,9 +74,9 @@ def save_checkpoint(run: RunFolder, iteration: int, models: dict[str, dict], sta
     ``state['models']`` is set to the list of model files the state needs (resume checks them).
     """
     for net, payload in models.items():
-        save_torch(payload, run.model_path(net, iteration))
+        atomic_torch_save(payload, run.model_path(net, iteration))
     state = dict(state, iteration=iteration, models=sorted(models))
-    save_torch(state, run.state_path(iteration))
+    atomic_torch_save(state, run.state_path(iteration))
     if keep:
         prune_checkpoints(run, keep)
 

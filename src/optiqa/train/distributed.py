@@ -99,3 +99,13 @@ def broadcast_object(obj, src: int = 0):
 def barrier() -> None:
     if _active():
         dist.barrier()
+
+
+def no_buffer_sync_kwargs() -> dict:
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    params = inspect.signature(DDP.__init__).parameters
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in params else \
+        {"broadcast_buffers": False}

@@ -4,7 +4,7 @@ The SR convention of the literature (EDSR, RCAN, SwinIR, BasicSR), stated in eve
 
 - ground truth cropped at the bottom/right to a multiple of the scale;
 - input: the set's ``LR_bicubic/X<scale>`` images when present, else made from the ground truth by
-  MATLAB-style bicubic downscaling (:func:`optiqa.data.resize.imresize`, exact on the interior
+  MATLAB-style bicubic downscaling (:func:`optiqa.ops.resize.imresize`, exact on the interior
   of the benchmark LR files);
 - the network output is clamped to [0, 1] and rounded to 8 bits (what a saved PNG holds);
 - a border of ``scale`` pixels is removed from output and ground truth before *every* metric;
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from optiqa.errors import ConfigError, InputError
+from optiqa.core.errors import ConfigError, InputError
 from optiqa.train.inference import LoadedGenerator, quantize_8bit, restore
 
 DEFAULT_METRICS = ("psnr_y", "ssim_y")
@@ -71,21 +71,6 @@ class EvaluationResult:
                               for i, k in enumerate(s.keys)],
             } for s in self.sets},
         }
-
-
-def parse_set_args(items) -> dict[str, str]:
-    """``NAME=PATH`` (or a bare ``PATH``, named after its folder) -> ``{name: path}``."""
-    sets = {}
-    for item in items:
-        name, eq, path = item.partition("=")
-        if not eq:
-            name, path = Path(item).name, item
-        if not name or not path:
-            raise ConfigError(f"--set {item!r}: expected NAME=PATH")
-        if name in sets:
-            raise ConfigError(f"--set: the name {name!r} is given twice")
-        sets[name] = path
-    return sets
 
 
 def create_metrics(names, device) -> dict:
@@ -147,7 +132,7 @@ def evaluate_sets(loaded: LoadedGenerator, sets: dict[str, str], metrics=DEFAULT
 def format_results(result: EvaluationResult, per_image: bool = True) -> str:
     """Text tables, one per set, each titled with the evaluation convention."""
     from optiqa.metrics import list_metrics
-    from optiqa.tables import format_table
+    from optiqa.core.tables import format_table
 
     infos = list_metrics()
     headers = ["image"] + [_header(m, result.scale) for m in result.metrics]

@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from optiqa.errors import InputError, UnknownNameError
+from optiqa.core.errors import InputError, UnknownNameError
 
 GAN_TYPES = ("vanilla", "hinge", "lsgan", "ragan")
 

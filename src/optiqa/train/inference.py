@@ -16,17 +16,16 @@ Weights: ``params_ema`` when the file has it, else ``params`` (``key=`` to choos
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from optiqa.errors import ConfigError
+from optiqa.core.checkpoints import CheckpointError, read_checkpoint
+from optiqa.core.errors import ConfigError
+from optiqa.core.runs import RunFolder, checkpoint_iteration
 
 log = logging.getLogger(__name__)
-
-_NET_G = re.compile(r"^net_g_(\d+)\.pth$")
 
 
 @dataclass
@@ -47,70 +46,42 @@ class LoadedGenerator:
         return f"{what} x{self.scale} from {self.source}{it}{weights}"
 
 
-def _read_run_config(run_dir: Path) -> dict:
-    import yaml
-
-    path = run_dir / "config.yaml"
-    try:
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read ({e})") from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("network_g"), dict):
-        raise ConfigError(f"{path}: no network_g mapping (type and options of the generator)")
-    return cfg
-
-
-def run_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """``(iteration, path)`` of ``<run>/models/net_g_<iter>.pth``, newest first."""
-    models = run_dir / "models"
-    found = [(int(m.group(1)), p) for p in models.glob("net_g_*.pth")
-             if (m := _NET_G.match(p.name))] if models.is_dir() else []
-    return sorted(found, reverse=True)
-
-
 def resolve_source(source, arch: dict | None = None) -> tuple[Path, dict, int | None, dict]:
     """``(checkpoint path, network_g, iteration, checkpoint contents)`` for a run folder or file."""
-    from optiqa.nets.generators import read_checkpoint
-
     path = Path(source)
     if path.is_dir():
-        if not (path / "config.yaml").is_file():
-            raise ConfigError(f"{path}: not a run folder (no config.yaml)")
-        cfg = _read_run_config(path)
-        ckpts = run_checkpoints(path)
+        run = RunFolder(path)
+        net = arch or run.network_spec("g")  # also: "not a run folder" when config.yaml is absent
+        ckpts = run.checkpoints("g")
         if not ckpts:
             raise ConfigError(f"{path}: no models/net_g_<iter>.pth checkpoint yet")
         for iteration, ckpt in ckpts:
             try:
-                state = read_checkpoint(ckpt)
-            except ConfigError as e:
+                return ckpt, net, iteration, read_checkpoint(ckpt)
+            except CheckpointError as e:
                 log.warning("skipping unreadable checkpoint: %s", e)
-                continue
-            net = arch or _network_from(cfg, path / "config.yaml")
-            return ckpt, net, iteration, state
         raise ConfigError(f"{path}: none of its {len(ckpts)} checkpoints can be read")
     if not path.is_file():
         raise ConfigError(f"{path}: no such run folder or checkpoint file")
     state = read_checkpoint(path)
-    m = _NET_G.match(path.name)
-    iteration = int(m.group(1)) if m else None
+    iteration = checkpoint_iteration(path)
     if arch:
         return path, arch, iteration, state
     if isinstance(state.get("network_g"), dict):
         return path, _network_from(state, path), iteration, state
-    run_cfg = path.parent.parent / "config.yaml"
-    if path.parent.name == "models" and run_cfg.is_file():
-        return path, _network_from(_read_run_config(path.parent.parent), run_cfg), iteration, state
-    raise ConfigError(f"{path}: the checkpoint does not say which network it holds; give "
-                      "--arch TYPE[:key=value,...] (e.g. --arch swinir or --arch "
-                      "srresnet:num_feat=32,num_block=4)")
+    run = RunFolder.of_checkpoint(path)
+    if run is not None:
+        return path, run.network_spec("g"), iteration, state
+    raise ConfigError(f"{path}: the checkpoint does not say which network it holds; name the "
+                      "architecture as TYPE[:key=value,...] (e.g. swinir, or "
+                      "srresnet:num_feat=32,num_block=4)", option="arch")
 
 
 def _network_from(cfg: dict, where) -> dict:
+    """``network_g`` embedded in a checkpoint, with its ``scale`` (BasicSR's ``upscale``)."""
     net = dict(cfg["network_g"])
     if "type" not in net:
         raise ConfigError(f"{where}: network_g has no type")
-    # the run's top-level scale applies unless network_g sets its own (BasicSR's upscale)
     if cfg.get("scale") is not None and "scale" not in net and "upscale" not in net:
         net["scale"] = cfg["scale"]
     return net

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from optiqa.errors import ConfigError, InputError
+from optiqa.core.errors import ConfigError, InputError
 from optiqa.train.gan import (check_gan_type, discriminator_loss, generator_adversarial_loss,
                               r1_penalty)
 

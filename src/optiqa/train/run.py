@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from optiqa.errors import ConfigError
-from optiqa.study.config import save_config, to_mapping
-from optiqa.study.train_config import TrainConfig, load_train_config
+from optiqa.core.errors import ConfigError
+from optiqa.core.config import save_config, to_mapping
+from optiqa.train.config import TrainConfig, load_train_config
 from optiqa.train import distributed as du
-from optiqa.train.checkpoint import RunFolder, find_resume_point
+from optiqa.core.runs import RunFolder
+from optiqa.train.checkpoint import find_resume_point
 from optiqa.train.trainer import Trainer
 
 log = logging.getLogger("optiqa.train")
@@ -34,8 +35,8 @@ def run_training(config, overrides=(), study=DEFAULT_STUDY, resume: bool = False
     cfg = load_train_config(config, overrides)
     run = RunFolder(Path(run_dir) if run_dir else Path(study) / "runs" / cfg.name)
     if not resume and run.root.exists() and any(run.root.iterdir()):
-        raise ConfigError(f"{run.root}: run folder already exists; add --resume to continue it, "
-                          "or give another name=... / --study")
+        raise ConfigError(f"{run.root}: run folder already exists; resume it, or give the run "
+                          "another name (name=...) or study folder", option="resume")
     info, device = du.init_distributed(device)
     try:
         trainer = Trainer(cfg, device, info, progress=progress)
@@ -47,12 +48,12 @@ def run_training(config, overrides=(), study=DEFAULT_STUDY, resume: bool = False
         trainer.attach(run, console=console)
         if info.is_main:
             _check_saved_config(run, cfg)
-            save_config(cfg, run.config)
+            save_config(cfg, run.config_path)
         du.barrier()
         if point is not None:
             trainer.load(point)
         elif resume:
-            log.info("--resume: no complete checkpoint in %s, starting from iteration 0",
+            log.info("resume: no complete checkpoint in %s, starting from iteration 0",
                      run.root)
         if trainer.iteration >= cfg.train.total_iter:
             log.info("run %s is already complete (iteration %d)", cfg.name, trainer.iteration)
@@ -68,12 +69,12 @@ def run_training(config, overrides=(), study=DEFAULT_STUDY, resume: bool = False
 
 def _check_saved_config(run: RunFolder, cfg: TrainConfig) -> None:
     """On resume, say which settings differ from the run's saved config (they take effect)."""
-    if not run.config.is_file():
+    if not run.config_path.is_file():
         return
     import yaml
 
     try:
-        old = yaml.safe_load(run.config.read_text()) or {}
+        old = yaml.safe_load(run.config_path.read_text()) or {}
     except yaml.YAMLError:
         return
     new = to_mapping(cfg)

@@ -2,22 +2,23 @@
 
 Iteration-based, BasicSR-style (Wang et al., BasicSR; ESRGAN's two stages):
 
-1. iterations ``1 .. warmup_iter``: pixel-only warm-up (L1, weight 1; no discriminator), unless
-   the generator starts from ``path.pretrain_network_g`` (then set ``warmup_iter: 0``);
-2. iterations ``warmup_iter + 1 .. total_iter``: the perceptual objective
+1. iterations ``1 .. pixel_only_iter``: the L1-only stage (weight 1; no discriminator), unless
+   the generator starts from ``path.pretrain_network_g`` (then set ``pixel_only_iter: 0``);
+2. iterations ``pixel_only_iter + 1 .. total_iter``: the perceptual objective
    (:class:`optiqa.train.objective.PerceptualObjective`): one generator step with D frozen,
    then ``gan_opt.d_steps`` discriminator steps on the same batch (fake logits from
    ``sr.detach()``; R1 through :func:`optiqa.train.gan.r1_forward` when ``r1_weight > 0``).
 
 Optimisers are Adam or AdamW over the parameters that require gradients (frozen backbones stay
-out); learning rates follow :func:`optiqa.train.loop.lr_at` (constant, step or cosine, optional
-linear warm-up). After each successful generator step the EMA of G is updated (``ema_decay``);
+out); learning rates follow :func:`optiqa.train.optim.lr_at` (constant, step or cosine, with a
+linear warm-up over ``warmup_iter`` iterations, BasicSR's meaning). After each successful
+generator step the EMA of G is updated (``ema_decay``);
 the EMA weights are validated and saved as ``params_ema``. bf16 autocast covers the generator
 and discriminator; the fidelity term runs in bf16 only for deep (backbone) metrics, because the
 variance terms of SSIM-like metrics cancel catastrophically in bf16. A non-finite loss or gradient
 norm skips the step (the flag is all-reduced, so every rank skips together; a skipped generator
 step skips the iteration's discriminator steps too) and too many skips stop the run
-(:class:`optiqa.train.loop.TrainingDiverged`).
+(:class:`optiqa.train.guard.TrainingDiverged`).
 
 Reproducibility: batch ``i`` is a pure function of ``(seed, i, rank)`` (:mod:`optiqa.data.sr`),
 learning rates are pure functions of ``i``, and every RNG state, optimizer state and counter is
@@ -39,16 +40,27 @@ import time
 import numpy as np
 import torch
 
-from optiqa.errors import ConfigError
-from optiqa.study.train_config import TrainConfig, validate_train_config
+from optiqa.core.errors import ConfigError
+from optiqa.train.config import TrainConfig, build_train_datasets, check_train_config
 from optiqa.train import distributed as du
-from optiqa.train.checkpoint import (RunFolder, ResumePoint, capture_rng, restore_rng,
-                                     save_checkpoint)
-from optiqa.train.loop import (EMA, NaNGuard, clip_grads, format_terms, grad_norm, lr_at,
-                               make_optimizer, network_g_spec, no_buffer_sync_kwargs,
-                               resolve_bf16, set_lr, setup_logger)
+from optiqa.core.runs import RunFolder
+from optiqa.train.checkpoint import ResumePoint, capture_rng, restore_rng, save_checkpoint
+from optiqa.train.distributed import no_buffer_sync_kwargs
+from optiqa.train.ema import EMA
+from optiqa.train.guard import NaNGuard
+from optiqa.train.logs import format_terms, setup_logger
+from optiqa.train.optim import clip_grads, grad_norm, lr_at, make_optimizer, set_lr
+from optiqa.train.precision import resolve_bf16
 
 log = logging.getLogger("optiqa.train")
+
+
+def network_g_spec(cfg) -> dict:
+    """``network_g`` with the run's scale filled in (unless the options name their own)."""
+    net = dict(cfg.network_g)
+    if "scale" not in net and "upscale" not in net:
+        net["scale"] = cfg.scale
+    return net
 
 
 class Trainer:
@@ -66,7 +78,10 @@ class Trainer:
         self.progress = progress and self.info.is_main
         self.run: RunFolder | None = None
         self.tb = None
-        data = datasets if datasets is not None else validate_train_config(cfg)
+        if datasets is None:
+            check_train_config(cfg)
+            datasets = build_train_datasets(cfg)
+        data = datasets
         self.train_set, self.val_set = data.get("train"), data.get("val")
         dev = self.device
 
@@ -81,7 +96,7 @@ class Trainer:
         if not self.g_params:
             raise ConfigError(f"generator {cfg.network_g['type']!r} has no trainable parameters")
         self.net_d = None
-        if cfg.uses_gan and t.warmup_iter < t.total_iter:
+        if cfg.uses_gan and t.pixel_only_iter < t.total_iter:
             torch.manual_seed(cfg.seed + 1)
             self.net_d = create_discriminator(**cfg.network_d).to(dev)
             need = getattr(self.net_d, "min_size", 0)
@@ -100,9 +115,9 @@ class Trainer:
         self.ema = EMA(self.net_g, t.ema_decay) if t.ema_decay > 0 else None
 
         self.bf16 = resolve_bf16(t.bf16, dev)
-        self.warmup_objective = PerceptualObjective(pixel_weight=1.0) if t.warmup_iter else None
+        self.pixel_only_objective = PerceptualObjective(pixel_weight=1.0) if t.pixel_only_iter else None
         self.objective = None
-        if t.warmup_iter < t.total_iter:
+        if t.pixel_only_iter < t.total_iter:
             self.objective = PerceptualObjective.from_config(t.pixel_opt, t.fidelity_opt,
                                                              t.gan_opt, device=dev)
         fid = self.objective.fidelity_metric if self.objective else None
@@ -183,12 +198,12 @@ class Trainer:
         fmt = torch.channels_last if t.channels_last else torch.contiguous_format
         lq = batch["lq"].to(dev, non_blocking=True).contiguous(memory_format=fmt)
         hr = batch["gt"].to(dev, non_blocking=True).contiguous(memory_format=fmt)
-        perceptual = iteration > t.warmup_iter
-        objective = self.objective if perceptual else self.warmup_objective
+        perceptual = iteration > t.pixel_only_iter
+        objective = self.objective if perceptual else self.pixel_only_objective
         use_gan = perceptual and self.net_d is not None
         sched = t.scheduler
         lr_g = lr_at(iteration, t.optim_g.lr, t.total_iter, sched.type, sched.milestones,
-                     sched.gamma, sched.eta_min, sched.lr_warmup_iter)
+                     sched.gamma, sched.eta_min, t.lr_warmup_iter)
         set_lr(self.opt_g, lr_g)
 
         # generator step (D frozen: it must not accumulate gradients from the G loss)
@@ -219,7 +234,7 @@ class Trainer:
         if use_gan and g_ok:
             set_lr(self.opt_d, lr_at(iteration, t.optim_d.lr, t.total_iter, sched.type,
                                      sched.milestones, sched.gamma, sched.eta_min,
-                                     sched.lr_warmup_iter))
+                                     t.lr_warmup_iter))
             fake_in = sr.detach()
             for _ in range(objective.d_steps):
                 with self.autocast():
@@ -400,9 +415,10 @@ class Trainer:
                  "trainable)", cfg.name, "resuming" if start else "starting", self.device,
                  self.info.world_size, cfg.network_g["type"], n_g / 1e6,
                  cfg.network_d["type"] if self.net_d is not None else "none", n_d / 1e6)
-        log.info("objective: %s; warm-up (L1 only) until iteration %d of %d",
+        log.info("objective: %s; L1 only until iteration %d (train.pixel_only_iter) of %d; "
+                 "learning-rate warm-up over %d iterations (train.warmup_iter)",
                  self.objective.extra_repr() if self.objective else "L1 only",
-                 cfg.train.warmup_iter, cfg.train.total_iter)
+                 cfg.train.pixel_only_iter, cfg.train.total_iter, cfg.train.lr_warmup_iter)
         t = cfg.train
         log.info("precision: %s%s%s", "bf16 autocast" if self.bf16 else "fp32",
                  " (train.bf16: auto)" if t.bf16 == "auto" else "",
@@ -424,7 +440,7 @@ class Trainer:
         if self.info.enabled:  # the mean over ranks = the value for the whole global batch
             vec = du.all_reduce_sum(vec) / self.info.world_size
         values = dict(zip(keys, vec.tolist()))
-        stage = "warmup" if it <= self.cfg.train.warmup_iter else "perceptual"
+        stage = "pixel_only" if it <= self.cfg.train.pixel_only_iter else "perceptual"
         eta = per_it * (self.cfg.train.total_iter - it)
         log.info("iter %d/%d [%s] lr %.3e | %s | %.3f s/it, eta %s", it,
                  self.cfg.train.total_iter, stage, lr, format_terms(values), per_it,

@@ -12,7 +12,7 @@ such as DMOS or the known-order set's distortion level), so a positive SRCC/PLCC
 agreement. PLCC is after the 4-parameter logistic fit (VQEG); on datasets evaluated within
 strata (the built-in known-order set) SRCC/KRCC are within-stratum means and PLCC is not defined.
 
-With a :class:`~optiqa.study.store.ResultsStore` the result goes into its generic ``results``
+With a :class:`~optiqa.core.store.ResultsStore` the result goes into its generic ``results``
 table (stage ``transfer``) under a key that hashes everything that determines it (options,
 dataset versions, the discriminator checkpoint's content); the run record is marked complete
 after the result is written, and a complete result is returned from the store unless ``force``.
@@ -32,8 +32,8 @@ import torch
 from optiqa import backbones
 from optiqa.assess.benchmark import PLCC_NOTE
 from optiqa.data.iqa import IQADataset
-from optiqa.errors import ConfigError, InputError
-from optiqa.study.store import run_once
+from optiqa.core.errors import ConfigError, InputError
+from optiqa.core.store import run_once
 from optiqa.transfer.features import extract
 from optiqa.transfer.fitting import TrainSettings, finetune, fit_head, predict, recomputed
 from optiqa.transfer.init import create_backbone, parse_init
@@ -74,11 +74,14 @@ class TransferOptions:
         backbones.spec(self.backbone)
         parse_init(self.init)
         if self.kind not in KINDS:
-            raise ConfigError(f"--kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+            raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}",
+                              option="kind")
         if self.mode not in MODES:
-            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}",
+                              option="mode")
         if self.resolved_head not in HEADS:
-            raise ConfigError(f"--head must be one of {', '.join(HEADS)}, got {self.head!r}")
+            raise ConfigError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}",
+                              option="head")
         self.train.check()
 
     def describe(self) -> dict:
@@ -108,7 +111,7 @@ def _check_kinds(opts: TransferOptions, datasets) -> None:
     for ds in datasets:
         if opts.kind == "fr" and ds.spec.kind != "fr":
             raise InputError(f"dataset {ds.name} has no reference images, so a full-reference "
-                             "model (--kind fr) cannot use it; use --kind nr")
+                             "model (kind fr) cannot use it; use kind nr", option="kind")
 
 
 def _usable(ds: IQADataset) -> IQADataset:
@@ -122,8 +125,8 @@ def run_transfer(opts: TransferOptions, dataset: IQADataset, cross=(), store=Non
     cross = [_usable(c) for c in cross]
     _check_kinds(opts, [dataset, *cross])
     if opts.test_fraction == 0 and not cross:
-        raise ConfigError("--test-fraction 0 leaves no test part: give --cross datasets to "
-                          "test on")
+        raise ConfigError("test_fraction 0 leaves no test part: give cross-database test sets",
+                          option="test_fraction")
     t_start = time.perf_counter()
     splits = repeat_splits(dataset, opts.repeats, opts.test_fraction, opts.val_fraction,
                            opts.seed)  # data problems fail before any network is built

@@ -8,7 +8,7 @@ function computes descriptors of any subset of items, which is how the un-cached
 the fine-tuned model's evaluation run.
 
 Images are read at full resolution and batched by size: full-reference items by reference
-(:func:`optiqa.assess.scoring.size_batches`; the reference's feature maps are computed once per
+(:func:`optiqa.assess.batches.size_batches`; the reference's feature maps are computed once per
 reference, not once per pair), no-reference items by size alone.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from optiqa.assess.scoring import PairBatches, image_size, keyed_batches, size_batches
+from optiqa.assess.batches import PairBatches, image_size, keyed_batches, size_batches
 from optiqa.data.io import as_float, read_image
-from optiqa.errors import InputError
+from optiqa.core.errors import InputError
 from optiqa.transfer.models import IQAModel
 
 

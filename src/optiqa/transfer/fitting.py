@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from optiqa.assess.scoring import image_size
+from optiqa.assess.batches import image_size
 from optiqa.data.io import read_image
-from optiqa.errors import ConfigError, InputError
+from optiqa.core.errors import ConfigError, InputError
 from optiqa.transfer.features import extract
 from optiqa.transfer.models import DistsHead, IQAModel
 from optiqa.transfer.protocol import (EarlyStopping, RepeatSplit, batch_order, correlation_loss,
@@ -154,9 +154,9 @@ def finetune(model: IQAModel, dataset, split: RepeatSplit, settings: TrainSettin
     val_ds = subset(dataset, split.val)
     crop = min([settings.crop] + [min(image_size(it.dist)) for it in train_items])
     if crop < model.backbone.spec.min_size:
-        raise ConfigError(f"fine-tuning crop {crop} (--crop {settings.crop}, at most the "
+        raise ConfigError(f"fine-tuning crop {crop} (crop {settings.crop}, at most the "
                           f"smallest image side) is below backbone {model.backbone.name!r}'s "
-                          f"minimum input of {model.backbone.spec.min_size}")
+                          f"minimum input of {model.backbone.spec.min_size}", option="crop")
     if not isinstance(model.head, DistsHead):
         model.head.fit_input(extract(model, train_items, dev, settings.eval_batch_size,
                                      settings.workers).values)

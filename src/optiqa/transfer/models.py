@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from optiqa.backbones import Backbone
-from optiqa.errors import ConfigError
+from optiqa.core.errors import ConfigError
 from optiqa.metrics.deep import dists_from_features
 
 KINDS = ("nr", "fr")
@@ -206,7 +206,7 @@ def create_model(kind: str, backbone: Backbone, head: str = "linear",
                  hidden: int = DEFAULT_HIDDEN, dropout: float = 0.1) -> IQAModel:
     """An :class:`NRModel` (``kind="nr"``) or :class:`FRModel` (``"fr"``) on ``backbone``."""
     if kind not in KINDS:
-        raise ConfigError(f"--kind must be nr or fr, got {kind!r}")
+        raise ConfigError(f"kind must be nr or fr, got {kind!r}", option="kind")
     cls = NRModel if kind == "nr" else FRModel
     return cls(backbone, head=head, hidden=hidden, dropout=dropout)
 

@@ -37,7 +37,7 @@ from optiqa.assess import correlation
 from optiqa.assess.benchmark import statistics
 from optiqa.assess.fit import plcc_loss, ranking_loss
 from optiqa.data.iqa import IQADataset, content_split
-from optiqa.errors import ConfigError, InputError
+from optiqa.core.errors import ConfigError, InputError
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def repeat_splits(dataset: IQADataset, repeats: int = 10, test_fraction: float =
                   val_fraction: float = 0.2, seed: int = 0) -> list[RepeatSplit]:
     """One content split per repeat (seed ``seed + r``); ``test_fraction=0``: no test part."""
     if repeats < 1:
-        raise ConfigError(f"--repeats must be at least 1, got {repeats}")
+        raise ConfigError(f"repeats must be at least 1, got {repeats}", option="repeats")
     if not 0 <= test_fraction < 1 or not 0 < val_fraction < 1:
         raise ConfigError(f"test fraction must be in [0, 1) and validation fraction in (0, 1), "
                           f"got {test_fraction} and {val_fraction}")
@@ -154,7 +154,7 @@ class EarlyStopping:
 
     def __init__(self, patience: int = 5, min_delta: float = 1e-4):
         if patience < 1:
-            raise ConfigError(f"--patience must be at least 1, got {patience}")
+            raise ConfigError(f"patience must be at least 1, got {patience}", option="patience")
         self.patience, self.min_delta = patience, min_delta
         self.best = -math.inf
         self.best_epoch = -1

@@ -1,53 +1,8 @@
-"""Command-line side of ``optiqa transfer``: options from arguments, cross datasets, text output."""
+"""Text forms of transfer and zero-shot results (what ``optiqa transfer`` prints)."""
 from __future__ import annotations
 
-from optiqa.errors import ConfigError, InputError
-from optiqa.tables import format_table
-from optiqa.transfer.experiment import SUMMARY_HEADERS, TransferOptions, summary_rows
-from optiqa.transfer.fitting import TrainSettings
-
-
-def transfer_options(args) -> TransferOptions:
-    """:class:`TransferOptions` from ``optiqa transfer``'s arguments, checked."""
-    missing = [f"--{n}" for n in ("backbone", "init", "kind") if not getattr(args, n)]
-    if missing:
-        raise ConfigError(f"transfer needs {', '.join(missing)} (or --zero-shot RUN_DIR)")
-    train = TrainSettings(epochs=args.epochs, patience=args.patience,
-                          batch_size=args.train_batch_size, lr=args.lr,
-                          backbone_lr=args.backbone_lr, crop=args.crop or 224,
-                          device=args.device, eval_batch_size=args.batch_size,
-                          workers=args.workers)
-    opts = TransferOptions(backbone=args.backbone, init=args.init, kind=args.kind,
-                           mode=args.mode or "frozen", head=args.head, repeats=args.repeats,
-                           test_fraction=args.test_fraction, val_fraction=args.val_fraction,
-                           seed=args.seed, train=train)
-    opts.check()
-    return opts
-
-
-def check_zero_shot_args(args) -> None:
-    """``--zero-shot`` scores with the discriminator itself: model options do not apply."""
-    given = [f"--{n}" for n in ("backbone", "init", "kind", "mode", "head") if getattr(args, n)]
-    given += ["--cross"] if args.cross else []
-    if given:
-        raise ConfigError(f"--zero-shot scores with the discriminator itself; "
-                          f"{', '.join(given)} do not apply")
-
-
-def load_cross(values, size: int):
-    """``NAME[=ROOT]`` values -> datasets (``synthetic`` needs no root)."""
-    from optiqa.data.iqa import load_dataset
-
-    out = []
-    for v in values or []:
-        name, _, root = v.partition("=")
-        if name.lower() == "synthetic":
-            out.append(load_dataset("synthetic", size=size))
-        elif not root:
-            raise InputError(f"--cross {name}: give its image folder as --cross {name}=ROOT")
-        else:
-            out.append(load_dataset(name, root=root))
-    return out
+from optiqa.core.tables import format_table
+from optiqa.transfer.experiment import SUMMARY_HEADERS, summary_rows
 
 
 def result_lines(result: dict) -> list[str]:
@@ -73,7 +28,7 @@ def result_lines(result: dict) -> list[str]:
                      f" s ({feats['images_per_second']:.1f} images/s), {feats['dim']} values each")
     lines.append(format_table(SUMMARY_HEADERS, summary_rows(result)))
     if result.get("from_store"):
-        lines.append(f"(from the store: {result['key']}; --force recomputes)")
+        lines.append(f"(from the store: {result['key']})")
     return lines
 
 
@@ -95,9 +50,8 @@ def zero_shot_lines(result: dict) -> list[str]:
                               [[n, v, f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "-"]
                                for n, v, ci in rows]))
     if result.get("from_store"):
-        lines.append(f"(from the store: {result['key']}; --force recomputes)")
+        lines.append(f"(from the store: {result['key']})")
     return lines
 
 
-__all__ = ["transfer_options", "check_zero_shot_args", "load_cross", "result_lines",
-           "zero_shot_lines"]
+__all__ = ["result_lines", "zero_shot_lines"]

@@ -30,9 +30,9 @@ from tqdm import tqdm
 from optiqa.assess.benchmark import PLCC_NOTE, statistics
 from optiqa.data.io import read_image
 from optiqa.data.iqa import IQADataset
-from optiqa.errors import ConfigError, InputError
+from optiqa.core.errors import ConfigError, InputError
 from optiqa.nets import create_discriminator, load_discriminator_checkpoint
-from optiqa.study.store import run_once
+from optiqa.core.store import run_once
 from optiqa.transfer.init import (DiscriminatorCheckpoint, discriminator_backbone_name,
                                   find_discriminator_checkpoint)
 
@@ -48,7 +48,7 @@ def crop_positions(height: int, width: int, crop: int, grid: int = DEFAULT_GRID
                    ) -> list[tuple[int, int]]:
     """(top, left) of ``grid x grid`` evenly spaced crops (corners included, duplicates merged)."""
     if grid < 1:
-        raise ConfigError(f"--grid must be at least 1, got {grid}")
+        raise ConfigError(f"grid must be at least 1, got {grid}", option="grid")
     if crop > min(height, width):
         raise InputError(f"crop {crop} is larger than the {height}x{width} image")
 
@@ -73,12 +73,9 @@ def load_discriminator(path, device: str = "cpu") -> tuple[torch.nn.Module,
     if discriminator_backbone_name(ckpt.network_d):
         opts["pretrained"] = False  # the checkpoint holds every weight
     model = create_discriminator(d_type, **opts)
-    try:
-        load_discriminator_checkpoint(model, ckpt.path)
-    except RuntimeError as e:  # load_state_dict's key/shape report
-        first = str(e).splitlines()
-        raise ConfigError(f"{ckpt.path} does not fit discriminator {d_type!r} of the run's "
-                          f"config: {' '.join(first[:3])[:400]}") from None
+    # a mismatch names the keys
+    load_discriminator_checkpoint(model, ckpt.path,
+                                  what=f"discriminator {d_type!r} of the run's config")
     return model.to(device).eval(), ckpt
 
 

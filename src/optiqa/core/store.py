@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from optiqa.errors import ConfigError
+from optiqa.core.errors import ConfigError
 
 SCHEMA_VERSION = 1
 DB_NAME = "results.db"

@@ -8,7 +8,7 @@ import torch
 from tqdm import tqdm
 
 from optiqa.data.io import pair_paths, read_image
-from optiqa.errors import InputError
+from optiqa.core.errors import InputError
 from optiqa.metrics import create_metric
 
 

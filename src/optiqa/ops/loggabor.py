@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from optiqa.metrics.filters import conv_depthwise
+from optiqa.ops.filters import conv_depthwise
 
 
 def matlab_round(v: float) -> int:
@@ -62,7 +62,7 @@ def scharr_magnitude(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     ``conv2`` flips the kernel, which only flips the sign of each derivative, not the magnitude.
     ``x`` is ``(N, 1, H, W)``. ``eps`` inside the square root keeps the gradient finite on flat
     regions (the magnitude there changes by at most ``sqrt(eps) = 1e-6`` on a 0-255 scale).
-    The depthwise form of :func:`~optiqa.metrics.filters.conv_depthwise` is used because a plain
+    The depthwise form of :func:`~optiqa.ops.filters.conv_depthwise` is used because a plain
     ``conv2d`` of a 1-channel batch is several times slower on CPU (in its backward pass).
     """
     g = conv_depthwise(F.pad(x, (1, 1, 1, 1)), _scharr_kernels(x.dtype, x.device))

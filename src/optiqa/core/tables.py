@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from optiqa.data.io import atomic_write_bytes
+from optiqa.core.atomic import atomic_write
 
 
 def format_value(v, digits: int = 4) -> str:
@@ -61,7 +61,7 @@ def write_csv(path: str | os.PathLike, headers: Sequence[str], rows: Iterable[Se
             w.writerow(headers)
             w.writerows(rows)
 
-    return atomic_write_bytes(path, write)
+    return atomic_write(path, write)
 
 
 def write_json(path: str | os.PathLike, obj) -> Path:
@@ -70,4 +70,4 @@ def write_json(path: str | os.PathLike, obj) -> Path:
             json.dump(obj, f, indent=2, allow_nan=True)
             f.write("\n")
 
-    return atomic_write_bytes(path, write)
+    return atomic_write(path, write)

@@ -1,25 +1,30 @@
 """The schema of one training run (:class:`TrainConfig`) and its validation before training.
 
-BasicSR-style keys (INTERFACES.md "Typed config"); loaded by the generic loader of
-:mod:`optiqa.study.config` (unknown keys and wrong types name their dotted path, ``key.path=value``
-overrides). Each block checks its own numbers (``check``); :func:`validate_train_config` checks
-across blocks, against the registries (generator, discriminator, backbone, metric and GAN type
-names, network options) and, with ``check_data``, against the data: folders exist, ``gt_size``
-fits every training image, LR size x scale equals the HR size -- one-line errors, nothing built
-or written. Relative paths are relative to the working directory (as in BasicSR).
+BasicSR-style keys (``network_g``, ``train.optim_g``, ``gt_size``, ``total_iter``,
+``warmup_iter`` = learning-rate warm-up, ...); loaded by the generic loader of
+:mod:`optiqa.core.config` (unknown keys and wrong types name their dotted path, ``key.path=value``
+overrides). Each block checks its own numbers (``check``); :func:`check_train_config` checks
+across blocks and against the registries (generator, discriminator, backbone, metric and GAN type
+names, network options); :func:`build_train_datasets` checks the data (folders exist, ``gt_size``
+fits every training image, LR size x scale equals the HR size) while building the datasets --
+one-line errors, nothing written. Relative paths are relative to the working directory (as in
+BasicSR).
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from optiqa.errors import ConfigError, OptiqaError
-from optiqa.study.config import join_path, load_config, need
+from optiqa.core.config import join_path, load_config, need
+from optiqa.core.errors import ConfigError, OptiqaError, UnknownNameError
+
+log = logging.getLogger("optiqa.train")
+
 
 @dataclass
 class TrainDatasetOpts:
@@ -110,13 +115,12 @@ SCHEDULERS = ("constant", "step", "cosine")
 @dataclass
 class SchedulerOpts:
     """``step``: lr x gamma after each milestone; ``cosine``: from lr down to eta_min at
-    total_iter; optional linear LR warm-up over the first ``lr_warmup_iter`` iterations."""
+    total_iter (the linear LR warm-up is ``train.warmup_iter``, as in BasicSR)."""
 
     type: str = "constant"
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.5
     eta_min: float = 1e-7
-    lr_warmup_iter: int = 0
 
     def check(self, path):
         if self.type not in SCHEDULERS:
@@ -127,8 +131,6 @@ class SchedulerOpts:
               self.milestones)
         need(self.gamma > 0, join_path(path, "gamma"), "must be > 0", self.gamma)
         need(self.eta_min >= 0, join_path(path, "eta_min"), "must be >= 0", self.eta_min)
-        need(self.lr_warmup_iter >= 0, join_path(path, "lr_warmup_iter"), "must be >= 0",
-              self.lr_warmup_iter)
 
 
 @dataclass
@@ -154,7 +156,8 @@ class GanOpts:
 @dataclass
 class TrainOpts:
     total_iter: int = 1000
-    warmup_iter: int = 0           # pixel-only (L1) iterations before the perceptual stage
+    warmup_iter: int = 0           # linear learning-rate warm-up (BasicSR; -1 or 0 = none)
+    pixel_only_iter: int = 0       # L1-only iterations before the perceptual objective
     ema_decay: float = 0.999       # 0: no EMA
     optim_g: OptimOpts = field(default_factory=OptimOpts)
     optim_d: OptimOpts = field(default_factory=OptimOpts)
@@ -171,15 +174,15 @@ class TrainOpts:
     def check(self, path):
         p = lambda k: join_path(path, k)  # noqa: E731
         need(self.total_iter >= 1, p("total_iter"), "must be >= 1", self.total_iter)
-        need(0 <= self.warmup_iter <= self.total_iter, p("warmup_iter"),
-              f"must be in [0, total_iter={self.total_iter}]", self.warmup_iter)
+        need(0 <= self.pixel_only_iter <= self.total_iter, p("pixel_only_iter"),
+              f"must be in [0, total_iter={self.total_iter}]", self.pixel_only_iter)
+        need(-1 <= self.warmup_iter < self.total_iter, p("warmup_iter"),
+              f"must be -1 (none) or in [0, total_iter={self.total_iter})", self.warmup_iter)
         need(0 <= self.ema_decay < 1, p("ema_decay"), "must be in [0, 1)", self.ema_decay)
         need(self.bf16 in (True, False, "auto"), p("bf16"), "must be true, false or auto",
              self.bf16)
         need(self.max_nan_skips >= 0, p("max_nan_skips"), "must be >= 0", self.max_nan_skips)
         need(self.grad_clip >= 0, p("grad_clip"), "must be >= 0", self.grad_clip)
-        need(self.scheduler.lr_warmup_iter < self.total_iter, p("scheduler.lr_warmup_iter"),
-              f"must be < total_iter={self.total_iter}", self.scheduler.lr_warmup_iter)
         if self.scheduler.type == "cosine":
             need(self.scheduler.eta_min < self.optim_g.lr, p("scheduler.eta_min"),
                   f"must be below optim_g.lr={self.optim_g.lr}", self.scheduler.eta_min)
@@ -199,9 +202,14 @@ class TrainOpts:
             raise ConfigError(f"{p('pixel_opt.type')}: only l1 is supported, got "
                               f"{self.pixel_opt.type!r}")
         if self.pixel_weight + self.fidelity_weight + self.adversarial_weight == 0 \
-                and self.warmup_iter < self.total_iter:
+                and self.pixel_only_iter < self.total_iter:
             raise ConfigError(f"{path}: the objective is empty (pixel_opt, fidelity_opt and "
                               "gan_opt weights are all 0 or absent)")
+
+    @property
+    def lr_warmup_iter(self) -> int:
+        """Iterations of linear learning-rate warm-up (``warmup_iter``; -1 means none)."""
+        return max(0, self.warmup_iter)
 
     @property
     def pixel_weight(self) -> float:
@@ -282,6 +290,33 @@ class TrainConfig:
     def uses_gan(self) -> bool:
         return self.train.adversarial_weight > 0
 
+    @staticmethod
+    def migrate(raw: dict) -> dict:
+        """Read a config written by optiqa 0.1 (before ``warmup_iter`` took BasicSR's meaning).
+
+        Those configs, and every run folder's saved ``config.yaml`` from then, carry
+        ``train.scheduler.lr_warmup_iter`` (the LR warm-up) and use ``train.warmup_iter`` for the
+        L1-only stage; both are renamed, with a warning saying so.
+        """
+        train = raw.get("train") if isinstance(raw, dict) else None
+        sched = train.get("scheduler") if isinstance(train, dict) else None
+        if not isinstance(sched, dict) or "lr_warmup_iter" not in sched:
+            return raw
+        if "pixel_only_iter" in train:
+            raise ConfigError("train.scheduler.lr_warmup_iter is the old name of "
+                              "train.warmup_iter (the LR warm-up); this config mixes old and new "
+                              "names: remove scheduler.lr_warmup_iter and set train.warmup_iter")
+        train, sched = dict(train), dict(sched)
+        lr_warmup = sched.pop("lr_warmup_iter")
+        train["pixel_only_iter"] = train.pop("warmup_iter", 0)
+        train["warmup_iter"] = lr_warmup
+        train["scheduler"] = sched
+        log.warning("config written by optiqa 0.1: its train.warmup_iter (the L1-only stage, %s "
+                    "iterations) is now train.pixel_only_iter and scheduler.lr_warmup_iter (%s) "
+                    "is now train.warmup_iter, BasicSR's learning-rate warm-up",
+                    train["pixel_only_iter"], lr_warmup)
+        return {**raw, "train": train}
+
 
 def load_train_config(source, overrides=()) -> TrainConfig:
     return load_config(source, TrainConfig, overrides)
@@ -299,37 +334,6 @@ def _check_options(kind: str, path: str, opts: dict, valid: set[str]) -> None:
                               f"valid: {', '.join(sorted(valid))}")
 
 
-def generator_options(gen_type: str) -> set[str]:
-    """The option names ``create_generator(gen_type, ...)`` accepts (without building it)."""
-    import importlib
-
-    from optiqa.nets.generators import REGISTRY
-    from optiqa.errors import UnknownNameError
-
-    if gen_type not in REGISTRY:
-        raise UnknownNameError("generator (network_g.type)", gen_type, REGISTRY)
-    spec = REGISTRY[gen_type]
-    module_name, attr = (spec.options or spec.factory).split(":")
-    params = inspect.signature(getattr(importlib.import_module(module_name), attr)).parameters
-    return set(params) | ({"upscale"} if spec.options else set())
-
-
-def discriminator_options(d_type: str) -> set[str]:
-    """The option names ``create_discriminator(d_type, ...)`` accepts (without building it)."""
-    import importlib
-
-    from optiqa.nets.discriminators import OPTION_ALIASES, REGISTRY
-    from optiqa.errors import UnknownNameError
-
-    if d_type not in REGISTRY:
-        raise UnknownNameError("discriminator (network_d.type)", d_type, REGISTRY)
-    spec = REGISTRY[d_type]
-    module_name, attr = spec.factory.split(":")
-    params = inspect.signature(getattr(importlib.import_module(module_name), attr)).parameters
-    aliases = {a for a, canonical in OPTION_ALIASES.items() if canonical in params}
-    return set(params) | aliases
-
-
 def _check_metric(name: str, path: str, need_grad: bool) -> None:
     from optiqa.metrics.registry import get_spec
 
@@ -342,15 +346,36 @@ def _check_metric(name: str, path: str, need_grad: bool) -> None:
                           "training loss")
 
 
-def validate_train_config(cfg: TrainConfig, check_data: bool = True) -> dict:
-    """Cross-block and registry checks; with ``check_data``, build the datasets (folders, sizes,
-    LR/HR pairing). Returns ``{'train': dataset, 'val': dataset or None}`` (empty without data
-    checks) so the caller need not scan the folders twice. Raises :class:`ConfigError`."""
+def _network_options(kind: str, key: str, block: dict, options_of) -> dict:
+    """Check a ``network_g``/``network_d`` block's type and option names; returns its options."""
+    try:
+        valid = options_of(block["type"])
+    except UnknownNameError as e:
+        raise ConfigError(f"{key}.type: {e}") from None
+    opts = {k: v for k, v in block.items() if k != "type"}
+    _check_options(f"{kind} {block['type']!r}", key, opts, valid)
+    return opts
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """Checks across blocks and against the registries (generator, discriminator, backbone,
+    metric and GAN type names, network options), before anything is built or read.
+
+    Raises :class:`ConfigError` naming the key. The data are checked by
+    :func:`build_train_datasets`.
+    """
+    from optiqa import backbones
+    from optiqa.metrics.registry import get_spec
+    from optiqa.nets.discriminators import discriminator_options
+    from optiqa.nets.generators import REGISTRY as GENERATORS
+    from optiqa.nets.generators import generator_options
     from optiqa.train.gan import GAN_TYPES
 
-    net_opts = {k: v for k, v in cfg.network_g.items() if k != "type"}
-    _check_options(f"generator {cfg.network_g['type']!r}", "network_g", net_opts,
-                   generator_options(cfg.network_g["type"]))
+    net_opts = _network_options("generator", "network_g", cfg.network_g, generator_options)
+    if not GENERATORS.get(cfg.network_g["type"]).trainable:
+        trainable = [n for n, s in GENERATORS.items() if s.trainable]
+        raise ConfigError(f"network_g.type: {cfg.network_g['type']!r} has no parameters to "
+                          f"train (a baseline); trainable generators: {', '.join(trainable)}")
     for key in ("scale", "upscale"):
         if key in net_opts and net_opts[key] != cfg.scale:
             raise ConfigError(f"network_g.{key} is {net_opts[key]!r} but scale is {cfg.scale}")
@@ -362,15 +387,11 @@ def validate_train_config(cfg: TrainConfig, check_data: bool = True) -> dict:
             raise ConfigError(f"train.gan_opt.type: unknown gan type {t.gan_opt.type!r}; valid: "
                               f"{', '.join(GAN_TYPES)}")
     if cfg.network_d is not None:
-        d_opts = {k: v for k, v in cfg.network_d.items() if k != "type"}
-        _check_options(f"discriminator {cfg.network_d['type']!r}", "network_d", d_opts,
-                       discriminator_options(cfg.network_d["type"]))
-        if "backbone" in d_opts:
-            from optiqa import backbones
-
-            if d_opts["backbone"] not in backbones.names():
-                raise ConfigError(f"network_d.backbone: unknown backbone {d_opts['backbone']!r};"
-                                  f" valid: {', '.join(backbones.names())}")
+        d_opts = _network_options("discriminator", "network_d", cfg.network_d,
+                                  discriminator_options)
+        if "backbone" in d_opts and d_opts["backbone"] not in backbones.REGISTRY:
+            raise ConfigError("network_d.backbone: " + str(UnknownNameError(
+                "backbone", d_opts["backbone"], backbones.names())))
     if t.fidelity_weight > 0:
         _check_metric(t.fidelity_opt.metric, "train.fidelity_opt.metric", need_grad=True)
     if cfg.val is not None:
@@ -382,20 +403,25 @@ def validate_train_config(cfg: TrainConfig, check_data: bool = True) -> dict:
     if gt % cfg.scale:
         raise ConfigError(f"datasets.train.gt_size {gt} is not a multiple of scale {cfg.scale}")
     if t.fidelity_weight > 0:
-        from optiqa.metrics.registry import get_spec
-
         need = get_spec(t.fidelity_opt.metric).info.min_size
         if gt < need:
             raise ConfigError(f"datasets.train.gt_size {gt} is smaller than the "
                               f"{need}x{need} that metric {t.fidelity_opt.metric!r} needs")
-    if not check_data:
-        return {}
+
+
+def build_train_datasets(cfg: TrainConfig) -> dict:
+    """The run's datasets, which checks the data: folders exist, ``gt_size`` fits every training
+    image, LR size x scale = HR size, pretrained-weight files exist.
+
+    Returns ``{'train': dataset, 'val': dataset or None}``; raises :class:`ConfigError` naming
+    the key (``datasets.train: ...``).
+    """
+    from optiqa.data.sr import build_dataset
+
     for key in ("pretrain_network_g", "pretrain_network_d"):
         p = getattr(cfg.path, key)
         if p is not None and not Path(p).is_file():
             raise ConfigError(f"path.{key}: {p}: file not found")
-    from optiqa.data.sr import build_dataset
-
     out = {}
     for phase, opts in (("train", cfg.datasets.train), ("val", cfg.datasets.val)):
         if opts is None:

@@ -1,9 +1,7 @@
 """Typed configuration: YAML -> nested dataclasses, ``key.path=value`` overrides, validation.
 
-The loader is generic: :func:`load_config` works with any dataclass schema (the coming
-``optiqa study`` configuration can reuse it). The schema of one training run, ``TrainConfig`` with
-BasicSR-style keys (``network_g``, ``train.optim_g``, ``gt_size``, ``total_iter``, ...; see
-INTERFACES.md "Typed config"), is in :mod:`optiqa.study.train_config`. Rules:
+The loader is generic: :func:`load_config` works with any dataclass schema (the training run's
+``TrainConfig`` in :mod:`optiqa.train.config`, the study's in :mod:`optiqa.study.config`). Rules:
 
 - an unknown key is a :class:`ConfigError` naming its dotted path (``unknown key
   train.optim_g.lrr (did you mean lr?)``), and so is a value of the wrong type;
@@ -11,10 +9,8 @@ INTERFACES.md "Typed config"), is in :mod:`optiqa.study.train_config`. Rules:
   parsed as YAML (``train.total_iter=20``, ``val.metrics=[psnr_y,lpips_alex]``, ``network_d=null``);
   missing intermediate mappings are created, so an override can add a whole block;
 - floats also accept YAML 1.1's dot-less exponent strings (``1e-4`` is a string to PyYAML);
-- a dataclass may define ``check(self, path)`` for its own numbers; ``validate_train_config``
-  adds the checks across blocks and against the registries (generator, discriminator, metric
-  names) and, with ``check_data=True``, the data (folders exist, ``gt_size`` fits every image,
-  LR size x scale = HR size) -- all before any training starts, each failure one line;
+- a dataclass may define ``check(self, path)`` for its own numbers (checks across blocks and
+  against the registries live with each schema), each failure one line;
 - :func:`save_config` writes the resolved configuration (defaults filled in) atomically, so a run
   folder's ``config.yaml`` describes the run completely (BasicSR copies its YAML likewise).
 """
@@ -30,7 +26,8 @@ from typing import Any, Union
 
 import yaml
 
-from optiqa.errors import ConfigError
+from optiqa.core.atomic import atomic_write_text
+from optiqa.core.errors import ConfigError
 
 T = typing.TypeVar("T")
 
@@ -200,17 +197,22 @@ def read_yaml(path) -> dict:
 
 
 def load_config(source, schema: type[T], overrides=()) -> T:
-    """YAML file (or an already-parsed mapping) + overrides -> ``schema`` instance."""
-    raw = source if isinstance(source, Mapping) else read_yaml(source)
-    return from_mapping(schema, apply_overrides(dict(raw), overrides))
+    """YAML file (or an already-parsed mapping) + overrides -> ``schema`` instance.
+
+    A schema with a static ``migrate(raw) -> raw`` first brings configs written under older
+    names up to date (before the overrides, which use the current names).
+    """
+    raw = dict(source) if isinstance(source, Mapping) else read_yaml(source)
+    migrate = getattr(schema, "migrate", None)
+    if callable(migrate):
+        raw = migrate(raw)
+    return from_mapping(schema, apply_overrides(raw, overrides))
 
 
 def save_config(cfg, path) -> Path:
     """Write ``cfg`` (a dataclass) as YAML, atomically, in schema order."""
-    from optiqa.data.io import atomic_write_bytes
-
     text = yaml.safe_dump(to_mapping(cfg), sort_keys=False, default_flow_style=None, width=100)
-    return atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text))
+    return atomic_write_text(path, text)
 
 
 def need(ok: bool, path: str, what: str, value) -> None:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from optiqa.assess.refcache import ReferenceReuse
 from optiqa.data.io import as_float, read_pixels
-from optiqa.errors import InputError, OptiqaError
+from optiqa.core.errors import InputError, OptiqaError
 
 # On the CPU a small working set matters more than batching: at 512x384 with one thread, SSIM
 # takes 27 ms per pair alone but 95 ms per pair in batches of 8, and VGG-16 (channels-last)

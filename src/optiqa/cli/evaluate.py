@@ -1,0 +1,99 @@
+"""``optiqa evaluate`` and ``optiqa restore``: run a trained generator."""
+from __future__ import annotations
+
+from optiqa.cli.common import add_quiet, warn
+
+
+def parse_set_args(items) -> dict[str, str]:
+    """``NAME=PATH`` (or a bare ``PATH``, named after its folder) -> ``{name: path}``."""
+    from pathlib import Path
+
+    from optiqa.core.errors import ConfigError
+
+    sets = {}
+    for item in items:
+        name, eq, path = item.partition("=")
+        if not eq:
+            name, path = Path(item).name, item
+        if not name or not path:
+            raise ConfigError(f"--set {item!r}: expected NAME=PATH")
+        if name in sets:
+            raise ConfigError(f"--set: the name {name!r} is given twice")
+        sets[name] = path
+    return sets
+
+
+def _load_generator_from_args(args):
+    from optiqa.nets.generators import parse_arch
+    from optiqa.train.inference import load_generator
+
+    arch = parse_arch(args.arch) if args.arch else None
+    loaded = load_generator(args.source, arch=arch, device=args.device, key=args.weights,
+                            scale=args.scale)
+    warn(f"model: {loaded.describe()}")
+    return loaded
+
+
+def cmd_evaluate(args) -> int:
+    from optiqa.core.tables import write_json
+    from optiqa.train.evaluate import DEFAULT_METRICS, evaluate_sets, format_results
+
+    sets = parse_set_args(args.set)
+    loaded = _load_generator_from_args(args)
+    result = evaluate_sets(loaded, sets, list(DEFAULT_METRICS) + (args.metric or []),
+                           device=args.device, tile=args.tile, overlap=args.tile_overlap,
+                           save_images=args.save_images, progress=not args.quiet)
+    print(format_results(result, per_image=not args.means_only))
+    if args.json:
+        write_json(args.json, result.to_dict())
+    if args.save_images:
+        print(f"images written under {args.save_images}/<set>/")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from optiqa.train.inference import restore_files
+
+    loaded = _load_generator_from_args(args)
+    written = restore_files(loaded, args.input, args.output, device=args.device, tile=args.tile,
+                            overlap=args.tile_overlap, progress=not args.quiet)
+    print(f"wrote {len(written)} image(s)" + (f" to {written[0]}" if len(written) == 1 else
+                                              f" under {args.output}"))
+    return 0
+
+
+def _add_generator_args(s) -> None:
+    s.add_argument("--arch", help="generator TYPE[:key=value,...] when the checkpoint does not "
+                   "name it, e.g. swinir, rrdbnet, srresnet:num_feat=32,num_block=4")
+    s.add_argument("--weights", choices=["auto", "params_ema", "params"], default="auto",
+                   help="which weights of the checkpoint (auto: params_ema when present)")
+    s.add_argument("--scale", type=int, default=4, help="scale of the 'bicubic' baseline")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--tile", type=int, help="restore in LR tiles of this size (large images)")
+    s.add_argument("--tile-overlap", type=int, default=32, help="tile overlap in LR pixels")
+    add_quiet(s)
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("evaluate", help="score a trained generator on SR test sets",
+                       description="PSNR/SSIM on BT.601 Y with a border crop = scale, plus any "
+                       "registered metric; per image and mean per set.")
+    s.add_argument("source", help="run folder (newest checkpoint), checkpoint file, or "
+                   "'bicubic' for the baseline")
+    s.add_argument("--set", action="append", required=True, metavar="NAME=PATH",
+                   help="test set: a folder with HR/ (and LR_bicubic/X<scale>/) or of HR images; "
+                   "repeatable")
+    s.add_argument("-m", "--metric", action="append",
+                   help="extra metric (repeatable); psnr_y and ssim_y are always computed")
+    s.add_argument("--save-images", metavar="DIR", help="write outputs to DIR/<set>/<image>.png")
+    s.add_argument("--json", help="also write the results as JSON")
+    s.add_argument("--means-only", action="store_true", help="print only the mean rows")
+    _add_generator_args(s)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("restore", help="run a trained generator on an image or a folder")
+    s.add_argument("source", help="run folder, checkpoint file, or 'bicubic'")
+    s.add_argument("input", help="image file or folder (searched recursively)")
+    s.add_argument("output", help="output file, or folder (PNG files, same relative names)")
+    _add_generator_args(s)
+    s.set_defaults(func=cmd_restore)

@@ -1,0 +1,166 @@
+"""One training run's folder: the single place that knows its layout (DESIGN.md "Run folder").
+
+``<study>/runs/<run-name>/``::
+
+    config.yaml                 the resolved configuration of the run
+    log.txt                     the training log (appended across resumes)
+    models/net_g_<iter>.pth     {'params': G, 'params_ema': EMA of G, ...}  (BasicSR keys)
+    models/net_d_<iter>.pth     {'params': D}
+    state/<iter>.state          optimizers, iteration, every RNG state (see optiqa.train)
+    samples/<image>/<iter>.png  validation crops
+
+Inference, discriminator transfer and zero-shot scoring all find checkpoints and networks
+through :class:`RunFolder`, never through path rules of their own.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from optiqa.core.atomic import remove_stale_temp_files
+from optiqa.core.config import load_config, read_yaml
+from optiqa.core.errors import ConfigError
+
+T = TypeVar("T")
+NETS = ("g", "d")
+_STATE = re.compile(r"^(\d+)\.state$")
+_MODEL = re.compile(r"^net_([a-z]+)_(\d+)\.pth$")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    # -- layout -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.txt"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    def model_path(self, net: str, iteration: int) -> Path:
+        return self.models / f"net_{net}_{iteration}.pth"
+
+    def state_path(self, iteration: int) -> Path:
+        return self.state / f"{iteration}.state"
+
+    def is_run(self) -> bool:
+        """True when the folder holds a run's ``config.yaml``."""
+        return self.config_path.is_file()
+
+    def create(self) -> None:
+        for d in (self.models, self.state, self.samples):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete temporary files left by interrupted writes (call before training resumes)."""
+        return remove_stale_temp_files(self.root)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state_iterations(self) -> list[int]:
+        """Iterations with a state file, newest first (complete or not)."""
+        if not self.state.is_dir():
+            return []
+        its = [int(m.group(1)) for p in self.state.iterdir() if (m := _STATE.match(p.name))]
+        return sorted(its, reverse=True)
+
+    def model_files(self) -> list[tuple[str, int, Path]]:
+        """``(net, iteration, path)`` of every model file, in no particular order."""
+        if not self.models.is_dir():
+            return []
+        return [(m.group(1), int(m.group(2)), p) for p in self.models.iterdir()
+                if (m := _MODEL.match(p.name))]
+
+    def checkpoints(self, net: str) -> list[tuple[int, Path]]:
+        """``(iteration, path)`` of ``models/net_<net>_<iter>.pth``, newest first."""
+        _check_net(net)
+        return sorted(((it, p) for n, it, p in self.model_files() if n == net), reverse=True)
+
+    def latest(self, net: str) -> tuple[int, Path] | None:
+        """The newest ``(iteration, path)`` of network ``net`` ('g' or 'd'), or None."""
+        found = self.checkpoints(net)
+        return found[0] if found else None
+
+    # -- configuration ----------------------------------------------------------------------
+    def raw_config(self) -> dict:
+        """``config.yaml`` as a mapping; :class:`ConfigError` when missing or unreadable."""
+        if not self.config_path.is_file():
+            raise ConfigError(f"{self.root}: not a run folder (no config.yaml)")
+        return read_yaml(self.config_path)
+
+    def config(self, schema: type[T]) -> T:
+        """``config.yaml`` typed by ``schema`` (e.g. ``optiqa.train.config.TrainConfig``)."""
+        return load_config(self.raw_config(), schema)
+
+    def network_spec(self, net: str) -> dict | None:
+        """``network_g`` / ``network_d`` of the run's config (``{'type': ..., **options}``).
+
+        For the generator the run's ``scale`` is filled in unless the block names its own
+        (``scale`` or BasicSR's ``upscale``). None when the run has no such network.
+        """
+        _check_net(net)
+        cfg = self.raw_config()
+        key = f"network_{net}"
+        block = cfg.get(key)
+        if block is None:
+            if net == "g":
+                raise ConfigError(f"{self.config_path}: no network_g (type and options of the "
+                                  "generator)")
+            return None
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise ConfigError(f"{self.config_path}: {key} must be a mapping with a type")
+        block = dict(block)
+        if net == "g" and cfg.get("scale") is not None and not {"scale", "upscale"} & set(block):
+            block["scale"] = cfg["scale"]
+        return block
+
+    @property
+    def gt_size(self) -> int | None:
+        """The run's training crop (``datasets.train.gt_size``), None when it does not say."""
+        train = ((self.raw_config().get("datasets") or {}).get("train") or {})
+        size = train.get("gt_size") if isinstance(train, dict) else None
+        return size if isinstance(size, int) else None
+
+    # -- where a checkpoint file belongs ----------------------------------------------------
+    @classmethod
+    def of_checkpoint(cls, path: str | os.PathLike) -> "RunFolder | None":
+        """The run folder holding ``<run>/models/net_<x>_<iter>.pth``, or None."""
+        path = Path(path)
+        if path.parent.name == "models" and (path.parent.parent / "config.yaml").is_file():
+            return cls(path.parent.parent)
+        return None
+
+
+def checkpoint_iteration(path: str | os.PathLike) -> int | None:
+    """The iteration in a ``net_<x>_<iter>.pth`` file name, else None."""
+    m = _MODEL.match(Path(path).name)
+    return int(m.group(2)) if m else None
+
+
+def _check_net(net: str) -> None:
+    if net not in NETS:
+        raise ValueError(f"net must be one of {NETS}, got {net!r}")

@@ -1,0 +1,1 @@
+"""Pure tensor functions: colour conversion, filters, resizing, filter banks and pyramids."""
