@@ -195,6 +195,11 @@ class FRMetric(nn.Module):
 
         return score
 
+    def weight_files(self) -> list:
+        """The files whose contents decide this metric's scores (pretrained weights, trained
+        heads, model files), so that a result cache can hash them. Default: none."""
+        return []
+
     def loss(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """Scalar training loss, minimised at ``x == ref`` whatever the metric's orientation."""
         return loss_from_scores(self(x, ref), self.info)

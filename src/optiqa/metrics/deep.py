@@ -155,6 +155,16 @@ def load_dists_weights(source, channels: list[int]) -> tuple[torch.Tensor, torch
     return alpha / norm, beta / norm
 
 
+def backbone_weight_file(name: str, pretrained: bool) -> Path | None:
+    """The weight file a backbone was loaded from (None: a fixed-seed or random init)."""
+    if not pretrained:
+        return None
+    s = backbones.spec(name)
+    if s.factory is not None:
+        return Path(s.weights_path) if s.weights_path else None
+    return backbones.find_weights(name)
+
+
 def _package_file(package: str, relative: str) -> Path:
     """A weight file shipped inside an installed package (found by import, not sys.prefix)."""
     try:
@@ -187,8 +197,15 @@ class DISTS(FRMetric):
         if backbone_name in _VGG:
             _replace_max_pooling(self.backbone)
         alpha, beta = load_dists_weights(weights, self.backbone.channels)
+        self._files = [backbone_weight_file(backbone_name, pretrained)]
+        if weights is not None:
+            self._files.append(_package_file("DISTS_pytorch", "weights.pt")
+                               if weights == "official" else Path(weights))
         self.register_buffer("alpha", alpha, persistent=False)
         self.register_buffer("beta", beta, persistent=False)
+
+    def weight_files(self) -> list:
+        return [f for f in self._files if f is not None]
 
     def compute(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         fx, fr = _paired_features(self.backbone, x.float(), ref.float())
@@ -251,8 +268,9 @@ class LPIPS(FRMetric):
         if backbone_name is None:
             raise ConfigError(f"LPIPS net must be 'alex' or 'vgg', got {net!r}")
         self.backbone = backbones.create(backbone_name)
-        sd = torch.load(_package_file("lpips", f"weights/v0.1/{net}.pth"), map_location="cpu",
-                        weights_only=True)
+        heads_file = _package_file("lpips", f"weights/v0.1/{net}.pth")
+        self._files = [backbone_weight_file(backbone_name, True), heads_file]
+        sd = torch.load(heads_file, map_location="cpu", weights_only=True)
         heads = [sd[f"lin{k}.model.1.weight"].flatten().float() for k in range(5)]
         if [h.numel() for h in heads] != self.backbone.channels[1:]:
             raise WeightsUnavailable(f"lpips {net}.pth heads do not match {backbone_name}")
@@ -260,6 +278,9 @@ class LPIPS(FRMetric):
             self.register_buffer(f"head{k}", h, persistent=False)
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
+
+    def weight_files(self) -> list:
+        return [f for f in self._files if f is not None]
 
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.backbone.stages((2 * x - 1 - self.shift) / self.scale)
