@@ -1,10 +1,13 @@
-"""The full-reference metric contract.
+"""The metric contract, full-reference and no-reference.
 
-A metric is a frozen ``nn.Module``: ``m(x, ref)`` returns per-image scores ``(N,)`` in the metric's
-published orientation, ``m.loss(x, ref)`` a scalar that is always minimised. Argument order is
-always (distorted, reference). Inputs are RGB ``NCHW`` floats in [0, 1]; 1-channel input is
-expanded to RGB; anything else raises :class:`~optiqa.core.errors.InputError` (a ``ValueError``) that
-names the problem. Input validation lives in one place, :func:`check_pair`.
+A metric is a frozen ``nn.Module``. A full-reference one (:class:`FRMetric`, ``info.kind ==
+'fr'``): ``m(x, ref)`` returns per-image scores ``(N,)`` in the metric's published orientation,
+``m.loss(x, ref)`` a scalar that is always minimised; argument order is always (distorted,
+reference). A no-reference one (:class:`NRMetric`, ``info.kind == 'nr'``) is called as ``m(x)``
+and ``m.loss(x)``. Calling either the other way raises. Inputs are RGB ``NCHW`` floats in [0, 1];
+1-channel input is expanded to RGB; anything else raises :class:`~optiqa.core.errors.InputError`
+(a ``ValueError``) that names the problem. Input validation lives in one place,
+:func:`check_pair` / :func:`check_image`.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ class MetricInfo:
     colour: str = "rgb"
     backbone: str | None = None
     summary: str = ""
+    kind: str = "fr"    # "fr": m(x, ref); "nr": m(x), no reference
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -115,6 +119,17 @@ def check_pair(x, ref, min_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return x, ref
 
 
+def check_image(x, min_size: int = 1) -> torch.Tensor:
+    """Validate one image batch for a no-reference metric and return it as RGB ``NCHW``."""
+    x = check_image_tensor(x, "image")
+    h, w = x.shape[-2:]
+    if min(h, w) < min_size:
+        raise InputError(f"image of {h}x{w} is too small for this metric: it needs at least "
+                         f"{min_size}x{min_size}")
+    check_values(x, names=("image",))
+    return x
+
+
 def loss_from_scores(scores: torch.Tensor, info: MetricInfo) -> torch.Tensor:
     """Turn per-image scores into a scalar to *minimise*, from the metric's orientation.
 
@@ -147,10 +162,17 @@ class FRMetric(nn.Module):
     def min_size(self) -> int:
         return self.info.min_size if self.info is not None else 1
 
-    def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        if ref is None:
+            raise InputError(f"{self._name} is a full-reference metric: call it as m(x, ref) "
+                             "with the reference image")
         x, ref = check_pair(x, ref, self.min_size)
         with self._precision(x):
             return self.compute(*self._cast(x, ref))
+
+    @property
+    def _name(self) -> str:
+        return repr(self.info.name) if self.info is not None else type(self).__name__
 
     def _precision(self, x: torch.Tensor):
         if self.runs_under_autocast or not torch.is_autocast_enabled(x.device.type):
@@ -206,3 +228,55 @@ class FRMetric(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.info.name!r}" if self.info is not None else ""
+
+
+class NRMetric(nn.Module):
+    """Base class of every no-reference metric module: ``m(x)`` -> ``(N,)`` scores.
+
+    Subclasses implement :meth:`compute` on validated RGB tensors; it runs in float32 with
+    autocast disabled unless ``runs_under_autocast``. A metric that is not differentiable sets
+    ``info.differentiable = False`` and :meth:`loss` refuses.
+    """
+
+    runs_under_autocast = False
+
+    def __init__(self, info: MetricInfo | None = None):
+        super().__init__()
+        self.info = info
+
+    @property
+    def min_size(self) -> int:
+        return self.info.min_size if self.info is not None else 1
+
+    @property
+    def _name(self) -> str:
+        return repr(self.info.name) if self.info is not None else type(self).__name__
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        if ref is not None:
+            raise InputError(f"{self._name} is a no-reference metric: call it as m(x), without "
+                             "a reference image")
+        x = check_image(x, self.min_size)
+        if self.runs_under_autocast or not torch.is_autocast_enabled(x.device.type):
+            return self.compute(x if self.runs_under_autocast else x.float())
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.compute(x.float())
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def weight_files(self) -> list:
+        """The files whose contents decide the scores (model files); see :class:`FRMetric`."""
+        return []
+
+    def loss(self, x: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        """Scalar training loss (always minimised); only for differentiable NR metrics."""
+        if self.info is not None and not self.info.differentiable:
+            raise InputError(f"{self._name} is not differentiable and cannot be a training loss")
+        return loss_from_scores(self(x, ref), self.info)
+
+    def extra_repr(self) -> str:
+        return f"name={self.info.name!r}" if self.info is not None else ""
+
+
+Metric = (FRMetric, NRMetric)  # isinstance(m, Metric): any optiqa metric module

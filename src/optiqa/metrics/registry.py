@@ -17,7 +17,7 @@ import torch
 from optiqa import backbones
 from optiqa.core.errors import ConfigError
 from optiqa.core.registry import Registry
-from optiqa.metrics.base import FRMetric, MetricInfo
+from optiqa.metrics.base import FRMetric, Metric, MetricInfo, NRMetric
 
 INF = float("inf")
 # DISTS = sum alpha (1 - l) + beta (1 - s): the structure term s is a correlation in [-1, 1], and
@@ -36,10 +36,11 @@ class MetricSpec:
 
 
 def _spec(name, factory, *, lower_better, differentiable, score_range, family, reference,
-          min_size=1, colour="rgb", backbone=None, summary="", **kwargs) -> MetricSpec:
+          min_size=1, colour="rgb", backbone=None, summary="", kind="fr", **kwargs) -> MetricSpec:
     info = MetricInfo(name=name, lower_better=lower_better, differentiable=differentiable,
                       score_range=score_range, family=family, reference=reference,
-                      min_size=min_size, colour=colour, backbone=backbone, summary=summary)
+                      min_size=min_size, colour=colour, backbone=backbone, summary=summary,
+                      kind=kind)
     return MetricSpec(info, factory, kwargs)
 
 
@@ -155,7 +156,8 @@ def register_metric(info: MetricInfo, factory: Callable, overwrite: bool = False
     return REGISTRY.register(info.name, MetricSpec(info, factory, kwargs), overwrite)
 
 
-def create_metric(name: str, device: str | torch.device = "cpu", **kwargs) -> FRMetric:
+def create_metric(name: str, device: str | torch.device = "cpu", **kwargs
+                  ) -> FRMetric | NRMetric:
     """Create a registered metric as a frozen module in eval mode on ``device``.
 
     ``kwargs`` go to the metric's constructor (e.g. ``weights=`` for the DISTS-style family).
@@ -166,9 +168,9 @@ def create_metric(name: str, device: str | torch.device = "cpu", **kwargs) -> FR
         module_name, attr = factory.split(":")
         factory = getattr(importlib.import_module(module_name), attr)
     metric = factory(info=spec.info, **{**spec.kwargs, **kwargs})
-    if not isinstance(metric, FRMetric):
+    if not isinstance(metric, Metric):
         raise ConfigError(f"metric {name!r}: its factory returned {type(metric).__name__}, not an "
-                          "optiqa metric module (subclass optiqa.metrics.FRMetric)")
+                          "optiqa metric module (subclass optiqa.metrics.FRMetric or NRMetric)")
     metric.requires_grad_(False)
     return metric.eval().to(device)
 
