@@ -209,9 +209,12 @@ def test_empty_or_absent_root(tmp_path):
 
 
 def test_unknown_dataset_lists_names():
+    from optiqa.data.datasets import load_dataset
+
     with pytest.raises(UnknownNameError) as err:
-        iqa.load_dataset("tid2099", root=".")
+        load_dataset("tid2099", root=".")
     assert "kadid10k" in str(err.value) and "synthetic" in str(err.value)
+    assert "did you mean 'tid2008'" in str(err.value)
 
 
 def test_ambiguous_names_take_the_shallowest_and_say_so(tmp_path):

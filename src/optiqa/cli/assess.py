@@ -30,7 +30,7 @@ def weights_options(values, metric_names) -> dict:
 
 def load_iqa_dataset(args):
     """The dataset named by ``-d`` (``--root``/``--meta`` for real databases)."""
-    from optiqa.data.iqa import load_dataset
+    from optiqa.data.datasets import load_dataset
 
     if args.dataset.lower() == "synthetic":
         if args.root or args.meta:

@@ -40,7 +40,7 @@ def check_zero_shot_args(args) -> None:
 def load_cross(values, size: int):
     """``--cross NAME[=ROOT]`` values -> datasets (``synthetic`` needs no root)."""
     from optiqa.core.errors import InputError
-    from optiqa.data.iqa import load_dataset
+    from optiqa.data.datasets import load_dataset
 
     out = []
     for v in values or []:

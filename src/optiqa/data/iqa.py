@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from optiqa.data.io import IMAGE_EXTENSIONS
-from optiqa.core.errors import InputError, UnknownNameError
+from optiqa.core.errors import InputError
+from optiqa.core.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class DatasetSpec:
         return "lower is better" if self.lower_better else "higher is better"
 
 
-DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
+DATABASES: dict[str, DatasetSpec] = {s.name: s for s in [
     DatasetSpec("live", "LIVE IQA release 2", "LIVEIQA.csv", "fr", "dist_name", "ref_name", "mos",
                 True, "DMOS (column 'mos'), lower = better",
                 "refimgs/*.bmp and jp2k|jpeg|wn|gblur|fastfading/imgN.bmp (names without "
@@ -88,19 +89,15 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
                 extra_columns=("std",), aliases=("live_challenge", "livechallenge", "clive"),
                 pyiqa_meta="meta_info_LIVEChallengeDataset.csv"),
 ]}
-_ALIASES = {a: s.name for s in DATASETS.values() for a in s.aliases}
-
-
-def dataset_names(include_synthetic: bool = True) -> list[str]:
-    return (["synthetic"] if include_synthetic else []) + list(DATASETS)
+_ALIASES = {a: s.name for s in DATABASES.values() for a in s.aliases}
+# every database by name, aliases resolved case-insensitively; the built-in known-order set is
+# listed beside them by optiqa.data.datasets, which loads either kind
+DATASETS: Registry[DatasetSpec] = Registry(
+    "dataset", DATABASES, resolver=lambda n: DATABASES.get(_ALIASES.get(n.lower(), n.lower())))
 
 
 def get_spec(name: str) -> DatasetSpec:
-    key = name.lower()
-    key = _ALIASES.get(key, key)
-    if key not in DATASETS:
-        raise UnknownNameError("dataset", name, dataset_names())
-    return DATASETS[key]
+    return DATASETS.get(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,18 +326,15 @@ def content_of(reference_name: str) -> str:
 # loading
 # ---------------------------------------------------------------------------------------------
 def load_dataset(name: str, root: str | os.PathLike | None = None,
-                 meta: str | os.PathLike | None = None, allow_missing: bool = False,
-                 **synthetic_options) -> IQADataset:
-    """Load a database (or ``synthetic``, the built-in known-order set) with its images found.
+                 meta: str | os.PathLike | None = None, allow_missing: bool = False
+                 ) -> IQADataset:
+    """Load a database with its images found (``optiqa.data.datasets.load_dataset`` also loads
+    the built-in known-order set).
 
     Missing images are an error giving their count and the first names, unless
     ``allow_missing``: then the items whose images are present are kept and ``notes`` says how
     many were dropped (the CLI prints it prominently).
     """
-    if name.lower() == "synthetic":
-        from optiqa.data.synthetic import load_synthetic
-
-        return load_synthetic(**synthetic_options)
     spec = get_spec(name)
     if root is None:
         raise InputError(f"dataset {spec.name} needs its root, the folder with its images "

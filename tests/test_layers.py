@@ -1,0 +1,120 @@
+"""The package's layers and their one import direction (DESIGN.md "Package layout").
+
+Every import of every module (imports inside functions included) is read with ``ast``; a module
+may import only from its own layer or a lower one, and the packages of one layer must not import
+each other in a circle.
+"""
+from __future__ import annotations
+
+import pytest
+
+from optiqa.core.sources import all_modules, dependencies, imports_of
+
+# lowest first
+LAYERS = [
+    ("core", {"optiqa.core"}),
+    ("ops", {"optiqa.ops"}),
+    ("models", {"optiqa.backbones", "optiqa.metrics", "optiqa.nets", "optiqa.testing"}),
+    ("data", {"optiqa.data"}),
+    ("workflows", {"optiqa.train", "optiqa.assess", "optiqa.transfer", "optiqa.evaluators",
+                   "optiqa.diagnose", "optiqa.study", "optiqa.judge"}),
+    ("cli", {"optiqa.cli", "optiqa.__main__"}),
+]
+# the package facade: it re-exports lazily and may name anything below the CLI
+FACADE = "optiqa"
+
+
+def unit_of(module: str) -> str:
+    """The top-level unit (``optiqa.metrics``, ``optiqa.backbones``, ...) a module belongs to."""
+    return ".".join(module.split(".")[:2])
+
+
+def layer_of(module: str) -> int:
+    unit = unit_of(module)
+    for i, (_, units) in enumerate(LAYERS):
+        if unit in units:
+            return i
+    raise AssertionError(f"{module} belongs to no layer: add {unit} to LAYERS in this test and "
+                         "to DESIGN.md")
+
+
+def test_every_module_has_a_layer():
+    for m in all_modules():
+        if m != FACADE:
+            layer_of(m)
+
+
+def test_imports_go_down_the_layers_only():
+    wrong = []
+    for m in all_modules():
+        if m == FACADE:
+            continue
+        mine = layer_of(m)
+        for dep, line in imports_of(m):
+            if dep == FACADE:
+                continue  # `from optiqa import backbones` names a module; checked below
+            if layer_of(dep) > mine:
+                wrong.append(f"{m}:{line} imports {dep} ({LAYERS[layer_of(dep)][0]} is above "
+                             f"{LAYERS[mine][0]})")
+    assert not wrong, "imports that go up a layer:\n" + "\n".join(wrong)
+
+
+def test_no_cycles_between_packages():
+    """Within a layer, packages import each other in one direction only."""
+    edges: dict[str, set[str]] = {}
+    for m in all_modules():
+        for dep, _ in imports_of(m):
+            a, b = unit_of(m), unit_of(dep)
+            if a != b and FACADE not in (m, dep):
+                edges.setdefault(a, set()).add(b)
+
+    def reaches(start, goal, seen=()):
+        return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n)))
+                   for n in edges.get(start, ()))
+    cycles = sorted({tuple(sorted((a, b))) for a in edges for b in edges[a] if reaches(b, a)})
+    assert not cycles, f"packages importing each other in a circle: {cycles}"
+
+
+def test_no_cycles_between_modules():
+    """No module imports itself through others (e.g. the IQA loader and the synthetic set)."""
+    graph = {m: {d for d, _ in imports_of(m) if d != m} for m in all_modules()}
+
+    def cycle_from(start):
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    return path
+                if nxt not in seen and nxt in graph:
+                    seen.add(nxt)
+                    stack.append((nxt, (*path, nxt)))
+        return None
+    cycles = {tuple(sorted(c)) for m in graph if (c := cycle_from(m))}
+    assert not cycles, f"module import cycles: {sorted(cycles)}"
+
+
+def test_the_facade_imports_nothing_eagerly():
+    """``import optiqa`` (and so ``optiqa --help``) must not pull in torch."""
+    assert imports_of(FACADE) == [] or all(line > 0 for _, line in imports_of(FACADE))
+    import subprocess
+    import sys
+
+    code = "import sys, optiqa, optiqa.cli; optiqa.cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("metric_module,inside,outside", [
+    ("optiqa.metrics.ssim", ["optiqa.ops.filters", "optiqa.ops.color", "optiqa.metrics.base"],
+     ["optiqa.metrics.deep", "optiqa.train.trainer", "optiqa.cli"]),
+    ("optiqa.metrics.deep", ["optiqa.backbones", "optiqa.metrics.base"],
+     ["optiqa.metrics.ssim", "optiqa.ops.filters"]),
+])
+def test_dependencies_are_transitive_and_precise(metric_module, inside, outside):
+    deps = dependencies(metric_module)
+    assert metric_module in deps
+    for m in inside:
+        assert m in deps
+    for m in outside:
+        assert m not in deps
