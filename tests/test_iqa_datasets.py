@@ -214,7 +214,7 @@ def test_unknown_dataset_lists_names():
     with pytest.raises(UnknownNameError) as err:
         load_dataset("tid2099", root=".")
     assert "kadid10k" in str(err.value) and "synthetic" in str(err.value)
-    assert "did you mean 'tid2008'" in str(err.value)
+    assert "did you mean 'tid2013'" in str(err.value)
 
 
 def test_ambiguous_names_take_the_shallowest_and_say_so(tmp_path):
