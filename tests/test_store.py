@@ -7,7 +7,7 @@ import pytest
 
 from optiqa.core.errors import ConfigError
 from optiqa.core import store as store_mod
-from optiqa.core.store import ResultsStore, metric_fingerprint, run_once
+from optiqa.core.store import ResultsStore, run_once
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_not_a_database(tmp_path):
 
 
 def test_scores_round_trip_and_signature_check(store):
-    fp = metric_fingerprint("psnr")
+    fp = "fp-psnr"
     store.put_scores("kadid10k", "psnr", fp, [("a.png", "10:20", 30.5), ("b.png", "11:20", 25.0)])
     assert store.get_scores("kadid10k", fp, {"a.png": "10:20", "b.png": "11:20"}) == \
         {"a.png": 30.5, "b.png": 25.0}
@@ -50,11 +50,11 @@ def test_scores_round_trip_and_signature_check(store):
     assert store.get_scores("kadid10k", fp, {"a.png": "10:20", "b.png": "99:20"}) == \
         {"a.png": 30.5}
     assert store.get_scores("tid2013", fp, {"a.png": "10:20"}) == {}
-    assert store.get_scores("kadid10k", metric_fingerprint("ssim"), {"a.png": "10:20"}) == {}
+    assert store.get_scores("kadid10k", "fp-ssim", {"a.png": "10:20"}) == {}
 
 
 def test_transactions_are_all_or_nothing(store):
-    fp = metric_fingerprint("l1")
+    fp = "fp-l1"
     with pytest.raises(RuntimeError):
         with store.transaction() as con:
             con.execute("INSERT INTO scores VALUES ('d', 'l1', ?, 'x', 's', 1.0, 0)", (fp,))
@@ -63,22 +63,6 @@ def test_transactions_are_all_or_nothing(store):
     with pytest.raises(TypeError):  # a bad row aborts the whole batch
         store.put_scores("d", "l1", fp, [("x", "s", 1.0), ("y", "s", object())])
     assert store.get_scores("d", fp, {"x": "s", "y": "s"}) == {}
-
-
-def test_fingerprint_tracks_options_weights_and_code(tmp_path):
-    a = metric_fingerprint("dists_vgg16_r", {"x": 1})
-    assert a == metric_fingerprint("dists_vgg16_r", {"x": 1})
-    assert a != metric_fingerprint("dists_vgg16_r", {"x": 2})
-    w = tmp_path / "w.pt"
-    w.write_bytes(b"one")
-    with_w = metric_fingerprint("dists_vgg16_r", {"x": 1}, weights=w)
-    w.write_bytes(b"two")  # same path, new content: a different metric
-    assert metric_fingerprint("dists_vgg16_r", {"x": 1}, weights=w) != with_w
-    from optiqa.metrics.pixel import MSE, PSNR
-
-    assert metric_fingerprint("psnr", implementation=PSNR) != metric_fingerprint("psnr")
-    assert metric_fingerprint("psnr", implementation=PSNR) == \
-        metric_fingerprint("psnr", implementation=MSE)  # same source file
 
 
 def test_summaries_store_strict_json(store):
@@ -131,8 +115,13 @@ def test_run_once_reuses_complete_runs_and_records_failures(store):
     assert run_once(store, "transfer", "k", {"opt": 1}, compute) == {"srcc": 0.5,
                                                                      "from_store": True}
     assert len(calls) == 2
-    assert run_once(store, "transfer", "k", {}, compute, force=True)["from_store"] is False
+    assert run_once(store, "transfer", "k", {"opt": 1}, compute, force=True)["from_store"] is False
     assert len(calls) == 3
+    # the same key under another recorded config (other data, other options) is recomputed
+    assert run_once(store, "transfer", "k", {"opt": 2}, compute)["from_store"] is False
+    assert len(calls) == 4 and store.get_run("transfer/k")["config"] == {"opt": 2}
+    assert run_once(store, "transfer", "k", {"opt": 2}, compute)["from_store"] is True
+    assert len(calls) == 4
 
     def broken():
         raise ValueError("no images")

@@ -23,7 +23,6 @@ to the main process as the same one-line error, not as a worker traceback.
 """
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 
 import numpy as np
@@ -85,12 +84,6 @@ def size_batches(items, batch_size: int) -> list[list[int]]:
     costs little: databases list the distortions of a reference together.
     """
     return keyed_batches(((str(it.ref), image_size(it.dist)) for it in items), batch_size)
-
-
-def signature(item) -> str:
-    """Cheap identity of an item's files (sizes in bytes) for the score cache."""
-    sizes = [os.path.getsize(p) for p in (item.dist, item.ref) if p is not None]
-    return ":".join(str(s) for s in sizes)
 
 
 # ---------------------------------------------------------------------------------------------

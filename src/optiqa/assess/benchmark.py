@@ -3,9 +3,10 @@
 Scoring is batched (:mod:`optiqa.assess.batches`: a DataLoader, one reference per batch,
 metrics run in the loader workers on the CPU).
 
-With a :class:`~optiqa.core.store.ResultsStore`, per-item scores are looked up first (by metric
-fingerprint, dataset and item, checked against the files' sizes) and only the rest are computed;
-summaries are stored and reused for the same items and statistics settings.
+With a :class:`~optiqa.core.store.ResultsStore`, per-item scores are looked up first (by
+:func:`metric_fingerprint`, dataset and item, checked against the SHA-256 of the item's files)
+and only the rest are computed; summaries are stored and reused only for the same items, pixels,
+human scores, score file and statistics settings (:func:`stats_key`).
 
 Sign convention: scores are correlated with the targets in the dataset's own orientation (e.g.
 LIVE's DMOS, lower = better), after multiplying the metric's scores by -1 when its orientation
@@ -15,19 +16,20 @@ RMSE in the target's units.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 
 import numpy as np
 
 from optiqa.assess import correlation
-from optiqa.assess.batches import score_items, signature
-from optiqa.data.iqa import IQADataset
+from optiqa.assess.batches import score_items
+from optiqa.data.iqa import IQADataset, item_signatures
 from optiqa.core.errors import InputError
 from optiqa.metrics import create_metric
 from optiqa.metrics.registry import get_spec
-from optiqa.core.store import ResultsStore, metric_fingerprint
+from optiqa.core.hashing import file_sha256, stable_hash
+from optiqa.core.sources import code_fingerprint
+from optiqa.core.store import ResultsStore
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +75,42 @@ def statistics(scores: np.ndarray, dataset: IQADataset, metric_lower_better: boo
     return st
 
 
-def stats_key(keys, signatures, n_boot, seed, level, evaluation) -> str:
-    h = hashlib.sha256()
-    h.update(repr((STATS_VERSION, n_boot, seed, level, evaluation)).encode())
-    for k in keys:
-        h.update(f"{k}\0{signatures[k]}\n".encode())
-    return h.hexdigest()[:32]
+def stats_key(dataset: IQADataset, signatures: dict, n_boot: int, seed: int, level: float
+              ) -> str:
+    """Hash of everything a summary depends on besides the metric: the dataset's identity (its
+    score file's hash and image root), every item with its pixels' signature, human score,
+    content group and stratum, and the statistics settings."""
+    strata = dataset.strata or [None] * len(dataset.items)
+    return stable_hash({
+        "version": STATS_VERSION, "n_boot": n_boot, "seed": seed, "level": level,
+        "evaluation": dataset.evaluation, "dataset": dataset.identity,
+        "items": [[it.key, signatures[it.key], it.score, it.group, s]
+                  for it, s in zip(dataset.items, strata)]})
 
 
 # ---------------------------------------------------------------------------------------------
 # the benchmark
 # ---------------------------------------------------------------------------------------------
-def _fingerprint(name: str, metric, kwargs: dict) -> str:
-    options = {k: v for k, v in kwargs.items() if k != "weights"}
+def metric_fingerprint(name: str, metric, kwargs: dict | None = None) -> str:
+    """Hash of everything that decides ``metric``'s scores (the key of its cached scores).
+
+    The name, the registry's options and the user's (``kwargs``), the content of every file
+    :meth:`weight_files` names (backbone weights, trained alpha/beta, model files), the source
+    of every optiqa module the metric's class imports, transitively
+    (:func:`optiqa.core.sources.code_fingerprint`), and the torch/timm versions (random-init
+    backbones and numerics depend on them).
+    """
+    import timm
+    import torch
+
     spec = get_spec(name)
-    options["registry"] = {k: repr(v) for k, v in spec.kwargs.items()}
-    return metric_fingerprint(name, options, weights=kwargs.get("weights"),
-                              implementation=type(metric))
+    return stable_hash({
+        "name": name, "info": repr(spec.info),
+        "registry": {k: repr(v) for k, v in spec.kwargs.items()},
+        "options": {k: repr(v) for k, v in (kwargs or {}).items()},
+        "weights": sorted(file_sha256(p) for p in metric.weight_files()),
+        "code": code_fingerprint(type(metric)),
+        "versions": {"torch": torch.__version__, "timm": timm.__version__}})
 
 
 def assess(metric_names, dataset: IQADataset, device: str = "cpu", batch_size: int = 8,
@@ -109,9 +130,10 @@ def assess(metric_names, dataset: IQADataset, device: str = "cpu", batch_size: i
                          f"{', '.join(names)}: full-reference metric(s) need an FR dataset")
     metric_kwargs = metric_kwargs or {}
     metrics = {n: create_metric(n, device=device, **metric_kwargs.get(n, {})) for n in names}
-    fingerprints = {n: _fingerprint(n, m, metric_kwargs.get(n, {})) for n, m in metrics.items()}
+    fingerprints = {n: metric_fingerprint(n, m, metric_kwargs.get(n, {}))
+                    for n, m in metrics.items()}
     keys = dataset.keys
-    sigs = {it.key: signature(it) for it in dataset.items}
+    sigs = item_signatures(dataset.items)
     dkey = dataset.store_key
 
     scores, from_store = {}, {}
@@ -145,8 +167,9 @@ def assess(metric_names, dataset: IQADataset, device: str = "cpu", batch_size: i
     results = []
     for n in names:
         info = metrics[n].info
-        skey = stats_key(keys, sigs, n_boot, seed, level, dataset.evaluation)
+        skey = stats_key(dataset, sigs, n_boot, seed, level)
         st = store.get_summary(dkey, fingerprints[n], skey) if store is not None else None
+        summary_from_store = st is not None
         if st is None:
             st = statistics(scores[n], dataset, info.lower_better, n_boot, seed, level)
             if store is not None:
@@ -156,6 +179,7 @@ def assess(metric_names, dataset: IQADataset, device: str = "cpu", batch_size: i
             "evaluation": dataset.evaluation, "target": dataset.spec.score_meaning,
             "metric_orientation": info.orientation, "label": dataset.label,
             "missing": len(dataset.missing), "from_store": from_store[n],
+            "summary_from_store": summary_from_store,
             "seconds": round(seconds[n], 3), "fingerprint": fingerprints[n],
         })
     return results

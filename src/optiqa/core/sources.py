@@ -17,8 +17,9 @@ PACKAGE = "optiqa"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
-def module_file(module: str, root: Path = PACKAGE_ROOT) -> Path | None:
+def module_file(module: str, root: Path | None = None) -> Path | None:
     """The file of ``optiqa.a.b`` (``a/b.py`` or ``a/b/__init__.py``), or None."""
+    root = root or PACKAGE_ROOT
     parts = module.split(".")
     if parts[0] != PACKAGE:
         return None
@@ -29,22 +30,24 @@ def module_file(module: str, root: Path = PACKAGE_ROOT) -> Path | None:
     return None
 
 
-def module_name(path: Path, root: Path = PACKAGE_ROOT) -> str:
+def module_name(path: Path, root: Path | None = None) -> str:
+    root = root or PACKAGE_ROOT
     rel = path.resolve().relative_to(root).with_suffix("")
     parts = [p for p in rel.parts if p != "__init__"]
     return ".".join([PACKAGE, *parts])
 
 
-def all_modules(root: Path = PACKAGE_ROOT) -> list[str]:
+def all_modules(root: Path | None = None) -> list[str]:
     """Every module of the package, sorted."""
+    root = root or PACKAGE_ROOT
     return sorted(module_name(p, root) for p in root.rglob("*.py"))
 
 
 @functools.lru_cache(maxsize=None)
-def _parsed_imports(path: Path, mtime_ns: int) -> tuple[tuple[str, int], ...]:
+def _parsed_imports(path: Path, mtime_ns: int, root: Path) -> tuple[tuple[str, int], ...]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"
-    here = module_name(path).split(".")
+    here = module_name(path, root).split(".")
     pkg = here if is_package else here[:-1]
     found = []
     for node in ast.walk(tree):
@@ -59,27 +62,29 @@ def _parsed_imports(path: Path, mtime_ns: int) -> tuple[tuple[str, int], ...]:
             found.append((mod, node.lineno))
             # `from optiqa.ops import filters` imports the submodule optiqa.ops.filters
             for a in node.names:
-                if module_file(f"{mod}.{a.name}") is not None:
+                if module_file(f"{mod}.{a.name}", root) is not None:
                     found.append((f"{mod}.{a.name}", node.lineno))
     return tuple(found)
 
 
-def imports_of(module: str, root: Path = PACKAGE_ROOT) -> list[tuple[str, int]]:
+def imports_of(module: str, root: Path | None = None) -> list[tuple[str, int]]:
     """``(imported optiqa module, line)`` for every optiqa import in ``module``'s file."""
+    root = root or PACKAGE_ROOT
     path = module_file(module, root)
     if path is None:
         raise KeyError(f"no such module: {module}")
-    return [(m, line) for m, line in _parsed_imports(path, path.stat().st_mtime_ns)
+    return [(m, line) for m, line in _parsed_imports(path, path.stat().st_mtime_ns, root)
             if m == PACKAGE or m.startswith(PACKAGE + ".")]
 
 
-def dependencies(module: str, root: Path = PACKAGE_ROOT) -> list[str]:
+def dependencies(module: str, root: Path | None = None) -> list[str]:
     """``module`` and every optiqa module it imports, transitively (sorted).
 
     A package's ``__init__`` counts only when it is imported itself (``from optiqa.metrics import
     create_metric``), not when one of its submodules is: the value of a computation depends on
     the code that runs it, not on what a package re-exports.
     """
+    root = root or PACKAGE_ROOT
     seen, todo = set(), [module]
     while todo:
         m = todo.pop()
@@ -90,8 +95,9 @@ def dependencies(module: str, root: Path = PACKAGE_ROOT) -> list[str]:
     return sorted(seen)
 
 
-def source_hash(modules, root: Path = PACKAGE_ROOT) -> str:
+def source_hash(modules, root: Path | None = None) -> str:
     """SHA-256 over the names and contents of ``modules``' files (order-independent)."""
+    root = root or PACKAGE_ROOT
     h = hashlib.sha256()
     for m in sorted(set(modules)):
         path = module_file(m, root)

@@ -3,11 +3,14 @@
 Tables (schema version :data:`SCHEMA_VERSION`, kept in ``meta``):
 
 - ``scores``: one metric score per (dataset, item), keyed by the metric's *fingerprint* (a hash
-  of its name, options, weights file content and implementation source) and checked against the
-  item's file signature, so a second run of the same metric on the same data is answered from
-  the store and any change to metric or data recomputes.
-- ``summaries``: the statistics of one (dataset, metric fingerprint) for one set of items and
-  statistics settings (``stats_key``), as JSON.
+  of everything that decides its value: name, options, the content of every weight file, the
+  source of every optiqa module its computation imports, library versions; see
+  :func:`optiqa.assess.benchmark.metric_fingerprint`) and checked against the item's signature
+  (the SHA-256 of its image files), so a second run of the same metric on the same pixels is
+  answered from the store and any change to metric, code, weights or pixels recomputes.
+- ``summaries``: the statistics of one (dataset, metric fingerprint) for one ``stats_key``: a
+  hash of the items, their signatures, the human scores, the dataset's identity (score file
+  hash, image root) and the statistics settings, as JSON.
 - ``runs``: one record per run/cell of any stage (name, stage, config JSON, status
   ``running|complete|failed``, timestamps, message). Callers write ``complete`` only after the
   run's artifacts are on disk.
@@ -21,10 +24,8 @@ DataLoader worker) because SQLite connections must not cross ``fork``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import inspect
 import json
-import math
+import logging
 import os
 import sqlite3
 import time
@@ -32,6 +33,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from optiqa.core.errors import ConfigError
+from optiqa.core.hashing import canonical_json
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 DB_NAME = "results.db"
@@ -55,48 +59,6 @@ CREATE TABLE IF NOT EXISTS results (
     stage TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL,
     created REAL NOT NULL, updated REAL NOT NULL, PRIMARY KEY (stage, key));
 """
-
-
-def _json(obj) -> str:
-    """JSON with NaN/inf written as null (strict JSON, readable by any tool)."""
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-    return json.dumps(clean(obj), sort_keys=True, allow_nan=False)
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def metric_fingerprint(name: str, options: dict | None = None, weights=None,
-                       implementation=None) -> str:
-    """Hash identifying what a metric computes: name, options, weights, implementation.
-
-    ``weights`` is a file path (its content is hashed) or any JSON-able description;
-    ``implementation`` a class or module whose source file is hashed, so that editing a metric's
-    code invalidates its cached scores.
-    """
-    desc = {"name": name, "options": options or {}}
-    if weights is not None:
-        p = Path(weights) if isinstance(weights, (str, os.PathLike)) else None
-        desc["weights"] = file_sha256(p) if p is not None and p.is_file() else repr(weights)
-    if implementation is not None:
-        try:
-            src = inspect.getsourcefile(implementation)
-            desc["implementation"] = file_sha256(src) if src else repr(implementation)
-        except TypeError:
-            desc["implementation"] = repr(implementation)
-    return hashlib.sha256(_json(desc).encode()).hexdigest()[:32]
 
 
 class ResultsStore:
@@ -201,7 +163,7 @@ class ResultsStore:
                     stats: dict) -> None:
         with self.transaction() as con:
             con.execute("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?, ?)",
-                        (dataset, metric, fingerprint, stats_key, _json(stats), time.time()))
+                        (dataset, metric, fingerprint, stats_key, canonical_json(stats), time.time()))
 
     def summaries(self, dataset: str | None = None) -> list[dict]:
         q, args = "SELECT dataset, metric, stats FROM summaries", ()
@@ -215,7 +177,7 @@ class ResultsStore:
         """Record a run as ``running`` (a rerun of a failed or interrupted run restarts it)."""
         with self.transaction() as con:
             con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, 'running', ?, NULL, NULL)",
-                        (name, stage, _json(config or {}), time.time()))
+                        (name, stage, canonical_json(config or {}), time.time()))
 
     def finish_run(self, name: str, status: str = "complete", message: str | None = None) -> None:
         """Mark a run ``complete`` (only after its artifacts are on disk) or ``failed``."""
@@ -256,7 +218,7 @@ class ResultsStore:
         with self.transaction() as con:
             con.execute("INSERT INTO results VALUES (?, ?, ?, ?, ?) ON CONFLICT(stage, key) "
                         "DO UPDATE SET payload=excluded.payload, updated=excluded.updated",
-                        (stage, key, _json(payload), now, now))
+                        (stage, key, canonical_json(payload), now, now))
 
     def get_result(self, stage: str, key: str):
         row = self._conn().execute("SELECT payload FROM results WHERE stage=? AND key=?",
@@ -272,19 +234,26 @@ def run_once(store: ResultsStore | None, stage: str, key: str, config: dict,
              compute: Callable[[], dict], force: bool = False) -> dict:
     """The result of run ``<stage>/<key>``, computed at most once per store (stages are idempotent).
 
-    A run that is ``complete`` in ``store`` (unless ``force``) returns its stored result with
-    ``from_store=True``. Otherwise the run is recorded as ``running`` with ``config``, and
-    ``compute()`` gives the result, which goes into the ``results`` table before the run is
-    marked ``complete``; if ``compute`` raises (also on interruption), the run is marked
-    ``failed`` with the error and the error propagates. Without a store: ``compute()``.
+    ``config`` must describe everything that decides the result (data identity and items,
+    options, weights hashes). A run that is ``complete`` in ``store`` *with the same recorded
+    config* returns its stored result with ``from_store=True`` (unless ``force``); a different
+    config, even under the same key, recomputes (and says so in the log). Otherwise the run is
+    recorded as ``running`` with ``config``, and ``compute()`` gives the result, which goes into
+    the ``results`` table before the run is marked ``complete``; if ``compute`` raises (also on
+    interruption), the run is marked ``failed`` with the error and the error propagates. Without
+    a store: ``compute()``.
     """
     if store is None:
         return compute()
     run_name = f"{stage}/{key}"
-    if not force and store.is_complete(run_name):
+    run = store.get_run(run_name)
+    if not force and run is not None and run["status"] == "complete":
         stored = store.get_result(stage, key)
-        if stored is not None:
+        if stored is not None and run["config"] == json.loads(canonical_json(config)):
             return {**stored, "from_store": True}
+        if stored is not None:
+            log.info("%s: stored result was computed under another configuration; recomputing",
+                     run_name)
     store.start_run(run_name, stage, config)
     try:
         result = compute()

@@ -25,6 +25,7 @@ import numpy as np
 
 from optiqa.data.io import IMAGE_EXTENSIONS
 from optiqa.core.errors import InputError
+from optiqa.core.hashing import file_sha256, files_sha256, stable_hash
 from optiqa.core.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,30 @@ class IQADataset:
 
     @property
     def store_key(self) -> str:
-        return f"{self.spec.name}@{self.version}" if self.version else self.spec.name
+        """Key of the per-item score cache: the name, version and image root. Cached scores are
+        also checked against the SHA-256 of each item's files, so pixels never go stale; the
+        human scores do not enter per-item scores (see :attr:`identity` for the summaries)."""
+        key = f"{self.spec.name}@{self.version}" if self.version else self.spec.name
+        if self.root is not None:
+            key += "@" + stable_hash(str(Path(self.root).resolve()), 12)
+        return key
+
+    @property
+    def identity(self) -> dict:
+        """What identifies the data behind a result: name, version, resolved image root and the
+        SHA-256 of the score file (other human scores for the same images are other data)."""
+        return {"name": self.spec.name, "version": self.version,
+                "root": str(Path(self.root).resolve()) if self.root is not None else None,
+                "meta_sha256": file_sha256(self.meta_path) if self.meta_path else None}
+
+    def fingerprint(self) -> str:
+        """Hash of :attr:`identity` and every item (name, files' content, score, group, stratum):
+        equal exactly when a result computed on one dataset is valid for the other."""
+        sigs = item_signatures(self.items)
+        strata = self.strata or [None] * len(self.items)
+        return stable_hash({"dataset": self.identity, "evaluation": self.evaluation,
+                            "items": [[it.key, sigs[it.key], it.score, it.group, s]
+                                      for it, s in zip(self.items, strata)]})
 
     def __len__(self) -> int:
         return len(self.items)
@@ -150,6 +174,15 @@ class IQADataset:
     @property
     def keys(self) -> list[str]:
         return [it.key for it in self.items]
+
+
+def item_signatures(items) -> dict[str, str]:
+    """``{item key: signature}``: the SHA-256 of the item's image files (distorted, reference),
+    which changes whenever their pixels do (see :mod:`optiqa.core.hashing` for the cost)."""
+    paths = sorted({p for it in items for p in (it.dist, it.ref) if p is not None})
+    digest = dict(zip(paths, files_sha256(paths)))
+    return {it.key: ":".join(digest[p][:32] for p in (it.dist, it.ref) if p is not None)
+            for it in items}
 
 
 def content_split(groups, test_fraction: float = 0.2, seed: int = 0

@@ -17,7 +17,6 @@ This is NOT human opinion data: every output that uses it carries :data:`SYNTHET
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import shutil
 import tempfile
@@ -27,6 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from optiqa.core.hashing import stable_hash
+from optiqa.core.sources import dependencies, source_hash
 from optiqa.data.degradations import DISTORTIONS, LEVELS, distort
 from optiqa.data.io import to_uint8
 from optiqa.data.iqa import DatasetSpec, IQADataset, IQAItem
@@ -53,12 +54,20 @@ def cache_root() -> Path:
 
 def version_string(size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED, photos=None,
                    distortions=None) -> str:
-    """``v<generator>-<size>px-<hash>``: the hash covers photos, distortion parameters, seed."""
+    """``v<generator>-<size>px-<hash>``: the hash covers everything that decides the pixels:
+    photos, distortion parameters, seed, the source of the code that renders them (this module
+    and what it imports: distortions, colour, filters, image I/O) and the versions of the
+    libraries that encode them (Pillow's JPEG) or ship the photos (scikit-image)."""
+    import PIL
+    import skimage
+
     photos = list(photos or sample_names())
     distortions = list(distortions or DISTORTIONS)
-    desc = repr((GENERATOR_VERSION, size, seed, photos, LEVELS,
-                 [(d, DISTORTIONS[d].params) for d in distortions]))
-    return f"v{GENERATOR_VERSION}-{size}px-{hashlib.sha1(desc.encode()).hexdigest()[:10]}"
+    desc = {"generator": GENERATOR_VERSION, "size": size, "seed": seed, "photos": photos,
+            "levels": LEVELS, "distortions": [(d, DISTORTIONS[d].params) for d in distortions],
+            "code": source_hash(dependencies(__name__)),
+            "versions": [PIL.__version__, skimage.__version__, np.__version__]}
+    return f"v{GENERATOR_VERSION}-{size}px-{stable_hash(desc, 10)}"
 
 
 def _generate(folder: Path, size: int, seed: int, photos, distortions) -> None:

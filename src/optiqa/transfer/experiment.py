@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,6 +31,8 @@ from optiqa import backbones
 from optiqa.assess.benchmark import PLCC_NOTE
 from optiqa.data.iqa import IQADataset
 from optiqa.core.errors import ConfigError, InputError
+from optiqa.core.hashing import stable_hash
+from optiqa.core.sources import code_fingerprint
 from optiqa.core.store import run_once
 from optiqa.transfer.features import extract
 from optiqa.transfer.fitting import TrainSettings, finetune, fit_head, predict, recomputed
@@ -93,14 +93,23 @@ class TransferOptions:
         return d
 
 
-def result_key(opts: TransferOptions, dataset: IQADataset, cross=(), init_info=None) -> str:
-    """``<kind>/<backbone>/<init>/<mode>/<dataset>/<hash>`` for the store."""
-    desc = {"v": RESULT_VERSION, "options": opts.describe(), "dataset": dataset.store_key,
-            "cross": [c.store_key for c in cross],
-            "gan": (init_info or {}).get("sha256")}
-    h = hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:12]
+def result_config(opts: TransferOptions, dataset: IQADataset, cross=(), init_info=None) -> dict:
+    """Everything that decides a transfer result: the options, the data (identity, items, their
+    pixels and human scores), the initialisation (weights file hashes), the code of the protocol
+    and the library versions. A stored result is reused only under an equal description."""
+    import timm
+    import torch
+
+    return {"v": RESULT_VERSION, "options": opts.describe(), "dataset": dataset.fingerprint(),
+            "cross": [c.fingerprint() for c in cross], "init": init_info or {},
+            "code": code_fingerprint(_run),
+            "versions": {"torch": torch.__version__, "timm": timm.__version__}}
+
+
+def result_key(opts: TransferOptions, dataset: IQADataset, config: dict, init_info=None) -> str:
+    """``<kind>/<backbone>/<init>/<mode>/<dataset>/<hash of the config>`` for the store."""
     init = opts.init if not opts.init.startswith("gan:") else f"gan-{(init_info or {}).get('run')}"
-    return f"{opts.kind}/{opts.backbone}/{init}/{opts.mode}/{dataset.name}/{h}"
+    return f"{opts.kind}/{opts.backbone}/{init}/{opts.mode}/{dataset.name}/{stable_hash(config, 12)}"
 
 
 def _compact(stats: dict) -> dict:
@@ -131,14 +140,14 @@ def run_transfer(opts: TransferOptions, dataset: IQADataset, cross=(), store=Non
     splits = repeat_splits(dataset, opts.repeats, opts.test_fraction, opts.val_fraction,
                            opts.seed)  # data problems fail before any network is built
     backbone, init_info = create_backbone(opts.backbone, opts.init, seed=opts.seed)
-    key = result_key(opts, dataset, cross, init_info)
+    config = result_config(opts, dataset, cross, init_info)
+    key = result_key(opts, dataset, config, init_info)
 
     def compute() -> dict:
         result = _run(opts, dataset, cross, splits, backbone, init_info, progress)
         result.update(key=key, seconds=round(time.perf_counter() - t_start, 2), from_store=False)
         return result
 
-    config = {"options": opts.describe(), "dataset": dataset.store_key, "init": init_info}
     return run_once(store, STAGE, key, config, compute, force)
 
 

@@ -18,7 +18,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from optiqa import backbones
 from optiqa.core.checkpoints import (CheckpointError, match_state_dict, read_checkpoint,
                                     unwrap_state_dict)
 from optiqa.core.errors import ConfigError, InputError
+from optiqa.core.hashing import file_sha256
 from optiqa.core.runs import RunFolder, checkpoint_iteration
 
 INIT_KINDS = ("random", "imagenet", "gan")
@@ -74,11 +74,7 @@ class DiscriminatorCheckpoint:
         return self.run_dir.name if self.run_dir is not None else self.path.stem
 
     def sha256(self) -> str:
-        h = hashlib.sha256()
-        with open(self.path, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        return h.hexdigest()
+        return file_sha256(self.path)
 
 
 def find_discriminator_checkpoint(path: str | Path) -> DiscriminatorCheckpoint:
@@ -184,7 +180,8 @@ def create_backbone(name: str, init: Init | str, seed: int = 0) -> tuple[backbon
                               "vgg16 for the ImageNet one", option="init")
         bb = backbones.create(name, pretrained=True)
         weights = backbones.find_weights(name)
-        return bb, {"init": "imagenet", "weights": str(weights) if weights else None}
+        return bb, {"init": "imagenet", "weights": str(weights) if weights else None,
+                    "sha256": file_sha256(weights)[:16] if weights else None}
     return load_gan_backbone(init.path, name)
 
 

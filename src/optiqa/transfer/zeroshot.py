@@ -18,8 +18,6 @@ every weight comes from the checkpoint.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 
 import numpy as np
@@ -32,6 +30,8 @@ from optiqa.data.io import read_image
 from optiqa.data.iqa import IQADataset
 from optiqa.core.errors import ConfigError, InputError
 from optiqa.nets import create_discriminator, load_discriminator_checkpoint
+from optiqa.core.hashing import stable_hash
+from optiqa.core.sources import code_fingerprint
 from optiqa.core.store import run_once
 from optiqa.transfer.init import (DiscriminatorCheckpoint, discriminator_backbone_name,
                                   find_discriminator_checkpoint)
@@ -121,10 +121,12 @@ def run_zero_shot(path, dataset: IQADataset, crop: int | None = None, grid: int 
         raise ConfigError(f"crop {crop} is smaller than the discriminator's minimum input "
                           f"{min_size}")
     sha = ckpt.sha256()[:16]
-    desc = {"v": 1, "sha": sha, "crop": crop, "grid": grid, "dataset": dataset.store_key,
-            "n_boot": n_boot, "seed": seed}
-    key = (f"zeroshot/{ckpt.run_name}/{dataset.name}/"
-           f"{hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:12]}")
+    # everything that decides the result: the discriminator's weights and architecture, the data
+    # (identity, items, pixels, human scores), the protocol's options and code
+    desc = {"v": 1, "sha": sha, "network_d": ckpt.network_d, "crop": crop, "grid": grid,
+            "dataset": dataset.fingerprint(), "n_boot": n_boot, "seed": seed,
+            "code": code_fingerprint(zero_shot_scores)}
+    key = f"zeroshot/{ckpt.run_name}/{dataset.name}/{stable_hash(desc, 12)}"
 
     def compute() -> dict:
         scores = zero_shot_scores(model, [it.dist for it in dataset.items], crop, grid, device,
