@@ -141,9 +141,35 @@ def test_summarize_within_groups():
     groups = np.repeat(["a", "b", "c"], 5)
     pred = np.concatenate([[1, 2, 3, 4, 5], [1, 3, 2, 4, 5], [7, 7, 7, 7, 7]]).astype(float)
     out = C.summarize_within(pred, target, strata, groups, n_boot=50)
-    assert out["strata_used"] == 2
-    assert out["strata_excluded"] == {"constant scores": 1}
+    # constant scores where the target has an order: the metric fails there, SRCC 0, counted
+    assert out["strata_used"] == 3 and out["strata_constant_scores"] == 1
+    assert out["strata_excluded"] == {}
+    assert out["srcc"] == pytest.approx((1.0 + 0.9 + 0.0) / 3)
+    # a constant target has no order at all: excluded for every metric
+    flat = target.copy()
+    flat[10:] = 3.0
+    out = C.summarize_within(pred, flat, strata, groups, n_boot=0)
+    assert out["strata_used"] == 2 and out["strata_excluded"] == {"constant target": 1}
     assert out["srcc"] == pytest.approx((1.0 + 0.9) / 2)
+
+
+def test_few_contents_flag_or_withhold_the_interval():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=60)
+    y = x + rng.normal(0, 0.5, 60)
+    many = C.summarize(x, y, np.arange(60) // 4, n_boot=100).as_dict()  # 15 contents
+    assert many["n_contents"] == 15 and many["ci_warning"] is None and many["srcc_ci"]
+    few = C.summarize(x, y, np.arange(60) // 10, n_boot=100).as_dict()  # 6 contents
+    assert few["n_contents"] == 6 and "only 6 contents" in few["ci_warning"]
+    assert few["srcc_ci"] is not None
+    one = C.summarize(x, y, np.zeros(60), n_boot=100).as_dict()
+    assert one["n_contents"] == 1 and "no bootstrap interval" in one["ci_warning"]
+    assert one["srcc_ci"] is None and one["plcc_ci"] is None
+    assert one["srcc"] == many["srcc"]  # the estimate itself is still given
+    strata, groups = np.repeat(["a/x", "b/x"], 5), np.repeat(["a", "b"], 5)
+    within = C.summarize_within(np.tile(np.arange(5.0), 2), np.tile(np.arange(5.0), 2), strata,
+                                groups, n_boot=50)
+    assert within["n_contents"] == 2 and "only 2 contents" in within["ci_warning"]
 
 
 # --------------------------------------------------------------------------- paired tests

@@ -32,6 +32,21 @@ import numpy as np
 from scipy import optimize, stats
 
 DEFAULT_BOOTSTRAP = 1000
+# A cluster bootstrap over fewer contents than this gives intervals that are too narrow to trust
+# (each resample can only reshuffle a handful of clusters); they are flagged, and with a single
+# content (nothing to resample) no interval is given at all.
+MIN_RELIABLE_CONTENTS = 10
+
+
+def bootstrap_reliability(groups, n: int) -> tuple[int, str | None, bool]:
+    """``(number of contents, warning or None, interval possible)`` for a cluster bootstrap."""
+    k = n if groups is None else len(np.unique(np.asarray(groups)))
+    if k <= 1:
+        return k, "one content only: no bootstrap interval", False
+    if k < MIN_RELIABLE_CONTENTS:
+        return k, (f"only {k} contents: bootstrap interval unreliable (fewer than "
+                   f"{MIN_RELIABLE_CONTENTS})"), True
+    return k, None, True
 
 
 class LogisticFitError(RuntimeError):
@@ -266,6 +281,8 @@ class CorrelationSummary:
     ci: dict = field(default_factory=dict)  # stat name -> [lo, hi] or None
     n_boot: int = 0
     ci_level: float = 0.95
+    n_contents: int = 0
+    ci_warning: str | None = None           # why the intervals cannot be trusted (or absent)
 
     def as_dict(self) -> dict:
         return {"n": self.n, "srcc": _clean(self.srcc), "krcc": _clean(self.krcc),
@@ -273,7 +290,8 @@ class CorrelationSummary:
                 "srcc_ci": self.ci.get("srcc"), "krcc_ci": self.ci.get("krcc"),
                 "plcc_ci": self.ci.get("plcc"), "rmse_ci": self.ci.get("rmse"),
                 "fit_params": list(self.fit_params) if self.fit_params else None,
-                "fit_error": self.fit_error, "n_boot": self.n_boot, "ci_level": self.ci_level}
+                "fit_error": self.fit_error, "n_boot": self.n_boot, "ci_level": self.ci_level,
+                "n_contents": self.n_contents, "ci_warning": self.ci_warning}
 
 
 def _clean(v):
@@ -291,6 +309,7 @@ def summarize(pred, target, groups=None, n_boot: int = DEFAULT_BOOTSTRAP, level:
     pred, target = _as_pair(pred, target)
     out = CorrelationSummary(n=int(pred.size), srcc=srcc(pred, target), krcc=krcc(pred, target),
                              plcc=None, rmse=None, n_boot=n_boot, ci_level=level)
+    out.n_contents, warning, possible = bootstrap_reliability(groups, pred.size)
     fit = None
     try:
         fit = fit_logistic(pred, target)
@@ -299,6 +318,10 @@ def summarize(pred, target, groups=None, n_boot: int = DEFAULT_BOOTSTRAP, level:
     except LogisticFitError as e:
         out.fit_error = str(e)
     if n_boot <= 0:
+        return out
+    out.ci_warning = warning
+    if not possible:
+        out.ci = {k: None for k in ("srcc", "krcc", "plcc", "rmse")}
         return out
     reps = {"srcc": [], "krcc": [], "plcc": [], "rmse": []}
     for idx in bootstrap_resamples(pred.size, groups, n_boot, seed):
@@ -394,29 +417,43 @@ def summarize_within(pred, target, strata, groups=None, n_boot: int = DEFAULT_BO
 
     Each stratum's SRCC is computed once; the bootstrap then draws contents (``groups``; a
     stratum must lie inside one content) with replacement and averages the SRCCs of the strata
-    they contain. Strata with a constant target or constant scores are excluded and counted.
+    they contain. A stratum whose *target* is constant has no order to recover and is excluded
+    (counted in ``strata_excluded``; the same for every metric). A stratum whose *scores* are
+    constant while the target varies is a metric that cannot tell the levels apart: it counts as
+    SRCC = KRCC = 0, not excluded (excluding it would reward the failure), and the number of
+    such strata is reported in ``strata_constant_scores``.
     """
     pred, target = _as_pair(pred, target)
     strata = np.asarray(strata)
     index = _group_index(strata, pred.size)
     values, owners = {"srcc": [], "krcc": []}, []
-    excluded = {"constant target": 0, "constant scores": 0, "fewer than 2 items": 0}
+    excluded = {"constant target": 0, "fewer than 2 items": 0}
+    constant_scores = 0
     for idx in index:
         p, t = pred[idx], target[idx]
         reason = ("fewer than 2 items" if idx.size < 2 else "constant target" if _constant(t)
-                  else "constant scores" if _constant(p) else None)
+                  else None)
         if reason:
             excluded[reason] += 1
             continue
-        values["srcc"].append(srcc(p, t))
-        values["krcc"].append(krcc(p, t))
+        if _constant(p):
+            constant_scores += 1
+            values["srcc"].append(0.0)
+            values["krcc"].append(0.0)
+        else:
+            values["srcc"].append(srcc(p, t))
+            values["krcc"].append(krcc(p, t))
         owners.append(groups[idx[0]] if groups is not None else strata[idx[0]])
+    n_contents, warning, possible = bootstrap_reliability(
+        np.asarray(owners) if owners else None, len(owners))
     out = {"n": int(pred.size), "strata_used": len(owners),
            "strata_excluded": {r: c for r, c in excluded.items() if c},
+           "strata_constant_scores": constant_scores,
            "srcc": float(np.mean(values["srcc"])) if owners else None,
            "krcc": float(np.mean(values["krcc"])) if owners else None,
-           "srcc_ci": None, "krcc_ci": None, "n_boot": n_boot, "ci_level": level}
-    if n_boot > 0 and owners:
+           "srcc_ci": None, "krcc_ci": None, "n_boot": n_boot, "ci_level": level,
+           "n_contents": n_contents, "ci_warning": warning if n_boot > 0 else None}
+    if n_boot > 0 and owners and possible:
         owners = np.asarray(owners)
         arrays = {k: np.asarray(v) for k, v in values.items()}
         reps = {"srcc": [], "krcc": []}

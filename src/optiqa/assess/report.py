@@ -10,8 +10,9 @@ from optiqa.core.tables import format_table
 STATS = ("srcc", "krcc", "plcc", "rmse")
 
 
-def _ci(ci) -> str:
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
+def _ci(ci, flagged: bool = False) -> str:
+    """``[lo, hi]``, with ``*`` when the interval rests on too few contents (see the note)."""
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" + ("*" if flagged else "") if ci else "-"
 
 
 def _num(v):
@@ -31,7 +32,9 @@ def header_lines(dataset: IQADataset, results: list[dict], n_boot: int) -> list[
         excl = r.get("strata_excluded") or {}
         excl_text = "; ".join(f"{c} {why}" for why, c in excl.items()) or "none"
         lines.append(f"SRCC/KRCC: means over {r.get('strata_used', '?')} (content, distortion) "
-                     f"groups, computed within each group; excluded groups: {excl_text}; "
+                     f"groups, computed within each group; excluded groups (no order in the "
+                     f"target, the same for every metric): {excl_text}; a group where a metric's "
+                     "scores are constant counts as SRCC 0 for that metric (column 'const'); "
                      "PLCC/RMSE not defined for an ordinal target")
     else:
         lines.append(PLCC_NOTE)
@@ -39,6 +42,8 @@ def header_lines(dataset: IQADataset, results: list[dict], n_boot: int) -> list[
         lines.append(f"95% CIs: percentile bootstrap, {n_boot} resamples of reference contents")
     for note in dataset.notes:
         lines.append(f"WARNING: {note}")
+    for warning in dict.fromkeys(r["ci_warning"] for r in results if r.get("ci_warning")):
+        lines.append(f"* {warning}")
     for r in results:
         if r.get("fit_error"):
             lines.append(f"WARNING: {r['metric']}: no PLCC/RMSE: {r['fit_error']}")
@@ -46,15 +51,20 @@ def header_lines(dataset: IQADataset, results: list[dict], n_boot: int) -> list[
 
 
 def assessment_table(results: list[dict], published: bool = False) -> str:
-    headers = ["dataset", "metric", "n", "SRCC", "95% CI", "KRCC", "95% CI", "PLCC", "95% CI",
-               "RMSE", "95% CI"]
+    within = any(r.get("evaluation") == "within" for r in results)
+    stats = STATS[:2] if within else STATS
+    headers = ["dataset", "metric", "n"] + (["const"] if within else [])
+    for s in stats:
+        headers += [s.upper(), "95% CI"]
     if published:
-        headers += ["published SRCC", "published PLCC*"]
+        headers += ["published SRCC", "published PLCC**"]
     rows = []
     for r in results:
         row = [r["dataset"], r["metric"], r["n"]]
-        for s in STATS:
-            row += [_num(r.get(s)), _ci(r.get(f"{s}_ci"))]
+        if within:
+            row.append(r.get("strata_constant_scores", 0))
+        for s in stats:
+            row += [_num(r.get(s)), _ci(r.get(f"{s}_ci"), bool(r.get("ci_warning")))]
         if published:
             row += [r.get("published_srcc"), r.get("published_plcc")]
         rows.append(row)

@@ -75,7 +75,7 @@ def cmd_assess(args) -> int:
     print(assessment_table(results, published=args.compare_published))
     if args.compare_published:
         if dataset.name in published_datasets():
-            print("* published figures: IQA-PyTorch FR benchmark; its PLCC has no logistic fit")
+            print("** published figures: IQA-PyTorch FR benchmark; its PLCC has no logistic fit")
         else:
             print(f"no published figures for {dataset.name} (covered: "
                   f"{', '.join(published_datasets())})")

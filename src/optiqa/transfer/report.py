@@ -46,9 +46,12 @@ def zero_shot_lines(result: dict) -> list[str]:
     else:
         lines.append(result["plcc_note"])
         rows.append(["PLCC", result.get("plcc"), result.get("plcc_ci")])
+    flag = "*" if result.get("ci_warning") else ""
     lines.append(format_table(["statistic", "value", "95% CI (bootstrap over contents)"],
-                              [[n, v, f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "-"]
+                              [[n, v, f"[{ci[0]:.4f}, {ci[1]:.4f}]{flag}" if ci else "-"]
                                for n, v, ci in rows]))
+    if result.get("ci_warning"):
+        lines.append(f"* {result['ci_warning']}")
     if result.get("from_store"):
         lines.append(f"(from the store: {result['key']})")
     return lines
