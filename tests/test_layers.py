@@ -1,4 +1,4 @@
-"""The package's layers and their one import direction (DESIGN.md "Package layout").
+"""The package's layers and their one import direction (README "Architecture").
 
 Every import of every module (imports inside functions included) is read with ``ast``; a module
 may import only from its own layer or a lower one, and the packages of one layer must not import

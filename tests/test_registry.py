@@ -128,3 +128,25 @@ def test_a_registered_backbone_gives_a_dists_metric_and_discriminators():
     assert "dists_tiny_test" not in optiqa.list_metrics()
     with pytest.raises(UnknownNameError, match="unknown metric 'dists_tiny_test'"):
         optiqa.create_metric("dists_tiny_test")
+
+
+def _readme_block(heading: str) -> str:
+    """The first ```python block after ``heading`` in the README."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index(heading):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```", start)]
+
+
+def test_readme_registration_example_runs(capsys):
+    code = _readme_block("## Your own metric or backbone")
+    assert len(code.strip().splitlines()) <= 16  # the short example the README promises
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+        assert capsys.readouterr().out.strip() == "torch.Size([2]) True"
+        assert optiqa.create_metric("mean_shift").info.family == "toy"
+    finally:
+        if "mean_shift" in METRICS.names():
+            METRICS.unregister("mean_shift")

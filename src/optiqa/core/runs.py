@@ -1,4 +1,4 @@
-"""One training run's folder: the single place that knows its layout (DESIGN.md "Run folder").
+"""One training run's folder: the single place that knows its layout."""
 
 ``<study>/runs/<run-name>/``::
 

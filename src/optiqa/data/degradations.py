@@ -139,10 +139,6 @@ DISTORTIONS: dict[str, Distortion] = {d.name: d for d in [
 ]}
 
 
-def distortion_names() -> list[str]:
-    return list(DISTORTIONS)
-
-
 def distort(x: torch.Tensor, name: str, level: int, seed: int = 0) -> torch.Tensor:
     """Apply distortion ``name`` at ``level`` (1-5) to ``x`` (``CHW`` or ``NCHW``, [0, 1]).
 

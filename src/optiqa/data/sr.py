@@ -368,8 +368,3 @@ def create_train_loader(dataset: SRTrainDataset, batch_size: int, start_iter: in
     sampler = IterationBatchSampler(batch_size, start_iter, total_iter, rank, world_size)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, persistent_workers=num_workers > 0)
-
-
-def create_test_loader(dataset: SRTestDataset, num_workers: int = 0) -> DataLoader:
-    """One image per batch (sizes differ), in key order."""
-    return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers)

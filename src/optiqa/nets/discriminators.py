@@ -18,7 +18,7 @@ type                   level   network
 ``<backbone>_patch``   patch   e.g. ``vgg16_patch``, ``dinov2_s14_image`` (same other opts)
 =====================  ======  ===============================================================
 
-``patch_stage`` is accepted as another name for ``stage`` (the key used in INTERFACES.md).
+``patch_stage`` is accepted as another name for ``stage``.
 Every discriminator takes RGB ``NCHW`` images in [0, 1] and has ``.level`` in {"image", "patch"}:
 image-level ones return ``(N,)`` logits, patch-level ones ``(N, 1, h, w)``.
 """

@@ -2,7 +2,7 @@
 
 A *source* is one of:
 
-- a run folder (DESIGN.md "Run folder"): ``<run>/config.yaml`` gives ``network_g`` (``{type,
+- a run folder (:class:`optiqa.core.runs.RunFolder`): ``<run>/config.yaml`` gives ``network_g`` (``{type,
   **options}``) and ``scale``; the newest readable ``<run>/models/net_g_<iter>.pth`` is used
   (a file that cannot be loaded, e.g. cut short by a crash on a filesystem without atomic
   rename, is skipped with a warning);

@@ -302,9 +302,28 @@ class Trainer:
             log.warning("checkpoint saved by %d process(es), resumed by %d: RNG streams are "
                         "reseeded (the run stays valid but is no longer bit-identical)",
                         len(rngs), self.info.world_size)
+        self._check_resumed_settings(s, point.iteration)
         self.iteration = point.iteration
         log.info("resumed from iteration %d (%s)", point.iteration, self.run.state_path(
             point.iteration) if self.run else "state")
+
+    def _check_resumed_settings(self, state: dict, iteration: int) -> None:
+        """Say when the schedule or the data stream differs from the one the checkpoint was
+        trained under: the run stays valid but no longer equals an uninterrupted one."""
+        t = self.cfg.train
+        sampler = state.get("sampler") or {}
+        now = {"seed": self.cfg.seed, "batch_size": self.cfg.datasets.train.batch_size}
+        changed = [f"{k} {sampler[k]} -> {v}" for k, v in now.items()
+                   if k in sampler and sampler[k] != v]
+        for net, saved in (state.get("schedulers") or {}).items():
+            current = dict(dataclasses.asdict(t.scheduler), base_lr=getattr(t, f"optim_{net}").lr,
+                           warmup_iter=t.lr_warmup_iter, total_iter=t.total_iter)
+            changed += [f"{net} {k} {saved[k]} -> {v}" for k, v in current.items()
+                        if k in saved and saved[k] != v]
+        if changed:
+            log.warning("resuming at iteration %d under other settings than the checkpoint's "
+                        "(%s): the result will differ from an uninterrupted run", iteration,
+                        "; ".join(changed))
 
     def weights_fingerprint(self) -> str:
         """SHA-256 of every parameter of G, its EMA and D (buffers such as batch-norm running
@@ -337,11 +356,14 @@ class Trainer:
                 models["d"] = {"params": self.net_d.state_dict()}
                 optimizers["d"] = self.opt_d.state_dict()
             sched = dataclasses.asdict(t.scheduler)
+            # learning rates and batches are pure functions of the iteration: "schedulers" and
+            # "sampler" record what they were functions of, so that a resume under other
+            # settings is detected (load() warns)
             state = {
-                "world_size": self.info.world_size, "optimizers": optimizers,
+                "optimizers": optimizers, "nan_skips": self.guard.skips, "rng": rngs,
                 "schedulers": {k: dict(sched, base_lr=getattr(t, f"optim_{k}").lr,
-                                       last_iteration=iteration) for k in optimizers},
-                "ema_decay": t.ema_decay, "nan_skips": self.guard.skips, "rng": rngs,
+                                       warmup_iter=t.lr_warmup_iter, total_iter=t.total_iter)
+                               for k in optimizers},
                 "sampler": {"seed": self.cfg.seed, "next_iteration": iteration + 1,
                             "batch_size": self.cfg.datasets.train.batch_size},
             }
