@@ -1,4 +1,4 @@
-"""One training run's folder: the single place that knows its layout."""
+"""One training run's folder: the single place that knows its layout.
 
 ``<study>/runs/<run-name>/``::
 
