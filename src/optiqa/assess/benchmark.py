@@ -116,11 +116,14 @@ def metric_fingerprint(name: str, metric, kwargs: dict | None = None) -> str:
 def assess(metric_names, dataset: IQADataset, device: str = "cpu", batch_size: int = 8,
            workers: int = 2, store: ResultsStore | None = None,
            n_boot: int = correlation.DEFAULT_BOOTSTRAP, seed: int = 0, level: float = 0.95,
-           progress: bool = True, metric_kwargs: dict | None = None) -> list[dict]:
+           progress: bool = True, metric_kwargs: dict | None = None,
+           keep_scores: bool = False) -> list[dict]:
     """Score ``dataset`` with every metric and return one result dict per metric.
 
     All metrics are created before any image is read (unknown names and missing weights fail
     fast). ``metric_kwargs`` maps a metric name to constructor options (e.g. ``weights=``).
+    With ``keep_scores`` each result also holds the per-item scores (``scores``, in the order of
+    ``dataset.items``), for analyses that resample items.
     """
     names = list(dict.fromkeys(metric_names))
     if not names:
@@ -182,4 +185,6 @@ def assess(metric_names, dataset: IQADataset, device: str = "cpu", batch_size: i
             "summary_from_store": summary_from_store,
             "seconds": round(seconds[n], 3), "fingerprint": fingerprints[n],
         })
+        if keep_scores:
+            results[-1]["scores"] = [float(v) for v in scores[n]]
     return results

@@ -4,6 +4,7 @@
 
     config.yaml                 the resolved configuration of the run
     log.txt                     the training log (appended across resumes)
+    train_log.jsonl             the logged losses per iteration, one JSON line each
     models/net_g_<iter>.pth     {'params': G, 'params_ema': EMA of G, ...}  (BasicSR keys)
     models/net_d_<iter>.pth     {'params': D}
     state/<iter>.state          optimizers, iteration, every RNG state (see optiqa.train)
@@ -49,6 +50,25 @@ class RunFolder:
     @property
     def log(self) -> Path:
         return self.root / "log.txt"
+
+    @property
+    def train_log(self) -> Path:
+        """``train_log.jsonl``: one JSON line per logged iteration (losses, lr, speed)."""
+        return self.root / "train_log.jsonl"
+
+    def training_curves(self) -> list[dict]:
+        """The logged iterations, in order, the last record of an iteration winning."""
+        import json
+
+        rows: dict[int, dict] = {}
+        if self.train_log.is_file():
+            for line in self.train_log.read_text(encoding="utf-8").splitlines():
+                try:
+                    r = json.loads(line)
+                    rows[int(r["iteration"])] = r
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a crash
+        return [rows[k] for k in sorted(rows)]
 
     @property
     def models(self) -> Path:

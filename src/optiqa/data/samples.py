@@ -1,7 +1,12 @@
-"""Built-in sample photographs: real photos that need no download.
+"""Built-in sample photographs: real images that need no download.
 
 They come from scikit-image's data module, whose wheel ships these files (public-domain or
-CC0 photos; see ``skimage/data/README.txt``). ``camera`` is greyscale and is expanded to RGB.
+CC0 images; see ``skimage/data/README.txt``). Greyscale ones are expanded to RGB.
+
+Two sets: :data:`SAMPLE_PHOTOS`, the six classic photos (``builtin:samples``: examples, the
+known-order set's default), and :data:`SPLITS`, 17 images split into disjoint ``train`` and
+``test`` parts (``builtin:train``, ``builtin:test``) for studies that train on some contents and
+measure on others: nothing a model was trained on is ever used to evaluate it.
 """
 from __future__ import annotations
 
@@ -12,13 +17,22 @@ import torch
 from PIL import Image
 
 # name -> skimage.data loader name; all ship inside the scikit-image wheel (no pooch download).
-SAMPLE_PHOTOS = {
-    "astronaut": "astronaut",
-    "chelsea": "chelsea",
-    "coffee": "coffee",
-    "rocket": "rocket",
-    "motorcycle": "stereo_motorcycle",
-    "camera": "camera",
+IMAGES = {
+    "astronaut": "astronaut", "chelsea": "chelsea", "coffee": "coffee", "rocket": "rocket",
+    "motorcycle": "stereo_motorcycle", "camera": "camera", "hubble": "hubble_deep_field",
+    "immunohistochemistry": "immunohistochemistry", "retina": "retina", "brick": "brick",
+    "grass": "grass", "gravel": "gravel", "moon": "moon", "coins": "coins", "clock": "clock",
+    "cell": "cell", "page": "page",
+}
+SAMPLE_PHOTOS = {n: IMAGES[n] for n in ("astronaut", "chelsea", "coffee", "rocket", "motorcycle",
+                                         "camera")}
+# Disjoint contents for training and for measuring (each half mixes colour photos, greyscale
+# photos, textures and scientific images; the test half has 10 contents, the fewest for which a
+# bootstrap over contents is trusted without a warning).
+SPLITS = {
+    "train": ("coffee", "motorcycle", "hubble", "brick", "grass", "moon", "clock"),
+    "test": ("astronaut", "chelsea", "rocket", "immunohistochemistry", "retina", "camera",
+             "gravel", "coins", "cell", "page"),
 }
 
 
@@ -26,7 +40,7 @@ SAMPLE_PHOTOS = {
 def _load_array(name: str) -> np.ndarray:
     import skimage.data
 
-    arr = getattr(skimage.data, SAMPLE_PHOTOS[name])()
+    arr = getattr(skimage.data, IMAGES[name])()
     if isinstance(arr, tuple):  # stereo_motorcycle returns (left, right, disparity)
         arr = arr[0]
     if arr.ndim == 2:
@@ -34,8 +48,15 @@ def _load_array(name: str) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, :3])
 
 
-def sample_names() -> list[str]:
-    return list(SAMPLE_PHOTOS)
+def sample_names(split: str | None = None) -> list[str]:
+    """The six classic photos, or the images of a split (``train`` / ``test``)."""
+    if split is None:
+        return list(SAMPLE_PHOTOS)
+    if split not in SPLITS:
+        from optiqa.core.errors import UnknownNameError
+
+        raise UnknownNameError("sample split", split, SPLITS)
+    return list(SPLITS[split])
 
 
 def load_sample(name: str, size: int | None = None) -> torch.Tensor:
@@ -44,10 +65,10 @@ def load_sample(name: str, size: int | None = None) -> torch.Tensor:
     With ``size``, the photo is resized (Pillow bicubic with antialiasing) so that its shorter side
     is ``size`` and centre-cropped to ``size x size``: the same content at any resolution.
     """
-    if name not in SAMPLE_PHOTOS:
+    if name not in IMAGES:
         from optiqa.core.errors import UnknownNameError
 
-        raise UnknownNameError("sample photo", name, SAMPLE_PHOTOS)
+        raise UnknownNameError("sample photo", name, IMAGES)
     arr = _load_array(name)
     if size is not None:
         h, w = arr.shape[:2]

@@ -116,17 +116,21 @@ class ImageFolder:
             self.sizes = [_image_size(p) for p in self.paths]
 
     def _init_builtin(self, root: str):
-        from optiqa.data.samples import load_samples
+        """``builtin:samples`` (the six classic photos), ``builtin:train`` / ``builtin:test``
+        (the disjoint splits of :mod:`optiqa.data.samples`), each optionally ``/<size>``."""
+        from optiqa.data.samples import SPLITS, load_samples
 
         name, _, size = root.partition("/")
-        if name != BUILTIN_SAMPLES:
-            raise ConfigError(f"unknown built-in data {root!r}; use {BUILTIN_SAMPLES!r} or "
-                              f"'{BUILTIN_SAMPLES}/<size>'")
+        split = name.removeprefix("builtin:")
+        if name != BUILTIN_SAMPLES and split not in SPLITS:
+            raise ConfigError(f"unknown built-in data {root!r}; use {BUILTIN_SAMPLES!r}, "
+                              f"{', '.join(repr('builtin:' + s) for s in SPLITS)}, each "
+                              "optionally followed by /<size>")
         try:
             size = int(size) if size else None
         except ValueError:
             raise ConfigError(f"{root!r}: size after '/' must be an integer") from None
-        photos = load_samples(size)
+        photos = load_samples(size, names=None if name == BUILTIN_SAMPLES else SPLITS[split])
         self.keys = list(photos)
         self.paths = [Path(f"{root}:{k}") for k in self.keys]
         self._tensors = dict(enumerate(photos.values()))

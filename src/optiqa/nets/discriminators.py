@@ -96,6 +96,21 @@ def _factory(spec: DiscriminatorSpec):
     return getattr(importlib.import_module(module_name), attr)
 
 
+def describe_discriminator(network_d: Mapping | None) -> dict:
+    """``{'level', 'backbone', 'architecture'}`` of a ``network_d`` mapping, without building it:
+    image- or patch-level, the optiqa backbone (None for the scratch ones) and whether that
+    network is convolutional or a Transformer (the scratch discriminators are convolutional)."""
+    if not network_d:
+        return {"level": None, "backbone": None, "architecture": None}
+    spec = get_spec(network_d["type"])
+    opts = {**dict(network_d), **spec.kwargs}
+    backbone = opts.get("backbone") if "backbone" in inspect.signature(
+        _factory(spec)).parameters else None
+    level = spec.level or opts.get("head", "image")
+    architecture = backbones.spec(backbone).architecture if backbone else "conv"
+    return {"level": level, "backbone": backbone, "architecture": architecture}
+
+
 def discriminator_options(d_type: str) -> set[str]:
     """The option names ``create_discriminator(d_type, ...)`` accepts (without building it)."""
     params = inspect.signature(_factory(get_spec(d_type))).parameters

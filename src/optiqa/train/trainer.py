@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import random
 import time
@@ -471,3 +472,9 @@ class Trainer:
             for k, v in values.items():
                 self.tb.add_scalar(f"train/{k}", v, it)
             self.tb.add_scalar("train/lr", lr, it)
+        if self.run is not None and self.info.is_main:
+            # machine-readable curves (one JSON line per logged iteration; a resumed run may
+            # log an iteration twice, with the same values on the CPU: readers keep the last)
+            with open(self.run.train_log, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"iteration": it, "stage": stage, "lr": lr,
+                                    "seconds_per_iteration": round(per_it, 4), **values}) + "\n")

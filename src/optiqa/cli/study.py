@@ -1,0 +1,114 @@
+"""``optiqa study`` (the whole study from one config) and ``optiqa report`` (its report)."""
+from __future__ import annotations
+
+import json
+
+from optiqa.cli.common import add_quiet, warn
+
+
+def _stages(values):
+    from optiqa.study.runner import STAGES
+
+    if not values:
+        return STAGES
+    out = [s.strip() for v in values for s in v.split(",") if s.strip()]
+    return tuple(s for s in STAGES if s in out) + tuple(s for s in out if s not in STAGES)
+
+
+def cmd_study(args) -> int:
+    import logging
+
+    from optiqa.core.tables import format_table
+    from optiqa.study.config import load_study_config
+    from optiqa.study.runner import StudyOptions, dry_run, run_study, step_seconds_from
+
+    cfg = load_study_config(args.config, args.overrides)
+    out = args.out or f"studies/{cfg.name}"
+    step = step_seconds_from(args.step_time) if args.step_time else None
+    opts = StudyOptions(stages=_stages(args.stage), cells=args.cells, launcher=args.launcher,
+                        device=args.device, progress=not args.quiet, worker=args.worker,
+                        step_seconds=step, wait=not args.no_wait)
+    if not args.quiet:
+        logging.getLogger("optiqa.study").setLevel(logging.INFO)
+    if args.dry_run:
+        from optiqa.study.config import check_study_config
+        from optiqa.study.folder import StudyFolder
+        from optiqa.study.plan import StudyPlan
+
+        check_study_config(cfg, check_data=False)  # a plan for another machine's data
+        info = dry_run(StudyPlan(cfg, StudyFolder(out)), opts)
+        for note in info["notes"]:
+            warn(f"note: {note}")
+        if args.json:
+            print(json.dumps(info, indent=1))
+            return 0
+        print(f"study {info['study']} in {info['folder']}: {info['cells']} cells")
+        print(format_table(["run", "train", "iterations", "evaluated"],
+                           [[r["run"], r["train"], r["iterations"], r["evaluated"]]
+                            for r in info["runs"]]))
+        if info["gpu_hours"] is not None:
+            print(f"remaining: {info['remaining_steps']} training steps x "
+                  f"{info['step_seconds']:.3f} s x {info['gpus_per_cell']} GPU(s) = "
+                  f"{info['gpu_hours']:.1f} GPU hours (training only)")
+        else:
+            print(f"remaining: {info['remaining_steps']} training steps; GPU hours unknown: "
+                  "measure a step with `python bench/train_step.py --json STEP.json` on the "
+                  "target GPU and pass --step-time STEP.json (or set launcher.step_seconds)")
+        return 0
+    summary = run_study(cfg, out, opts)
+    report = summary["stages"].get("report", {}).get("result", {})
+    for stage, info in summary["stages"].items():
+        warn(f"{stage}: done in {info['seconds']:.0f} s")
+    if report:
+        print(f"report: {report.get('html')}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from optiqa.study.plan import load_plan
+    from optiqa.study.report import write_report
+
+    paths = write_report(load_plan(args.study_dir))
+    print(f"report: {paths['html']}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("study", help="run a whole study from one config: assess, train, "
+                       "evaluate, transfer, analyze, report",
+                       description="Expands the config into cells (one training run each) and "
+                       "runs every stage into the study folder; rerun the same command to "
+                       "continue after an interruption (finished work is never redone).")
+    s.add_argument("config", help="study YAML (see configs/study/)")
+    s.add_argument("overrides", nargs="*", metavar="key.path=value",
+                   help="override config values, e.g. adversarial.weights=[0.01]")
+    s.add_argument("--out", metavar="DIR", help="study folder (default studies/<name>)")
+    s.add_argument("--stage", action="append", metavar="STAGE",
+                   help="only these stages (repeatable or comma-separated): assess, train, "
+                   "evaluate, transfer, analyze, report")
+    s.add_argument("--cells", metavar="GLOB", help="only the cells whose name matches")
+    s.add_argument("--dry-run", action="store_true",
+                   help="list the cells, what is done, and the estimated GPU hours")
+    s.add_argument("--step-time", metavar="FILE",
+                   help="bench/train_step.py --json output: seconds per step for --dry-run")
+    s.add_argument("--launcher", choices=["local", "slurm"],
+                   help="where training runs (default: the config's launcher.type)")
+    s.add_argument("--no-wait", action="store_true", help="slurm: submit and return")
+    s.add_argument("--device", default="auto",
+                   help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
+    s.add_argument("--json", action="store_true", help="--dry-run: print JSON")
+    s.add_argument("--worker", action="store_true", help=argparse_suppress())
+    add_quiet(s)
+    s.set_defaults(func=cmd_study)
+
+    s = sub.add_parser("report", help="write the report of a study folder",
+                       description="report.html (self-contained), report.md and CSV tables "
+                       "from the study's results.")
+    s.add_argument("study_dir", help="study folder (holds study.yaml)")
+    s.set_defaults(func=cmd_report)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS

@@ -1,0 +1,104 @@
+"""The analyze stage: the study's results as the inputs of :mod:`optiqa.study.asymmetry`.
+
+Optimization side: the per-image scores of every evaluated cell (``evaluate/<cell>.json``, all
+test sets of the cell's task, in a fixed image order). Assessment side: the per-item scores of
+every assessed fidelity metric on every IQA dataset (``assess/<dataset>.json``; items of the
+known-order set whose distortion leaves the image unchanged carry no order and are left out, as
+in the assessment tables). The circularity rule uses the evaluator families of
+:mod:`optiqa.evaluators` (with ``evaluators.exclude_family: false`` only a model's own loss is
+excluded). The result is ``analysis.json``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from optiqa.core.errors import ConfigError
+from optiqa.study.folder import read_json, write_json
+
+
+def family(name: str, by_family: bool = True) -> str:
+    """The family the circularity rule compares (the metric itself without family grouping)."""
+    from optiqa.evaluators import family_of
+
+    return family_of(name) if by_family else name
+
+
+def excluded_evaluators(cfg, fidelity: str) -> set[str]:
+    """The evaluators that may not judge a model trained with ``fidelity``."""
+    mine = family(fidelity, cfg.evaluators.exclude_family)
+    return {e for e in cfg.evaluators.metrics if family(e, cfg.evaluators.exclude_family) == mine}
+
+
+def optimization_scores(plan):
+    from optiqa.metrics import list_metrics
+    from optiqa.study.asymmetry import Cell, Evaluator, OptimizationScores
+
+    cfg, folder = plan.cfg, plan.folder
+    by_family = cfg.evaluators.exclude_family
+    infos = list_metrics()
+    cells, scores, images = [], {}, None
+    for c in plan.cells:
+        ev = read_json(folder.evaluation(c.name))
+        if ev is None:
+            continue
+        ids = [f"{s}/{k}" for s, st in ev["sets"].items() for k in st["images"]]
+        if images is None:
+            images = ids
+        elif ids != images:
+            raise ConfigError(f"cell {c.name} was evaluated on other test images than the others; "
+                              "rerun the evaluate stage")
+        cells.append(Cell(c.name, c.fidelity, c.discriminator, c.level, c.architecture,
+                          c.adversarial_weight, c.task))
+        scores[c.name] = {m: np.array([v for st in ev["sets"].values()
+                                       for v in st["scores"][m]])
+                          for m in ev["evaluators"] if m in cfg.evaluators.metrics}
+    evaluators = [Evaluator(m, infos[m].lower_better, family(m, by_family),
+                            getattr(infos[m], "kind", "fr")) for m in cfg.evaluators.metrics]
+    metric_family = {c.fidelity: family(c.fidelity, by_family) for c in plan.cells}
+    return OptimizationScores(cells, evaluators, images or [], scores, metric_family)
+
+
+def assessment_scores(plan):
+    from optiqa.metrics import list_metrics
+    from optiqa.study.assessment import assessment_files
+    from optiqa.study.asymmetry import AssessmentDataset, AssessmentScores
+
+    infos = list_metrics()
+    datasets, predictions = [], {}
+    for name, a in assessment_files(plan.folder).items():
+        keep = ~np.array(a.get("static") or [False] * len(a["items"]), dtype=bool)
+        strata = np.array(a["strata"], dtype=object)[keep] if a.get("strata") else None
+        datasets.append(AssessmentDataset(name, np.array(a["targets"], dtype=float)[keep],
+                                          np.array(a["groups"], dtype=object)[keep],
+                                          a["target_lower_better"], strata))
+        for r in a["results"]:
+            predictions.setdefault(r["metric"], {})[name] = np.array(r["scores"])[keep]
+    lower = {m: infos[m].lower_better for m in predictions}
+    return AssessmentScores(datasets, predictions, lower)
+
+
+def run_analysis(plan) -> dict:
+    """Write ``analysis.json``; returns it with a one-line ``summary``."""
+    from optiqa.study.asymmetry import analyze, default_pairs
+
+    opt = optimization_scores(plan)
+    if not opt.cells:
+        raise ConfigError("no evaluated cell: run the evaluate stage first")
+    assess = assessment_scores(plan)
+    if not assess.datasets:
+        raise ConfigError("no assessment results: run the assess stage first")
+    pairs = []
+    names = {c.name for c in opt.cells}
+    for a, b in plan.cfg.report.comparisons:
+        if a not in names or b not in names:
+            raise ConfigError(f"report.comparisons: {a} and {b} must both be evaluated cells")
+        pairs.append((a, b))
+    # every adversarial cell against its counterpart without a discriminator, and the
+    # comparisons the report asks for
+    pairs = list(dict.fromkeys([*default_pairs(opt.cells), *pairs]))
+    result = analyze(opt, assess, n_boot=plan.cfg.assessment.bootstrap, seed=plan.cfg.seed,
+                     pairs=pairs)
+    result["summary"] = {"cells": len(opt.cells), "evaluators": len(opt.evaluators),
+                         "images": len(opt.images), "datasets": len(assess.datasets)}
+    write_json(plan.folder.analysis, result)
+    return result

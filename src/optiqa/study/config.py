@@ -1,0 +1,379 @@
+"""The study configuration: one YAML file describes the whole study (``configs/study/*.yaml``).
+
+Typed like the training config (:mod:`optiqa.core.config`: unknown keys are errors with a
+did-you-mean, wrong types name their dotted path, ``key.path=value`` overrides). A study is
+
+- a base training config (``train.base``, a ``configs/train`` YAML) with overrides for every cell,
+  and optionally a shared L1 pre-training of the generator that every cell starts from (as the
+  published study fine-tunes a PSNR-oriented SwinIR);
+- the grid: ``tasks`` x ``fidelity.metrics`` x (no discriminator + ``adversarial.discriminators``
+  x ``adversarial.weights``), with per-cell overrides by glob (``cells``);
+- the training and test data (held out: the test images must not be the training ones);
+- the evaluator panel (FR and NR metrics; a model is never judged by its own training loss or,
+  with ``exclude_family``, by a metric of its family);
+- the IQA databases on which the fidelity metrics are assessed, and the transfer settings;
+- how cells run (``launcher``: local or SLURM) and what the report shows.
+
+:func:`load_study_config` resolves paths relative to the study file; :func:`check_study_config`
+checks names against the registries (metrics, backbones, discriminators, datasets) and the data
+folders, before any work starts: each failure is one line naming the study key.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from optiqa.core.config import join_path, load_config, need
+from optiqa.core.errors import ConfigError, OptiqaError
+
+DEFAULT_TASKS = {"sr_x4": {"scale": 4, "degradation": None}}
+LAUNCHERS = ("local", "slurm")
+
+
+@dataclass
+class PretrainOpts:
+    """A shared L1-only pre-training of the generator; every cell starts from its weights."""
+
+    total_iter: int = 1000
+    overrides: dict = field(default_factory=dict)
+
+    def check(self, path):
+        need(self.total_iter >= 1, join_path(path, "total_iter"), "must be >= 1",
+             self.total_iter)
+
+
+@dataclass
+class TrainBlock:
+    base: str                                     # a configs/train YAML (relative to this file)
+    overrides: dict = field(default_factory=dict)  # key.path: value, for every cell
+    pretrain: PretrainOpts | None = None
+
+
+@dataclass
+class TaskOpts:
+    """One restoration task: the scale and the degradation that makes its inputs."""
+
+    scale: int = 4
+    degradation: Any = None     # None: bicubic x scale; a name or {type: ..., **options}
+
+    def check(self, path):
+        need(self.scale >= 1, join_path(path, "scale"), "must be >= 1", self.scale)
+
+
+@dataclass
+class FidelityOpts:
+    metrics: list[str] = field(default_factory=list)
+    weight: float = 1.0
+
+    def check(self, path):
+        need(len(self.metrics) >= 1, join_path(path, "metrics"), "needs at least one metric",
+             self.metrics)
+        need(len(set(self.metrics)) == len(self.metrics), join_path(path, "metrics"),
+             "lists a metric twice", self.metrics)
+        need(math.isfinite(self.weight) and self.weight > 0, join_path(path, "weight"),
+             "must be a number > 0", self.weight)
+
+
+@dataclass
+class AdversarialOpts:
+    discriminators: dict = field(default_factory=dict)  # label -> network_d mapping
+    weights: list[float] = field(default_factory=list)
+    include_none: bool = True   # also the cells without a discriminator
+
+    def check(self, path):
+        for i, w in enumerate(self.weights):
+            need(math.isfinite(w) and w > 0, f"{join_path(path, 'weights')}[{i}]",
+                 "must be a number > 0", w)
+        need(len(set(self.weights)) == len(self.weights), join_path(path, "weights"),
+             "lists a weight twice", self.weights)
+        for label, net in self.discriminators.items():
+            key = join_path(join_path(path, "discriminators"), label)
+            need(label != "none" and "__" not in str(label) and "/" not in str(label), key,
+                 "label must not be 'none' nor contain '__' or '/'", label)
+            need(isinstance(net, dict) and isinstance(net.get("type"), str), key,
+                 "must be a network_d mapping with a type", net)
+        need(bool(self.discriminators) == bool(self.weights), join_path(path, "weights"),
+             "discriminators and weights go together (give both or neither)", self.weights)
+
+
+@dataclass
+class GridOpts:
+    """A part of the grid: these fidelity metrics x these settings (empty: all of them).
+
+    A study lists several (``grids``) when the full cross product would be too large: e.g. every
+    loss with one discriminator, and one loss with every discriminator and weight."""
+
+    name: str = ""
+    fidelity: list[str] = field(default_factory=list)
+    discriminators: list[str] = field(default_factory=list)   # labels; "none" = no D
+    weights: list[float] = field(default_factory=list)
+
+
+@dataclass
+class DataOpts:
+    train: str = "builtin:train"                 # HR images the generators train on
+    train_lq: str | None = None                  # paired LR folder (else made by the task)
+    test: dict = field(default_factory=lambda: {"photos": "builtin:test/192"})  # name -> HR
+
+
+@dataclass
+class EvaluatorOpts:
+    metrics: list[str] = field(default_factory=lambda: ["psnr_y", "ssim_y"])
+    exclude_family: bool = True
+    tile: int | None = None
+
+
+@dataclass
+class IQADataOpts:
+    """An IQA dataset: a database (``root``, optional ``meta``) or ``synthetic`` (built in)."""
+
+    name: str = "synthetic"
+    root: str | None = None
+    meta: str | None = None
+    size: int | None = None                 # synthetic: picture size
+    photos: Union[str, list, None] = None   # synthetic: photo names or a split ("test")
+
+
+@dataclass
+class AssessmentOpts:
+    metrics: list[str] = field(default_factory=list)   # default: the fidelity metrics
+    datasets: list[IQADataOpts] = field(default_factory=lambda: [IQADataOpts()])
+    bootstrap: int = 1000
+    batch_size: int = 8
+    workers: int = 2
+
+    def check(self, path):
+        need(self.bootstrap >= 0, join_path(path, "bootstrap"), "must be >= 0", self.bootstrap)
+
+
+@dataclass
+class TransferOpts:
+    backbones: list[str] = field(default_factory=list)
+    inits: list[str] = field(default_factory=lambda: ["random", "imagenet", "gan"])
+    kind: str = "nr"
+    mode: str = "frozen"
+    dataset: IQADataOpts = field(default_factory=IQADataOpts)
+    repeats: int = 10
+    epochs: int = 30
+    zero_shot: bool = True       # also score with every trained discriminator itself
+
+    def check(self, path):
+        for i, init in enumerate(self.inits):
+            need(init in ("random", "imagenet", "gan"), f"{join_path(path, 'inits')}[{i}]",
+                 "must be random, imagenet or gan", init)
+        need(self.kind in ("nr", "fr"), join_path(path, "kind"), "must be nr or fr", self.kind)
+        need(self.mode in ("frozen", "finetune"), join_path(path, "mode"),
+             "must be frozen or finetune", self.mode)
+        need(self.repeats >= 1, join_path(path, "repeats"), "must be >= 1", self.repeats)
+
+
+@dataclass
+class SlurmOpts:
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time_min: int = 720          # per cell
+    cpus_per_task: int = 8
+    mem_gb: int = 64
+    array_parallelism: int = 32
+    extra: dict = field(default_factory=dict)   # passed to submitit as slurm_additional_parameters
+
+
+@dataclass
+class LauncherOpts:
+    type: str = "local"
+    gpus_per_cell: int = 1
+    step_seconds: float | None = None   # measured seconds per training step on the target GPU
+    slurm: SlurmOpts = field(default_factory=SlurmOpts)
+
+    def check(self, path):
+        need(self.type in LAUNCHERS, join_path(path, "type"),
+             f"must be one of {', '.join(LAUNCHERS)}", self.type)
+        need(self.gpus_per_cell >= 1, join_path(path, "gpus_per_cell"), "must be >= 1",
+             self.gpus_per_cell)
+        if self.step_seconds is not None:
+            need(self.step_seconds > 0, join_path(path, "step_seconds"), "must be > 0",
+                 self.step_seconds)
+
+
+@dataclass
+class ReportOpts:
+    crop_size: int = 64          # side of the HR crops in the visual comparison
+    crop_images: int = 3         # test images shown in the visual comparison
+    comparisons: list = field(default_factory=list)  # [cell glob A, cell glob B] pairs to test
+    note: str = ""               # a paragraph at the top (e.g. what a small example lacks)
+
+
+@dataclass
+class StudyConfig:
+    name: str
+    train: TrainBlock
+    fidelity: FidelityOpts
+    description: str = ""
+    seed: int = 0
+    adversarial: AdversarialOpts = field(default_factory=AdversarialOpts)
+    tasks: dict = field(default_factory=lambda: dict(DEFAULT_TASKS))
+    grids: list[GridOpts] = field(default_factory=list)  # parts of the grid (default: all)
+    cells: dict = field(default_factory=dict)        # cell-name glob -> {key.path: value}
+    data: DataOpts = field(default_factory=DataOpts)
+    evaluators: EvaluatorOpts = field(default_factory=EvaluatorOpts)
+    assessment: AssessmentOpts = field(default_factory=AssessmentOpts)
+    transfer: TransferOpts | None = None
+    launcher: LauncherOpts = field(default_factory=LauncherOpts)
+    report: ReportOpts = field(default_factory=ReportOpts)
+    source: str | None = None   # the study file (filled in by load_study_config)
+
+    def check(self, path):
+        need(bool(self.name) and "/" not in self.name and self.name not in (".", ".."), "name",
+             "must be a non-empty folder name", self.name)
+        need(bool(self.tasks), "tasks", "needs at least one task", self.tasks)
+        for key, task in self.tasks.items():
+            need("__" not in str(key) and "/" not in str(key), f"tasks.{key}",
+                 "a task name must not contain '__' or '/'", key)
+        for i, g in enumerate(self.grids):
+            for j, m in enumerate(g.fidelity):
+                need(m in self.fidelity.metrics, f"grids[{i}].fidelity[{j}]",
+                     "must be one of fidelity.metrics", m)
+            labels = ["none", *self.adversarial.discriminators]
+            for j, d in enumerate(g.discriminators):
+                need(d in labels, f"grids[{i}].discriminators[{j}]",
+                     f"must be one of {', '.join(labels)}", d)
+            for j, w in enumerate(g.weights):
+                need(w in self.adversarial.weights, f"grids[{i}].weights[{j}]",
+                     "must be one of adversarial.weights", w)
+
+    @property
+    def task_opts(self) -> dict[str, TaskOpts]:
+        from optiqa.core.config import from_mapping
+
+        return {name: from_mapping(TaskOpts, opts or {}, f"tasks.{name}")
+                for name, opts in self.tasks.items()}
+
+    @property
+    def assessed_metrics(self) -> list[str]:
+        return list(dict.fromkeys(self.assessment.metrics or self.fidelity.metrics))
+
+
+PATH_KEYS = ("dataroot_gt", "dataroot_lq", "pretrain_network_g", "pretrain_network_d")
+
+
+def _resolve(path: str | None, base: Path) -> str | None:
+    """A relative path is taken from the study file's folder when it exists there, else from
+    the working directory when it exists there, else (for the error message) from the study
+    file's folder; ``builtin:...`` and absolute paths are kept."""
+    if path is None or str(path).startswith("builtin:") or Path(path).is_absolute():
+        return path
+    if (base / path).exists() or not Path(path).exists():
+        return str((base / path).resolve())
+    return str(Path(path).resolve())
+
+
+def load_study_config(path, overrides=()) -> StudyConfig:
+    """Load a study YAML (plus ``key.path=value`` overrides); relative paths are taken from the
+    study file's folder first, then the working directory."""
+    cfg = load_config(path, StudyConfig, overrides)
+    base = Path(path).resolve().parent
+    cfg.source = str(Path(path).resolve())
+    cfg.train.base = _resolve(cfg.train.base, base)
+    cfg.train.overrides = {k: _resolve(v, base) if str(k).rsplit(".", 1)[-1] in PATH_KEYS
+                           and isinstance(v, str) else v for k, v in cfg.train.overrides.items()}
+    cfg.data.train = _resolve(cfg.data.train, base)
+    cfg.data.train_lq = _resolve(cfg.data.train_lq, base)
+    cfg.data.test = {k: _resolve(v, base) for k, v in cfg.data.test.items()}
+    for ds in [*cfg.assessment.datasets, *([cfg.transfer.dataset] if cfg.transfer else [])]:
+        ds.root, ds.meta = _resolve(ds.root, base), _resolve(ds.meta, base)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# checks against the registries and the data, before any work starts
+# ---------------------------------------------------------------------------------------------
+def _named(path: str, check) -> None:
+    """Run ``check()``; re-raise an optiqa error as one line naming the study key ``path``."""
+    try:
+        check()
+    except OptiqaError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def check_study_config(cfg: StudyConfig, check_data: bool = True) -> None:
+    """Every name and folder of the study, checked before any work starts (one-line errors that
+    name the study key). The generated training config of every cell is checked too."""
+    from optiqa import backbones
+    from optiqa.data.datasets import dataset_names
+    from optiqa.metrics.registry import get_spec
+    from optiqa.study.cells import expand_cells, pretrain_config
+
+    if not Path(cfg.train.base).is_file():
+        raise ConfigError(f"train.base: {cfg.train.base}: training config not found")
+    for i, m in enumerate(cfg.fidelity.metrics):
+        key = f"fidelity.metrics[{i}]"
+        _named(key, lambda m=m: get_spec(m))
+        if not get_spec(m).info.differentiable or get_spec(m).info.kind != "fr":
+            raise ConfigError(f"{key}: metric {m!r} cannot be a training loss (it is not a "
+                              "differentiable full-reference metric)")
+    for i, m in enumerate(cfg.evaluators.metrics):
+        _named(f"evaluators.metrics[{i}]", lambda m=m: get_spec(m))
+    for i, m in enumerate(cfg.assessment.metrics):
+        _named(f"assessment.metrics[{i}]", lambda m=m: get_spec(m))
+    for i, ds in enumerate(cfg.assessment.datasets):
+        if ds.name.lower() not in [n.lower() for n in dataset_names()]:
+            from optiqa.core.errors import UnknownNameError
+
+            raise ConfigError(f"assessment.datasets[{i}].name: "
+                              f"{UnknownNameError('dataset', ds.name, dataset_names())}")
+    if cfg.transfer is not None:
+        for i, bb in enumerate(cfg.transfer.backbones):
+            _named(f"transfer.backbones[{i}]", lambda bb=bb: backbones.spec(bb))
+    for label, net in cfg.adversarial.discriminators.items():
+        from optiqa.nets.discriminators import discriminator_options
+
+        _named(f"adversarial.discriminators.{label}.type",
+               lambda net=net: discriminator_options(net["type"]))
+        if "backbone" in net:
+            _named(f"adversarial.discriminators.{label}.backbone",
+                   lambda net=net: backbones.spec(net["backbone"]))
+    for name, task in cfg.task_opts.items():
+        from optiqa.data.sr_degradations import create_degradation
+
+        _named(f"tasks.{name}.degradation",
+               lambda t=task: create_degradation(t.degradation, t.scale))
+    if check_data:
+        _check_data(cfg)
+    from optiqa.train.config import check_train_config, load_train_config
+
+    configs = [(c.name, c.train_config) for c in expand_cells(cfg)]
+    configs += [(f"pretrain__{t}", pretrain_config(cfg, t)) for t in cfg.tasks
+                if cfg.train.pretrain is not None]
+    for name, raw in configs:
+        try:
+            check_train_config(load_train_config(raw))
+        except OptiqaError as e:
+            raise ConfigError(f"cell {name}: {e}") from None
+
+
+def _check_data(cfg: StudyConfig) -> None:
+    from optiqa.data.sr import ImageFolder
+
+    def folder(key, root):
+        if root is None:
+            return
+        if not str(root).startswith("builtin:") and not Path(root).exists():
+            raise ConfigError(f"{key}: {root}: data folder not found")
+        _named(key, lambda: ImageFolder(_hr_folder(root)))
+    folder("data.train", cfg.data.train)
+    folder("data.train_lq", cfg.data.train_lq)
+    for name, path in cfg.data.test.items():
+        folder(f"data.test.{name}", path)
+    for i, ds in enumerate(cfg.assessment.datasets):
+        if ds.root is not None and not Path(ds.root).is_dir():
+            raise ConfigError(f"assessment.datasets[{i}].root: {ds.root}: folder not found")
+
+
+def _hr_folder(root: str) -> str:
+    """A test set root with ``HR/`` holds its ground truth there (the SR benchmark layout)."""
+    p = Path(root)
+    return str(p / "HR") if not str(root).startswith("builtin:") and (p / "HR").is_dir() \
+        else root

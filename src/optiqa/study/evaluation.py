@@ -1,0 +1,214 @@
+"""The evaluate stage: every trained model restores the held-out test images; the evaluator panel
+scores them.
+
+For each task the test sets (``data.test``) give ground truth; the inputs come from the set's own
+LR files for bicubic SR, or from the task's degradation, seeded per image (the same inputs for
+every model). Outputs are clamped, rounded to 8 bits (what a saved PNG holds), saved under
+``images/runs/<cell>/<task>/<set>/`` and scored with a border of ``scale`` pixels removed, by
+every evaluator: full-reference ones against the ground truth, no-reference ones on the output
+alone. Every cell is scored by every evaluator; which judgments count is decided by the
+circularity rule in the analysis (a model is never judged by its own loss or its family).
+
+Baselines are evaluated the same way: bicubic upsampling (for SR tasks) and, when the study has
+one, the shared pre-trained generator. ``evaluate/<name>.json`` is written atomically after the
+images, with a key that hashes the model's checkpoint, the panel, the test data and the code: a
+result under another key is redone.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from optiqa.core.errors import InputError
+from optiqa.core.hashing import files_sha256, stable_hash
+from optiqa.core.sources import code_fingerprint
+from optiqa.study.folder import StudyFolder, read_json, write_json
+from optiqa.study.locks import CellLock
+
+log = logging.getLogger("optiqa.study")
+BICUBIC = "bicubic"
+
+
+def test_datasets(cfg, task: str) -> dict:
+    """``{set name: SRTestDataset}`` of ``task`` (HR from ``data.test``; inputs per the task)."""
+    from optiqa.data.sr import SRTestDataset
+
+    t = cfg.task_opts[task]
+    return {name: SRTestDataset(path, scale=t.scale, degradation=t.degradation, seed=cfg.seed)
+            for name, path in cfg.data.test.items()}
+
+
+def data_identity(cfg) -> dict:
+    """What identifies the test data: the HR files' hashes (built-in sets: the code and the
+    scikit-image version that make them)."""
+    import skimage
+
+    out = {}
+    for name, path in cfg.data.test.items():
+        if str(path).startswith("builtin:"):
+            out[name] = {"builtin": path, "skimage": skimage.__version__}
+        else:
+            from optiqa.data.io import list_images
+
+            root = Path(path) / "HR" if (Path(path) / "HR").is_dir() else Path(path)
+            files = list_images(root, recursive=True)
+            out[name] = {"path": str(path), "files": files_sha256(files)}
+    return out
+
+
+def evaluation_key(cfg, task: str, model_sha: str, data: dict) -> str:
+    return stable_hash({"model": model_sha, "task": cfg.tasks[task], "evaluators":
+                        list(cfg.evaluators.metrics), "tile": cfg.evaluators.tile, "data": data,
+                        "code": code_fingerprint(evaluate_model)})
+
+
+def _score(metric, x, ref) -> float:
+    if getattr(metric.info, "kind", "fr") == "nr":
+        return float(metric(x)[0])
+    return float(metric(x, ref)[0])
+
+
+@torch.inference_mode()
+def evaluate_model(model, scale: int, datasets: dict, metrics: dict, out_dir: Path | None,
+                   device="cpu", tile: int | None = None, progress: bool = False) -> dict:
+    """Per-image scores ``{set: {'images': [...], 'scores': {metric: [...]}}}`` of one model."""
+    from tqdm import tqdm
+
+    from optiqa.data.io import write_image
+    from optiqa.train.evaluate import crop_border
+    from optiqa.train.inference import quantize_8bit, restore
+
+    out = {}
+    for name, ds in datasets.items():
+        res = {"images": [], "scores": {m: [] for m in metrics}, "lq_source": ds.lq_source}
+        for i in tqdm(range(len(ds)), desc=name, unit="img", disable=not progress):
+            item = ds[i]
+            lq, gt = item["lq"][None].to(device), item["gt"][None].to(device)
+            sr = quantize_8bit(restore(model, lq, tile, 32, scale))
+            if sr.shape != gt.shape:
+                raise InputError(f"{name}/{item['key']}: output {tuple(sr.shape[-2:])} differs "
+                                 f"from ground truth {tuple(gt.shape[-2:])}")
+            if out_dir is not None:
+                write_image(out_dir / name / f"{item['key']}.png", sr[0])
+            x, ref = crop_border(sr, scale), crop_border(gt, scale)
+            for m, metric in metrics.items():
+                try:
+                    res["scores"][m].append(_score(metric, x, ref))
+                except InputError as e:
+                    raise InputError(f"{name}/{item['key']}: {m}: {e}") from None
+            res["images"].append(item["key"])
+        out[name] = res
+    return out
+
+
+def write_references(folder: StudyFolder, cfg, task: str) -> None:
+    """Ground truth and inputs of ``task``'s test images, once (for the report and judging)."""
+    from optiqa.data.io import write_image
+
+    for name, ds in test_datasets(cfg, task).items():
+        for i in range(len(ds)):
+            item = ds[i]
+            for kind, img in (("reference", item["gt"]), ("input", item["lq"])):
+                path = folder.images / kind / task / name / f"{item['key']}.png"
+                if not path.is_file():
+                    write_image(path, img.clamp(0, 1))
+
+
+def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_sha: str,
+                   load, device="cpu", progress: bool = False, data: dict | None = None
+                   ) -> dict:
+    """Evaluate one model (``load()`` builds it) unless its result is current; returns it."""
+    from optiqa.train.evaluate import create_metrics
+
+    data = data if data is not None else data_identity(cfg)
+    key = evaluation_key(cfg, task, model_sha, data)
+    done = folder.evaluation_complete(name, key)
+    if done is not None:
+        return done
+    t0 = time.time()
+    loaded = load()
+    metrics = create_metrics(cfg.evaluators.metrics, device)
+    per_set = evaluate_model(loaded.model.to(device), loaded.scale, test_datasets(cfg, task),
+                             metrics, folder.images / "runs" / name / task, device,
+                             cfg.evaluators.tile, progress)
+    result = {"name": name, "key": key, "task": task, "model": loaded.describe(),
+              "scale": loaded.scale, "evaluators": list(metrics), "sets": per_set,
+              "convention": (f"x{loaded.scale}; output clamped and rounded to 8 bits; border "
+                             f"crop {loaded.scale} px before every evaluator; psnr_y/ssim_y on "
+                             "BT.601 Y; NR evaluators on the output alone"),
+              "seconds": round(time.time() - t0, 1)}
+    write_json(folder.evaluation(name), result)  # after the images: complete from here on
+    return result
+
+
+def evaluate_cell_locked(folder: StudyFolder, cfg, cell, device="cpu", progress=False,
+                         data: dict | None = None) -> str:
+    """Evaluate a trained cell under its lock: 'done', 'evaluated', 'busy' or 'untrained'."""
+    from optiqa.train.inference import load_generator
+
+    marker = read_json(folder.run_marker(cell.name))
+    if marker is None:
+        return "untrained"
+    lock = CellLock(folder.lock("evaluate", cell.name))
+    if not lock.acquire():
+        return "busy"
+    try:
+        before = read_json(folder.evaluation(cell.name))
+        result = evaluate_entry(
+            folder, cfg, cell.name, cell.task, marker["checkpoint_sha256"],
+            lambda: load_generator(folder.run(cell.name).root / marker["checkpoint"],
+                                   device=device), device, progress, data)
+        return "done" if before is not None and before.get("key") == result["key"] \
+            else "evaluated"
+    finally:
+        lock.release()
+
+
+def evaluate_baselines(folder: StudyFolder, cfg, device="cpu", progress=False,
+                       data: dict | None = None) -> list[str]:
+    """Bicubic upsampling (SR tasks) and the shared pre-trained generator of each task."""
+    from optiqa.study.cells import PRETRAIN
+    from optiqa.train.inference import load_generator
+
+    names = []
+    for task, t in cfg.task_opts.items():
+        if t.scale > 1 and t.degradation in (None, "bicubic"):
+            name = f"{BICUBIC}__{task}"
+            evaluate_entry(folder, cfg, name, task, BICUBIC,
+                           lambda t=t: load_generator(BICUBIC, scale=t.scale, device=device),
+                           device, progress, data)
+            names.append(name)
+        pre = f"{PRETRAIN}__{task}"
+        marker = read_json(folder.run_marker(pre))
+        if marker is not None:
+            evaluate_entry(folder, cfg, pre, task, marker["checkpoint_sha256"],
+                           lambda pre=pre, m=marker: load_generator(
+                               folder.run(pre).root / m["checkpoint"], device=device),
+                           device, progress, data)
+            names.append(pre)
+    return names
+
+
+def write_manifest(folder: StudyFolder, cfg, labels: dict[str, str]) -> dict:
+    """``images/manifest.json``: every image the study registers, by id ``<task>/<set>/<image>``
+    (paths relative to the study folder); what the judging app may serve."""
+    root = folder.root
+    manifest = {"version": 1, "study": cfg.name, "references": {}, "inputs": {}, "runs": {}}
+    for kind, key in (("reference", "references"), ("input", "inputs")):
+        base = folder.images / kind
+        for p in sorted(base.rglob("*.png")) if base.is_dir() else []:
+            manifest[key][p.relative_to(base).with_suffix("").as_posix()] = \
+                p.relative_to(root).as_posix()
+    for name, label in labels.items():
+        base = folder.images / "runs" / name
+        result = read_json(folder.evaluation(name))
+        if result is None or not base.is_dir():
+            continue
+        images = {p.relative_to(base).with_suffix("").as_posix(): p.relative_to(root).as_posix()
+                  for p in sorted(base.rglob("*.png"))}
+        manifest["runs"][name] = {"label": label, "images": images}
+    write_json(folder.manifest, manifest)
+    return manifest

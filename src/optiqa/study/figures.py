@@ -1,0 +1,144 @@
+"""The report's figures (matplotlib, Agg): each a function of plain data returning PNG bytes."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from optiqa.study.document import png
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grid(n: int, cols: int) -> tuple[int, int]:
+    cols = max(1, min(cols, n))
+    return math.ceil(n / cols), cols
+
+
+def scatter_panels(panels: list[dict], xlabel: str, ylabel: str) -> bytes:
+    """One scatter per panel: ``{'title', 'x', 'y', 'labels', 'note'}`` (labels name points)."""
+    plt = _plt()
+    rows, cols = _grid(len(panels), 4)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.1 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, p in zip(axes.flat, panels):
+        ax.scatter(p["x"], p["y"], s=28, color="#2b6cb0", zorder=3)
+        for x, y, label in zip(p["x"], p["y"], p["labels"]):
+            ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_title(p["title"], fontsize=8.5)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if p.get("note"):
+            ax.text(0.02, 0.02, p["note"], transform=ax.transAxes, fontsize=7.5,
+                    va="bottom", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+    fig.tight_layout()
+    return png(fig)
+
+
+def weight_curves(panels: list[dict], xlabel: str = "adversarial weight") -> bytes:
+    """Per panel (``{'title', 'weights', 'series': {label: [y per weight]}, 'ylabel'}``) one line
+    per series over the adversarial weights (log-scale x; weight 0 drawn at the left edge)."""
+    plt = _plt()
+    rows, cols = _grid(len(panels), 4)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, p in zip(axes.flat, panels):
+        w = np.asarray(p["weights"], dtype=float)
+        positive = w[w > 0]
+        floor = positive.min() / 3 if positive.size else 1e-3
+        xs = np.where(w > 0, w, floor)
+        for label, ys in p["series"].items():
+            ys = np.array([np.nan if y is None else y for y in ys], dtype=float)
+            ax.plot(xs, ys, marker="o", ms=3, lw=1.2, label=label)
+        ax.set_xscale("log")
+        ax.set_title(p["title"], fontsize=8.5)
+        ax.set_xlabel(xlabel + " (leftmost: none)", fontsize=8)
+        ax.set_ylabel(p.get("ylabel", ""), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8,
+                   bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return png(fig)
+
+
+def heatmap(matrix, labels: list[str], title: str, vmin: float = -1.0,
+            vmax: float = 1.0) -> bytes:
+    plt = _plt()
+    m = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
+    im = ax.imshow(m, cmap="RdBu_r", vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=7.5)
+    ax.set_yticks(range(n), labels, fontsize=7.5)
+    for i in range(n):
+        for j in range(n):
+            if np.isfinite(m[i, j]):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
+                        color="white" if abs(m[i, j]) > 0.6 else "black")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return png(fig)
+
+
+def training_curves(curves: dict[str, list[dict]], cols: int = 5) -> bytes:
+    """Small multiples: every logged loss term of every run over the iterations."""
+    plt = _plt()
+    names = list(curves)
+    rows, cols = _grid(len(names), cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.3 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    skip = {"iteration", "stage", "lr", "seconds_per_iteration", "g_total", "d_total"}
+    for ax, name in zip(axes.flat, names):
+        rows_ = curves[name]
+        its = [r["iteration"] for r in rows_]
+        terms = [k for k in (rows_[0] if rows_ else {}) if k not in skip]
+        for k in terms:
+            ax.plot(its, [r.get(k) for r in rows_], lw=1.1, label=k)
+        ax.set_title(name, fontsize=7)
+        ax.tick_params(labelsize=6.5)
+        ax.set_yscale("log") if all((r.get(k) or 0) > 0 for r in rows_ for k in terms) \
+            and terms else None
+        ax.legend(fontsize=6, loc="upper right")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return png(fig)
+
+
+def crop_grid(rows: list[list], row_labels: list[str], labels: list[list[str]],
+              title: str) -> bytes:
+    """Image crops in a grid: ``rows[i][j]`` an ``(H, W, 3)`` uint8 array (or None: empty),
+    titled ``labels[i][j]``; ``row_labels[i]`` on the left."""
+    plt = _plt()
+    nr, nc = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(nr, nc, figsize=(1.45 * nc + 0.8, 1.5 * nr + 0.4), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(nc):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            img = row[j] if j < len(row) else None
+            if img is None:
+                ax.axis("off")
+                continue
+            ax.imshow(img, interpolation="nearest")
+            ax.set_title(labels[i][j], fontsize=6.5)
+        axes[i][0].set_ylabel(row_labels[i], fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return png(fig)

@@ -1,0 +1,107 @@
+"""One study folder: where every stage writes, and how a finished artifact is recognised.
+
+::
+
+    <study>/
+      study.yaml                  the resolved study configuration
+      results.db                  the SQLite index, written by the runner process only
+      runs/<cell>/                one RunFolder per cell (and pretrain__<task>/), plus
+      runs/<cell>/complete.json   the completion marker, written last
+      evaluate/<cell>.json        per-image scores of every evaluator (written after the images)
+      images/manifest.json        every image the study registers (references, inputs, outputs)
+      images/{reference,input}/<set>/<image>.png, images/runs/<cell>/<set>/<image>.png
+      assess/<dataset>.json       assessment summaries and per-item scores
+      transfer/<name>.json        transfer and zero-shot results
+      analysis.json               the asymmetry analysis
+      report/                     report.html, report.md, tables/*.csv, figures/*.png
+      locks/<stage>__<cell>.lock  who is working on what (see optiqa.study.locks)
+
+A marker or result file is written atomically and only after everything it vouches for is on
+disk, and it records the hash of what produced it: a stage treats a cell as finished only when
+its marker exists *and* matches the current configuration, so an interrupted or outdated cell is
+redone, never trusted.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from optiqa.core.atomic import atomic_write_text
+from optiqa.core.runs import RunFolder
+
+COMPLETE = "complete.json"
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON file's content, or None when it is missing or unreadable (a torn write)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, obj) -> Path:
+    from optiqa.core.hashing import canonical_json
+
+    return atomic_write_text(path, json.dumps(json.loads(canonical_json(obj)), indent=1) + "\n")
+
+
+@dataclass(frozen=True)
+class StudyFolder:
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def config(self) -> Path:
+        return self.root / "study.yaml"
+
+    @property
+    def store(self) -> Path:
+        return self.root / "results.db"
+
+    def run(self, cell: str) -> RunFolder:
+        return RunFolder(self.root / "runs" / cell)
+
+    def run_marker(self, cell: str) -> Path:
+        return self.run(cell).root / COMPLETE
+
+    def evaluation(self, cell: str) -> Path:
+        return self.root / "evaluate" / f"{cell}.json"
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def manifest(self) -> Path:
+        return self.images / "manifest.json"
+
+    def assessment(self, dataset: str) -> Path:
+        return self.root / "assess" / f"{dataset}.json"
+
+    def transfer(self, name: str) -> Path:
+        return self.root / "transfer" / f"{name.replace('/', '__')}.json"
+
+    @property
+    def analysis(self) -> Path:
+        return self.root / "analysis.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+    def lock(self, stage: str, cell: str) -> Path:
+        return self.root / "locks" / f"{stage}__{cell}.lock"
+
+    # -- completion --------------------------------------------------------------------------
+    def run_complete(self, cell: str, config_sha: str) -> dict | None:
+        """The run's marker when the run finished under this configuration, else None."""
+        marker = read_json(self.run_marker(cell))
+        return marker if marker and marker.get("config_sha") == config_sha else None
+
+    def evaluation_complete(self, cell: str, key: str) -> dict | None:
+        result = read_json(self.evaluation(cell))
+        return result if result and result.get("key") == key else None

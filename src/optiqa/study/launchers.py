@@ -1,0 +1,211 @@
+"""Where the training runs of a study execute: this process, one worker per GPU, or SLURM.
+
+- ``local``: cells run one after another in this process; with several GPUs visible and one GPU
+  per cell, one worker process per GPU (``CUDA_VISIBLE_DEVICES`` set for each) takes cells in
+  turn; with ``gpus_per_cell > 1`` each cell runs under ``torchrun`` (PyTorch DDP).
+- ``slurm``: every pending cell is submitted as a SLURM job through ``submitit`` (optional extra
+  ``optiqa[slurm]``) with the partition, GPUs, time and array parallelism of
+  ``launcher.slurm``; the runner waits for them. A job writes only into its cell's run folder;
+  the runner alone indexes the run folders into the SQLite store (SQLite must not be written from
+  many nodes over a network file system).
+
+In every case a cell runs under its lock file, so a second runner on the same study (or a
+worker) never trains a cell twice, and a crashed owner's lock is detected as stale.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from optiqa.core.errors import ConfigError
+from optiqa.study.folder import read_json, write_json
+from optiqa.study.training import TrainJob, is_trained, train_locked
+
+log = logging.getLogger("optiqa.study")
+POLL_SECONDS = 5.0
+
+
+def _ready(plan, job: TrainJob) -> bool:
+    jobs = plan.train_jobs()
+    return all(is_trained(plan.folder, jobs[d]) for d in job.after if d in jobs)
+
+
+def train_local(plan, jobs: list[TrainJob], device: str = "auto", progress: bool = False,
+                poll: float = POLL_SECONDS, runner=None) -> dict[str, str]:
+    """Train every job in this process; jobs held by another runner are waited for.
+
+    Returns ``{name: 'trained' | 'done'}``. ``runner(job)`` replaces the in-process training
+    (e.g. a ``torchrun`` subprocess for multi-GPU cells).
+    """
+    status: dict[str, str] = {}
+    pending = list(jobs)
+    while pending:
+        progressed, waiting = False, []
+        for job in pending:
+            if not _ready(plan, job):
+                waiting.append(job)
+                continue
+            if runner is not None and not is_trained(plan.folder, job):
+                result = _locked(plan, job, lambda j=job: runner(j))
+            else:
+                result = train_locked(plan.folder, job, device, progress)
+            if result == "busy":
+                waiting.append(job)
+            else:
+                status[job.name] = result
+                progressed = True
+        if waiting and not progressed:
+            log.info("waiting for %d cell(s) another runner is training: %s", len(waiting),
+                     ", ".join(j.name for j in waiting[:4]))
+            time.sleep(poll)
+        pending = waiting
+    return status
+
+
+def _locked(plan, job: TrainJob, run) -> str:
+    from optiqa.study.locks import CellLock
+
+    lock = CellLock(plan.folder.lock("train", job.name))
+    if not lock.acquire():
+        return "busy"
+    try:
+        if is_trained(plan.folder, job):
+            return "done"
+        run()
+        return "trained"
+    finally:
+        lock.release()
+
+
+# ---------------------------------------------------------------------------------------------
+# several GPUs on one machine
+# ---------------------------------------------------------------------------------------------
+def worker_command(study_dir: Path, stage: str, cells: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "optiqa", "study", str(Path(study_dir) / "study.yaml"),
+           "--out", str(study_dir), "--stage", stage, "--worker", "--device", "cuda"]
+    return cmd + (["--cells", cells] if cells else [])
+
+
+def spawn_gpu_workers(study_dir: Path, n_gpus: int, stage: str, cells: str | None) -> None:
+    """One worker process per GPU (``CUDA_VISIBLE_DEVICES=i``); they share the cells through
+    the lock files. Raises when a worker fails."""
+    procs = []
+    for gpu in range(n_gpus):
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(gpu)}
+        procs.append(subprocess.Popen(worker_command(study_dir, stage, cells), env=env))
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise ConfigError(f"{sum(1 for c in codes if c)} of {n_gpus} GPU workers failed "
+                          f"(exit codes {codes}); rerun the same command to continue")
+
+
+def torchrun_command(plan, job: TrainJob, gpus: int) -> list[str]:
+    """``torchrun`` training one cell on ``gpus`` GPUs (DDP) from a config file in the study."""
+    from optiqa.core.config import save_config
+    from optiqa.train.config import load_train_config
+
+    cfg_file = plan.folder.root / "configs" / f"{job.name}.yaml"
+    save_config(load_train_config(job.config), cfg_file)
+    run = plan.folder.run(job.name)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={gpus}", "-m", "optiqa", "train", str(cfg_file),
+           "--run-dir", str(run.root), "-q"]
+    return cmd + (["--resume"] if run.config_path.is_file() else [])
+
+
+def train_torchrun(plan, job: TrainJob, gpus: int) -> None:
+    from optiqa.core.hashing import file_sha256
+
+    code = subprocess.call(torchrun_command(plan, job, gpus))
+    run = plan.folder.run(job.name)
+    latest = run.latest("g")
+    total = job.config["train"]["total_iter"]
+    if code or latest is None or latest[0] != total:
+        raise ConfigError(f"cell {job.name}: torchrun exited with {code} before iteration "
+                          f"{total}; rerun the same command to continue")
+    write_json(plan.folder.run_marker(job.name), {
+        "cell": job.name, "config_sha": job.config_sha, "iteration": total,
+        "checkpoint": str(latest[1].relative_to(run.root)),
+        "checkpoint_sha256": file_sha256(latest[1]), "finished": time.time()})
+
+
+# ---------------------------------------------------------------------------------------------
+# SLURM through submitit
+# ---------------------------------------------------------------------------------------------
+def slurm_executor(plan, cluster: str | None = None):
+    """A submitit executor configured from ``launcher.slurm`` (``cluster='local'`` or
+    ``'debug'`` runs the jobs on this machine: how the launcher is tested without SLURM)."""
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("the slurm launcher needs submitit: pip install 'optiqa[slurm]'"
+                          ) from None
+    if cluster is None and shutil.which("sbatch") is None:
+        raise ConfigError("no SLURM on this machine (sbatch not found); run with the local "
+                          "launcher, or set launcher.slurm.extra.cluster: local to try the "
+                          "SLURM launcher on this machine")
+    s = plan.cfg.launcher.slurm
+    ex = submitit.AutoExecutor(folder=str(plan.folder.root / "slurm" / "%j"), cluster=cluster)
+    # one job = one cell, on launcher.gpus_per_cell GPUs of one node
+    params = {"timeout_min": s.time_min, "gpus_per_node": plan.cfg.launcher.gpus_per_cell,
+              "cpus_per_task": s.cpus_per_task,
+              "mem_gb": s.mem_gb, "name": f"optiqa-{plan.cfg.name}",
+              "slurm_array_parallelism": s.array_parallelism}
+    for key in ("partition", "account", "qos"):
+        if getattr(s, key):
+            params[f"slurm_{key}"] = getattr(s, key)
+    extra = {k: v for k, v in s.extra.items() if k != "cluster"}
+    if extra:
+        params["slurm_additional_parameters"] = extra
+    if ex.cluster != "slurm":  # local / debug executors take the generic parameters only
+        params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+    ex.update_parameters(**params)
+    return ex
+
+
+def run_cell_job(study_dir: str, name: str) -> str:
+    """Entry point of a SLURM (submitit) job: train one cell of the study saved in
+    ``study_dir`` (under ``torchrun`` when a cell takes several GPUs); it writes only into the
+    cell's run folder, never the SQLite index."""
+    from optiqa.study.plan import load_plan
+
+    plan = load_plan(study_dir)
+    job = plan.train_jobs()[name]
+    gpus = plan.cfg.launcher.gpus_per_cell
+    if gpus > 1:
+        return _locked(plan, job, lambda: train_torchrun(plan, job, gpus))
+    return train_locked(plan.folder, job, device="auto", progress=False)
+
+
+def train_slurm(plan, jobs: list[TrainJob], wait: bool = True) -> dict[str, str]:
+    """Submit the pending jobs as one job array per dependency level; wait for them."""
+    cluster = plan.cfg.launcher.slurm.extra.get("cluster")
+    ex = slurm_executor(plan, cluster)
+    status = {j.name: "done" for j in jobs if is_trained(plan.folder, j)}
+    levels = [[j for j in jobs if not j.after], [j for j in jobs if j.after]]
+    for level in levels:
+        todo = [j for j in level if j.name not in status]
+        if not todo:
+            continue
+        submitted = ex.map_array(run_cell_job, [str(plan.folder.root)] * len(todo),
+                                 [j.name for j in todo])
+        for job, sub in zip(todo, submitted):
+            write_json(plan.folder.root / "slurm" / f"{job.name}.json",
+                       {"job_id": sub.job_id, "submitted": time.time()})
+            log.info("submitted %s as job %s", job.name, sub.job_id)
+        if not wait:
+            return {**status, **{j.name: "submitted" for j in todo}}
+        for job, sub in zip(todo, submitted):
+            try:
+                status[job.name] = sub.result()
+            except Exception as e:  # noqa: BLE001 - the job's failure, reported by cell
+                raise ConfigError(f"cell {job.name}: SLURM job {sub.job_id} failed: "
+                                  f"{str(e).strip().splitlines()[-1][:300]}") from None
+            if read_json(plan.folder.run_marker(job.name)) is None:
+                raise ConfigError(f"cell {job.name}: job {sub.job_id} ended without finishing")
+    return status

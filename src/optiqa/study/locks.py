@@ -1,0 +1,121 @@
+"""Per-cell lock files: two runners on one study never run the same cell at once.
+
+A lock is a file created with ``O_CREAT | O_EXCL`` (atomic on local file systems and on NFSv3+)
+holding its owner's host, process id, start time and a heartbeat that a background thread
+refreshes. A lock is *stale* when its owner is gone: on the same host, the process no longer
+exists; on another host (a SLURM node), the heartbeat is older than ``stale_after`` seconds. A
+stale lock is broken by renaming it to a unique name first (atomic: of two runners breaking it at
+once, only one rename succeeds) and then taking the lock anew.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+HEARTBEAT_SECONDS = 30.0
+STALE_AFTER_SECONDS = 600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def read_lock(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_stale(info: dict | None, stale_after: float = STALE_AFTER_SECONDS) -> bool:
+    """Whether the owner of a lock (its parsed content) is gone."""
+    if info is None:  # unreadable: a writer died between create and write, or garbage
+        return True
+    if info.get("host") == socket.gethostname():
+        return not _pid_alive(int(info.get("pid", -1)))
+    return time.time() - float(info.get("heartbeat", 0)) > stale_after
+
+
+class CellLock:
+    """``with CellLock(path) as got:`` -- ``got`` is False when another live runner holds it."""
+
+    def __init__(self, path: str | os.PathLike, stale_after: float = STALE_AFTER_SECONDS,
+                 heartbeat: float = HEARTBEAT_SECONDS):
+        self.path = Path(path)
+        self.stale_after, self.heartbeat = stale_after, heartbeat
+        self.held = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _content(self) -> str:
+        now = time.time()
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": now,
+                           "heartbeat": now, "token": self._token})
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._token = uuid.uuid4().hex
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not is_stale(read_lock(self.path), self.stale_after):
+                    return False
+                try:  # break it: only one of several breakers wins the rename
+                    os.rename(self.path, self.path.with_name(
+                        f"{self.path.name}.stale-{uuid.uuid4().hex[:8]}"))
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(self._content())
+                f.flush()
+                os.fsync(f.fileno())
+            self.held = True
+            self._start_heartbeat()
+            return True
+        return False
+
+    def _start_heartbeat(self) -> None:
+        def beat():
+            while not self._stop.wait(self.heartbeat):
+                info = read_lock(self.path)
+                if info is None or info.get("token") != self._token:
+                    return  # broken by someone who judged us dead: stop touching it
+                info["heartbeat"] = time.time()
+                tmp = self.path.with_name(f".{self.path.name}.{self._token[:8]}.tmp")
+                tmp.write_text(json.dumps(info))
+                os.replace(tmp, self.path)
+        self._thread = threading.Thread(target=beat, daemon=True, name=f"lock {self.path.name}")
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.held:
+            info = read_lock(self.path)
+            if info is not None and info.get("token") == self._token:
+                self.path.unlink(missing_ok=True)
+        self.held = False
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def owner(self) -> str:
+        info = read_lock(self.path) or {}
+        return f"{info.get('host', '?')}:{info.get('pid', '?')}"

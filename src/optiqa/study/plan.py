@@ -1,0 +1,67 @@
+"""A study's plan: its configuration, folder, cells and jobs, in one object every stage reads.
+
+``optiqa study CONFIG --out DIR`` saves the resolved configuration as ``DIR/study.yaml``; SLURM
+jobs and worker processes rebuild the same plan from that file (:func:`load_plan`), so every
+process agrees on the cells and their training configs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optiqa.core.config import load_config, save_config
+from optiqa.core.errors import ConfigError
+from optiqa.study.cells import PRETRAIN, Cell, expand_cells, pretrain_config
+from optiqa.study.config import StudyConfig
+from optiqa.study.folder import StudyFolder
+from optiqa.study.training import TrainJob
+
+
+@dataclass
+class StudyPlan:
+    cfg: StudyConfig
+    folder: StudyFolder
+    cells: list[Cell] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.cells:
+            self.cells = expand_cells(self.cfg, self.folder.root)
+
+    def cell(self, name: str) -> Cell:
+        for c in self.cells:
+            if c.name == name:
+                return c
+        raise ConfigError(f"no cell named {name!r} in study {self.cfg.name}")
+
+    def pretrain_jobs(self) -> dict[str, TrainJob]:
+        if self.cfg.train.pretrain is None:
+            return {}
+        return {f"{PRETRAIN}__{t}": TrainJob(f"{PRETRAIN}__{t}", pretrain_config(self.cfg, t))
+                for t in self.cfg.tasks}
+
+    def train_jobs(self) -> dict[str, TrainJob]:
+        """Every run of the study by name: the pre-trainings first, then the cells."""
+        jobs = dict(self.pretrain_jobs())
+        for c in self.cells:
+            after = (f"{PRETRAIN}__{c.task}",) if self.cfg.train.pretrain is not None else ()
+            jobs[c.name] = TrainJob(c.name, c.train_config, after)
+        return jobs
+
+    def save(self) -> None:
+        """Write ``study.yaml``; a study folder holds one study (another name is refused)."""
+        existing = self.folder.config
+        if existing.is_file():
+            old = load_config(existing, StudyConfig)
+            if old.name != self.cfg.name:
+                raise ConfigError(f"{self.folder.root} holds study {old.name!r}, not "
+                                  f"{self.cfg.name!r}; give another output folder")
+        self.folder.root.mkdir(parents=True, exist_ok=True)
+        save_config(self.cfg, existing)
+
+
+def load_plan(study_dir: str | Path) -> StudyPlan:
+    """The plan saved in ``study_dir/study.yaml`` (paths in it are already absolute)."""
+    folder = StudyFolder(Path(study_dir))
+    if not folder.config.is_file():
+        raise ConfigError(f"{study_dir}: not a study folder (no study.yaml)")
+    return StudyPlan(load_config(folder.config, StudyConfig), folder)

@@ -1,0 +1,261 @@
+"""``optiqa report STUDY_DIR`` (and the study's last stage): report.html, report.md, CSV tables.
+
+Everything comes from the study folder's results (assessment files, evaluations, transfer
+results, the analysis, the run folders' training logs and the saved images); nothing is
+recomputed here except means and their bootstrap intervals. Every table states its protocol.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from optiqa.study.document import Document, Figure, Table
+from optiqa.study.folder import read_json
+
+TABLE_NOTE_Y = ("PSNR and SSIM on the Y channel of BT.601 YCbCr (MATLAB rgb2ycbcr), outputs "
+                "rounded to 8 bits, a border of {scale} px (= scale) removed before every "
+                "evaluator; NR evaluators on the output alone")
+
+
+def _mean_ci(values, n_boot: int = 1000, seed: int = 0):
+    """Mean and percentile bootstrap 95% CI over images."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return None, None
+    rng = np.random.default_rng(seed)
+    reps = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(1)
+    lo, hi = np.quantile(reps, [0.025, 0.975])
+    return float(v.mean()), [float(lo), float(hi)]
+
+
+def _ci_text(ci, digits=3) -> str:
+    return "-" if not ci else f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+class StudyResults:
+    """The results of a study folder, read once for the report."""
+
+    def __init__(self, plan):
+        from optiqa.study.assessment import assessment_files, read_transfer_results
+
+        self.plan, self.cfg, self.folder = plan, plan.cfg, plan.folder
+        self.assess = assessment_files(self.folder)
+        self.transfer = read_transfer_results(self.folder)
+        self.analysis = read_json(self.folder.analysis)
+        names = [c.name for c in plan.cells]
+        base = self.folder.root / "evaluate"
+        others = sorted(p.stem for p in base.glob("*.json")) if base.is_dir() else []
+        self.evaluations = {n: read_json(self.folder.evaluation(n))
+                            for n in names + [o for o in others if o not in names]}
+        self.evaluations = {k: v for k, v in self.evaluations.items() if v}
+
+    def per_image(self, name: str, metric: str) -> list[float]:
+        """A model's scores for ``metric`` over every test image of every set."""
+        ev = self.evaluations.get(name) or {}
+        return [s for st in (ev.get("sets") or {}).values()
+                for s in st["scores"].get(metric, [])]
+
+    @property
+    def n_images(self) -> int:
+        ev = next(iter(self.evaluations.values()), None) or {}
+        return sum(len(s["images"]) for s in (ev.get("sets") or {}).values())
+
+
+# ---------------------------------------------------------------------------------------------
+def write_report(plan) -> dict:
+    """Write the report into ``<study>/report/``; returns the paths written."""
+    r = StudyResults(plan)
+    doc = Document(f"optiqa study: {plan.cfg.name}")
+    _intro(doc, r)
+    _assessment(doc, r)
+    _optimization(doc, r)
+    from optiqa.study.report_analysis import analysis_sections
+
+    analysis_sections(doc, r)
+    _transfer(doc, r)
+    _visual(doc, r)
+    _training(doc, r)
+    return doc.write(plan.folder.report)
+
+
+def _intro(doc: Document, r: StudyResults) -> None:
+    from optiqa.data.samples import SPLITS
+
+    cfg = r.cfg
+    if cfg.report.note:
+        doc.para(cfg.report.note.strip(), "note")
+    if cfg.description:
+        doc.para(cfg.description.strip())
+    cells = r.plan.cells
+    doc.para(f"{len(cells)} trained models (cells): tasks {', '.join(cfg.tasks)}; fidelity "
+             f"losses {', '.join(cfg.fidelity.metrics)}; discriminators "
+             f"{', '.join(cfg.adversarial.discriminators) or 'none'} at adversarial weights "
+             f"{', '.join(f'{w:g}' for w in cfg.adversarial.weights) or '-'}"
+             f"{' and without a discriminator' if cfg.adversarial.include_none else ''}. "
+             f"Evaluators: {', '.join(cfg.evaluators.metrics)}.")
+    train, tests = cfg.data.train, cfg.data.test
+    held = [f"training images: {train}"]
+    for split, names in SPLITS.items():
+        if str(train).startswith(f"builtin:{split}"):
+            held[0] += f" ({', '.join(names)})"
+    for name, path in tests.items():
+        text = f"test set {name}: {path}"
+        for split, names in SPLITS.items():
+            if str(path).startswith(f"builtin:{split}"):
+                text += f" ({', '.join(names)})"
+        held.append(text)
+    for d in cfg.assessment.datasets:
+        if d.name == "synthetic":
+            held.append(f"assessment and transfer: the built-in known-order set made from the "
+                        f"{d.photos or 'classic'} images (distortion levels, not human opinion)")
+    doc.para("Held-out data: the images the generators and discriminators trained on are "
+             "never used to assess, evaluate or transfer. " + "; ".join(held) + ".",
+             "protocol")
+    doc.para(f"Generated {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC from "
+             f"{r.folder.root}; rerun `optiqa report {r.folder.root}` to regenerate it.")
+
+
+def _assessment(doc: Document, r: StudyResults) -> None:
+    doc.heading("Metrics as IQA models")
+    if not r.assess:
+        doc.para("No assessment results (the assess stage has not run).")
+        return
+    for name, a in r.assess.items():
+        within = a["evaluation"] == "within"
+        rows = []
+        for res in a["results"]:
+            row = [res["metric"], res["n"]]
+            row += [res.get("srcc"), _ci_text(res.get("srcc_ci")), res.get("krcc"),
+                    _ci_text(res.get("krcc_ci"))]
+            if within:
+                row.append(res.get("strata_constant_scores", 0))
+            else:
+                row += [res.get("plcc"), _ci_text(res.get("plcc_ci"))]
+            rows.append(row)
+        headers = ["metric", "n", "SRCC", "95% CI", "KRCC", "95% CI"] + \
+            (["groups with constant scores (SRCC 0)"] if within else ["PLCC", "95% CI"])
+        warn = next((x.get("ci_warning") for x in a["results"] if x.get("ci_warning")), None)
+        protocol = (f"{a['title']}: {len(a['items'])} items, {len(a['contents'])} reference "
+                    f"contents; target {a['target']}. Scores correlated in the dataset's own "
+                    "orientation (metric sign flipped where it differs): positive = agrees. ")
+        protocol += ("SRCC/KRCC are means over (content, distortion) groups (the target is an "
+                     "order within a group only); PLCC undefined. " if within else
+                     "PLCC after the 4-parameter logistic fit (VQEG). ")
+        protocol += (f"95% CIs: percentile bootstrap over reference contents "
+                     f"({a['results'][0].get('n_boot', 0)} resamples).")
+        if warn:
+            protocol += f" Caution: {warn}."
+        if a.get("label"):
+            protocol = f"{a['label'].upper()}. " + protocol
+        doc.table(Table(f"{a['title']}", headers, rows, csv_name=f"iqa_{name}",
+                        protocol=protocol))
+
+
+def optimization_rows(r: StudyResults, evaluators: list[str]):
+    """Rows (model, setting, mean per evaluator with CI) and the cells a family rule excludes."""
+    from optiqa.study.analysis import excluded_evaluators
+
+    rows, muted = [], set()
+    baselines = [n for n in r.evaluations if n not in {c.name for c in r.plan.cells}]
+    for name in baselines + [c.name for c in r.plan.cells]:
+        if name not in r.evaluations:
+            continue
+        cell = next((c for c in r.plan.cells if c.name == name), None)
+        excluded = excluded_evaluators(r.cfg, cell.fidelity) if cell else set()
+        row = [name, cell.fidelity if cell else "(baseline)",
+               cell.discriminator if cell else "-",
+               cell.adversarial_weight if cell else None]
+        for j, m in enumerate(evaluators):
+            mean, ci = _mean_ci(r.per_image(name, m))
+            row += [mean, _ci_text(ci)]
+            if m in excluded:
+                muted |= {(len(rows), 4 + 2 * j), (len(rows), 5 + 2 * j)}
+        rows.append(row)
+    return rows, muted
+
+
+def _optimization(doc: Document, r: StudyResults) -> None:
+    from optiqa.metrics import list_metrics
+
+    doc.heading("Metrics as training losses")
+    if not r.evaluations:
+        doc.para("No evaluations yet (the evaluate stage has not run).")
+        return
+    evaluators = list(r.cfg.evaluators.metrics)
+    infos = list_metrics()
+    rows, muted = optimization_rows(r, evaluators)
+    headers = ["model", "fidelity loss", "discriminator", "adv. weight"]
+    for m in evaluators:
+        headers += [f"{m} ({'↓' if infos[m].lower_better else '↑'})", "95% CI"]
+    scale = next(iter(r.cfg.task_opts.values())).scale
+    protocol = (f"Mean over {r.n_images} held-out test images with a percentile bootstrap 95% CI "
+                "over images. " + TABLE_NOTE_Y.format(scale=scale) + ". Greyed cells: the "
+                "evaluator belongs to the model's own loss family (circularity rule), so that "
+                "judgment is not used in the analysis. ↑ higher is better, ↓ lower is better.")
+    doc.table(Table("Evaluator panel on the restored test images", headers, rows,
+                    csv_name="optimization", protocol=protocol, muted=muted))
+
+
+def _transfer(doc: Document, r: StudyResults) -> None:
+    doc.heading("Discriminators reused for IQA")
+    if not r.transfer:
+        doc.para("No transfer results (the study has no transfer block, or the stage has not "
+                 "run).")
+        return
+    rows = []
+    for name, t in r.transfer.items():
+        if name.startswith("zeroshot__"):
+            flag = "*" if t.get("ci_warning") else ""
+            rows.append([name.removeprefix("zeroshot__"), "zero-shot logit", "-", t.get("srcc"),
+                         _ci_text(t.get("srcc_ci")) + flag, t.get("krcc"), "-", "-"])
+            continue
+        test = t.get("test") or {}
+        srcc, krcc = test.get("srcc") or {}, test.get("krcc") or {}
+        init = t.get("init", "")
+        init = f"gan ({name.split('__gan__')[-1]})" if str(init).startswith("gan:") else init
+        rows.append([name.split("__gan__")[0] if "__gan__" in name else name, init,
+                     t.get("mode"), srcc.get("mean"),
+                     f"± {srcc['std']:.3f}" if srcc.get("std") is not None else "-",
+                     krcc.get("mean"), srcc.get("median"), srcc.get("n")])
+    first = next(iter(r.transfer.values()))
+    protocol = (f"{first.get('dataset')}: {first.get('target', '')}. IQA models on the "
+                "discriminator backbones: linear probes on frozen features, trained on content "
+                "splits (test contents held out, early stopping on validation contents); mean "
+                "and standard deviation of the test SRCC over repeats. Zero-shot: the trained "
+                "discriminator's own mean logit as a quality score (higher = judged real), SRCC "
+                "with a bootstrap CI over contents.")
+    warn = next((t.get("ci_warning") for t in r.transfer.values() if t.get("ci_warning")), None)
+    if warn:
+        protocol += f" * {warn}."
+    doc.table(Table("Transfer", ["experiment", "init", "mode", "SRCC (mean)", "± std / 95% CI",
+                                 "KRCC (mean)", "SRCC (median)", "repeats"], rows,
+                    csv_name="transfer", protocol=protocol))
+
+
+def _training(doc: Document, r: StudyResults) -> None:
+    from optiqa.study import figures
+
+    curves = {}
+    for name in [*r.plan.pretrain_jobs(), *(c.name for c in r.plan.cells)]:
+        rows = r.folder.run(name).training_curves()
+        if rows:
+            curves[name] = rows
+    doc.heading("Training curves")
+    if not curves:
+        doc.para("No training logs yet.")
+        return
+    doc.figure(Figure("Training losses per run", figures.training_curves(curves),
+                      "training_curves", "Every logged loss term over the iterations "
+                      "(generator and discriminator terms; log scale where positive)."))
+
+
+def _visual(doc: Document, r: StudyResults) -> None:
+    from optiqa.study.visual import comparison_figures
+
+    doc.heading("Visual comparison")
+    figs = comparison_figures(r)
+    if not figs:
+        doc.para("No restored images yet.")
+    for fig in figs:
+        doc.figure(fig)

@@ -1,0 +1,168 @@
+"""The report's analysis sections, from ``analysis.json`` (:mod:`optiqa.study.asymmetry`)."""
+from __future__ import annotations
+
+from optiqa.study.document import Document, Figure, Table
+
+
+def _ci(ci) -> str:
+    return "-" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def _left_out(row: dict) -> str:
+    parts = [f"{k.replace('_', ' ')}: {', '.join(v)}" for k, v in row["left_out"].items() if v]
+    return "; ".join(parts) or "-"
+
+
+def analysis_sections(doc: Document, r) -> None:
+    a = r.analysis
+    doc.heading("Assessment vs optimization")
+    if not a:
+        doc.para("No analysis yet (the analyze stage has not run).")
+        return
+    p = a["protocol"]
+    ds = ", ".join(f"{d['name']} ({d.get('n_contents', '?')} contents)" for d in p["datasets"])
+    protocol = (f"Optimization quality: {p['optimization_quality']}. Assessment quality: "
+                f"{p['assessment_quality']} (datasets: {ds}). Rank agreement: Spearman's rho "
+                f"and Kendall's tau-b between the two over the fidelity metrics an evaluator may "
+                f"judge (at least {p['min_metrics']}); {int(100 * p['ci_level'])}% "
+                f"{p['ci_method']} intervals, {p['n_boot']} replicates: {p['resampling']}. "
+                f"Circularity: {p['circularity']}.")
+    if p.get("images_ci_warning"):
+        protocol += f" Caution: {p['images_ci_warning']}."
+    for d in p["datasets"]:
+        if d.get("ci_warning"):
+            protocol += f" Caution ({d['name']}): {d['ci_warning']}."
+    _agreement_table(doc, a, protocol)
+    _scatter(doc, a)
+    _contrasts(doc, a)
+    _sweep(doc, a)
+    _evaluators(doc, a)
+    _paired(doc, a)
+
+
+def _agreement_table(doc, a, protocol) -> None:
+    rows = []
+    for row in a["rank_agreement"]:
+        if row["scope"] not in ("setting", "adversarial"):
+            continue
+        group = row["group"] if row["scope"] == "setting" else f"{row['group']} D (pooled)"
+        rows.append([row["evaluator"], row["task"], group, row["n_metrics"], row["spearman"],
+                     _ci(row["spearman_ci"]), row["kendall"], _ci(row["kendall_ci"]),
+                     row["reason"] or "", _left_out(row)])
+    doc.table(Table("Rank agreement between a metric's quality as an IQA model and as a loss",
+                    ["evaluator", "task", "setting", "metrics", "Spearman", "95% CI", "Kendall",
+                     "95% CI", "undefined because", "left out"], rows,
+                    csv_name="rank_agreement", protocol=protocol, digits=3))
+
+
+def _scatter(doc, a) -> None:
+    from optiqa.study import figures
+
+    panels = []
+    for row in a["rank_agreement"]:
+        if row["scope"] != "adversarial" or not row["points"]:
+            continue
+        rho = "undefined" if row["spearman"] is None else f"{row['spearman']:.2f}"
+        panels.append({"title": f"{row['evaluator']}: {row['group']} discriminator "
+                                f"({row['task']})",
+                       "x": [pt["assessment"] for pt in row["points"]],
+                       "y": [pt["optimization"] for pt in row["points"]],
+                       "labels": [pt["metric"] for pt in row["points"]],
+                       "note": f"Spearman {rho}, n={row['n_metrics']}"})
+    if panels:
+        doc.figure(Figure("Assessment vs optimization", figures.scatter_panels(
+            panels, "assessment SRCC (IQA)", "optimization quality (higher = better)"),
+            "asymmetry_scatter", "One point per fidelity metric: x its SRCC as an IQA model, y "
+            "the mean evaluator score of the models it trained (sign flipped for lower-better "
+            "evaluators), without and with a discriminator (pooled over discriminators and "
+            "weights)."))
+
+
+def _contrasts(doc, a) -> None:
+    rows = [[c["evaluator"], c["task"], f"{c['second']} - {c['first']}", c["spearman_difference"],
+             _ci(c["spearman_difference_ci"]), c["kendall_difference"],
+             _ci(c["kendall_difference_ci"]), "yes" if c["same_metrics"] else "no",
+             c["reason"] or ""] for c in a["contrasts"]]
+    if rows:
+        doc.table(Table("Does the agreement change with the discriminator?",
+                        ["evaluator", "task", "contrast", "Δ Spearman", "95% CI", "Δ Kendall",
+                         "95% CI", "same metrics", "undefined because"], rows,
+                        csv_name="contrasts", digits=3,
+                        protocol="Difference of the rank agreement between pooled groups of "
+                        "settings (with vs without a discriminator, image- vs patch-level, "
+                        "Transformer vs convolutional backbone), with a paired bootstrap "
+                        "interval (the same replicates on both sides)."))
+
+
+def _sweep(doc, a) -> None:
+    from optiqa.study import figures
+
+    curves = a["weight_sweep"]["curves"]
+    if not curves:
+        return
+    doc.heading("Adversarial weight", 3)
+    panels = {}
+    for c in curves:
+        key = (c["task"], c["discriminator"], c["evaluator"])
+        p = panels.setdefault(key, {"title": f"{c['evaluator']}: {c['discriminator']} "
+                                             f"({c['task']})",
+                                    "weights": c["weights"], "series": {},
+                                    "ylabel": c["evaluator"]})
+        if len(c["weights"]) > len(p["weights"]):
+            p["weights"] = c["weights"]
+        p["series"][c["fidelity"]] = [m if x is None else None
+                                      for m, x in zip(c["mean"], c["excluded"])]
+    doc.figure(Figure("Evaluator scores over the adversarial weight",
+                      figures.weight_curves(list(panels.values())), "weight_curves",
+                      "Mean evaluator score (own orientation) of the models trained with each "
+                      "fidelity loss, per discriminator, against the adversarial weight (the "
+                      "leftmost point: no discriminator). Judgments excluded by the circularity "
+                      "rule are not drawn."))
+    rows = [[r["evaluator"], r["task"], r["group"], r["n_metrics"], r["spearman"],
+             _ci(r["spearman_ci"]), r["kendall"], _ci(r["kendall_ci"]), r["reason"] or ""]
+            for r in a["weight_sweep"]["rank_agreement"]]
+    doc.table(Table("Rank agreement per adversarial weight (pooled over discriminators)",
+                    ["evaluator", "task", "weight", "metrics", "Spearman", "95% CI", "Kendall",
+                     "95% CI", "undefined because"], rows, csv_name="rank_agreement_by_weight",
+                    digits=3))
+
+
+def _evaluators(doc, a) -> None:
+    from optiqa.study import figures
+
+    doc.heading("Agreement among evaluators", 3)
+    for ea in a["evaluator_agreement"]:
+        doc.table(Table(f"Kendall's W ({ea['task']})",
+                        ["evaluators", "cells", "W", "chi2", "df", "p (chi2)", "p (permutation)",
+                         "undefined because"],
+                        [[ea["n_evaluators"], ea["n_cells"], ea["w"], ea["chi2"], ea["df"],
+                          ea["p_chi2"], ea["p_permutation"], ea["reason"] or ""]],
+                        csv_name=f"kendalls_w_{ea['task']}", digits=3,
+                        protocol=a["protocol"]["evaluator_agreement"] + (
+                            f". Cells left out (not judged by every evaluator): "
+                            f"{len(ea['cells_left_out'])}." if ea["cells_left_out"] else ".")))
+        if ea["leave_one_out"]:
+            doc.table(Table("Leave one evaluator out", ["evaluator left out", "W without it",
+                                                        "its Spearman with the others' "
+                                                        "consensus"],
+                            [[x["evaluator"], x["w_without"], x["spearman_with_others"]]
+                             for x in ea["leave_one_out"]],
+                            csv_name=f"leave_one_evaluator_out_{ea['task']}", digits=3))
+        pw = ea["pairwise"]
+        doc.figure(Figure(f"Evaluator agreement ({ea['task']})",
+                          figures.heatmap(pw["spearman"], pw["evaluators"],
+                                          "Spearman between evaluators' rankings of the cells"),
+                          f"evaluator_agreement_{ea['task']}",
+                          "Each pair over the cells both may judge (circularity rule)."))
+
+
+def _paired(doc, a) -> None:
+    rows = [[t["a"], t["b"], t["evaluator"], t["n_images"], t["median_difference"],
+             t["rank_biserial"], t["p_value"], t["p_holm"], t["reason"] or ""]
+            for t in a["paired_tests"]]
+    if rows:
+        doc.table(Table("Paired comparisons on the same test images",
+                        ["model A", "model B", "evaluator", "images", "median A-B",
+                         "rank-biserial", "p", "p (Holm)", "not tested because"], rows,
+                        csv_name="paired_tests", protocol=a["protocol"]["paired_tests"],
+                        digits=3))

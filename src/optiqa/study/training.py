@@ -1,0 +1,114 @@
+"""The train stage: one training run per cell (and the shared pre-training), resumable.
+
+A cell runs under its lock (:mod:`optiqa.study.locks`) in ``<study>/runs/<cell>/`` through
+:func:`optiqa.train.run.run_training`, which continues from the newest complete checkpoint of an
+interrupted run (exact on the CPU: the same losses and weights as an uninterrupted run). When the
+run reaches ``total_iter``, the completion marker ``complete.json`` is written last, recording the
+hash of the training config and of the final generator checkpoint. A cell is done only when its
+marker matches its current config; a run folder left by another configuration is an error that
+says which settings differ, never silently reused or overwritten.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from optiqa.core.errors import ConfigError
+from optiqa.core.hashing import file_sha256, stable_hash
+from optiqa.study.folder import StudyFolder, read_json, write_json
+from optiqa.study.locks import CellLock
+
+log = logging.getLogger("optiqa.study")
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One run to train: a cell or a pre-training, with its raw training config."""
+
+    name: str
+    config: dict
+    after: tuple = ()        # names of the jobs whose weights it starts from
+
+    @property
+    def config_sha(self) -> str:
+        return stable_hash(self.config)
+
+
+def _differences(old: dict, new: dict, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))
+        return out
+    return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
+
+
+def check_existing_run(folder: StudyFolder, job: TrainJob) -> None:
+    """Refuse a run folder whose saved config is not this job's (a changed study config)."""
+    from optiqa.core.config import to_mapping
+    from optiqa.train.config import load_train_config
+
+    run = folder.run(job.name)
+    if not run.config_path.is_file():
+        return
+    saved = run.raw_config()
+    wanted = to_mapping(load_train_config(job.config))
+    diff = _differences(saved, wanted)
+    if diff:
+        raise ConfigError(
+            f"cell {job.name}: its run folder {run.root} was trained under another configuration "
+            f"({'; '.join(diff[:4])}{' ...' if len(diff) > 4 else ''}); to train it again under "
+            "the new one, remove that folder (or study under another --out folder)")
+
+
+def is_trained(folder: StudyFolder, job: TrainJob) -> bool:
+    return folder.run_complete(job.name, job.config_sha) is not None
+
+
+def train_job(folder: StudyFolder, job: TrainJob, device: str = "auto",
+              progress: bool = False) -> dict:
+    """Train (or finish) one run and write its completion marker; returns the marker."""
+    from optiqa.train.run import run_training
+
+    done = folder.run_complete(job.name, job.config_sha)
+    if done is not None:
+        return done
+    for dep in job.after:
+        if read_json(folder.run_marker(dep)) is None:
+            raise ConfigError(f"cell {job.name} starts from {dep}, which is not trained yet")
+    check_existing_run(folder, job)
+    run = folder.run(job.name)
+    started = time.time()
+    resume = bool(run.state_iterations()) or run.config_path.is_file()
+    summary = run_training(job.config, run_dir=run.root, resume=resume, device=device,
+                           progress=progress, console=progress)
+    total = job.config["train"]["total_iter"]
+    if summary.get("iteration") != total:
+        raise ConfigError(f"cell {job.name}: training stopped at iteration "
+                          f"{summary.get('iteration')} of {total}")
+    latest = run.latest("g")
+    marker = {"cell": job.name, "config_sha": job.config_sha, "iteration": total,
+              "checkpoint": str(latest[1].relative_to(run.root)),
+              "checkpoint_sha256": file_sha256(latest[1]), "nan_skips": summary.get("nan_skips"),
+              "seconds": round(time.time() - started, 1), "finished": time.time()}
+    write_json(folder.run_marker(job.name), marker)  # last: the run is complete from here on
+    return marker
+
+
+def train_locked(folder: StudyFolder, job: TrainJob, device: str = "auto",
+                 progress: bool = False) -> str:
+    """Train ``job`` under its lock: 'done' (already), 'trained', or 'busy' (another runner)."""
+    if is_trained(folder, job):
+        return "done"
+    lock = CellLock(folder.lock("train", job.name))
+    if not lock.acquire():
+        return "busy"
+    try:
+        if is_trained(folder, job):  # finished by the other runner meanwhile
+            return "done"
+        log.info("training %s", job.name)
+        train_job(folder, job, device, progress)
+        return "trained"
+    finally:
+        lock.release()

@@ -1,0 +1,113 @@
+"""Study configs: typed loading, one-line errors naming the study key, the grid's cells."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from optiqa.core.errors import ConfigError
+from optiqa.study.cells import cell_name, expand_cells, select_cells
+from optiqa.study.config import check_study_config, load_study_config
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = REPO / "configs" / "study" / "quick.yaml"
+PAPER = REPO / "configs" / "study" / "paper.yaml"
+
+
+def _err(overrides, path=QUICK) -> str:
+    with pytest.raises(ConfigError) as e:
+        check_study_config(load_study_config(path, overrides), check_data=True)
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_quick_config_expands_into_named_cells():
+    cfg = load_study_config(QUICK)
+    check_study_config(cfg)
+    cells = expand_cells(cfg, "/tmp/study")
+    assert len(cells) == 4 * (1 + 2 * 2)
+    names = [c.name for c in cells]
+    assert len(set(names)) == len(names)
+    assert "sr_x4__ssim__none" in names and "sr_x4__ssim__patch__w0.03" in names
+    c = next(c for c in cells if c.name == "sr_x4__dists_effnet_lite0__image__w0.003")
+    assert (c.fidelity, c.discriminator, c.adversarial_weight) == (
+        "dists_effnet_lite0", "image", 0.003)
+    assert c.level == "image" and c.backbone == "effnet_lite0" and c.architecture == "conv"
+    t = c.train_config
+    assert t["train"]["fidelity_opt"] == {"metric": "dists_effnet_lite0", "weight": 1.0}
+    assert t["train"]["gan_opt"]["weight"] == 0.003 and t["network_d"]["head"] == "image"
+    assert t["path"]["pretrain_network_g"].endswith("runs/pretrain__sr_x4/models/net_g_400.pth")
+    assert t["val"] is None and t["datasets"]["train"]["dataroot_gt"] == "builtin:train"
+    none = next(c for c in cells if c.name == "sr_x4__l1__none")
+    assert none.train_config["network_d"] is None and none.train_config["train"]["gan_opt"] is None
+    assert select_cells(cells, "*__none") == [c for c in cells if not c.adversarial]
+
+
+def test_names_are_stable_when_the_grid_grows():
+    cfg = load_study_config(QUICK)
+    before = {c.name: c.train_config for c in expand_cells(cfg)}
+    bigger = load_study_config(QUICK, ["adversarial.weights=[0.001,0.003,0.03]",
+                                       "fidelity.metrics=[gmsd,l1,ssim,dists_vgg16_r,"
+                                       "dists_effnet_lite0]"])
+    after = {c.name: c.train_config for c in expand_cells(bigger)}
+    assert set(before) < set(after)
+    assert all(after[n] == cfg_ for n, cfg_ in before.items())  # old cells are untouched
+    assert cell_name("sr_x4", "l1", "patch", 1e-5) == "sr_x4__l1__patch__w1e-05"
+
+
+def test_per_cell_overrides_by_glob():
+    cfg = load_study_config(QUICK, ["cells={'*__dists_*': {train.total_iter: 7}}"])
+    cells = {c.name: c for c in expand_cells(cfg)}
+    assert cells["sr_x4__dists_vgg16_r__none"].train_config["train"]["total_iter"] == 7
+    assert cells["sr_x4__ssim__none"].train_config["train"]["total_iter"] == 80
+
+
+def test_bad_configs_name_the_key():
+    assert "unknown key fidelty" in _err(["fidelty.metrics=[l1]"])
+    assert "did you mean fidelity?" in _err(["fidelty.metrics=[l1]"])
+    assert _err(["fidelity.metrics=[l1,ssimm]"]).startswith("fidelity.metrics[1]: unknown metric")
+    assert "did you mean 'ssim'" in _err(["fidelity.metrics=[l1,ssimm]"])
+    assert "evaluators.metrics[0]: unknown metric 'psnrr'" in _err(["evaluators.metrics=[psnrr]"])
+    assert "transfer.backbones[0]: unknown backbone 'vgg19'" in _err(
+        ["transfer.backbones=[vgg19]"])
+    assert "adversarial.discriminators.patch.backbone: unknown backbone" in _err(
+        ["adversarial.discriminators.patch.backbone=vgg19"])
+    assert "adversarial.weights[0]: must be a number > 0" in _err(["adversarial.weights=[-1]"])
+    assert "adversarial.weights[1]: expected a number, got 'lots'" in _err(
+        ["adversarial.weights=[0.1,lots]"])
+    assert _err(["data.train=/nonexistent/hr"]) == \
+        "data.train: /nonexistent/hr: data folder not found"
+    assert "data.test.photos" in _err(["data.test.photos=/nonexistent/set"])
+    assert "assessment.datasets[0].name: unknown dataset 'kadid'" in _err(
+        ["assessment.datasets=[{name: kadid}]"])
+
+
+def test_study_cli_dry_run_and_bad_config_exit_codes(tmp_path):
+    env_cmd = [sys.executable, "-m", "optiqa", "study", str(QUICK), "--out", str(tmp_path / "s")]
+    bad = subprocess.run(env_cmd + ["fidelity.metrics=[nope]"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("optiqa: error: fidelity.metrics[0]")
+    assert not (tmp_path / "s").exists()  # nothing written before the config is checked
+    ok = subprocess.run(env_cmd + ["--dry-run"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "20 cells" in ok.stdout and "pretrain__sr_x4" in ok.stdout
+    assert "GPU hours unknown" in ok.stdout
+    step = tmp_path / "step.json"
+    step.write_text('{"trainer_ms_per_iter": 112.0}')
+    hours = subprocess.run(env_cmd + ["--dry-run", "--step-time", str(step)],
+                           capture_output=True, text=True)
+    # 400 pre-training steps + 20 cells x 80 steps at 0.112 s
+    assert f"{(400 + 20 * 80) * 0.112 / 3600:.1f} GPU hours" in hours.stdout
+
+
+@pytest.mark.skipif(not PAPER.is_file(), reason="paper config not written yet")
+def test_paper_config_dry_run_works_here(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "optiqa", "study", str(PAPER), "--out",
+                          str(tmp_path / "p"), "--dry-run", "--json"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    info = yaml.safe_load(out.stdout)
+    assert info["cells"] >= 100 and info["remaining_steps"] > 0
