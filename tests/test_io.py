@@ -1,4 +1,5 @@
 """Image reading and pairing: every kind of file a user may hand us."""
+import os
 import struct
 import zlib
 
@@ -130,4 +131,7 @@ def test_write_is_atomic_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]  # no temporary file left behind
     atomic_write_text(target, "new")
     assert target.read_text() == "new"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]

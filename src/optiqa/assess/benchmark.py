@@ -100,7 +100,8 @@ def metric_fingerprint(name: str, metric, kwargs: dict | None = None) -> str:
     (:func:`optiqa.core.sources.code_fingerprint`), and the torch/timm versions (random-init
     backbones and numerics depend on them).
     """
-    import timm
+    from importlib.metadata import version
+
     import torch
 
     spec = get_spec(name)
@@ -110,7 +111,7 @@ def metric_fingerprint(name: str, metric, kwargs: dict | None = None) -> str:
         "options": {k: repr(v) for k, v in (kwargs or {}).items()},
         "weights": sorted(file_sha256(p) for p in metric.weight_files()),
         "code": code_fingerprint(type(metric)),
-        "versions": {"torch": torch.__version__, "timm": timm.__version__}})
+        "versions": {"torch": torch.__version__, "timm": version("timm")}})
 
 
 def assess(metric_names, dataset: IQADataset, device: str = "cpu", batch_size: int = 8,

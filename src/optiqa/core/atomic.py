@@ -17,6 +17,15 @@ from typing import Callable
 TEMP_PATTERN = ".*.tmp"
 
 
+def _default_mode() -> int:
+    """The permissions a plain ``open(path, 'w')`` would give (``0o666`` minus the umask):
+    ``mkstemp`` creates its files ``0o600``, which would hide results from the other users of
+    a shared study folder."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def fsync_dir(folder: str | os.PathLike) -> None:
     """``fsync`` a folder so that a rename inside it is durable (a no-op where unsupported)."""
     try:
@@ -44,6 +53,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], object],
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, _default_mode())
         if durable:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())

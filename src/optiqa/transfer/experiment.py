@@ -97,13 +97,14 @@ def result_config(opts: TransferOptions, dataset: IQADataset, cross=(), init_inf
     """Everything that decides a transfer result: the options, the data (identity, items, their
     pixels and human scores), the initialisation (weights file hashes), the code of the protocol
     and the library versions. A stored result is reused only under an equal description."""
-    import timm
+    from importlib.metadata import version
+
     import torch
 
     return {"v": RESULT_VERSION, "options": opts.describe(), "dataset": dataset.fingerprint(),
             "cross": [c.fingerprint() for c in cross], "init": init_info or {},
             "code": code_fingerprint(_run),
-            "versions": {"torch": torch.__version__, "timm": timm.__version__}}
+            "versions": {"torch": torch.__version__, "timm": version("timm")}}
 
 
 def result_key(opts: TransferOptions, dataset: IQADataset, config: dict, init_info=None) -> str:
