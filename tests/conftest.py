@@ -54,3 +54,42 @@ def astronaut():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# --------------------------------------------------------------------------- headless Chromium
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+def _install_chromium() -> str | None:
+    """None when Debian's Chromium is there (installed now if need be), else why it is not."""
+    import shutil
+    import subprocess
+
+    if os.path.exists(CHROMIUM):
+        return None
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    done = None
+    for cmd in (["apt-get", "install", "-y", "-q", "chromium"],
+                ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if cmd[1] == "install" and done.returncode == 0 and os.path.exists(CHROMIUM):
+            return None
+    return f"apt-get install chromium failed: {done.stderr.strip()[-300:]}"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium (Debian's, driven by Playwright; never Playwright's own download)."""
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="Playwright's Python driver is not installed")
+    reason = _install_chromium()
+    if reason:
+        pytest.skip(reason)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -1,0 +1,214 @@
+"""``optiqa study`` end to end on a tiny config: every stage, idempotence, SIGKILL and rerun,
+two runners at once, the SLURM launcher through submitit's local executor, and the report in a
+real headless browser."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TINY = Path(__file__).resolve().parent / "data" / "tiny_study.yaml"
+
+
+def _env(tmp_cache: Path) -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "OPTIQA_CACHE": str(tmp_cache),
+            "OMP_NUM_THREADS": "1"}
+
+
+def _study(out: Path, cache: Path, *args, check=True, timeout=900):
+    cmd = [sys.executable, "-m", "optiqa", "study", str(TINY), "--out", str(out), "-q", *args]
+    proc = subprocess.run(cmd, env=_env(cache), capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def _numbers(out: Path) -> dict:
+    """Every number the report rests on (no timings, no paths): the analysis and the tables."""
+    analysis = json.loads((out / "analysis.json").read_text())
+    tables = {p.name: list(csv.reader(open(p)))
+              for p in sorted((out / "report" / "tables").glob("*.csv"))}
+    evaluations = {p.name: json.loads(p.read_text())["sets"]
+                   for p in sorted((out / "evaluate").glob("*.json"))}
+    return {"analysis": analysis, "tables": tables, "evaluations": evaluations}
+
+
+def _mtimes(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
+            if p.is_file() and "report" not in p.parts and "logs" not in p.parts
+            and "locks" not in p.parts and p.suffix not in (".db", ".db-wal", ".db-shm")
+            and not p.name.startswith("results.db")}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One uninterrupted run of the whole tiny study (shared by the tests below)."""
+    root = tmp_path_factory.mktemp("study")
+    out, cache = root / "a", root / "cache"
+    proc = _study(out, cache)
+    assert f"report: {out / 'report' / 'report.html'}" in proc.stdout
+    return out, cache
+
+
+def test_every_stage_writes_its_artifacts(finished):
+    out, _ = finished
+    for cell in ("sr_x4__l1__none", "sr_x4__ssim__patch__w0.01", "pretrain__sr_x4"):
+        marker = json.loads((out / "runs" / cell / "complete.json").read_text())
+        assert marker["iteration"] == 4 and len(marker["checkpoint_sha256"]) == 64
+    ev = json.loads((out / "evaluate" / "sr_x4__gmsd__none.json").read_text())
+    assert set(ev["evaluators"]) == {"psnr_y", "ssim_y", "gmsd", "mse"}
+    assert len(ev["sets"]["photos"]["images"]) == 10  # the 10 held-out test images
+    manifest = json.loads((out / "images" / "manifest.json").read_text())
+    assert len(manifest["references"]) == 10 and "sr_x4__l1__none" in manifest["runs"]
+    for rel in manifest["runs"]["sr_x4__l1__none"]["images"].values():
+        assert (out / rel).is_file()
+    assess = json.loads((out / "assess" / "synthetic.json").read_text())
+    assert {r["metric"] for r in assess["results"]} == {"l1", "ssim", "gmsd"}
+    assert assess["contents"] == ["astronaut", "chelsea", "rocket"]
+    analysis = json.loads((out / "analysis.json").read_text())
+    rows = [r for r in analysis["rank_agreement"] if r["scope"] == "setting"]
+    assert rows and all(r["n_metrics"] <= 3 for r in rows)
+    # circularity: the l1 model is never judged by a pixel metric, the ssim model not by ssim_y
+    excl = {(x["cell"], x["evaluator"]) for x in analysis["exclusions"]}
+    assert ("sr_x4__l1__none", "psnr_y") in excl and ("sr_x4__ssim__none", "ssim_y") in excl
+    assert ("sr_x4__l1__none", "ssim_y") not in excl
+    html = (out / "report" / "report.html").read_text()
+    for section in ("Metrics as IQA models", "Metrics as training losses",
+                    "Assessment vs optimization", "Discriminators reused for IQA",
+                    "Visual comparison", "Training curves", "Held-out data"):
+        assert section in html
+    assert "data:image/png;base64," in html and "<script" not in html
+    assert (out / "report" / "report.md").is_file()
+    for table in ("optimization", "iqa_synthetic", "rank_agreement", "transfer"):
+        assert (out / "report" / "tables" / f"{table}.csv").is_file()
+    with sqlite3.connect(out / "results.db") as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        runs = dict(con.execute("SELECT name, status FROM runs WHERE stage='train'"))
+    assert runs["train/sr_x4__l1__none"] == "complete"
+
+
+def test_a_rerun_redoes_nothing(finished):
+    out, cache = finished
+    before = _mtimes(out)
+    numbers = _numbers(out)
+    _study(out, cache)
+    assert _mtimes(out) == before  # no run, image, evaluation or result file rewritten
+    assert _numbers(out) == numbers
+
+
+def _kill_when(proc, condition, timeout=600.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return False  # finished before the moment came
+        if condition():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("the moment to kill never came")
+
+
+def test_sigkill_at_any_moment_then_rerun_gives_the_same_report(finished, tmp_path):
+    """Killed mid-training, mid-evaluation and mid-transfer; the same command continues and the
+    report's numbers equal an uninterrupted run's."""
+    reference, cache = finished
+    out = tmp_path / "b"
+    cmd = [sys.executable, "-m", "optiqa", "study", str(TINY), "--out", str(out), "-q"]
+    moments = [
+        lambda: (out / "runs" / "sr_x4__l1__none" / "state").is_dir() and any(
+            (out / "runs" / "sr_x4__l1__none" / "state").iterdir()),            # training
+        lambda: (out / "images" / "runs" / "sr_x4__ssim__none").is_dir(),       # evaluation
+        lambda: (out / "transfer").is_dir(),                                     # transfer
+    ]
+    killed = 0
+    for moment in moments:
+        proc = subprocess.Popen(cmd, env=_env(cache), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        killed += _kill_when(proc, moment)
+    assert killed >= 2
+    _study(out, cache)
+    assert _numbers(out) == _numbers(reference)
+
+
+def test_two_runners_at_once_train_each_cell_once(tmp_path, finished):
+    _, cache = finished
+    out = tmp_path / "c"
+    cmd = [sys.executable, "-m", "optiqa", "study", str(TINY), "--out", str(out), "-q",
+           "--stage", "train"]
+    procs = [subprocess.Popen(cmd, env=_env(cache), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1][-1500:] for r in results]
+    for run in (out / "runs").iterdir():
+        log = (run / "log.txt").read_text()
+        assert log.count(": starting on ") == 1, run.name  # trained once, never twice
+        assert "resuming" not in log
+        assert (run / "complete.json").is_file()
+    assert not any((out / "locks").glob("*.lock"))
+    with sqlite3.connect(out / "results.db") as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_stale_lock_of_a_dead_runner_is_taken_over(tmp_path):
+    from optiqa.study.locks import CellLock, is_stale, read_lock
+
+    path = tmp_path / "train__x.lock"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    import socket
+
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead),
+                                "heartbeat": time.time()}))
+    assert is_stale(read_lock(path))
+    with CellLock(path) as got:
+        assert got and read_lock(path)["pid"] == os.getpid()
+        with CellLock(path) as second:  # a live owner's lock is respected
+            assert not second
+    assert not path.exists()
+    # another host's lock is stale only when its heartbeat is old
+    assert not is_stale({"host": "elsewhere", "pid": 1, "heartbeat": time.time()})
+    assert is_stale({"host": "elsewhere", "pid": 1, "heartbeat": time.time() - 3600})
+
+
+def test_slurm_launcher_through_submitits_local_executor(tmp_path, finished):
+    pytest.importorskip("submitit", reason="the slurm launcher needs submitit (optiqa[slurm])")
+    _, cache = finished
+    out = tmp_path / "d"
+    proc = _study(out, cache, "--stage", "train", "--launcher", "slurm", "--cells",
+                  "sr_x4__l1__*", "launcher.slurm.extra={cluster: local}")
+    assert proc.returncode == 0
+    submitted = sorted(p.stem for p in (out / "slurm").glob("*.json"))
+    assert submitted == ["pretrain__sr_x4", "sr_x4__l1__none", "sr_x4__l1__patch__w0.01"]
+    for name in submitted:
+        assert (out / "runs" / name / "complete.json").is_file()
+    assert not (out / "runs" / "sr_x4__ssim__none").exists()  # not selected
+    # without SLURM and without the local cluster, the launcher says what is missing
+    bad = _study(tmp_path / "e", cache, "--stage", "train", "--launcher", "slurm", check=False)
+    assert bad.returncode == 2 and "sbatch not found" in bad.stderr
+
+
+def test_report_renders_in_a_real_browser(finished, browser, tmp_path):
+    out, _ = finished
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((out / "report" / "report.html").as_uri())
+    sizes = page.evaluate("() => Array.from(document.images).map(i => [i.complete, "
+                          "i.naturalWidth, i.naturalHeight])")
+    assert len(sizes) >= 4 and all(c and w > 0 and h > 0 for c, w, h in sizes), sizes
+    assert errors == []
+    assert page.locator("table").count() >= 5
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    page.close()
