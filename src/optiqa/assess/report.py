@@ -37,8 +37,8 @@ def header_lines(dataset: IQADataset, results: list[dict], n_boot: int) -> list[
         lines.append(PLCC_NOTE)
     if n_boot > 0:
         lines.append(f"95% CIs: percentile bootstrap, {n_boot} resamples of reference contents")
-    for note in dataset.notes:
-        lines.append(f"WARNING: {note}")
+    for caveat in dataset.caveats:  # short; the full warning went to stderr before the run
+        lines.append(f"NOTE: {caveat}")
     for r in results:
         if r.get("fit_error"):
             lines.append(f"WARNING: {r['metric']}: no PLCC/RMSE: {r['fit_error']}")
