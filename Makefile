@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml
 # 3 an SR model trained with L1 + SSIM + an adversarial term from a discriminator on ImageNet
 #   EfficientNet-Lite0; 4 that model evaluated against bicubic; 5 the discriminator's backbone
 #   reused for IQA (random vs ImageNet vs GAN-trained init) and as a zero-shot quality score.
+# A rerun resumes the training run (complete by then); --resume is only given once the run exists,
+# because resuming a run that does not exist is an error.
 DEMO_RUN := $(DEMO)/study/runs/tiny_cpu
 demo: $(STAMP)
 	$(BIN)/optiqa samples $(DEMO)/samples
@@ -31,7 +33,8 @@ demo: $(STAMP)
 		$(DEMO)/samples/distorted $(DEMO)/samples/reference
 	$(BIN)/optiqa assess -m psnr -m ssim -m gmsd -m fsim -m dists_vgg16_r -m dists_effnet_lite0 \
 		-d synthetic --store $(DEMO)/study --json $(DEMO)/assess.json
-	$(BIN)/optiqa train configs/train/tiny_cpu.yaml --study $(DEMO)/study --resume -q \
+	$(BIN)/optiqa train configs/train/tiny_cpu.yaml --study $(DEMO)/study -q \
+		$$(test -f $(DEMO_RUN)/config.yaml && echo --resume) \
 		'network_d={type: backbone, backbone: effnet_lite0, head: patch}'
 	$(BIN)/optiqa evaluate bicubic --set photos=builtin:samples/256 -m dists_effnet_lite0 \
 		--means-only

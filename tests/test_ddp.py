@@ -69,3 +69,46 @@ def test_two_process_gloo_run_matches_a_single_process(tmp_path):
     ga = torch.load(ddp / "models" / "net_g_6.pth", weights_only=True)["params"]
     gb = torch.load(single / "models" / "net_g_6.pth", weights_only=True)["params"]
     assert max(float((ga[k] - gb[k]).abs().max()) for k in ga) < 5e-3
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
+def test_ctrl_c_under_torchrun_stops_every_rank_at_the_same_iteration(tmp_path):
+    """torchrun forwards SIGINT to each rank, possibly in different iterations; the ranks agree
+    (one all-reduce per iteration), save one checkpoint together and exit; resuming under
+    torchrun then trains every remaining iteration exactly once."""
+    import signal
+    import time
+
+    from clitools import cli_env
+
+    run = tmp_path / "ddp"
+    args = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+            "optiqa", "train", TINY, *RUN, "train.total_iter=40", "logger.save_checkpoint_freq=20",
+            "val.val_freq=40", "datasets.train.batch_size=2", "--run-dir", str(run), "-q",
+            "--device", "cpu"]
+    env = cli_env()
+    proc = subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    log = run / "log.txt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (
+            log.exists() and "iter 5/40" in log.read_text()):
+        time.sleep(0.02)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C does to torchrun (its workers have own sessions)
+    _, err = proc.communicate(timeout=120)
+    text = log.read_text()
+    stops = re.findall(r"interrupted at (\d+) \(SIGINT\); checkpoint \1 saved", text)
+    assert len(stops) == 1, err[-3000:]  # rank 0 logs it, once
+    stopped = int(stops[0])
+    assert 5 <= stopped < 40 and (run / "state" / f"{stopped}.state").is_file()
+    assert "weights identical on all 2 ranks" in text and "ranks hold different" not in text
+    assert "forcefully exiting" not in err  # every rank exited before torchrun's timeout
+    # resume under torchrun (fewer iterations in all, to keep the test short)
+    total = stopped + 4
+    res = subprocess.run([sys.executable, *args, f"train.total_iter={total}", "--resume"],
+                         env=env, timeout=600, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    losses = logged_losses(log)
+    assert sorted(losses) == list(range(1, total + 1))
+    assert all(len(v) == 1 for v in losses.values())

@@ -112,7 +112,7 @@ def test_pairing_reports_orphans(tmp_path):
     empty.mkdir()
     with pytest.raises(InputError, match="no image files"):
         pair_paths(empty, ref)
-    with pytest.raises(InputError, match="two files or two folders"):
+    with pytest.raises(InputError, match="two files, two folders"):
         pair_paths(dist / "b_1.png", ref)
 
 

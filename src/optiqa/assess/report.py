@@ -40,8 +40,8 @@ def header_lines(dataset: IQADataset, results: list[dict], n_boot: int) -> list[
         lines.append(PLCC_NOTE)
     if n_boot > 0:
         lines.append(f"95% CIs: percentile bootstrap, {n_boot} resamples of reference contents")
-    for note in dataset.notes:
-        lines.append(f"WARNING: {note}")
+    for caveat in dataset.caveats:  # short; the full warning went to stderr before the run
+        lines.append(f"NOTE: {caveat}")
     for warning in dict.fromkeys(r["ci_warning"] for r in results if r.get("ci_warning")):
         lines.append(f"* {warning}")
     for r in results:

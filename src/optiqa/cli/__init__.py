@@ -13,13 +13,24 @@ import sys
 from optiqa.cli import assess, evaluate, metrics, study, train, transfer
 
 GROUPS = (metrics, evaluate, train, assess, transfer, study)
-DESCRIPTION = ("optiqa: fidelity metrics as image quality models and as training losses; "
-               "benchmarks, perceptual training, evaluation and transfer.")
-
+DESCRIPTION = ("Fidelity metrics as image quality models and as training losses: score images, "
+               "benchmark metrics on IQA databases, train restoration networks with them, "
+               "evaluate the results and reuse the discriminators for quality assessment; "
+               "`optiqa study` runs the whole study from one config.")
+EPILOG = """first steps (no downloads, CPU):
+  optiqa study configs/study/quick.yaml   the built-in example study, report included
+  optiqa samples demo/samples
+  optiqa score -m psnr -m ssim demo/samples/distorted demo/samples/reference
+  optiqa metrics                 list the metrics
+  optiqa COMMAND --help          the options of a command"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="optiqa", description=DESCRIPTION)
+    from optiqa import __version__
+
+    p = argparse.ArgumentParser(prog="optiqa", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"optiqa {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -47,7 +58,9 @@ def error_line(e, parser: argparse.ArgumentParser | None = None, command: str | 
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
+    args.argv = argv  # the command as given (train says how to resume it)
     # argparse cannot take positionals after an option (`train CFG --study D k=v`): collect
     # trailing key.path=value overrides here; anything else is still an error
     if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-")
@@ -60,6 +73,10 @@ def main(argv=None) -> int:
     from optiqa.core.errors import OptiqaError
 
     try:
+        if getattr(args, "device", None) is not None:  # one check for every command
+            from optiqa.core.device import device_name
+
+            args.device = device_name(args.device)
         return args.func(args) or 0
     except OptiqaError as e:
         if args.debug:

@@ -1,7 +1,7 @@
 """``optiqa assess`` and ``optiqa fit``: metrics against human scores of IQA databases."""
 from __future__ import annotations
 
-from optiqa.cli.common import add_quiet, warn
+from optiqa.cli.common import add_device, add_quiet, warn
 
 
 def weights_options(values, metric_names) -> dict:
@@ -107,6 +107,7 @@ def cmd_fit(args) -> int:
 
 
 def add_iqa_data_args(s) -> None:
+    """The dataset options (``s``: a parser or an argument group)."""
     s.add_argument("-d", "--dataset", required=True,
                    help="live, csiq, tid2008, tid2013, kadid10k, pipal (FR), koniq10k, spaq, "
                    "livec (NR), or synthetic (built-in known-order set, not human opinion)")
@@ -119,7 +120,11 @@ def add_iqa_data_args(s) -> None:
                    "the full database's)")
     s.add_argument("--size", type=int, default=192,
                    help="picture size of the synthetic set (default 192)")
-    s.add_argument("--device", default="cpu")
+
+
+def add_run_args(s) -> None:
+    """How the work runs: device, batches, reader processes, seed, progress."""
+    add_device(s)
     s.add_argument("--batch-size", type=int, default=8, help="pairs per batch (default 8)")
     s.add_argument("--workers", type=int, default=2,
                    help="processes that read the images (and score them on the CPU; default 2)")
@@ -134,6 +139,7 @@ def add_parsers(sub) -> None:
     s.add_argument("-m", "--metric", action="append", required=True,
                    help="metric name (repeatable); see `optiqa metrics`")
     add_iqa_data_args(s)
+    add_run_args(s)
     s.add_argument("--weights", action="append", metavar="[METRIC=]FILE",
                    help="alpha/beta file from `optiqa fit` for a dists_<backbone> metric")
     s.add_argument("--bootstrap", type=int, default=1000,
@@ -151,6 +157,7 @@ def add_parsers(sub) -> None:
                        "cached backbone features, reports held-out SRCC before and after.")
     s.add_argument("-m", "--metric", required=True, help="dists_<backbone> (or dists)")
     add_iqa_data_args(s)
+    add_run_args(s)
     s.add_argument("--out", required=True, help="weights file to write (.pt)")
     s.add_argument("--test-fraction", type=float, default=0.2,
                    help="share of reference contents held out (default 0.2)")

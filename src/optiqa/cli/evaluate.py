@@ -1,7 +1,7 @@
 """``optiqa evaluate`` and ``optiqa restore``: run a trained generator."""
 from __future__ import annotations
 
-from optiqa.cli.common import add_quiet, warn
+from optiqa.cli.common import add_device, add_quiet, warn
 
 
 def parse_set_args(items) -> dict[str, str]:
@@ -28,10 +28,8 @@ def _load_generator_from_args(args):
     from optiqa.train.inference import load_generator
 
     arch = parse_arch(args.arch) if args.arch else None
-    loaded = load_generator(args.source, arch=arch, device=args.device, key=args.weights,
-                            scale=args.scale)
-    warn(f"model: {loaded.describe()}")
-    return loaded
+    return load_generator(args.source, arch=arch, device=args.device, key=args.weights,
+                          scale=args.scale)
 
 
 def cmd_evaluate(args) -> int:
@@ -39,7 +37,7 @@ def cmd_evaluate(args) -> int:
     from optiqa.train.evaluate import DEFAULT_METRICS, evaluate_sets, format_results
 
     sets = parse_set_args(args.set)
-    loaded = _load_generator_from_args(args)
+    loaded = _load_generator_from_args(args)  # the results' header names the model (stdout)
     result = evaluate_sets(loaded, sets, list(DEFAULT_METRICS) + (args.metric or []),
                            device=args.device, tile=args.tile, overlap=args.tile_overlap,
                            save_images=args.save_images, progress=not args.quiet)
@@ -55,6 +53,7 @@ def cmd_restore(args) -> int:
     from optiqa.train.inference import restore_files
 
     loaded = _load_generator_from_args(args)
+    warn(f"model: {loaded.describe()}")  # a diagnostic: stdout says what was written
     written = restore_files(loaded, args.input, args.output, device=args.device, tile=args.tile,
                             overlap=args.tile_overlap, progress=not args.quiet)
     print(f"wrote {len(written)} image(s)" + (f" to {written[0]}" if len(written) == 1 else
@@ -68,7 +67,7 @@ def _add_generator_args(s) -> None:
     s.add_argument("--weights", choices=["auto", "params_ema", "params"], default="auto",
                    help="which weights of the checkpoint (auto: params_ema when present)")
     s.add_argument("--scale", type=int, default=4, help="scale of the 'bicubic' baseline")
-    s.add_argument("--device", default="cpu")
+    add_device(s)
     s.add_argument("--tile", type=int, help="restore in LR tiles of this size (large images)")
     s.add_argument("--tile-overlap", type=int, default=32, help="tile overlap in LR pixels")
     add_quiet(s)
@@ -91,7 +90,12 @@ def add_parsers(sub) -> None:
     _add_generator_args(s)
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("restore", help="run a trained generator on an image or a folder")
+    s = sub.add_parser("restore", help="run a trained generator on an image or a folder",
+                       description="Super-resolves INPUT (an image, or a folder searched "
+                       "recursively) with a run's newest checkpoint, a checkpoint file (ours, "
+                       "official SwinIR/ESRGAN releases) or the 'bicubic' baseline, and writes "
+                       "8-bit PNGs; large images in tiles with --tile. The model used is named on "
+                       "stderr.")
     s.add_argument("source", help="run folder, checkpoint file, or 'bicubic'")
     s.add_argument("input", help="image file or folder (searched recursively)")
     s.add_argument("output", help="output file, or folder (PNG files, same relative names)")

@@ -1,15 +1,43 @@
 """``optiqa train``: one training run from a YAML config."""
 from __future__ import annotations
 
-from optiqa.cli.common import add_quiet
+import shlex
+
+from optiqa.cli.common import add_device, add_quiet, warn
+
+
+def _command(argv, resume: bool) -> str:
+    """The ``optiqa train ...`` command line the user gave, with or without ``--resume``."""
+    args = [a for a in argv if a != "--resume"] + (["--resume"] if resume else [])
+    return "optiqa " + shlex.join(args)
 
 
 def cmd_train(args) -> int:
-    from optiqa.train.run import run_training
+    import os
 
-    summary = run_training(args.config, args.overrides, study=args.study, resume=args.resume,
-                           device=args.device, progress=not args.quiet, run_dir=args.run_dir)
+    from optiqa.train.interrupt import EXIT_STATUS, TrainingInterrupted
+    from optiqa.train.run import RunNotFound, run_training
+
+    argv = getattr(args, "argv", None) or ["train", args.config, *args.overrides]
+    launcher = " (under torchrun, with the same torchrun options)" if int(
+        os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+    resume_hint = f"resume with: {_command(argv, resume=True)}{launcher}"
+    try:
+        summary = run_training(args.config, args.overrides, study=args.study,
+                               resume=args.resume, device=args.device,
+                               progress=not args.quiet, quiet=args.quiet, run_dir=args.run_dir,
+                               resume_hint=resume_hint)
+    except RunNotFound as e:
+        warn(f"optiqa: error: {e.root}: there is no run to resume; start it with: "
+             f"{_command(argv, resume=False)}")
+        return 2
+    except TrainingInterrupted:  # the training log has said where it stopped and how to resume
+        return EXIT_STATUS
     if summary.get("run"):
+        if summary.get("complete"):
+            print(f"run {summary['run']}: complete at iteration {summary['iteration']}; "
+                  "nothing to train")
+            return 0
         val = ", ".join(f"{k} {v:.4f}" for k, v in summary.get("val", {}).items())
         print(f"run {summary['run']}: iteration {summary['iteration']}"
               + (f"; validation {val}" if val else "")
@@ -21,16 +49,23 @@ def add_parsers(sub) -> None:
     s = sub.add_parser("train", help="train a restoration network from a YAML config",
                        description="Iteration-based training (an optional L1-only stage, then "
                        "pixel + fidelity + adversarial terms) into <study>/runs/<name>/; under "
-                       "torchrun on several GPUs with DDP.")
+                       "torchrun on several GPUs with DDP. Ctrl-C (or SIGTERM) stops after the "
+                       "current iteration with a checkpoint (exit status 130); a second one "
+                       "exits at once. Generators: swinir, swinir_light, rrdbnet, srresnet "
+                       "(network_g.type; bicubic is a baseline for `optiqa evaluate`, not "
+                       "trainable).")
     s.add_argument("config", help="YAML config (see configs/train/)")
     s.add_argument("overrides", nargs="*", metavar="key.path=value",
                    help="override config values, e.g. train.total_iter=100 (YAML values)")
     s.add_argument("--resume", action="store_true",
-                   help="continue from the run's newest complete checkpoint")
+                   help="continue an existing run from its newest complete checkpoint (an "
+                   "error if the run does not exist); changed values apply only if training "
+                   "continues, and total_iter cannot go below the run's iteration")
     s.add_argument("--study", default="studies/default",
                    help="study folder; the run goes to STUDY/runs/<name> (default "
                    "studies/default)")
     s.add_argument("--run-dir", help="write the run here instead of STUDY/runs/<name>")
-    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
-    add_quiet(s)
+    add_device(s)
+    add_quiet(s, help="no progress bar; the console shows only warnings and the final line "
+              "(log.txt keeps everything)")
     s.set_defaults(func=cmd_train)

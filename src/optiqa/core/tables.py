@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -44,7 +45,14 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence], digits: int =
     return "\n".join(out)
 
 
+_FOOTNOTE = re.compile(r"( \[\d+\])+$")
+
+
 def _is_number(s: str) -> bool:
+    """A number, or a cell that stands for one: ``n/a``, ``-``, a number with a footnote mark."""
+    s = _FOOTNOTE.sub("", s)
+    if s == "n/a":
+        return True
     try:
         float(s)
         return True

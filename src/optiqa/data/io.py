@@ -11,6 +11,7 @@ Writes are atomic (:mod:`optiqa.core.atomic`).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -166,23 +167,53 @@ def write_image(path: str | os.PathLike, img: torch.Tensor, **save_kwargs) -> Pa
 _SEPARATORS = ("_", "-", ".", " ")
 
 
-def pair_paths(distorted: str | os.PathLike, reference: str | os.PathLike
-               ) -> list[tuple[Path, Path]]:
-    """Pair distorted and reference images: two files, or two folders paired by file name.
+def image_channels(path: str | os.PathLike) -> int | None:
+    """1 for a greyscale file, 3 for colour (alpha not counted), None if unknown. Reads only the
+    header (no decoding)."""
+    try:
+        with Image.open(path) as im:
+            bands = im.getbands()
+    except (OSError, SyntaxError, ValueError):
+        return None  # read_image names the problem when the file is scored
+    colour = [b for b in bands if b != "A"]
+    if len(colour) == 1 and bands != ("P",):
+        return 1
+    return 3
+
+
+@dataclass
+class Pairing:
+    """``pairs`` (distorted, reference) to score; ``unmatched``: distorted files in a folder that
+    have no reference (skipped)."""
+
+    pairs: list[tuple[Path, Path]]
+    unmatched: list[Path] = field(default_factory=list)
+
+
+def match_pairs(distorted: str | os.PathLike, reference: str | os.PathLike) -> Pairing:
+    """Pair distorted and reference images: two files; two folders paired by file name; or a
+    folder of distorted images against one reference file.
 
     In folders, a distorted file pairs with the reference of the same stem (extension ignored);
     failing that, with the reference whose stem, followed by ``_``, ``-``, ``.`` or a space,
     starts the distorted stem (``I01_08_3.bmp`` -> ``I01.bmp``, the IQA-database convention),
-    the longest such stem winning. A distorted file without a reference is an error.
+    the longest such stem winning. Distorted files without a reference are returned in
+    ``unmatched`` (the caller decides whether that is an error).
     """
     distorted, reference = Path(distorted), Path(reference)
     for p in (distorted, reference):
         if not p.exists():
             raise InputError(f"{p}: no such file or folder")
     if distorted.is_file() and reference.is_file():
-        return [(distorted, reference)]
-    if distorted.is_dir() != reference.is_dir():
-        raise InputError(f"give two files or two folders, got {distorted} and {reference}")
+        return Pairing([(distorted, reference)])
+    if distorted.is_dir() and reference.is_file():
+        files = [d for d in list_images(distorted) if d.resolve() != reference.resolve()]
+        if not files:
+            raise InputError(f"{distorted}: no distorted images besides the reference")
+        return Pairing([(d, reference) for d in files])
+    if distorted.is_file():
+        raise InputError(f"give two files, two folders, or a folder of distorted images and one "
+                         f"reference file; got the file {distorted} and the folder {reference}")
     refs: dict[str, Path] = {}
     for p in list_images(reference):
         key = p.stem.lower()
@@ -191,7 +222,7 @@ def pair_paths(distorted: str | os.PathLike, reference: str | os.PathLike
                              f"({refs[key].name}, {p.name})")
         refs[key] = p
     by_length = sorted(refs, key=len, reverse=True)
-    pairs, orphans = [], []
+    out = Pairing([])
     for d in list_images(distorted):
         stem = d.stem.lower()
         match = refs.get(stem)
@@ -200,11 +231,19 @@ def pair_paths(distorted: str | os.PathLike, reference: str | os.PathLike
                           if len(stem) > len(r) and stem.startswith(r) and stem[len(r)] in
                           _SEPARATORS), None)
         if match is None:
-            orphans.append(d.name)
+            out.unmatched.append(d)
         else:
-            pairs.append((d, match))
-    if orphans:
-        shown = ", ".join(orphans[:5]) + (" ..." if len(orphans) > 5 else "")
-        raise InputError(f"{len(orphans)} distorted image(s) in {distorted} have no reference "
+            out.pairs.append((d, match))
+    return out
+
+
+def pair_paths(distorted: str | os.PathLike, reference: str | os.PathLike
+               ) -> list[tuple[Path, Path]]:
+    """:func:`match_pairs`, with a distorted file that has no reference being an error."""
+    pairing = match_pairs(distorted, reference)
+    if pairing.unmatched:
+        names = [p.name for p in pairing.unmatched]
+        shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+        raise InputError(f"{len(names)} distorted image(s) in {distorted} have no reference "
                          f"in {reference}: {shown}")
-    return pairs
+    return pairing.pairs

@@ -123,7 +123,8 @@ class IQADataset:
     meta_path: Path | None = None
     root: Path | None = None
     missing: list[str] = field(default_factory=list)  # names whose images were not found
-    notes: list[str] = field(default_factory=list)    # things the user must be told
+    notes: list[str] = field(default_factory=list)    # things the user must be told (warnings)
+    caveats: list[str] = field(default_factory=list)  # the same, short, for result headers
     evaluation: str = "pooled"                        # or "within"
     strata: list[str] | None = None                   # per item, for evaluation="within"
     label: str | None = None                          # e.g. "not human opinion"
@@ -399,6 +400,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
     ds = IQADataset(spec, items, meta_path=meta_path, root=index.root)
     if index.ambiguous:
         n, (ex, cands) = len(index.ambiguous), index.ambiguous[0]
+        ds.caveats.append(f"{n} name(s) matched several files; the shallowest was used")
         ds.notes.append(f"{n} name(s) matched several files under {index.root}; the shallowest "
                         f"was used (e.g. {ex} -> {cands[0]}, not {cands[1]})")
     if missing:
@@ -415,6 +417,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
             raise InputError(f"{spec.name}: none of the {len(rows)} items has its images under "
                              f"{index.root}")
         ds.missing = missing
+        ds.caveats.append(f"{len(items)} of {len(rows)} items ({len(rows) - len(items)} missing "
+                          "their images): not comparable with published figures")
         ds.notes.append(f"missing images allowed: {what}; running on {len(items)} of {len(rows)} "
                         "items, so results are NOT comparable with published figures")
     return ds

@@ -222,6 +222,7 @@ class SRTrainDataset(Dataset):
         if self.lq is not None and cache:
             self.lq.cache = True
         self.degradation = None if self.lq else create_degradation(degradation, self.scale)
+        self.lq_source = lq_source(dataroot_lq, self.degradation)
 
     def __len__(self) -> int:
         return len(self.gt)
@@ -319,8 +320,7 @@ class SRTestDataset(Dataset):
                 raise ConfigError(f"{path}: image of {h}x{w} is smaller than the scale")
         self.lq = pair_lr_folder(self.gt, dataroot_lq, self.scale) if dataroot_lq else None
         self.degradation = None if self.lq else create_degradation(degradation, self.scale)
-        self.lq_source = (f"LR images from {dataroot_lq}" if self.lq else
-                          f"LR made on the fly: {describe_degradation(self.degradation)}")
+        self.lq_source = lq_source(dataroot_lq, self.degradation)
 
     def __len__(self) -> int:
         return len(self.gt)
@@ -333,6 +333,13 @@ class SRTestDataset(Dataset):
         else:
             lq = self.degradation(gt[None], seeded_generator(self.seed, "test", key))[0]
         return {"lq": lq, "gt": gt, "key": key}
+
+
+def lq_source(dataroot_lq, degradation) -> str:
+    """Where a dataset's LR images come from, in words (the training log and tables say it)."""
+    if dataroot_lq:
+        return f"LR images: files under {dataroot_lq}"
+    return f"LR images: made on the fly from the HR images ({describe_degradation(degradation)})"
 
 
 def describe_degradation(d) -> str:

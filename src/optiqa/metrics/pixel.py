@@ -12,6 +12,7 @@ from optiqa.metrics.base import FRMetric
 # MSE floor: PSNR of identical images is 10*log10(1/1e-10) = 100 dB instead of inf, which keeps
 # -PSNR usable as a loss and tables free of inf.
 MSE_FLOOR = 1e-10
+PSNR_CAP_DB = 100.0  # = 10 log10(1 / MSE_FLOOR): what identical images score
 
 
 def l1(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

@@ -371,11 +371,15 @@ def check_train_config(cfg: TrainConfig) -> None:
     from optiqa.nets.generators import generator_options
     from optiqa.train.gan import GAN_TYPES
 
+    trainable = [n for n, s in GENERATORS.items() if s.trainable]
+    g_type = cfg.network_g["type"]
+    if g_type not in GENERATORS:  # only trainable types are offered (bicubic is a baseline)
+        raise ConfigError("network_g.type: " + str(UnknownNameError("generator", g_type,
+                                                                   trainable)))
+    if not GENERATORS.get(g_type).trainable:
+        raise ConfigError(f"network_g.type: {g_type!r} has no parameters to train (a "
+                          f"baseline); trainable generators: {', '.join(trainable)}")
     net_opts = _network_options("generator", "network_g", cfg.network_g, generator_options)
-    if not GENERATORS.get(cfg.network_g["type"]).trainable:
-        trainable = [n for n, s in GENERATORS.items() if s.trainable]
-        raise ConfigError(f"network_g.type: {cfg.network_g['type']!r} has no parameters to "
-                          f"train (a baseline); trainable generators: {', '.join(trainable)}")
     for key in ("scale", "upscale"):
         if key in net_opts and net_opts[key] != cfg.scale:
             raise ConfigError(f"network_g.{key} is {net_opts[key]!r} but scale is {cfg.scale}")

@@ -30,12 +30,11 @@ class DistInfo:
 
 
 def resolve_device(device: str | None, info: DistInfo) -> torch.device:
-    """``auto`` (or None): ``cuda:<local_rank>`` when CUDA is present, else the CPU."""
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", info.local_rank if info.enabled else 0)
+    """``auto`` (or None): ``cuda:<local_rank>`` when CUDA is present, else the CPU; checked by
+    :func:`optiqa.core.device.resolve_device` (a missing device is a one-line ConfigError)."""
+    from optiqa.core.device import resolve_device as check
+
+    dev = check(device, local_rank=info.local_rank if info.enabled else 0)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     return dev
@@ -77,6 +76,15 @@ def all_true(flag: torch.Tensor) -> bool:
     t = (~flag.reshape(1)).float()
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return bool(t.item() == 0)
+
+
+def any_true(flag: bool, device) -> bool:
+    """True when ``flag`` is true on any rank (one tiny all-reduce; every rank must call it)."""
+    if not _active():
+        return bool(flag)
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 def gather_objects(obj) -> list:

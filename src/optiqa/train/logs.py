@@ -17,10 +17,10 @@ class TqdmHandler(logging.StreamHandler):
             self.handleError(record)
 
 
-def setup_logger(log_file=None, console: bool = True, name: str = "optiqa.train"
-                 ) -> logging.Logger:
-    """The training logger: INFO to ``log_file`` (appending) and the console; not propagated,
-    so the CLI's root configuration does not print each line twice."""
+def setup_logger(log_file=None, console: bool = True, name: str = "optiqa.train",
+                 console_level: int = logging.INFO) -> logging.Logger:
+    """The training logger: INFO to ``log_file`` (appending), ``console_level`` and above to the
+    console; not propagated, so the CLI's root configuration does not print each line twice."""
     logger = logging.getLogger(name)
     for h in list(logger.handlers):
         logger.removeHandler(h)
@@ -34,6 +34,7 @@ def setup_logger(log_file=None, console: bool = True, name: str = "optiqa.train"
         logger.addHandler(fh)
     if console:
         ch = TqdmHandler()
+        ch.setLevel(console_level)
         ch.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(ch)
     if not logger.handlers:

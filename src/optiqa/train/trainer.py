@@ -265,11 +265,13 @@ class Trainer:
         return True
 
     # ----------------------------------------------------------------------------------------
-    def attach(self, run: RunFolder, console: bool = True) -> None:
-        """Use ``run`` for logs, checkpoints and samples (rank 0 writes)."""
+    def attach(self, run: RunFolder, console: bool = True, quiet: bool = False) -> None:
+        """Use ``run`` for logs, checkpoints and samples (rank 0 writes). ``quiet``: the console
+        shows warnings only (``log.txt`` keeps everything)."""
         self.run = run
         if self.info.is_main:
-            setup_logger(run.log, console=console)
+            setup_logger(run.log, console=console,
+                         console_level=logging.WARNING if quiet else logging.INFO)
             if self.cfg.logger.use_tb_logger:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
@@ -390,10 +392,15 @@ class Trainer:
         return means
 
     # ----------------------------------------------------------------------------------------
-    def fit(self) -> dict:
+    def fit(self, resume_hint: str | None = None) -> dict:
+        """Train from :attr:`iteration` to ``total_iter``. A first SIGINT/SIGTERM stops after the
+        current iteration with a checkpoint and raises :class:`~optiqa.train.interrupt.
+        TrainingInterrupted` (:mod:`optiqa.train.interrupt`); ``resume_hint`` says in the log
+        how to resume (the caller knows its own command)."""
         from tqdm import tqdm
 
         from optiqa.data.sr import create_train_loader
+        from optiqa.train.interrupt import StopOnSignal, TrainingInterrupted
 
         cfg, t = self.cfg, self.cfg.train
         start = self.iteration
@@ -406,20 +413,32 @@ class Trainer:
                    disable=not self.progress, dynamic_ncols=True)
         tick, done, it = time.perf_counter(), 0, start
         try:
-            for it, batch in zip(range(start + 1, t.total_iter + 1), loader):
-                logs = self.train_step(it, batch)
-                bar.update(1)
-                done += 1
-                if it % cfg.logger.print_freq == 0 or it == t.total_iter:
-                    per_it = (time.perf_counter() - tick) / max(1, done)
-                    self._log_iteration(it, logs, per_it)
-                    tick, done = time.perf_counter(), 0
-                if cfg.val is not None and self.val_set is not None and (
-                        it % cfg.val.val_freq == 0 or it == t.total_iter):
-                    self.validate(it)
-                if self.run is not None and (it % cfg.logger.save_checkpoint_freq == 0
-                                             or it == t.total_iter):
-                    self.save(it)
+            with StopOnSignal() as stop:
+                for it, batch in zip(range(start + 1, t.total_iter + 1), loader):
+                    logs = self.train_step(it, batch)
+                    bar.update(1)
+                    done += 1
+                    if it % cfg.logger.print_freq == 0 or it == t.total_iter:
+                        per_it = (time.perf_counter() - tick) / max(1, done)
+                        self._log_iteration(it, logs, per_it)
+                        tick, done = time.perf_counter(), 0
+                    if cfg.val is not None and self.val_set is not None and (
+                            it % cfg.val.val_freq == 0 or it == t.total_iter):
+                        self.validate(it)
+                    saved = self.run is not None and (it % cfg.logger.save_checkpoint_freq == 0
+                                                      or it == t.total_iter)
+                    if saved:
+                        self.save(it)
+                    # every rank asks, so all stop at the same iteration (torchrun)
+                    if du.any_true(stop.requested, self.device) and it < t.total_iter:
+                        self.iteration = it
+                        if self.run is not None and not saved:
+                            self.save(it)
+                        log.warning("interrupted at %d (%s); checkpoint %d saved; %s", it,
+                                    stop.signal_name or "signal on another rank", it,
+                                    resume_hint or "resume the run to continue")
+                        raise TrainingInterrupted(it, self.run.root if self.run else None,
+                                                  stop.signal_name or "signal on another rank")
         finally:
             bar.close()
             if self.tb is not None:
@@ -447,9 +466,11 @@ class Trainer:
                  " (train.bf16: auto)" if t.bf16 == "auto" else "",
                  "".join(f", {k}" for k, on in (("channels_last", t.channels_last),
                                                 ("torch.compile", t.compile)) if on))
-        log.info("data: %d training images, batch %d per process, HR crop %d; validation: %s",
+        log.info("data: %d training images, batch %d per process, HR crop %d; %s",
                  len(self.train_set), cfg.datasets.train.batch_size, cfg.datasets.train.gt_size,
-                 f"{self._n_val()} images" if self.val_set is not None else "none")
+                 self.train_set.lq_source)
+        log.info("validation: %s", f"{self._n_val()} images; {self.val_set.lq_source}"
+                 if self.val_set is not None else "none")
 
     def _n_val(self) -> int:
         cap = self.cfg.datasets.val.max_images

@@ -36,7 +36,7 @@ from optiqa.core.sources import code_fingerprint
 from optiqa.core.store import run_once
 from optiqa.transfer.features import extract
 from optiqa.transfer.fitting import TrainSettings, finetune, fit_head, predict, recomputed
-from optiqa.transfer.init import create_backbone, parse_init
+from optiqa.transfer.init import create_backbone, find_discriminator_checkpoint, parse_init
 from optiqa.transfer.models import DEFAULT_HIDDEN, HEADS, KINDS, create_model
 from optiqa.transfer.protocol import (evaluate, repeat_splits, repeat_summary, subset,
                                       usable_items)
@@ -72,7 +72,9 @@ class TransferOptions:
 
     def check(self) -> None:
         backbones.spec(self.backbone)
-        parse_init(self.init)
+        init = parse_init(self.init)
+        if init.kind == "gan":  # the run or checkpoint exists (read later, once data is loaded)
+            find_discriminator_checkpoint(init.path)
         if self.kind not in KINDS:
             raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}",
                               option="kind")
@@ -235,24 +237,40 @@ def _run(opts, dataset, cross, splits, backbone, init_info, progress) -> dict:
     }
 
 
-def summary_rows(result: dict) -> list[list]:
-    """Table rows: test part and each cross dataset, with mean/std/median over repeats."""
-    def row(name, summ, evaluation):
-        s, p = summ.get("srcc") or {}, summ.get("plcc") or {}
-        return [name, evaluation, s.get("n"), s.get("mean"), s.get("std"), s.get("median"),
-                p.get("mean"), p.get("std"), p.get("median")]
-    rows = []
+def _summary_parts(result: dict) -> list[tuple[str, dict, str]]:
+    """(row label, summary over repeats, evaluation) of the test part and each cross dataset."""
+    parts = []
     if result.get("test"):
-        rows.append(row(f"{result['dataset']} (held-out contents)", result["test"],
-                        result["evaluation"]))
+        parts.append((f"{result['dataset']} (held-out contents)", result["test"],
+                      result["evaluation"]))
     for name, summ in (result.get("cross") or {}).items():
-        rows.append(row(f"{name} (cross-database)", summ, summ.get("evaluation")))
-    return rows
+        parts.append((f"{name} (cross-database)", summ, summ.get("evaluation")))
+    return parts
 
 
-SUMMARY_HEADERS = ["test set", "evaluation", "repeats", "SRCC mean", "SRCC std", "SRCC median",
-                   "PLCC mean", "PLCC std", "PLCC median"]
+def has_plcc(result: dict) -> bool:
+    """True when some part of the result is evaluated pooled, where PLCC is defined."""
+    return any(ev != "within" for _, _, ev in _summary_parts(result))
 
 
-__all__ = ["TransferOptions", "run_transfer", "result_key", "summary_rows", "SUMMARY_HEADERS",
+def summary_table(result: dict) -> tuple[list[str], list[list]]:
+    """(headers, rows): mean/std/median over repeats of SRCC and KRCC, and of PLCC only when some
+    part is evaluated pooled (PLCC is not defined within strata; such rows say n/a)."""
+    stats = ["srcc", "krcc"] + (["plcc"] if has_plcc(result) else [])
+    headers = ["test set", "evaluation", "repeats"] + [
+        f"{k.upper()} {what}" for k in stats for what in ("mean", "std", "median")]
+    rows = []
+    for name, summ, evaluation in _summary_parts(result):
+        row = [name, evaluation, (summ.get("srcc") or {}).get("n")]
+        for k in stats:
+            if k == "plcc" and evaluation == "within":
+                row += ["n/a"] * 3
+            else:
+                st = summ.get(k) or {}
+                row += [st.get("mean"), st.get("std"), st.get("median")]
+        rows.append(row)
+    return headers, rows
+
+
+__all__ = ["TransferOptions", "run_transfer", "result_key", "summary_table", "has_plcc",
            "MODES", "STAGE", "SIGN_NOTE"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from optiqa.core.tables import format_table
-from optiqa.transfer.experiment import SUMMARY_HEADERS, summary_rows
+from optiqa.transfer.experiment import has_plcc, summary_table
 
 
 def result_lines(result: dict) -> list[str]:
@@ -18,15 +18,19 @@ def result_lines(result: dict) -> list[str]:
                  f"{opts['test_fraction']:g}, validation {opts['val_fraction']:g} of the rest "
                  "(early stopping on validation only)")
     lines.append(f"sign: {result['sign']}")
-    lines.append(f"{result['plcc_note']}; {result['std_note']}")
-    if result.get("evaluation") == "within":
-        lines.append("within-(content, distortion) mean SRCC; PLCC not defined for an ordinal "
-                     "target")
+    stats = [result["std_note"]]
+    if has_plcc(result):
+        stats.insert(0, result["plcc_note"])
+    if result.get("evaluation") == "within" or any(
+            c.get("evaluation") == "within" for c in (result.get("cross") or {}).values()):
+        stats.append("evaluation 'within': SRCC/KRCC are means within (content, distortion) "
+                     "groups, and PLCC is not defined (an ordinal target)")
+    lines.append("; ".join(stats))
     feats = result.get("features")
     if feats:
         lines.append(f"features extracted once: {feats['images']} images in {feats['seconds']:.1f}"
                      f" s ({feats['images_per_second']:.1f} images/s), {feats['dim']} values each")
-    lines.append(format_table(SUMMARY_HEADERS, summary_rows(result)))
+    lines.append(format_table(*summary_table(result)))
     if result.get("from_store"):
         lines.append(f"(from the store: {result['key']})")
     return lines
