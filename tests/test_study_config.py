@@ -10,7 +10,8 @@ import yaml
 
 from optiqa.core.errors import ConfigError
 from optiqa.study.cells import cell_name, expand_cells, select_cells
-from optiqa.study.config import check_study_config, load_study_config
+from optiqa.study.checks import check_study_config
+from optiqa.study.config import load_study_config
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "configs" / "study" / "quick.yaml"

@@ -31,7 +31,7 @@ def cmd_study(args) -> int:
     if not args.quiet:
         logging.getLogger("optiqa.study").setLevel(logging.INFO)
     if args.dry_run:
-        from optiqa.study.config import check_study_config
+        from optiqa.study.checks import check_study_config
         from optiqa.study.folder import StudyFolder
         from optiqa.study.plan import StudyPlan
 

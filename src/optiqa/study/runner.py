@@ -18,7 +18,8 @@ from pathlib import Path
 
 from optiqa.core.errors import ConfigError
 from optiqa.study.cells import select_cells
-from optiqa.study.config import StudyConfig, check_study_config
+from optiqa.study.checks import check_study_config
+from optiqa.study.config import StudyConfig
 from optiqa.study.folder import StudyFolder, read_json
 from optiqa.study.plan import StudyPlan
 
@@ -98,9 +99,9 @@ def dry_run(plan: StudyPlan, opts: StudyOptions) -> dict:
     hours = steps * step * gpus / 3600 if step else None
     notes = []
     try:
-        from optiqa.study.config import _check_data
+        from optiqa.study.checks import check_data_folders
 
-        _check_data(plan.cfg)
+        check_data_folders(plan.cfg)
     except ConfigError as e:
         notes.append(f"{e} (the data is checked again when the study runs)")
     return {"study": plan.cfg.name, "folder": str(plan.folder.root), "cells": len(cells),
