@@ -9,25 +9,28 @@ from optiqa.cli.common import add_quiet
 def cmd_metrics(args) -> int:
     from optiqa.core.tables import format_table
     from optiqa.metrics import list_metrics, metric_available_offline
+    from optiqa.metrics.registry import metric_needs
 
     rows = []
     for name, info in list_metrics(args.pattern).items():
         rows.append({
-            "name": name, "orientation": info.orientation, "lower_better": info.lower_better,
+            "name": name, "kind": info.kind, "orientation": info.orientation,
+            "lower_better": info.lower_better,
             "differentiable": info.differentiable, "range": list(info.score_range),
             "colour": info.colour, "min_size": info.min_size, "family": info.family,
-            "needs_weights": info.backbone, "available_offline": metric_available_offline(name),
+            "needs_weights": info.backbone, "needs": metric_needs(name),
+            "available_offline": metric_available_offline(name),
             "reference": info.reference,
         })
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(format_table(
-        ["metric", "orientation", "differentiable", "range", "input", "min size",
+        ["metric", "kind", "orientation", "differentiable", "range", "input", "min size",
          "offline"],
-        [[r["name"], r["orientation"], r["differentiable"],
+        [[r["name"], r["kind"], r["orientation"], r["differentiable"],
           f"[{r['range'][0]:g}, {r['range'][1]:g}]", r["colour"], r["min_size"],
-          "yes" if r["available_offline"] else f"no (needs {r['needs_weights']} weights)"]
+          "yes" if r["available_offline"] else f"no (needs {r['needs']})"]
          for r in rows]))
     return 0
 
@@ -82,7 +85,8 @@ def cmd_samples(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    s = sub.add_parser("metrics", help="list the metrics with orientation and availability")
+    s = sub.add_parser("metrics", help="list the metrics with kind (fr: needs a reference, nr: "
+                       "none), orientation and availability")
     s.add_argument("pattern", nargs="?", help="only names matching this glob, e.g. 'dists_*'")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_metrics)
