@@ -165,25 +165,27 @@ def aggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     ``sigma_l = sqrt(mean(x[x < 0]^2))``, ``sigma_r = sqrt(mean(x[x > 0]^2))`` (zeros count on
     neither side), ``g = sigma_l / sigma_r``, ``r = E[|x|]^2 / E[x^2]``,
     ``R = r (g^3 + 1)(g + 1) / (g^2 + 1)^2`` matched to ``Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a))``
-    on the grid. A side without values gives NaN, as ``mean([])`` does in MATLAB.
+    on the grid. A side without values gives NaN for its deviation and the shape, and the shape
+    is then the grid's first value (0.2), as in MATLAB (``mean([])`` is NaN; ``min`` of an
+    all-NaN vector returns index 1).
     """
     grid, _, aggd_curve = _curves(x.device)
     neg, pos = x < 0, x > 0
-    n_neg, n_pos = neg.sum(-1), pos.sum(-1)
-    valid = (n_neg > 0) & (n_pos > 0)
+    has_neg, has_pos = neg.any(-1), pos.any(-1)
+    valid = has_neg & has_pos
     sq = x.square()
     # statistics of an empty side are NaN; they are computed on safe stand-ins and set to NaN
     # at the end, so that the backward pass never multiplies a zero gradient by a NaN
-    left = sqrt_zero_grad(torch.where(neg, sq, 0.0).sum(-1) / n_neg.clamp(min=1))
-    right = sqrt_zero_grad(torch.where(pos, sq, 0.0).sum(-1) / n_pos.clamp(min=1))
-    left_s, right_s = torch.where(valid, left, 1.0), torch.where(valid, right, 1.0)
+    left = sqrt_zero_grad(torch.where(neg, sq, 0.0).sum(-1) / neg.sum(-1).clamp(min=1))
+    right = sqrt_zero_grad(torch.where(pos, sq, 0.0).sum(-1) / pos.sum(-1).clamp(min=1))
+    left_s, right_s = torch.where(has_neg, left, 1.0), torch.where(has_pos, right, 1.0)
     g = left_s / right_s
     r = x.abs().mean(-1).square() / torch.where(valid, sq.mean(-1), 1.0)
     r_norm = r * (g ** 3 + 1) * (g + 1) / (g ** 2 + 1).square()
     r_norm = torch.where(valid, r_norm, float("nan"))
     alpha = grid[_nearest_on_grid(aggd_curve, r_norm)].to(x.dtype)
     nan = torch.full_like(left, float("nan"))
-    return alpha, torch.where(valid, left_s, nan), torch.where(valid, right_s, nan)
+    return alpha, torch.where(has_neg, left_s, nan), torch.where(has_pos, right_s, nan)
 
 
 def aggd_scale(alpha: torch.Tensor) -> torch.Tensor:
