@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import torch
 
-from optiqa.ops.color import rgb_to_gray
+from optiqa.ops.color import MATLAB_GRAY_WEIGHTS
 from optiqa.ops.filters import gaussian_kernel1d, pad, sqrt_zero_grad
 
 MSCN_WINDOW = 7
@@ -34,25 +34,31 @@ def gray_255(x: torch.Tensor) -> torch.Tensor:
     """MATLAB ``double(rgb2gray(uint8 image))``: grey levels 0..255 of RGB ``x`` in [0, 1],
     ``(N, 1, H, W)`` float64.
 
-    Channels within 1e-4 of an 8-bit level are taken as that level (a uint8 image stored as
+    Channels within 1e-3 of an 8-bit level are taken as that level (a uint8 image stored as
     float), so the rounding of the weighted sum is MATLAB's. The rounding passes the gradient
     straight through (``rounded + (g - g.detach())`` is exactly ``rounded`` in value).
     """
-    v = x.double() * 255.0
-    levels = torch.floor(v.detach() + 0.5)
-    on_grid = (v.detach() - levels).abs() < 1e-4
-    v = torch.where(on_grid, levels + (v - v.detach()), v)
-    g = rgb_to_gray(v)
+    weights = x.new_tensor(MATLAB_GRAY_WEIGHTS, dtype=torch.float64)
+    if not (torch.is_grad_enabled() and x.requires_grad):  # same values, fewer passes
+        v = x.double().mul_(255.0)
+        levels = torch.round(v)
+        v = torch.where((levels - v).abs_() < 1e-3, levels, v)
+        return torch.einsum("c,nchw->nhw", weights, v)[:, None].add_(0.5).floor_()
+    v = x * 255.0
+    with torch.no_grad():
+        snap = torch.round(v).sub_(v)
+        snap.masked_fill_(snap.abs() >= 1e-3, 0.0)
+    g = torch.einsum("c,nchw->nhw", weights, (v + snap).double())[:, None]
     return torch.floor(g.detach() + 0.5) + (g - g.detach())
 
 
 def _window_sum(img: torch.Tensor, taps, padding, reduce=None) -> torch.Tensor:
-    """Separable 7-tap pass over ``(N, 1, H, W)``: ``sum_k taps[k] * shifted_k`` (or the running
+    """Separable 7-tap pass over ``(..., H, W)``: ``sum_k taps[k] * shifted_k`` (or the running
     ``reduce`` of the shifted copies when ``taps`` is None), rows then columns.
 
-    Written as 7 shifted slices per direction: for one channel in float64 this is several times
-    faster than a convolution (which has no fast float64 path on CPU) and its rounding does not
-    depend on the device.
+    Written as 7 shifted slices per direction, accumulated in place: for one channel in float64
+    this is several times faster than a convolution (which has no fast float64 path on CPU),
+    and its rounding does not depend on the device.
     """
     h, w = img.shape[-2:]
     half = MSCN_WINDOW // 2
@@ -60,13 +66,13 @@ def _window_sum(img: torch.Tensor, taps, padding, reduce=None) -> torch.Tensor:
 
     def combine(parts):
         if taps is None:
-            out = parts[0]
+            out = parts[0].clone()
             for part in parts[1:]:
-                out = reduce(out, part)
+                reduce(out, part, out=out)
             return out
-        out = taps[0] * parts[0]
+        out = parts[0] * taps[0]
         for t, part in zip(taps[1:], parts[1:]):
-            out = out + t * part
+            out.add_(part, alpha=t)
         return out
 
     rows = combine([p[..., k:k + h, :] for k in range(MSCN_WINDOW)])
@@ -82,10 +88,18 @@ def mscn(img: torch.Tensor, padding="replicate", c: float = MSCN_C) -> torch.Ten
     where the window is flat (module docstring).
     """
     taps = gaussian_kernel1d(MSCN_WINDOW, MSCN_SIGMA, dtype=torch.float64).tolist()
-    mu = _window_sum(img, taps, padding)
-    var = _window_sum(img * img, taps, padding) - mu * mu
-    coeffs = (img - mu) / (sqrt_zero_grad(var.abs()) + c)
-    return torch.where(flat_windows(img, padding), torch.zeros_like(coeffs), coeffs)
+    if torch.is_grad_enabled() and img.requires_grad:
+        mu = _window_sum(img, taps, padding)
+        var = _window_sum(img * img, taps, padding) - mu * mu
+        coeffs = (img - mu) / (sqrt_zero_grad(var.abs()) + c)
+    else:  # both moments in one pass, then in place: no gradient, fewer full-size buffers
+        mu, var = _window_sum(torch.cat([img, img * img], 1), taps, padding).chunk(2, 1)
+        var.addcmul_(mu, mu, value=-1.0)
+        coeffs = (img - mu).div_(var.abs().sqrt_().add_(c))
+    # a flat window has var ~ 1e-12 (rounding); the exact test runs only when one may exist
+    if bool((var.detach().abs() < 1e-6).any()):
+        coeffs = coeffs.masked_fill(flat_windows(img, padding), 0.0)
+    return coeffs
 
 
 # A window whose values differ by less than this (grey levels) is flat: exactly flat regions of
@@ -149,8 +163,8 @@ def ggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     (piecewise constant: it carries no gradient).
     """
     grid, ggd_curve, _ = _curves(x.device)
-    sigma_sq = x.square().mean(-1)
-    mean_abs = x.abs().mean(-1)
+    sigma_sq = _sum_sq(x) / x.shape[-1]
+    mean_abs = torch.linalg.vector_norm(x, ord=1, dim=-1) / x.shape[-1]
     valid = mean_abs > 0
     rho = sigma_sq / torch.where(valid, mean_abs, 1.0).square()
     rho = torch.where(valid, rho, float("nan"))
@@ -170,22 +184,33 @@ def aggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     all-NaN vector returns index 1).
     """
     grid, _, aggd_curve = _curves(x.device)
-    neg, pos = x < 0, x > 0
-    has_neg, has_pos = neg.any(-1), pos.any(-1)
+    # few passes, none writing a full-size float buffer but x * neg: counts from the sign masks,
+    # sum(x^2 [x < 0]) as a dot product, the positive sum as the rest of sum(x^2)
+    neg = x < 0
+    n_neg, n_pos = neg.sum(-1), (x > 0).sum(-1)
+    sum_neg = torch.linalg.vecdot(x * neg, x)
+    sum_pos = _sum_sq(x) - sum_neg
+    has_neg, has_pos = n_neg > 0, n_pos > 0
     valid = has_neg & has_pos
-    sq = x.square()
     # statistics of an empty side are NaN; they are computed on safe stand-ins and set to NaN
     # at the end, so that the backward pass never multiplies a zero gradient by a NaN
-    left = sqrt_zero_grad(torch.where(neg, sq, 0.0).sum(-1) / neg.sum(-1).clamp(min=1))
-    right = sqrt_zero_grad(torch.where(pos, sq, 0.0).sum(-1) / pos.sum(-1).clamp(min=1))
+    left = sqrt_zero_grad(sum_neg / n_neg.clamp(min=1))
+    right = sqrt_zero_grad(sum_pos / n_pos.clamp(min=1))
     left_s, right_s = torch.where(has_neg, left, 1.0), torch.where(has_pos, right, 1.0)
     g = left_s / right_s
-    r = x.abs().mean(-1).square() / torch.where(valid, sq.mean(-1), 1.0)
+    n = x.shape[-1]
+    mean_sq = torch.where(valid, (sum_neg + sum_pos) / n, 1.0)
+    r = (torch.linalg.vector_norm(x, ord=1, dim=-1) / n).square() / mean_sq
     r_norm = r * (g ** 3 + 1) * (g + 1) / (g ** 2 + 1).square()
     r_norm = torch.where(valid, r_norm, float("nan"))
     alpha = grid[_nearest_on_grid(aggd_curve, r_norm)].to(x.dtype)
     nan = torch.full_like(left, float("nan"))
     return alpha, torch.where(has_neg, left_s, nan), torch.where(has_pos, right_s, nan)
+
+
+def _sum_sq(x: torch.Tensor) -> torch.Tensor:
+    """``sum(x^2)`` over the last dimension in one pass."""
+    return torch.linalg.vecdot(x, x)
 
 
 def aggd_scale(alpha: torch.Tensor) -> torch.Tensor:
@@ -208,7 +233,23 @@ def paired_products(coeffs: torch.Tensor, shifts) -> torch.Tensor:
     """``coeffs * circshift(coeffs, s)`` for each shift, stacked on a new dimension -3.
 
     ``coeffs`` is ``(..., H, W)``; the shift wraps around within those two dimensions, as
-    MATLAB's ``circshift`` (so within each block when ``coeffs`` holds blocks).
+    MATLAB's ``circshift`` (so within each block when ``coeffs`` holds blocks). Written as
+    products of the four wrapped sub-rectangles into one output (no rolled copies).
     """
-    return torch.stack([coeffs * torch.roll(coeffs, s, dims=(-2, -1)) for s in shifts], dim=-3)
-
+    if torch.is_grad_enabled() and coeffs.requires_grad:  # out= has no autograd
+        return torch.stack([coeffs * torch.roll(coeffs, s, dims=(-2, -1)) for s in shifts],
+                           dim=-3)
+    h, w = coeffs.shape[-2:]
+    out = coeffs.new_empty(*coeffs.shape[:-2], len(shifts), h, w)
+    for k, (dr, dc) in enumerate(shifts):
+        dr, dc = dr % h, dc % w
+        # circshift by (dr, dc): element (i, j) of the shifted array is c[i - dr, j - dc]
+        for rows_out, rows_in in ((slice(dr, h), slice(0, h - dr)),
+                                  (slice(0, dr), slice(h - dr, h))):
+            for cols_out, cols_in in ((slice(dc, w), slice(0, w - dc)),
+                                      (slice(0, dc), slice(w - dc, w))):
+                target = out[..., k, rows_out, cols_out]
+                if target.numel():
+                    torch.mul(coeffs[..., rows_out, cols_out], coeffs[..., rows_in, cols_in],
+                              out=target)
+    return out
