@@ -74,14 +74,15 @@ NR_BOUNDS = {"niqe": (0.02, 0.3), "brisque": (0.02, 0.3), "piqe": (0.02, None)}
 _FLAT = ("the official score depends on the signs of floating-point residues (~1e-14) that "
          "MATLAB's filter2 leaves in exactly flat 7x7 windows: each flat pixel counts on the "
          "negative or positive AGGD side by that sign. Ours are exactly 0 (counted on neither "
-         "side, device-independent). Giving those pixels each sign moves this image's score "
-         "across a range that contains the official value (docs/metrics.md, 'BRISQUE on flat "
-         "images'); no sign rule derived from the arithmetic reproduces all five.")
+         "side, device-independent); with a sign per flat grey value instead the score moves to "
+         "the other side of the official one, which lies in between "
+         "(bench/brisque_flat_windows.py, docs/metrics.md).")
 NR_KNOWN_DEVIATIONS = {
     ("brisque", "I08.bmp"): "I08 has six exactly flat 26x26 blocks (local block-wise "
-                            "distortion): ours 5.90 vs 5.36; " + _FLAT,
-    ("brisque", "I19.bmp"): "I19 is colour-quantised, 30% of its pixels in flat windows: "
-                            "ours 74.40 vs 72.26 (3.0%); " + _FLAT,
+                            "distortion): ours 5.90, official 5.36, signed residues 5.05-5.28; "
+                            + _FLAT,
+    ("brisque", "I19.bmp"): "I19 is colour-quantised, 30% of its pixels in flat windows: ours "
+                            "74.39 (+2.9%), official 72.26, signed residues 63.8-65.3; " + _FLAT,
 }
 _NR_SCORES = {}
 
