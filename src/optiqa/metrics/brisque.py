@@ -1,0 +1,89 @@
+"""BRISQUE: Blind/Referenceless Image Spatial Quality Evaluator (no reference; lower is better).
+
+Mittal, Moorthy & Bovik, "No-reference image quality assessment in the spatial domain", IEEE TIP
+21(12), 2012; official MATLAB code ``BRISQUE_release`` (``brisquescore.m``,
+``brisque_feature.m``) with the authors' LIVE-trained epsilon-SVR (``allmodel``) and feature
+ranges (``allrange``), read from a package (:mod:`optiqa.metrics.nss_models`). Batched:
+
+1. grey image ``double(rgb2gray(uint8))`` in [0, 255];
+2. at two scales (the image, then MATLAB ``imresize(im, 0.5)``): MSCN coefficients over the
+   whole image (7x7 Gaussian, sigma 7/6, ``filter2`` i.e. zero padding, C = 1); the GGD shape and
+   variance of the coefficients, and for their products with the neighbour at
+   ``circshift`` offsets (0,1), (1,0), (1,1), (-1,1) the AGGD shape, mean and left/right
+   variances: 18 features per scale;
+3. ``svm-scale`` to [-1, 1] with the ranges, and the SVR
+   ``f(z) = sum_i coef_i exp(-gamma |z - sv_i|^2) - rho`` (what ``svm-predict -b 1`` returns for
+   an epsilon-SVR), evaluated here as that kernel sum: no libsvm at run time.
+
+Differences from the MATLAB run: the official script writes the features with ``%f`` (6
+decimals) and ``svm-scale`` writes ``%g`` (6 significant digits) before predicting; we keep full
+precision (the scores move by less than 1e-3). Coefficients of exactly flat 7x7 windows are 0
+(:mod:`optiqa.ops.nss`): where the official code leaves a residue of ~1e-14 instead, its sign
+(which depends on MATLAB's order of additions) decides on which AGGD side those pixels count,
+and on images with large flat areas the official score moves by several points with it (see
+``docs/metrics.md``). Differentiable almost everywhere (shape parameters are grid values).
+"""
+from __future__ import annotations
+
+import torch
+
+from optiqa.metrics.base import NRMetric
+from optiqa.metrics.nss_models import load_brisque_model
+from optiqa.ops.nss import (BRISQUE_SHIFTS, aggd_fit, aggd_mean_factor, aggd_scale, ggd_fit,
+                            gray_255, mscn, paired_products)
+from optiqa.ops.resize import imresize
+
+
+def brisque_features(gray: torch.Tensor) -> torch.Tensor:
+    """The 36 features of ``brisque_feature.m`` for grey images ``(N, 1, H, W)`` in [0, 255]."""
+    feats, img = [], gray
+    for scale in (1, 2):
+        coeffs = mscn(img, padding=0)[:, 0]                       # (N, H, W)
+        alpha, sigma = ggd_fit(coeffs.flatten(1))
+        feats += [alpha, sigma.square()]
+        pairs = paired_products(coeffs, BRISQUE_SHIFTS).flatten(2)  # (N, 4, H*W)
+        alpha, left, right = aggd_fit(pairs)
+        mean = (right - left) * aggd_mean_factor(alpha) * aggd_scale(alpha)
+        feats.append(torch.stack([alpha, mean, left.square(), right.square()], -1).flatten(1))
+        if scale == 1:
+            img = imresize(img, scale=0.5)
+    return torch.cat([f if f.ndim == 2 else f[:, None] for f in feats], dim=1)
+
+
+def svr_predict(features: torch.Tensor, support: torch.Tensor, coef: torch.Tensor,
+                gamma: float, rho: float, feature_min: torch.Tensor, feature_max: torch.Tensor,
+                lower: float = -1.0, upper: float = 1.0) -> torch.Tensor:
+    """``svm-scale`` then the RBF epsilon-SVR: ``sum_i coef_i exp(-gamma |z - sv_i|^2) - rho``.
+
+    ``z = lower + (upper - lower) (f - min) / (max - min)``, unclipped as svm-scale does.
+    """
+    z = lower + (upper - lower) * (features - feature_min) / (feature_max - feature_min)
+    dist_sq = (z[:, None, :] - support[None]).square().sum(-1)      # (N, n_sv)
+    return torch.exp(-gamma * dist_sq) @ coef - rho
+
+
+class BRISQUE(NRMetric):
+    """BRISQUE (Mittal et al. 2012) with the authors' LIVE-trained SVR; see the module docstring.
+
+    ``model``, ``ranges``: an SVR file (LIBSVM format) and its svm-scale range file; default:
+    the first pair found (:func:`optiqa.metrics.nss_models.load_brisque_model`).
+    """
+
+    def __init__(self, info=None, model=None, ranges=None):
+        super().__init__(info)
+        svr = load_brisque_model(model, ranges)
+        self.model_paths, self.official = svr.paths, svr.official
+        self.gamma, self.rho, self.lower_upper = svr.gamma, svr.rho, svr.lower_upper
+        self.register_buffer("support", torch.from_numpy(svr.support))
+        self.register_buffer("coef", torch.from_numpy(svr.coef))
+        self.register_buffer("feature_min", torch.from_numpy(svr.feature_min))
+        self.register_buffer("feature_max", torch.from_numpy(svr.feature_max))
+
+    def compute(self, x):
+        feats = brisque_features(gray_255(x))
+        score = svr_predict(feats, self.support, self.coef, self.gamma, self.rho,
+                            self.feature_min, self.feature_max, *self.lower_upper)
+        return score.to(x.dtype)
+
+    def weight_files(self):
+        return list(self.model_paths)

@@ -1,0 +1,255 @@
+"""Natural-scene-statistics building blocks of NIQE, BRISQUE and PIQE (Mittal et al.).
+
+All functions are batched torch, run on any device and keep the autograd graph where the maths
+has a derivative. They follow the authors' MATLAB code (``niqe_release``, ``BRISQUE_release``):
+
+- MSCN coefficients ``(I - mu) / (sigma + C)`` with a 7x7 Gaussian window of sigma 7/6
+  (``fspecial('gaussian', 7, 7/6)``) on images in [0, 255], ``C = 1``;
+- the shape parameters of a generalised Gaussian (GGD) and an asymmetric one (AGGD) by
+  moment matching, picking the shape from the grid ``0.2:0.001:10`` exactly as
+  ``estimateggdparam.m`` / ``estimateaggdparam.m`` do.
+
+**Flat windows.** Where all 49 pixels of a window are equal (saturated or quantised regions),
+``I - mu`` is exactly 0 in exact arithmetic; in floating point it is a residue of about 1e-14
+whose sign depends on the order of the additions. The AGGD fit counts each coefficient on its
+negative or positive side, so these residues change NIQE/BRISQUE on images with large flat
+areas. :func:`mscn` returns exactly 0 there (the value of the formula), which makes the result
+independent of the device and of the convolution algorithm.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from optiqa.ops.color import MATLAB_GRAY_WEIGHTS
+from optiqa.ops.filters import gaussian_kernel1d, pad, sqrt_zero_grad
+
+MSCN_WINDOW = 7
+MSCN_SIGMA = 7.0 / 6.0
+MSCN_C = 1.0  # for images in [0, 255]
+
+
+def gray_255(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``double(rgb2gray(uint8 image))``: grey levels 0..255 of RGB ``x`` in [0, 1],
+    ``(N, 1, H, W)`` float64.
+
+    Channels within 1e-3 of an 8-bit level are taken as that level (a uint8 image stored as
+    float), so the rounding of the weighted sum is MATLAB's. The rounding passes the gradient
+    straight through (``rounded + (g - g.detach())`` is exactly ``rounded`` in value).
+    """
+    weights = x.new_tensor(MATLAB_GRAY_WEIGHTS, dtype=torch.float64)
+    if not (torch.is_grad_enabled() and x.requires_grad):  # same values, fewer passes
+        v = x.double().mul_(255.0)
+        levels = torch.round(v)
+        v = torch.where((levels - v).abs_() < 1e-3, levels, v)
+        return torch.einsum("c,nchw->nhw", weights, v)[:, None].add_(0.5).floor_()
+    v = x * 255.0
+    with torch.no_grad():
+        snap = torch.round(v).sub_(v)
+        snap.masked_fill_(snap.abs() >= 1e-3, 0.0)
+    g = torch.einsum("c,nchw->nhw", weights, (v + snap).double())[:, None]
+    return torch.floor(g.detach() + 0.5) + (g - g.detach())
+
+
+def _window_sum(img: torch.Tensor, taps, padding, reduce=None) -> torch.Tensor:
+    """Separable 7-tap pass over ``(..., H, W)``: ``sum_k taps[k] * shifted_k`` (or the running
+    ``reduce`` of the shifted copies when ``taps`` is None), rows then columns.
+
+    Written as 7 shifted slices per direction, accumulated in place: for one channel in float64
+    this is several times faster than a convolution (which has no fast float64 path on CPU),
+    and its rounding does not depend on the device.
+    """
+    h, w = img.shape[-2:]
+    half = MSCN_WINDOW // 2
+    p = pad(img, (half, half, half, half), padding)
+
+    def combine(parts):
+        if taps is None:
+            out = parts[0].clone()
+            for part in parts[1:]:
+                reduce(out, part, out=out)
+            return out
+        out = parts[0] * taps[0]
+        for t, part in zip(taps[1:], parts[1:]):
+            out.add_(part, alpha=t)
+        return out
+
+    rows = combine([p[..., k:k + h, :] for k in range(MSCN_WINDOW)])
+    return combine([rows[..., :, k:k + w] for k in range(MSCN_WINDOW)])
+
+
+def mscn(img: torch.Tensor, padding="replicate", c: float = MSCN_C) -> torch.Tensor:
+    """Mean-subtracted contrast-normalised coefficients of ``(N, 1, H, W)`` images in [0, 255].
+
+    ``mu = w * I``, ``sigma = sqrt(|w * I^2 - mu^2|)``, ``(I - mu) / (sigma + c)`` with the
+    normalised 7x7 Gaussian ``w`` (sigma 7/6), correlated with ``padding``: ``'replicate'``
+    (NIQE's and PIQE's ``imfilter``/``imgaussfilt``) or ``0`` (BRISQUE's ``filter2``). Exactly 0
+    where the window is flat (module docstring).
+    """
+    taps = gaussian_kernel1d(MSCN_WINDOW, MSCN_SIGMA, dtype=torch.float64).tolist()
+    if torch.is_grad_enabled() and img.requires_grad:
+        mu = _window_sum(img, taps, padding)
+        var = _window_sum(img * img, taps, padding) - mu * mu
+        coeffs = (img - mu) / (sqrt_zero_grad(var.abs()) + c)
+    else:  # both moments in one pass, then in place: no gradient, fewer full-size buffers
+        mu, var = _window_sum(torch.cat([img, img * img], 1), taps, padding).chunk(2, 1)
+        var.addcmul_(mu, mu, value=-1.0)
+        coeffs = (img - mu).div_(var.abs().sqrt_().add_(c))
+    # a flat window has var ~ 1e-12 (rounding); the exact test runs only when one may exist
+    if bool((var.detach().abs() < 1e-6).any()):
+        coeffs = coeffs.masked_fill(flat_windows(img, padding), 0.0)
+    return coeffs
+
+
+# A window whose values differ by less than this (grey levels) is flat: exactly flat regions of
+# an 8-bit image come out of the 0.5 resize equal up to rounding (~1e-13), while any real
+# difference in an 8-bit image leaves far more than this after it.
+FLAT_TOLERANCE = 1e-8
+
+
+def flat_windows(img: torch.Tensor, padding) -> torch.Tensor:
+    """True where the 7x7 window (same centring and padding as the filter) is flat."""
+    with torch.no_grad():
+        hi = _window_sum(img, None, padding, torch.maximum)
+        lo = _window_sum(img, None, padding, torch.minimum)
+    return hi - lo <= FLAT_TOLERANCE
+
+
+@lru_cache(maxsize=16)
+def _grid_and_curves(device_type: str, device_index):
+    # MATLAB 0.2:0.001:10, 9801 values; as k / 1000 so that each value is the nearest double
+    grid = torch.arange(200, 10001, dtype=torch.float64,
+                        device=torch.device(device_type, device_index)) / 1000.0
+    lg1, lg2, lg3 = torch.lgamma(1 / grid), torch.lgamma(2 / grid), torch.lgamma(3 / grid)
+    ggd = torch.exp(lg1 + lg3 - 2 * lg2)    # Gamma(1/a) Gamma(3/a) / Gamma(2/a)^2, decreasing
+    aggd = torch.exp(2 * lg2 - lg1 - lg3)   # its reciprocal, increasing
+    return grid, ggd, aggd
+
+
+def shape_grid(device) -> torch.Tensor:
+    """The shape grid ``0.2:0.001:10`` of the official fits, on ``device``."""
+    device = torch.device(device)
+    return _grid_and_curves(device.type, device.index)[0]
+
+
+def _curves(device):
+    device = torch.device(device)
+    return _grid_and_curves(device.type, device.index)
+
+
+def _gamma_ratio(a: torch.Tensor, num: float, den: float) -> torch.Tensor:
+    """``Gamma(num / a) / Gamma(den / a)``."""
+    return torch.exp(torch.lgamma(num / a) - torch.lgamma(den / a))
+
+
+def _nearest_on_grid(curve: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Index of ``min((curve - target)^2)`` for an increasing ``curve``, first index on ties;
+    NaN targets give index 0 (MATLAB's ``min`` of an all-NaN vector)."""
+    flat = target.detach().reshape(-1).to(curve.dtype).contiguous()
+    hi = torch.searchsorted(curve, flat).clamp(1, curve.numel() - 1)
+    lo = hi - 1
+    pick_hi = (curve[hi] - flat).abs() < (flat - curve[lo]).abs()
+    idx = torch.where(pick_hi, hi, lo)
+    idx = torch.where(torch.isnan(flat), torch.zeros_like(idx), idx)
+    return idx.reshape(target.shape)
+
+
+def ggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """GGD shape and standard deviation of the last dimension, as ``estimateggdparam.m``.
+
+    ``rho = E[x^2] / E[|x|]^2`` is matched to ``Gamma(1/a) Gamma(3/a) / Gamma(2/a)^2`` on the
+    grid; returns ``(alpha, sigma)`` with ``sigma = sqrt(E[x^2])``. ``alpha`` is a grid value
+    (piecewise constant: it carries no gradient).
+    """
+    grid, ggd_curve, _ = _curves(x.device)
+    sigma_sq = _sum_sq(x) / x.shape[-1]
+    mean_abs = torch.linalg.vector_norm(x, ord=1, dim=-1) / x.shape[-1]
+    valid = mean_abs > 0
+    rho = sigma_sq / torch.where(valid, mean_abs, 1.0).square()
+    rho = torch.where(valid, rho, float("nan"))
+    # the curve decreases with alpha: negated, it increases and keeps the index order
+    alpha = grid[_nearest_on_grid(-ggd_curve, -rho)]
+    return alpha.to(x.dtype), sqrt_zero_grad(sigma_sq)
+
+
+def aggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """AGGD shape and left/right standard deviations of the last dimension (``estimateaggdparam``).
+
+    ``sigma_l = sqrt(mean(x[x < 0]^2))``, ``sigma_r = sqrt(mean(x[x > 0]^2))`` (zeros count on
+    neither side), ``g = sigma_l / sigma_r``, ``r = E[|x|]^2 / E[x^2]``,
+    ``R = r (g^3 + 1)(g + 1) / (g^2 + 1)^2`` matched to ``Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a))``
+    on the grid. A side without values gives NaN for its deviation and the shape, and the shape
+    is then the grid's first value (0.2), as in MATLAB (``mean([])`` is NaN; ``min`` of an
+    all-NaN vector returns index 1).
+    """
+    grid, _, aggd_curve = _curves(x.device)
+    # few passes, none writing a full-size float buffer but x * neg: counts from the sign masks,
+    # sum(x^2 [x < 0]) as a dot product, the positive sum as the rest of sum(x^2)
+    neg = x < 0
+    n_neg, n_pos = neg.sum(-1), (x > 0).sum(-1)
+    sum_neg = torch.linalg.vecdot(x * neg, x)
+    sum_pos = _sum_sq(x) - sum_neg
+    has_neg, has_pos = n_neg > 0, n_pos > 0
+    valid = has_neg & has_pos
+    # statistics of an empty side are NaN; they are computed on safe stand-ins and set to NaN
+    # at the end, so that the backward pass never multiplies a zero gradient by a NaN
+    left = sqrt_zero_grad(sum_neg / n_neg.clamp(min=1))
+    right = sqrt_zero_grad(sum_pos / n_pos.clamp(min=1))
+    left_s, right_s = torch.where(has_neg, left, 1.0), torch.where(has_pos, right, 1.0)
+    g = left_s / right_s
+    n = x.shape[-1]
+    mean_sq = torch.where(valid, (sum_neg + sum_pos) / n, 1.0)
+    r = (torch.linalg.vector_norm(x, ord=1, dim=-1) / n).square() / mean_sq
+    r_norm = r * (g ** 3 + 1) * (g + 1) / (g ** 2 + 1).square()
+    r_norm = torch.where(valid, r_norm, float("nan"))
+    alpha = grid[_nearest_on_grid(aggd_curve, r_norm)].to(x.dtype)
+    nan = torch.full_like(left, float("nan"))
+    return alpha, torch.where(has_neg, left_s, nan), torch.where(has_pos, right_s, nan)
+
+
+def _sum_sq(x: torch.Tensor) -> torch.Tensor:
+    """``sum(x^2)`` over the last dimension in one pass."""
+    return torch.linalg.vecdot(x, x)
+
+
+def aggd_scale(alpha: torch.Tensor) -> torch.Tensor:
+    """``sqrt(Gamma(1/a) / Gamma(3/a))``: standard deviation to AGGD scale ``beta``."""
+    return _gamma_ratio(alpha, 1.0, 3.0).sqrt()
+
+
+def aggd_mean_factor(alpha: torch.Tensor) -> torch.Tensor:
+    """``Gamma(2/a) / Gamma(1/a)``: the AGGD mean is ``(beta_r - beta_l)`` times this."""
+    return _gamma_ratio(alpha, 2.0, 1.0)
+
+
+# circshift offsets (rows, columns) of the paired products; NIQE's fourth is (1, -1),
+# BRISQUE's (-1, 1): the same diagonal, shifted the other way round
+NIQE_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
+BRISQUE_SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
+
+
+def paired_products(coeffs: torch.Tensor, shifts) -> torch.Tensor:
+    """``coeffs * circshift(coeffs, s)`` for each shift, stacked on a new dimension -3.
+
+    ``coeffs`` is ``(..., H, W)``; the shift wraps around within those two dimensions, as
+    MATLAB's ``circshift`` (so within each block when ``coeffs`` holds blocks). Written as
+    products of the four wrapped sub-rectangles into one output (no rolled copies).
+    """
+    if torch.is_grad_enabled() and coeffs.requires_grad:  # out= has no autograd
+        return torch.stack([coeffs * torch.roll(coeffs, s, dims=(-2, -1)) for s in shifts],
+                           dim=-3)
+    h, w = coeffs.shape[-2:]
+    out = coeffs.new_empty(*coeffs.shape[:-2], len(shifts), h, w)
+    for k, (dr, dc) in enumerate(shifts):
+        dr, dc = dr % h, dc % w
+        # circshift by (dr, dc): element (i, j) of the shifted array is c[i - dr, j - dc]
+        for rows_out, rows_in in ((slice(dr, h), slice(0, h - dr)),
+                                  (slice(0, dr), slice(h - dr, h))):
+            for cols_out, cols_in in ((slice(dc, w), slice(0, w - dc)),
+                                      (slice(0, dc), slice(w - dc, w))):
+                target = out[..., k, rows_out, cols_out]
+                if target.numel():
+                    torch.mul(coeffs[..., rows_out, cols_out], coeffs[..., rows_in, cols_in],
+                              out=target)
+    return out
