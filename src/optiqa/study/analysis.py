@@ -32,13 +32,15 @@ def excluded_evaluators(cfg, fidelity: str) -> set[str]:
 def optimization_scores(plan):
     from optiqa.metrics import list_metrics
     from optiqa.study.asymmetry import Cell, Evaluator, OptimizationScores
+    from optiqa.study.evaluation import current_evaluations
 
-    cfg, folder = plan.cfg, plan.folder
+    cfg = plan.cfg
+    current = current_evaluations(plan)
     by_family = cfg.evaluators.exclude_family
     infos = list_metrics()
     cells, scores, images = [], {}, None
     for c in plan.cells:
-        ev = read_json(folder.evaluation(c.name))
+        ev = current.get(c.name)
         if ev is None:
             continue
         ids = [f"{s}/{k}" for s, st in ev["sets"].items() for k in st["images"]]
@@ -65,7 +67,10 @@ def assessment_scores(plan):
 
     infos = list_metrics()
     datasets, predictions = [], {}
+    wanted = {d.name.lower() for d in plan.cfg.assessment.datasets}
     for name, a in assessment_files(plan.folder).items():
+        if name not in wanted:
+            continue
         keep = ~np.array(a.get("static") or [False] * len(a["items"]), dtype=bool)
         strata = np.array(a["strata"], dtype=object)[keep] if a.get("strata") else None
         datasets.append(AssessmentDataset(name, np.array(a["targets"], dtype=float)[keep],

@@ -102,24 +102,22 @@ def run_transfer_stage(folder: StudyFolder, cfg, cells, store, device="cpu",
         r["study_name"] = name
         write_json(folder.transfer(name), r)
         results[name] = r
-    if t.zero_shot:
-        for c in cells:
-            run = folder.run(c.name)
-            if c.adversarial and run.latest("d") is not None:
-                name = f"zeroshot__{c.name}"
-                r = run_zero_shot(run.root, ds, device=device, seed=cfg.seed, store=store,
-                                  n_boot=cfg.assessment.bootstrap, progress=progress)
-                r["study_name"] = name
-                write_json(folder.transfer(name), r)
-                results[name] = r
+    for name in zero_shot_names(cfg, folder, cells):
+        c = next(c for c in cells if name == f"zeroshot__{c.name}")
+        r = run_zero_shot(folder.run(c.name).root, ds, device=device, seed=cfg.seed,
+                          store=store, n_boot=cfg.assessment.bootstrap, progress=progress)
+        r["study_name"] = name
+        write_json(folder.transfer(name), r)
+        results[name] = r
     return results
 
 
-def read_transfer_results(folder: StudyFolder) -> dict:
-    from optiqa.study.folder import read_json
-
-    base = folder.root / "transfer"
-    return {p.stem: read_json(p) for p in sorted(base.glob("*.json"))} if base.is_dir() else {}
+def zero_shot_names(cfg, folder: StudyFolder, cells) -> list[str]:
+    """``zeroshot__<cell>`` for every trained cell with a discriminator (when asked for)."""
+    if cfg.transfer is None or not cfg.transfer.zero_shot:
+        return []
+    return [f"zeroshot__{c.name}" for c in cells
+            if c.adversarial and folder.run(c.name).latest("d") is not None]
 
 
 def assessment_files(folder: StudyFolder) -> dict:

@@ -26,9 +26,10 @@ p.protocol{color:#444;font-size:.92em;background:#f5f7fa;border-left:4px solid #
 padding:.45em .8em}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
 th,td{border:1px solid #d5d5d5;padding:3px 7px;text-align:right;white-space:nowrap}
-th{background:#eef1f5}td.text,th.text{text-align:left}td.muted{color:#999}
+th{background:#eef1f5;text-align:center}td.text{text-align:left}td.muted{color:#999}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:.9em;color:#333}nav a{margin-right:.8em}
+div.scroll{overflow-x:auto;max-width:100%}
 """
 
 
@@ -141,7 +142,10 @@ def fmt(v, digits: int = 4) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return "-" if not math.isfinite(v) else f"{v:.{digits}f}"
+        if not math.isfinite(v):
+            return "-"
+        text = f"{v:.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
     return str(v)
 
 
@@ -155,17 +159,16 @@ def _html_table(t: Table) -> str:
         out.append(f"<h3>{html.escape(t.title)}</h3>")
     if t.protocol:
         out.append(f"<p class='protocol'>{html.escape(t.protocol)}</p>")
-    out.append("<table><thead><tr>" + "".join(
-        f"<th class='{'text' if i == 0 else ''}'>{html.escape(h)}</th>"
-        for i, h in enumerate(t.headers)) + "</tr></thead><tbody>")
+    out.append("<div class='scroll'><table><thead><tr>" + "".join(
+        f"<th>{html.escape(h)}</th>" for h in t.headers) + "</tr></thead><tbody>")
     for r, row in enumerate(t.rows):
         cells = []
         for c, v in enumerate(row):
-            cls = ("text " if isinstance(v, str) and c == 0 else "") + \
-                  ("muted" if (r, c) in t.muted else "")
+            text = isinstance(v, str) and not v.startswith(("[", "±", "-"))
+            cls = ("text " if text else "") + ("muted" if (r, c) in t.muted else "")
             cells.append(f"<td class='{cls.strip()}'>{html.escape(fmt(v, t.digits))}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out)
 
 

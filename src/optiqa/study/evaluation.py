@@ -212,3 +212,37 @@ def write_manifest(folder: StudyFolder, cfg, labels: dict[str, str]) -> dict:
         manifest["runs"][name] = {"label": label, "images": images}
     write_json(folder.manifest, manifest)
     return manifest
+
+
+def baseline_names(cfg, folder: StudyFolder) -> list[tuple[str, str]]:
+    """``(name, task)`` of the baselines evaluated beside the cells."""
+    from optiqa.study.cells import PRETRAIN
+
+    out = []
+    for task, t in cfg.task_opts.items():
+        if t.scale > 1 and t.degradation in (None, "bicubic"):
+            out.append((f"{BICUBIC}__{task}", task))
+        if cfg.train.pretrain is not None:
+            out.append((f"{PRETRAIN}__{task}", task))
+    return out
+
+
+def current_evaluations(plan) -> dict:
+    """``{name: result}`` of the baselines and cells whose evaluation matches the current model,
+    panel and test data (stale results of an earlier configuration are left out)."""
+    cfg, folder = plan.cfg, plan.folder
+    data = data_identity(cfg)
+    out = {}
+    models = [*baseline_names(cfg, folder), *((c.name, c.task) for c in plan.cells)]
+    for name, task in models:
+        if name.startswith(f"{BICUBIC}__"):
+            sha = BICUBIC
+        else:
+            marker = read_json(folder.run_marker(name))
+            if marker is None:
+                continue
+            sha = marker["checkpoint_sha256"]
+        result = folder.evaluation_complete(name, evaluation_key(cfg, task, sha, data))
+        if result is not None:
+            out[name] = result
+    return out

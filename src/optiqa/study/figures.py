@@ -37,6 +37,7 @@ def scatter_panels(panels: list[dict], xlabel: str, ylabel: str) -> bytes:
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.ticklabel_format(useOffset=False, axis="y")
         ax.grid(alpha=0.3)
         if p.get("note"):
             ax.text(0.02, 0.02, p["note"], transform=ax.transAxes, fontsize=7.5,
@@ -62,6 +63,7 @@ def weight_curves(panels: list[dict], xlabel: str = "adversarial weight") -> byt
             ys = np.array([np.nan if y is None else y for y in ys], dtype=float)
             ax.plot(xs, ys, marker="o", ms=3, lw=1.2, label=label)
         ax.set_xscale("log")
+        ax.ticklabel_format(useOffset=False, axis="y")
         ax.set_title(p["title"], fontsize=8.5)
         ax.set_xlabel(xlabel + " (leftmost: none)", fontsize=8)
         ax.set_ylabel(p.get("ylabel", ""), fontsize=8)

@@ -37,18 +37,21 @@ class StudyResults:
     """The results of a study folder, read once for the report."""
 
     def __init__(self, plan):
-        from optiqa.study.assessment import assessment_files, read_transfer_results
+        from optiqa.study.assessment import (assessment_files, transfer_experiments,
+                                             zero_shot_names)
+        from optiqa.study.evaluation import current_evaluations
 
         self.plan, self.cfg, self.folder = plan, plan.cfg, plan.folder
-        self.assess = assessment_files(self.folder)
-        self.transfer = read_transfer_results(self.folder)
+        # only what the current configuration produced: a file left by an earlier
+        # configuration of the study (another grid, other test data) is not reported
+        self.assess = {k: v for k, v in assessment_files(self.folder).items()
+                       if k in {d.name.lower() for d in self.cfg.assessment.datasets}}
+        names = [n for n, _, _ in transfer_experiments(self.cfg, self.folder, plan.cells)] \
+            if self.cfg.transfer else []
+        names += zero_shot_names(self.cfg, self.folder, plan.cells)
+        self.transfer = {n: t for n in names if (t := read_json(self.folder.transfer(n)))}
         self.analysis = read_json(self.folder.analysis)
-        names = [c.name for c in plan.cells]
-        base = self.folder.root / "evaluate"
-        others = sorted(p.stem for p in base.glob("*.json")) if base.is_dir() else []
-        self.evaluations = {n: read_json(self.folder.evaluation(n))
-                            for n in names + [o for o in others if o not in names]}
-        self.evaluations = {k: v for k, v in self.evaluations.items() if v}
+        self.evaluations = current_evaluations(plan)
 
     def per_image(self, name: str, metric: str) -> list[float]:
         """A model's scores for ``metric`` over every test image of every set."""
@@ -107,8 +110,10 @@ def _intro(doc: Document, r: StudyResults) -> None:
         held.append(text)
     for d in cfg.assessment.datasets:
         if d.name == "synthetic":
-            held.append(f"assessment and transfer: the built-in known-order set made from the "
-                        f"{d.photos or 'classic'} images (distortion levels, not human opinion)")
+            photos = d.photos if isinstance(d.photos, str) else ", ".join(d.photos or [])
+            held.append(f"assessment: the built-in known-order set made from the images "
+                        f"{photos or 'of builtin:samples'} (distortion levels, not human "
+                        "opinion)")
     doc.para("Held-out data: the images the generators and discriminators trained on are "
              "never used to assess, evaluate or transfer. " + "; ".join(held) + ".",
              "protocol")
@@ -165,7 +170,7 @@ def optimization_rows(r: StudyResults, evaluators: list[str]):
         excluded = excluded_evaluators(r.cfg, cell.fidelity) if cell else set()
         row = [name, cell.fidelity if cell else "(baseline)",
                cell.discriminator if cell else "-",
-               cell.adversarial_weight if cell else None]
+               cell.adversarial_weight if cell and cell.adversarial else None]
         for j, m in enumerate(evaluators):
             mean, ci = _mean_ci(r.per_image(name, m))
             row += [mean, _ci_text(ci)]
