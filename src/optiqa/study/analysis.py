@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from optiqa.core.errors import ConfigError
-from optiqa.study.folder import read_json, write_json
+from optiqa.study.folder import write_json
 
 
 def family(name: str, by_family: bool = True) -> str:
