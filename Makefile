@@ -19,31 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(STAMP)
 
-# The built-in example: the whole study in miniature on the built-in photos, CPU only, ~3 min.
-# 1 metrics as IQA models on sample pairs; 2 metrics benchmarked on the known-order set;
-# 3 an SR model trained with L1 + SSIM + an adversarial term from a discriminator on ImageNet
-#   EfficientNet-Lite0; 4 that model evaluated against bicubic; 5 the discriminator's backbone
-#   reused for IQA (random vs ImageNet vs GAN-trained init) and as a zero-shot quality score.
-# A rerun resumes the training run (complete by then); --resume is only given once the run exists,
-# because resuming a run that does not exist is an error.
-DEMO_RUN := $(DEMO)/study/runs/tiny_cpu
+# The built-in example (configs/study/quick.yaml): the whole study in miniature, offline, on the
+# CPU: 4 fidelity losses x (no discriminator + a patch- and an image-level discriminator on
+# ImageNet EfficientNet-Lite0 at two weights) = 20 trained models, assessment of the losses on the
+# known-order set, evaluation of every model on held-out photos, discriminator transfer and the
+# report. A rerun continues where it stopped and redoes nothing that is finished.
 demo: $(STAMP)
-	$(BIN)/optiqa samples $(DEMO)/samples
-	$(BIN)/optiqa score -q -m psnr -m ssim -m ms_ssim -m gmsd -m fsim -m dists_effnet_lite0 \
-		$(DEMO)/samples/distorted $(DEMO)/samples/reference
-	$(BIN)/optiqa assess -m psnr -m ssim -m gmsd -m fsim -m dists_vgg16_r -m dists_effnet_lite0 \
-		-d synthetic --store $(DEMO)/study --json $(DEMO)/assess.json
-	$(BIN)/optiqa train configs/train/tiny_cpu.yaml --study $(DEMO)/study -q \
-		$$(test -f $(DEMO_RUN)/config.yaml && echo --resume) \
-		'network_d={type: backbone, backbone: effnet_lite0, head: patch}'
-	$(BIN)/optiqa evaluate bicubic --set photos=builtin:samples/256 -m dists_effnet_lite0 \
-		--means-only
-	$(BIN)/optiqa evaluate $(DEMO_RUN) --set photos=builtin:samples/256 -m dists_effnet_lite0 \
-		--means-only --save-images $(DEMO)/restored
-	for init in random imagenet gan:$(DEMO_RUN); do \
-		$(BIN)/optiqa transfer --backbone effnet_lite0 --init $$init --kind nr -d synthetic \
-			--repeats 3 --store $(DEMO)/study || exit 1; done
-	$(BIN)/optiqa transfer --zero-shot $(DEMO_RUN) -d synthetic --store $(DEMO)/study
+	HF_HUB_OFFLINE=1 $(BIN)/optiqa study configs/study/quick.yaml --out $(DEMO)/study
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -13,6 +13,8 @@ when bf16 is on).
     python bench/train_step.py --device cuda --config paper
         # SwinIR-x4 classical + L1 + DISTS-VGG16 + PatchGAN(SN), batch 16, HR 256 (compile on)
     python bench/train_step.py --set train.bf16=true --set train.channels_last=true
+    python bench/train_step.py --device cuda --config paper --json step.json
+        # then: optiqa study configs/study/paper.yaml --dry-run --step-time step.json
 
 ``--config paper`` uses configs/train/swinir_x4_dists_vgg16_patchgan.yaml; when the VGG-16
 weights are not on the machine, the fidelity term is ``dists_vgg16_r`` (the same network with
@@ -130,6 +132,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations per side")
     p.add_argument("--iters", type=int, default=5, help="iterations per timed block")
     p.add_argument("--rounds", type=int, default=3, help="alternating timed blocks per side")
+    p.add_argument("--json", metavar="PATH", help="also write the timings as JSON (for "
+                   "`optiqa study --dry-run --step-time PATH`)")
     args = p.parse_args(argv)
 
     cfg, trainer = build(args)
@@ -186,6 +190,14 @@ def main(argv=None) -> int:
              for k in first_ref if k in first_tr and k != "total"}
     print("first-iteration losses (plain / trainer, relative difference): " + "; ".join(
         f"{k} {first_ref[k]:.6g} / {first_tr[k]:.6g} ({diffs[k]:.1e})" for k in diffs))
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps({
+            "device": name, "torch": torch.__version__, "config": cfg.name,
+            "date": time.strftime("%Y-%m-%d"), "plain_ms_per_iter": r, "trainer_ms_per_iter": tr,
+            "speedup": r / tr, "warmup_seconds": warm_s,
+            "peak_gib": {k: v / 2**30 for k, v in peak.items()}}, indent=1))
     return 0
 
 

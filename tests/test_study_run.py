@@ -71,11 +71,15 @@ def test_every_stage_writes_its_artifacts(finished):
     for rel in manifest["runs"]["sr_x4__l1__none"]["images"].values():
         assert (out / rel).is_file()
     assess = json.loads((out / "assess" / "synthetic.json").read_text())
-    assert {r["metric"] for r in assess["results"]} == {"l1", "ssim", "gmsd"}
+    assert {r["metric"] for r in assess["results"]} == {"l1", "ssim", "gmsd", "nlpd"}
     assert assess["contents"] == ["astronaut", "chelsea", "rocket"]
     analysis = json.loads((out / "analysis.json").read_text())
     rows = [r for r in analysis["rank_agreement"] if r["scope"] == "setting"]
-    assert rows and all(r["n_metrics"] <= 3 for r in rows)
+    assert rows and all(r["n_metrics"] <= 4 for r in rows)
+    # psnr_y may not judge the l1 model (pixel family): 3 metrics, a defined correlation
+    psnr = next(r for r in rows if r["evaluator"] == "psnr_y" and r["group"] == "none")
+    assert psnr["n_metrics"] == 3 and psnr["left_out"]["circular"] == ["l1"]
+    assert -1 <= psnr["spearman"] <= 1 and psnr["reason"] is None
     # circularity: the l1 model is never judged by a pixel metric, the ssim model not by ssim_y
     excl = {(x["cell"], x["evaluator"]) for x in analysis["exclusions"]}
     assert ("sr_x4__l1__none", "psnr_y") in excl and ("sr_x4__ssim__none", "ssim_y") in excl

@@ -210,8 +210,12 @@ def load_config(source, schema: type[T], overrides=()) -> T:
 
 
 def save_config(cfg, path) -> Path:
-    """Write ``cfg`` (a dataclass) as YAML, atomically, in schema order."""
+    """Write ``cfg`` (a dataclass) as YAML, atomically, in schema order (a file that already
+    holds exactly this text is left alone, time stamp included)."""
     text = yaml.safe_dump(to_mapping(cfg), sort_keys=False, default_flow_style=None, width=100)
+    path = Path(path)
+    if path.is_file() and path.read_text() == text:
+        return path
     return atomic_write_text(path, text)
 
 

@@ -59,7 +59,7 @@ def run_assessment(folder: StudyFolder, cfg, store, device="cpu", progress=False
             "contents": sorted({it.group for it in ds.items}),
             "results": results,
         }
-        write_json(folder.assessment(dataset_label(opts)), content)
+        write_json(folder.assessment(dataset_label(opts)), content, drop_volatile=True)
         out[dataset_label(opts)] = content
     return out
 
@@ -100,14 +100,14 @@ def run_transfer_stage(folder: StudyFolder, cfg, cells, store, device="cpu",
                                train=TrainSettings(epochs=t.epochs, device=device))
         r = run_transfer(opts, ds, store=store, progress=progress)
         r["study_name"] = name
-        write_json(folder.transfer(name), r)
+        write_json(folder.transfer(name), r, drop_volatile=True)
         results[name] = r
     for name in zero_shot_names(cfg, folder, cells):
         c = next(c for c in cells if name == f"zeroshot__{c.name}")
         r = run_zero_shot(folder.run(c.name).root, ds, device=device, seed=cfg.seed,
                           store=store, n_boot=cfg.assessment.bootstrap, progress=progress)
         r["study_name"] = name
-        write_json(folder.transfer(name), r)
+        write_json(folder.transfer(name), r, drop_volatile=True)
         results[name] = r
     return results
 

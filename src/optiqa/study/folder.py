@@ -41,10 +41,34 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def write_json(path: Path, obj) -> Path:
+# run metadata that differs between two runs computing the same numbers
+VOLATILE_KEYS = ("seconds", "from_store", "summary_from_store", "images_per_second")
+
+
+def write_json(path: Path, obj, drop_volatile: bool = False) -> Path:
+    """Write ``obj`` atomically, unless the file already holds exactly this content (so that a
+    rerun that computes the same result leaves the file, and its time stamp, alone)."""
     from optiqa.core.hashing import canonical_json
 
-    return atomic_write_text(path, json.dumps(json.loads(canonical_json(obj)), indent=1) + "\n")
+    data = json.loads(canonical_json(obj))
+    if drop_volatile:
+        data = _drop(data)
+    text = json.dumps(data, indent=1) + "\n"
+    path = Path(path)
+    try:
+        if path.read_text() == text:
+            return path
+    except OSError:
+        pass
+    return atomic_write_text(path, text)
+
+
+def _drop(v):
+    if isinstance(v, dict):
+        return {k: _drop(x) for k, x in v.items() if k not in VOLATILE_KEYS}
+    if isinstance(v, list):
+        return [_drop(x) for x in v]
+    return v
 
 
 @dataclass(frozen=True)
