@@ -149,6 +149,8 @@ def test_disconnected_and_undefeated_runs_are_noted():
 def test_fit_study_reads_the_store_and_manifest(tmp_path):
     from judge_helpers import make_study
 
+    bare = fit_study(tmp_path)                     # neither manifest nor store: no votes yet
+    assert not bare.has_votes and bare.runs == () and "manifest" in bare.notes[0]
     study = make_study(tmp_path)
     empty = fit_study(study)
     assert not empty.has_votes and [r.run for r in empty.runs] == [

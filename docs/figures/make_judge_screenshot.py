@@ -63,9 +63,10 @@ def write_demo_study(folder: Path, size: int = 256, seed: int = 0) -> Path:
 def screenshot(study: Path, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    from optiqa.judge.app import JudgeServer
+    from optiqa.judge.app import JudgeServer, quiet_request_log
     from optiqa.judge.service import JudgeOptions
 
+    quiet_request_log()
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--no-first-run"]
     with JudgeServer(study, port=0, options=JudgeOptions(crop_size=64)) as server, \

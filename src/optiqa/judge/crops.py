@@ -35,7 +35,7 @@ class Crop:
 
 
 def detail_crops(gray: np.ndarray, size: int, count: int) -> list[Box]:
-    """Up to ``count`` non-overlapping ``size``-pixel boxes with the highest mean gradient magnitude.
+    """Up to ``count`` non-overlapping ``size``-pixel boxes of highest mean gradient magnitude.
 
     Candidates lie on a grid of stride ``size // 4`` (plus the last row and column); they are
     ranked by the mean of ``|grad I|`` inside the box (box sums from an integral image) and taken

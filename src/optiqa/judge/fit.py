@@ -262,9 +262,11 @@ def fit_votes(votes, runs: list[str] | None = None, labels: dict[str, str] | Non
 def fit_study(study_dir, n_boot: int = 1000, seed: int = 0, alpha: float = DEFAULT_ALPHA,
               ci_level: float = 0.95) -> HumanScores:
     """The human scores of a study: votes from ``STUDY_DIR/judgments.db``, runs and labels from
-    ``STUDY_DIR/images/manifest.json`` (if readable). No store or no votes: ``has_votes`` is
-    False, every run's score is None and ``message`` says "no votes yet".
+    ``STUDY_DIR/images/manifest.json``. No store or no votes: ``has_votes`` is False, every
+    manifest run's score is None and ``message`` says "no votes yet". A manifest that cannot be
+    read is noted, and the runs are then those named in the votes.
     """
+    from dataclasses import replace
     from pathlib import Path
 
     from optiqa.core.errors import InputError
@@ -274,12 +276,12 @@ def fit_study(study_dir, n_boot: int = 1000, seed: int = 0, alpha: float = DEFAU
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         raise InputError(f"study folder {study_dir} does not exist", option="study_dir")
+    runs, labels, notes = [], {}, ()
     try:
         images = load_manifest(study_dir, check_files=False)
         runs, labels = list(images.runs), images.labels()
-    except InputError:
-        if not (study_dir / DB_NAME).is_file():
-            raise
-        runs, labels = [], {}
-    return fit_votes(read_votes(study_dir / DB_NAME), runs=runs, labels=labels, n_boot=n_boot,
-                     seed=seed, alpha=alpha, ci_level=ci_level)
+    except InputError as e:
+        notes = (f"runs and labels from the votes only: {e}",)
+    result = fit_votes(read_votes(study_dir / DB_NAME), runs=runs, labels=labels, n_boot=n_boot,
+                       seed=seed, alpha=alpha, ci_level=ci_level)
+    return replace(result, notes=notes + result.notes) if notes else result

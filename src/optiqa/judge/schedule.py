@@ -4,13 +4,14 @@ Balanced and adaptive at once:
 
 1. **Anchor**: the run compared least often so far (issued trials, answered or pending; ties at
    random). Every trial includes the least-compared run.
-2. **Partner**: among the runs compared at most ``max(2, 5 %)`` more often than the anchor (so
-   the counts per run stay within that of each other), the run ``b`` that maximises ``info(a, b) / (1 + n_ab)``, where ``n_ab`` is how
-   often the pair was shown and ``info = max(p (1 - p), 0.05)`` with ``p`` the current
-   Bradley–Terry probability that ``a`` beats ``b`` (strongly regularised early on). ``p (1 - p)``
-   is the Fisher information of one vote about ``s_a - s_b``: votes go where the ranking is
-   uncertain (close runs), with diminishing returns per pair, while the floor keeps every pair
-   sampled (0.05 is p = 0.95). Without votes all ``info`` are equal and this is a round robin.
+2. **Partner**: among the runs compared at most ``max(2, 5 % of the mean)`` more often than the
+   anchor (so the counts per run stay within that of each other), the run ``b`` that maximises
+   ``info(a, b) / (1 + n_ab)``, where ``n_ab`` is how often the pair was shown and
+   ``info = max(p (1 - p), 0.05)`` with ``p`` the current Bradley–Terry probability that ``a``
+   beats ``b`` (strongly regularised early on). ``p (1 - p)`` is the Fisher information of one
+   vote about ``s_a - s_b``: votes go where the ranking is uncertain (close runs), with
+   diminishing returns per pair, while the floor keeps every pair sampled (0.05 is p = 0.95).
+   Without votes all ``info`` are equal and this is a round robin.
 3. **Crop**: of the crops both runs have, the one this rater has not judged for this pair and
    that was shown least for it; **sides** at random (position bias averages out).
 
