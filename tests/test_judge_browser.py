@@ -150,6 +150,12 @@ def test_votes_made_while_the_server_is_down_arrive_later(browser, tmp_path):
         page.fill("#rater-input", "bob")
         page.press("#rater-input", "Enter")
         first = wait_ready(page)
+        # the next pair's images are preloaded once both responses are complete
+        upcoming = [t.trial_id for t in server.service.store.pending("bob")
+                    if t.trial_id != first]
+        poll(page, "tid => ['left', 'right'].every(side => performance"
+                   ".getEntriesByType('resource').some(e => e.name.endsWith("
+                   "`/api/trial/${tid}/${side}.png`) && e.responseEnd > 0))", upcoming[0])
         server.stop()
         page.keyboard.press("ArrowLeft")          # the next pair was preloaded: no server needed
         wait_ready(page, first)
