@@ -64,6 +64,21 @@ def test_colour_blind_metric_cannot_recover_chroma():
     assert row["metric_result"] > 0.99 and row["psnr"] < 30 and row["verdict"] == "exposed"
 
 
+def test_sigmoid_bounds_keep_pixels_inside_and_recover_less_than_projection():
+    """The reason for projecting: with the same budget, Adam on logits stalls near 0 and 1."""
+    ref = load_sample("astronaut", 40)
+    options = dict(starts=("noise", "constant"), steps=60)
+    sig = run_recovery(["mse"], {"a": ref}, RecoveryOptions(bounds="sigmoid", **options))
+    proj = run_recovery(["mse"], {"a": ref}, RecoveryOptions(**options))
+    result = sig.run("a", "mse").result
+    assert 0 < float(result.min()) and float(result.max()) < 1
+    assert (sig.run("a", "mse").losses[-1] < sig.run("a", "mse").losses[0]).all()
+    for s_row, p_row in zip(sig.rows, proj.rows):
+        assert p_row["psnr"] > s_row["psnr"] + 10
+    with pytest.raises(ConfigError, match="bounds"):
+        RecoveryOptions(bounds="tanh")
+
+
 def test_recovery_starts_are_what_they_say():
     ref = load_sample("coffee", 32)[None]
     o = RecoveryOptions(seed=5, constant=0.25)

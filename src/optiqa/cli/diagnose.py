@@ -59,7 +59,8 @@ def cmd_recovery(args) -> int:
     from optiqa.diagnose.recovery import RecoveryOptions, run_recovery
 
     options = RecoveryOptions(starts=tuple(args.starts.split(",")), steps=args.steps, lr=args.lr,
-                              seed=args.seed, dists=args.dists, device=args.device)
+                              seed=args.seed, dists=args.dists, bounds=args.bounds,
+                              device=args.device)
     report = run_recovery(_metric_names(args), _references(args), options,
                           progress=not args.quiet)
     print(recovery_table(report))
@@ -166,6 +167,9 @@ def add_parsers(sub) -> None:
                    help="initial images, comma-separated (noise,constant,blur,jpeg)")
     s.add_argument("--dists", help="DISTS metric that judges results (default: dists if its "
                    "weights are here, else dists_vgg16_r)")
+    s.add_argument("--bounds", choices=["project", "sigmoid"], default="project",
+                   help="keep pixels in [0, 1] by clamping after each step (default) or as "
+                   "x = sigmoid(p)")
     s.add_argument("--no-images", action="store_true", help="write the grid and tables only")
     s.add_argument("--palette", type=int, metavar="N",
                    help="quantise the grid PNG to N colours (smaller files, e.g. for docs)")
@@ -201,7 +205,10 @@ def add_parsers(sub) -> None:
     s.set_defaults(func=cmd_mad)
 
     s = dsub.add_parser("eigen", help="most and least noticeable distortions of a metric at an "
-                        "image (plenoptic)")
+                        "image (plenoptic)", description="Extreme eigenvectors of the Hessian of "
+                        "the metric's loss at the reference, by plenoptic's power method. Each "
+                        "iteration costs a few passes of third-order autograd through the "
+                        "metric: use --crop (64-128 px) for the heavier metrics.")
     s.add_argument("reference", help="reference image file")
     _common(s, "diagnose_eigen", several=False)
     s.add_argument("--max-iter", type=int, default=500,

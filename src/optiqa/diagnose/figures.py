@@ -153,7 +153,8 @@ def local_figure(scans, cols: int = 4):
     n = len(scans)
     cols = min(cols, n)
     rows = math.ceil(n / cols)
-    fig = _figure(2.4 * cols, 2.0 * rows + 0.4)
+    fig = _figure(2.4 * cols, 2.0 * rows + 0.5)
+    fig.set_layout_engine("constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, scan in zip(axes, scans):
         t = scan.t.numpy()
@@ -174,13 +175,13 @@ def local_figure(scans, cols: int = 4):
     axes[0].legend(fontsize=6, loc="upper center")
     fig.supxlabel("t  (x = ref + t d;  t = 1 is the restored image)", fontsize=8)
     fig.supylabel("loss(x) - loss(ref), / its value at t = 1", fontsize=8)
-    fig.tight_layout()
     return fig
 
 
 def mad_figure(result):
     """The reference, the initial image and the four MAD images with both metrics' values."""
-    fig = _figure(9.0, 2.6)
+    fig = _figure(9.0, 2.15)
+    fig.set_layout_engine("constrained")
     axes = fig.subplots(1, 6, squeeze=False)[0]
     _show(axes[0], result.reference[0], "reference", fontsize=7)
     a, b = result.metric_a, result.metric_b
@@ -192,22 +193,25 @@ def mad_figure(result):
               f"{a} {img.values[a]:.3g}, {b} {img.values[b]:.3g}", fontsize=6)
     fig.suptitle(f"MAD competition: {a} vs {b} (values are distances to the reference: 0 = "
                  "identical)", fontsize=8)
+    fig.get_layout_engine().set(h_pad=0.02, w_pad=0.02)
     return fig
 
 
 def eigen_figure(result):
     """The reference, the top and bottom eigendistortions and the reference plus each."""
-    fig = _figure(7.5, 2.8)
+    fig = _figure(7.5, 2.1)
+    fig.set_layout_engine("constrained")
     axes = fig.subplots(1, 5, squeeze=False)[0]
     _show(axes[0], result.reference[0], "reference", fontsize=7)
     for k, (ax_d, ax_i, which) in enumerate(((axes[1], axes[2], "top"),
                                             (axes[3], axes[4], "bottom"))):
         d = result.distortions[k]
         shown = 0.5 + 0.5 * d / d.abs().max().clamp_min(1e-12)
-        _show(ax_d, shown[0], f"{which} eigendistortion\neigenvalue {result.eigenvalues[k]:.3g}",
-              fontsize=6.5)
-        _show(ax_i, result.perturbed[k][0], f"reference + {which}\n(RMS {result.epsilon:g})",
-              fontsize=6.5)
+        note = "" if result.converged[k] else " (not converged)"
+        _show(ax_d, shown[0], f"{which} eigendistortion\neigenvalue {result.eigenvalues[k]:.3g}"
+              f"{note}", fontsize=6.5)
+        _show(ax_i, result.perturbed[k][0], f"reference + {which}, RMS {result.epsilon:.2g}\n"
+              f"loss {result.perturbed_losses[k]:.3g}", fontsize=6.5)
     fig.suptitle(f"Eigendistortions of {result.metric} (Hessian of its loss at the reference)",
                  fontsize=8)
     return fig

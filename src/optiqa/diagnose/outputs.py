@@ -58,8 +58,10 @@ def recovery_header(report) -> list[str]:
     dists = report.evaluators[-1]
     return [
         f"Recovery test (Ding et al., IJCV 2021): {o.steps} Adam steps, lr {o.lr:g} cosine-decayed "
-        f"to {o.lr * o.final_lr_fraction:g}, pixels projected on [0, 1]; starts: "
-        f"{', '.join(o.starts)} (noise: uniform, seed {o.seed}; constant {o.constant:g}; blur "
+        f"to {o.lr * o.final_lr_fraction:g}, "
+        + ("pixels projected on [0, 1]" if o.bounds == "project" else "x = sigmoid(p), Adam on p")
+        + "; starts: "
+        + f"{', '.join(o.starts)} (noise: uniform, seed {o.seed}; constant {o.constant:g}; blur "
         f"sigma {o.blur_sigma:g} px; JPEG quality {o.jpeg_quality})",
         "metric values in each metric's published orientation; progress = (loss(start) - "
         "loss(result)) / (loss(start) - loss(reference)), > 1: the metric prefers the result to "

@@ -10,13 +10,13 @@ on the grey image, ...).
 Every metric here runs one optimisation over a batch of starts (white noise, a constant grey
 image, a blurred and a JPEG version of the reference), with Adam and a cosine-decayed step size.
 
-**Pixel range.** Pixels are kept in [0, 1] by projection: after each Adam step they are clamped,
-as in the authors' released code (``pred.data.clamp_(0, 1)``). A sigmoid parametrisation
-``x = sigmoid(p)`` is the other common choice; we do not use it because it cannot represent the
-0 and 255 values that photographs contain (its logits run off to infinity), and the factor
-``x (1 - x)`` it puts on every gradient stalls dark and bright pixels: with the same budget it
-recovered MSE's reference from white noise to 22 dB instead of 100 dB (128 px, 300 steps, lr 0.02;
-measured while choosing, see ``docs/diagnostics.md``).
+**Pixel range.** Pixels are kept in [0, 1] by projection (``bounds="project"``, the default):
+after each Adam step they are clamped, as in the authors' released code
+(``pred.data.clamp_(0, 1)``). The other common choice, ``x = sigmoid(p)`` with Adam on ``p``
+(``bounds="sigmoid"``), cannot represent the 0 and 255 values that photographs contain (the
+logits run off to infinity) and multiplies every gradient by ``x (1 - x)``, which stalls dark and
+bright pixels; with the same budget it recovers much less (``docs/diagnostics.md`` has the
+numbers and the command).
 """
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ from optiqa.metrics.registry import get_spec
 log = logging.getLogger(__name__)
 
 START_KINDS = ("noise", "constant", "blur", "jpeg")
+BOUNDS = ("project", "sigmoid")
+# bounds="sigmoid" starts from logit(clip(x, eps, 1 - eps)): 0 and 1 have no finite logit
+SIGMOID_EPS = 1e-3
 # A result at least this close to the reference (PSNR on RGB, so that a wrong colour counts)
 # counts as recovered.
 RECOVERED_PSNR = 35.0
@@ -55,7 +58,7 @@ class RecoveryOptions:
     blur of the reference, ``blur_sigma`` pixels), ``jpeg`` (the reference through Pillow JPEG at
     ``jpeg_quality``). ``steps`` Adam steps at ``lr``, cosine-decayed to ``lr * final_lr_fraction``.
     ``dists``: the DISTS-style evaluator (``None``: ``dists`` if its weights are here, else
-    ``dists_vgg16_r``).
+    ``dists_vgg16_r``). ``bounds``: how pixels stay in [0, 1] (see the module docstring).
     """
 
     starts: tuple[str, ...] = START_KINDS
@@ -67,9 +70,13 @@ class RecoveryOptions:
     blur_sigma: float = 4.0
     jpeg_quality: int = 10
     dists: str | None = None
+    bounds: str = "project"
     device: str = "cpu"
 
     def __post_init__(self):
+        if self.bounds not in BOUNDS:
+            raise ConfigError(f"bounds must be one of {', '.join(BOUNDS)}, got {self.bounds!r}",
+                              option="bounds")
         unknown = [s for s in self.starts if s not in START_KINDS]
         if unknown or not self.starts:
             raise ConfigError(f"unknown initial image(s) {unknown}; choose from "
@@ -154,9 +161,10 @@ def _cosine_lr(step: int, steps: int, lr: float, final_fraction: float) -> float
 
 
 def optimise_pixels(metric, ref: torch.Tensor, starts: torch.Tensor, steps: int, lr: float,
-                    final_lr_fraction: float = 0.01, progress=None
+                    final_lr_fraction: float = 0.01, progress=None, bounds: str = "project"
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Minimise ``metric.loss(x_i, ref)`` for every start ``x_i`` at once; projected Adam.
+    """Minimise ``metric.loss(x_i, ref)`` for every start ``x_i`` at once; projected Adam
+    (``bounds="project"``) or Adam on logits (``bounds="sigmoid"``).
 
     The batch loss is the sum of the per-start losses, so each start follows its own gradient
     (Adam's moments are per pixel, hence per start). The reference side of the metric is computed
@@ -166,10 +174,15 @@ def optimise_pixels(metric, ref: torch.Tensor, starts: torch.Tensor, steps: int,
     """
     score = metric.reference_scorer(ref)
     info = metric.info
-    x = starts.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=lr)
+    sigmoid = bounds == "sigmoid"
+    if sigmoid:
+        p = torch.logit(starts.detach().clamp(SIGMOID_EPS, 1 - SIGMOID_EPS)).requires_grad_(True)
+    else:
+        p = starts.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([p], lr=lr)
     history = []
     for step in range(steps + 1):
+        x = torch.sigmoid(p) if sigmoid else p
         per_start = per_image_loss(score(x), info)
         history.append(per_start.detach().cpu())
         if step == steps:
@@ -179,8 +192,9 @@ def optimise_pixels(metric, ref: torch.Tensor, starts: torch.Tensor, steps: int,
         opt.zero_grad(set_to_none=True)
         per_start.sum().backward()
         opt.step()
-        with torch.no_grad():
-            x.clamp_(0, 1)
+        if not sigmoid:
+            with torch.no_grad():
+                p.clamp_(0, 1)
         if progress is not None:
             progress.update(1)
     if not torch.isfinite(history[-1]).all():
@@ -237,7 +251,7 @@ def run_recovery(metrics, references: dict[str, torch.Tensor],
                     bar.set_postfix_str(f"{ref_name}/{name}")
                 t0 = time.perf_counter()
                 result, losses = optimise_pixels(metric, ref, starts, options.steps, options.lr,
-                                                 options.final_lr_fraction, bar)
+                                                 options.final_lr_fraction, bar, options.bounds)
                 run = RecoveryRun(ref_name, name, tuple(options.starts), starts.cpu(),
                                   result.cpu(), losses, time.perf_counter() - t0)
                 runs.append(run)
