@@ -106,11 +106,19 @@ def test_recovery_options_and_inputs_are_checked():
 
 
 def test_verdicts():
-    base = {"psnr": 20.0, "progress": 0.5, "prefers_result": False}
+    base = {"psnr": 20.0, "loss_result": 0.5, "loss_anchor": 0.1, "prefers_result": False}
     assert recovery.verdict({**base, "psnr": 36.0}) == "recovered"
-    assert recovery.verdict({**base, "progress": 0.97}) == "exposed"
+    assert recovery.verdict({**base, "loss_result": 0.1}) == "exposed"
     assert recovery.verdict({**base, "prefers_result": True}) == "exposed"
     assert recovery.verdict(base) == "stuck"
+
+
+def test_anchor_is_white_noise_at_35_db():
+    ref = mid_range("coffee", 64)
+    anchor = recovery.anchor_image(ref)
+    psnr = float(optiqa.create_metric("psnr")(anchor, ref))
+    assert psnr == pytest.approx(35.0, abs=0.1)
+    torch.testing.assert_close(anchor, recovery.anchor_image(ref))
 
 
 def test_classical_metrics_are_the_fourteen_without_networks():

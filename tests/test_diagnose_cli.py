@@ -86,3 +86,14 @@ def test_diagnose_errors_are_one_line(ref_file, capsys, argv, message):
     assert main(["diagnose", argv[0], str(ref_file), *argv[1:]]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_diagnose_help_does_not_import_torch(tmp_path):
+    code = ("import sys; from optiqa.cli import build_parser; p = build_parser()\n"
+            "try:\n    p.parse_args(['diagnose', 'recovery', '--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "--classical" in r.stdout and r.stdout.strip().endswith("False False")

@@ -79,8 +79,8 @@ def cmd_spectrum(args) -> int:
     header = f"loss gradients at the {what}"
     print(spectrum_table(spectra, header))
     _done(write_spectrum(spectra, args.out, header, {"reference": args.reference,
-                                                      "restored": args.restored or what}),
-          args.out)
+                                                      "restored": args.restored or what},
+                         args.palette), args.out)
     return 0
 
 
@@ -94,7 +94,8 @@ def cmd_local(args) -> int:
     header = f"lines from the reference towards the {what}"
     print(local_table(scans, header))
     _done(write_local(scans, args.out, header, {"reference": args.reference,
-                                                "restored": args.restored or what}), args.out)
+                                                "restored": args.restored or what},
+                      args.palette), args.out)
     return 0
 
 
@@ -117,7 +118,7 @@ def cmd_mad(args) -> int:
         if img.fixed_drift > 0.01:
             warn(f"warning: {img.name}: {img.fixed} drifted {100 * img.fixed_drift:.1f}% from "
                  "its target; raise --stiffness or --steps")
-    _done(write_mad(result, args.out), args.out)
+    _done(write_mad(result, args.out, args.palette), args.out)
     return 0
 
 
@@ -135,7 +136,7 @@ def cmd_eigen(args) -> int:
     result = eigendistortions(names[0], load_reference(args.reference, args.crop), options,
                               progress=not args.quiet)
     print(eigen_table(result))
-    _done(write_eigen(result, args.out), args.out)
+    _done(write_eigen(result, args.out, args.palette), args.out)
     return 0
 
 
@@ -149,6 +150,8 @@ def _common(s, out_default: str, several: bool = True) -> None:
     s.add_argument("-o", "--out", default=out_default, help=f"output folder ({out_default})")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--palette", type=int, metavar="N",
+                   help="quantise the figures to N colours (smaller PNGs, e.g. for docs)")
     add_quiet(s)
 
 
@@ -171,8 +174,6 @@ def add_parsers(sub) -> None:
                    help="keep pixels in [0, 1] by clamping after each step (default) or as "
                    "x = sigmoid(p)")
     s.add_argument("--no-images", action="store_true", help="write the grid and tables only")
-    s.add_argument("--palette", type=int, metavar="N",
-                   help="quantise the grid PNG to N colours (smaller files, e.g. for docs)")
     s.set_defaults(func=cmd_recovery)
 
     for name, helptext, func, out in (

@@ -96,8 +96,8 @@ def recovery_grid(report, reference: str, tile: float = 1.3):
                  va="top")
     fig.text(0.5, 0.0,
              f"under each image: PSNR (RGB) / PSNR-Y of the result; SSIM-Y; D = {dists_name}\n"
-             "frame: green recovered (PSNR >= 35 dB), red exposed (metric >= 95% of the way\n"
-             "to its optimum, image not recovered), grey stuck (neither)",
+             "frame: green recovered (PSNR >= 35 dB); red exposed (not recovered, yet the metric\n"
+             "scores it at least as well as the reference + white noise at 35 dB); grey neither",
              ha="center", va="top", fontsize=6.5, linespacing=1.2)
     return fig
 

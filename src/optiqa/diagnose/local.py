@@ -88,13 +88,17 @@ def _rise_at(t: torch.Tensor, rise: torch.Tensor, value: float) -> float:
 
 def local_exponent(t: torch.Tensor, rise: torch.Tensor, s: float = 0.1,
                    symmetric: bool = True) -> float | None:
-    """``log2(r(2 s) / r(s))`` (``r`` averaged over ``+-s`` when ``symmetric``); None when a rise
-    is not positive (the reference is not a strict minimum there)."""
+    """``log2(r(2 s) / r(s))`` (``r`` averaged over ``+-s`` when ``symmetric``); ``inf`` when the
+    loss does not rise at all up to ``s`` but does at ``2 s`` (a flat-bottomed valley, e.g. MAD,
+    which is exactly 0 for distortions below its visibility threshold); None when neither rises
+    or a rise is negative (the reference is not a minimum there)."""
     def r(v):
         return (_rise_at(t, rise, v) + _rise_at(t, rise, -v)) / 2 if symmetric else \
             _rise_at(t, rise, v)
 
     r1, r2 = r(s), r(2 * s)
+    if r1 == 0 and r2 > 0:
+        return math.inf
     if not (r1 > 0 and r2 > 0):
         return None
     return math.log2(r2 / r1)

@@ -49,7 +49,8 @@ def torch_threads() -> int:
 
 # -- recovery ------------------------------------------------------------------------------
 RECOVERY_COLUMNS = ("reference", "metric", "start", "metric_start", "metric_result",
-                    "metric_at_reference", "progress", "prefers_result", "psnr_start", "psnr",
+                    "metric_at_reference", "metric_anchor", "progress", "prefers_result",
+                    "psnr_start", "psnr",
                     "psnr_y_start", "psnr_y", "ssim_y_start", "ssim_y")
 
 
@@ -68,17 +69,20 @@ def recovery_header(report) -> list[str]:
         "the reference itself",
         "PSNR on RGB; PSNR-Y and SSIM-Y on the BT.601 Y channel; no border crop; "
         f"{dists}: {DISTS_NOTE.get(dists, dists)}",
-        "verdict: recovered = PSNR (RGB) >= 35 dB; exposed = not recovered although the metric "
-        "went >= 95% of the way to its value at the reference (or beyond); stuck = neither",
+        "anchor: the reference plus white Gaussian noise at 35 dB PSNR; verdict: recovered = "
+        "PSNR (RGB) >= 35 dB; exposed = not recovered, yet the metric scores the result at least "
+        "as well as the anchor (it prefers an image further from the reference); stuck = "
+        "neither (the metric still rates the result worse than the anchor)",
     ]
 
 
 def recovery_table(report) -> str:
     dists = report.evaluators[-1]
-    headers = ["reference", "metric", "start", "metric", "at ref", "progress", "PSNR",
+    headers = ["reference", "metric", "start", "metric", "at ref", "anchor", "progress", "PSNR",
                "PSNR-Y", "SSIM-Y", dists, "verdict"]
     rows = [[r["reference"], r["metric"], r["start"], _num(r["metric_result"]),
-             _num(r["metric_at_reference"]), _num(r["progress"]), _num(r["psnr"]),
+             _num(r["metric_at_reference"]), _num(r["metric_anchor"]), _num(r["progress"]),
+             _num(r["psnr"]),
              _num(r["psnr_y"]),
              _num(r["ssim_y"]), _num(r[dists]), r["verdict"]] for r in report.rows]
     seconds = {(r.reference, r.metric): r.seconds for r in report.runs}
@@ -148,7 +152,8 @@ def spectrum_table(spectra, header: str = "") -> str:
 
 
 def write_spectrum(spectra, folder: str | os.PathLike, header: str = "",
-                   image_note: dict | None = None) -> list[Path]:
+                   image_note: dict | None = None, palette_colours: int | None = None
+                   ) -> list[Path]:
     """``spectrum.txt``, ``spectrum.csv`` (band shares), ``spectrum_radial.csv`` (relative power
     per ring), ``spectrum.json`` and the figures ``spectrum.png``, ``spectrum_bands.png``."""
     from optiqa.diagnose.figures import band_share_figure, save_figure, spectrum_figure
@@ -165,8 +170,10 @@ def write_spectrum(spectra, folder: str | os.PathLike, header: str = "",
         write_csv(folder / "spectrum_radial.csv", radial_cols, radial),
         write_json(folder / "spectrum.json", {"header": header, "images": image_note or {},
                                               "environment": environment(), "rows": rows}),
-        save_figure(spectrum_figure(spectra, header), folder / "spectrum.png"),
-        save_figure(band_share_figure(spectra), folder / "spectrum_bands.png"),
+        save_figure(spectrum_figure(spectra, header), folder / "spectrum.png",
+                    palette_colours=palette_colours),
+        save_figure(band_share_figure(spectra), folder / "spectrum_bands.png",
+                    palette_colours=palette_colours),
     ]
 
 
@@ -183,12 +190,14 @@ def local_table(scans, header: str = "") -> str:
     lines = [header] if header else []
     lines += ["loss along x = clip(ref + t d): d = restored - ref, or white Gaussian noise of the "
               "same length; k = log2(r(2s) / r(s)) at s = 0.1 (2: quadratic bowl, 1: cone, > 2: "
-              "flat-bottomed); flatness 1/16 for a quadratic, 1/4 for a cone", ""]
+              "flat-bottomed, inf: no rise at all up to s); flatness 1/16 for a quadratic, 1/4 "
+              "for a cone", ""]
     return "\n".join(lines + [format_table(headers, rows, digits=3)])
 
 
 def write_local(scans, folder: str | os.PathLike, header: str = "",
-                image_note: dict | None = None) -> list[Path]:
+                image_note: dict | None = None, palette_colours: int | None = None
+                ) -> list[Path]:
     """``local.txt``, ``local.csv``, ``local.json`` (with every curve) and ``local.png``."""
     from optiqa.diagnose.figures import local_figure, save_figure
 
@@ -199,12 +208,12 @@ def write_local(scans, folder: str | os.PathLike, header: str = "",
                          "random": s.random_rise.tolist()} for s in scans}
     return [
         _write_text(folder / "local.txt", local_table(scans, header) + "\n"),
-        write_csv(folder / "local.csv", cols, [[_num(r[c]) for c in cols] for r in rows]),
+        write_csv(folder / "local.csv", cols, [[r[c] for c in cols] for r in rows]),
+        # an exponent can be inf (a flat-bottomed valley): JSON gets Infinity, as Python reads it
         write_json(folder / "local.json", {"header": header, "images": image_note or {},
-                                           "environment": environment(),
-                                           "rows": [{k: _num(v) for k, v in r.items()}
-                                                    for r in rows], "curves": curves}),
-        save_figure(local_figure(scans), folder / "local.png"),
+                                           "environment": environment(), "rows": rows,
+                                           "curves": curves}),
+        save_figure(local_figure(scans), folder / "local.png", palette_colours=palette_colours),
     ]
 
 
@@ -212,7 +221,8 @@ def write_local(scans, folder: str | os.PathLike, header: str = "",
 MANIFEST_SCHEMA = "optiqa.diagnose.stimuli/1"
 
 
-def write_mad(result, folder: str | os.PathLike) -> list[Path]:
+def write_mad(result, folder: str | os.PathLike, palette_colours: int | None = None
+              ) -> list[Path]:
     """Images, ``manifest.json`` (for a pairwise-judgment app), ``mad.txt`` and ``mad.png``.
 
     In the manifest, each comparison pairs the two images that one metric holds equal (same
@@ -249,7 +259,8 @@ def write_mad(result, folder: str | os.PathLike) -> list[Path]:
                 "options": vars(o), "environment": environment()}
     written.append(write_json(folder / "manifest.json", manifest))
     written.append(_write_text(folder / "mad.txt", mad_table(result) + "\n"))
-    written.append(save_figure(mad_figure(result), folder / "mad.png"))
+    written.append(save_figure(mad_figure(result), folder / "mad.png",
+                               palette_colours=palette_colours))
     return written
 
 
@@ -266,7 +277,8 @@ def mad_table(result) -> str:
         format_table(headers, rows, digits=4)])
 
 
-def write_eigen(result, folder: str | os.PathLike) -> list[Path]:
+def write_eigen(result, folder: str | os.PathLike, palette_colours: int | None = None
+                ) -> list[Path]:
     """Images (the distortions, shown at full contrast, and the reference plus each),
     ``manifest.json``, ``eigen.txt`` and ``eigen.png``."""
     from optiqa.data.io import write_image
@@ -300,7 +312,8 @@ def write_eigen(result, folder: str | os.PathLike) -> list[Path]:
                 "options": vars(result.options), "environment": environment()}
     written.append(write_json(folder / "manifest.json", manifest))
     written.append(_write_text(folder / "eigen.txt", eigen_table(result) + "\n"))
-    written.append(save_figure(eigen_figure(result), folder / "eigen.png"))
+    written.append(save_figure(eigen_figure(result), folder / "eigen.png",
+                               palette_colours=palette_colours))
     return written
 
 

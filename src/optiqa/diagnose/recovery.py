@@ -41,9 +41,12 @@ SIGMOID_EPS = 1e-3
 # A result at least this close to the reference (PSNR on RGB, so that a wrong colour counts)
 # counts as recovered.
 RECOVERED_PSNR = 35.0
-# A metric "reached its optimum" when it covered this share of the way from its value at the start
-# to its value at the reference itself (or went beyond it).
-OPTIMUM_PROGRESS = 0.95
+# The anchor: the reference plus white Gaussian noise at that PSNR (std 10^(-35/20) = 0.0178 on
+# [0, 1]), a distortion every metric should find small. A result that is not recovered but that
+# the metric scores at least as well as the anchor exposes the metric: it prefers an image
+# further from the reference. Comparing losses (rather than "how far the loss fell") treats
+# metrics whose loss spans orders of magnitude (MSE) and bounded ones (SSIM) alike.
+ANCHOR_PSNR = RECOVERED_PSNR
 # DISTS to judge the results: the published one needs pretrained VGG-16 weights; without them the
 # DISTS form on the fixed-seed random VGG-16 ("VGG-16-R") is used, and every table says which.
 DISTS_EVALUATORS = ("dists", "dists_vgg16_r")
@@ -136,6 +139,7 @@ class RecoveryRun:
     result: torch.Tensor           # (S, 3, H, W)
     losses: torch.Tensor           # (steps + 1, S): metric.loss of each start, before each step
     seconds: float
+    seed: int = 0
 
 
 @dataclass
@@ -253,7 +257,7 @@ def run_recovery(metrics, references: dict[str, torch.Tensor],
                 result, losses = optimise_pixels(metric, ref, starts, options.steps, options.lr,
                                                  options.final_lr_fraction, bar, options.bounds)
                 run = RecoveryRun(ref_name, name, tuple(options.starts), starts.cpu(),
-                                  result.cpu(), losses, time.perf_counter() - t0)
+                                  result.cpu(), losses, time.perf_counter() - t0, options.seed)
                 runs.append(run)
                 rows += _rows(run, metric, ref, judge, result, starts)
                 log.info("recovery %s/%s: %.1f s", ref_name, name, run.seconds)
@@ -271,6 +275,9 @@ def _rows(run: RecoveryRun, metric, ref, judge, result, starts) -> list[dict]:
     own_result, own_start = metric(result, refs), metric(starts, refs)
     own_ref = metric(ref, ref)[0]
     loss_ref = float(loss_from_scores(own_ref[None], metric.info))
+    anchor = anchor_image(ref, run.seed)
+    own_anchor = metric(anchor, ref)[0]
+    loss_anchor = float(loss_from_scores(own_anchor[None], metric.info))
     scores = {}
     for col, m in judge.items():
         ok = min(ref.shape[-2:]) >= m.min_size
@@ -283,7 +290,8 @@ def _rows(run: RecoveryRun, metric, ref, judge, result, starts) -> list[dict]:
         progress = 1.0 if span == 0 else (loss_start - loss_result) / span
         row = {"reference": run.reference, "metric": run.metric, "start": kind,
                "metric_result": float(own_result[i]), "metric_start": float(own_start[i]),
-               "metric_at_reference": float(own_ref), "progress": progress,
+               "metric_at_reference": float(own_ref), "metric_anchor": float(own_anchor),
+               "loss_result": loss_result, "loss_anchor": loss_anchor, "progress": progress,
                "prefers_result": loss_result < loss_ref - 1e-6 * max(1.0, abs(loss_ref))}
         for col, (res, st) in scores.items():
             row[col], row[f"{col}_start"] = res[i], st[i]
@@ -294,11 +302,21 @@ def _rows(run: RecoveryRun, metric, ref, judge, result, starts) -> list[dict]:
 
 
 def verdict(row: dict) -> str:
-    """``recovered`` (PSNR >= 35 dB on RGB), ``exposed`` (the metric reached 95% of the way to
-    its value at the reference, or beyond, but the image is not recovered) or ``stuck`` (neither:
-    the optimisation did not reach the metric's optimum within the budget)."""
+    """``recovered`` (PSNR >= 35 dB on RGB); ``exposed`` (not recovered, yet the metric scores the
+    result at least as well as the anchor, the reference plus white noise at 35 dB PSNR, or
+    better than the reference itself); ``stuck`` (neither: the metric itself still rates the
+    result worse than the anchor, so the optimisation did not reach the metric's optimum
+    within the budget, or it sits in a local minimum)."""
     if row["psnr"] >= RECOVERED_PSNR:
         return "recovered"
-    if row["progress"] >= OPTIMUM_PROGRESS or row["prefers_result"]:
+    if row["loss_result"] <= row["loss_anchor"] or row["prefers_result"]:
         return "exposed"
     return "stuck"
+
+
+def anchor_image(ref: torch.Tensor, seed: int = 0, psnr: float = ANCHOR_PSNR) -> torch.Tensor:
+    """``clip(ref + s N(0, 1))`` with ``s = 10^(-psnr / 20)``: white noise at ``psnr`` dB (a
+    little above it after clipping)."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(ref.shape, generator=g).to(ref)
+    return (ref + 10 ** (-psnr / 20) * noise).clamp(0, 1)
