@@ -126,7 +126,7 @@ def test_metric_info_entries_are_consistent():
 
 
 
-@pytest.mark.parametrize("name", ["ssim", "ssim_y", "psnr", "gmsd", "dists_vgg16_r"])
+@pytest.mark.parametrize("name", ["ssim", "ssim_y", "psnr", "gmsd", "dists_vgg16_r", "mad", "fsim"])
 def test_reference_scorer_equals_direct_call(name):
     """One reference, many distortions: preparing the reference once changes nothing."""
     m = optiqa.create_metric(name)

@@ -169,12 +169,26 @@ def fsim(x: torch.Tensor, ref: torch.Tensor, chromatic: bool = True) -> torch.Te
 
     ``Re[z^lambda] = |z|^lambda cos(lambda pi)`` for negative ``z``, as MATLAB's ``real`` gives.
     """
-    factor = downsample_factor(*x.shape[-2:])
-    yiq_x = average_downsample(rgb_to_yiq(x * 255.0), factor)
+    return fsim_prepared(x, prepare_fsim_reference(ref), chromatic)
+
+
+def prepare_fsim_reference(ref: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The reference's share of :func:`fsim`: its downsampled YIQ, phase congruency and Scharr
+    gradient magnitude (phase congruency is most of the cost of a pair)."""
+    factor = downsample_factor(*ref.shape[-2:])
     yiq_r = average_downsample(rgb_to_yiq(ref * 255.0), factor)
-    y_x, y_r = yiq_x[:, :1], yiq_r[:, :1]
-    pc_x, pc_r = phase_congruency(y_x), phase_congruency(y_r)
-    s_g = _similarity(scharr_magnitude(y_x), scharr_magnitude(y_r), T2)
+    y_r = yiq_r[:, :1]
+    return yiq_r, phase_congruency(y_r), scharr_magnitude(y_r)
+
+
+def fsim_prepared(x: torch.Tensor, reference: tuple[torch.Tensor, ...], chromatic: bool = True
+                  ) -> torch.Tensor:
+    """:func:`fsim` against a :func:`prepare_fsim_reference` result (a batch of 1 broadcasts)."""
+    yiq_r, pc_r, grad_r = reference
+    yiq_x = average_downsample(rgb_to_yiq(x * 255.0), downsample_factor(*x.shape[-2:]))
+    y_x = yiq_x[:, :1]
+    pc_x = phase_congruency(y_x)
+    s_g = _similarity(scharr_magnitude(y_x), grad_r, T2)
     sim = _similarity(pc_x, pc_r, T1) * s_g
     if chromatic:
         z = (_similarity(yiq_x[:, 1:2], yiq_r[:, 1:2], T3)
@@ -194,3 +208,10 @@ class FSIM(FRMetric):
 
     def compute(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         return fsim(x, ref, chromatic=self.chromatic)
+
+    # One reference, many distortions: the reference's phase congruency is computed once.
+    def prepare_reference(self, ref: torch.Tensor):
+        return prepare_fsim_reference(ref)
+
+    def compute_prepared(self, x: torch.Tensor, prepared) -> torch.Tensor:
+        return fsim_prepared(x, prepared, self.chromatic)

@@ -277,39 +277,51 @@ def _min_neighbour_var(var8: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.minimum(torch.minimum(v00, v10), torch.minimum(v01, v11))
 
 
-def visibility_map(ref_gray: torch.Tensor, dst_gray: torch.Tensor) -> torch.Tensor:
-    """The block map ``msk`` of ``hi_index`` (log visible-contrast excess) for blocks ``4 .. last``.
-
-    ``ref_gray``, ``dst_gray``: ``(N, 1, H, W)`` grey images in [0, 255].
-    """
+def reference_visibility(ref_gray: torch.Tensor) -> dict:
+    """The reference's share of :func:`visibility_map`: its luminance and, for blocks
+    ``4 .. last``, which blocks are bright enough, their log mean and the masking threshold."""
     h, w = ref_gray.shape[-2:]
     lum_ref = luminance(ref_gray)
-    lum_err = luminance(dst_gray) - lum_ref
-    spectrum = torch.fft.rfft2(torch.cat([lum_ref, lum_err], 1))
-    filtered = torch.fft.irfft2(spectrum * _csf_rfft(h, w, lum_ref.dtype, lum_ref.device), s=(h, w))
-    region = _blocks_region(filtered)
-    ref_cells = _cell_moments(region[:, :1], 2)
+    filtered = torch.fft.irfft2(torch.fft.rfft2(lum_ref) * _csf_rfft(h, w, lum_ref.dtype,
+                                                                     lum_ref.device), s=(h, w))
+    ref_cells = _cell_moments(_blocks_region(filtered), 2)
     mean_ref, _ = _block_moments(ref_cells, BLOCK // STRIDE)
-    _, s2_err = _block_moments(_cell_moments(region[:, 1:], 2), BLOCK // STRIDE)
     # 8x8 blocks for the blocks 4 .. last and their right/lower neighbours.
     _, s2_ref8 = _block_moments(ref_cells, 8 // STRIDE)
     s2_ref8 = s2_ref8[..., : mean_ref.shape[-2] + 1, : mean_ref.shape[-1] + 1]
-    n16, n8 = BLOCK * BLOCK, 64
-    var_err = (s2_err / (n16 - 1)).clamp_min(CONTRAST_VAR_FLOOR)
-    var_ref = _min_neighbour_var(s2_ref8 / (n8 - 1), h, w).clamp_min(CONTRAST_VAR_FLOOR)
-    bright = mean_ref >= LUMINANCE_THRESHOLD
+    var_ref = _min_neighbour_var(s2_ref8 / (64 - 1), h, w).clamp_min(CONTRAST_VAR_FLOOR)
     # Blocks darker than G are dropped; the clamp only keeps their (unused) log finite.
     log_mean = torch.log(mean_ref.clamp_min(LUMINANCE_THRESHOLD))
     ci_ref = 0.5 * torch.log(var_ref) - log_mean
-    ci_err = 0.5 * torch.log(var_err) - log_mean
     threshold = CONTRAST_SLOPE * (ci_ref.clamp_min(CONTRAST_KNEE) - CONTRAST_KNEE) + DETECTION_FLOOR
-    return torch.where(bright, F.relu(ci_err - threshold), 0.0)
+    return {"lum": lum_ref, "bright": mean_ref >= LUMINANCE_THRESHOLD, "log_mean": log_mean,
+            "threshold": threshold}
 
 
-def detection_distortion(ref_gray: torch.Tensor, dst_gray: torch.Tensor) -> torch.Tensor:
+def visibility_map(ref_gray: torch.Tensor, dst_gray: torch.Tensor,
+                   reference: dict | None = None) -> torch.Tensor:
+    """The block map ``msk`` of ``hi_index`` (log visible-contrast excess) for blocks ``4 .. last``.
+
+    ``ref_gray``, ``dst_gray``: ``(N, 1, H, W)`` grey images in [0, 255]; ``reference``: the
+    result of :func:`reference_visibility` for ``ref_gray`` when already computed (its batch of
+    1 then broadcasts over ``dst_gray``).
+    """
+    h, w = dst_gray.shape[-2:]
+    ref_state = reference if reference is not None else reference_visibility(ref_gray)
+    lum_err = luminance(dst_gray) - ref_state["lum"]
+    filtered = torch.fft.irfft2(torch.fft.rfft2(lum_err) * _csf_rfft(h, w, lum_err.dtype,
+                                                                     lum_err.device), s=(h, w))
+    _, s2_err = _block_moments(_cell_moments(_blocks_region(filtered), 2), BLOCK // STRIDE)
+    var_err = (s2_err / (BLOCK * BLOCK - 1)).clamp_min(CONTRAST_VAR_FLOOR)
+    ci_err = 0.5 * torch.log(var_err) - ref_state["log_mean"]
+    return torch.where(ref_state["bright"], F.relu(ci_err - ref_state["threshold"]), 0.0)
+
+
+def detection_distortion(ref_gray: torch.Tensor, dst_gray: torch.Tensor,
+                         reference: dict | None = None) -> torch.Tensor:
     """``d_detect = 200 RMS(msk * lmse)`` over the cropped image, ``(N,)``."""
-    h, w = ref_gray.shape[-2:]
-    msk = _tiles_cropped(visibility_map(ref_gray, dst_gray), h, w)
+    h, w = dst_gray.shape[-2:]
+    msk = _tiles_cropped(visibility_map(ref_gray, dst_gray, reference), h, w)
     # imfilter(err^2, ones(16)/256, 'symmetric', 'same') averages rows i-7..i+8: on the crop
     # [16, H-17) these stay inside the image, so no padding is needed.
     sq_err = (ref_gray - dst_gray).square()
@@ -318,7 +330,7 @@ def detection_distortion(ref_gray: torch.Tensor, dst_gray: torch.Tensor) -> torc
     return DETECT_SCALE * _rms(msk * lmse)
 
 
-def _gabor_statistics(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def gabor_statistics(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Std (``n - 1``), skewness and kurtosis of the 20 log-Gabor magnitudes in blocks 4 .. last."""
     h, w = gray.shape[-2:]
     bank = log_gabor_bank(h, w, gray.dtype, gray.device)
@@ -332,13 +344,22 @@ def _gabor_statistics(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     return std, skew, kurt
 
 
-def appearance_distortion(ref_gray: torch.Tensor, dst_gray: torch.Tensor) -> torch.Tensor:
-    """``d_appear = RMS(sum_{s,o} w_s (|d std| + 2 |d skew| + |d kurt|))`` on the crop, ``(N,)``."""
-    h, w = ref_gray.shape[-2:]
-    n = ref_gray.shape[0]
-    std, skew, kurt = _gabor_statistics(torch.cat([ref_gray, dst_gray]))
-    eta = ((std[:n] - std[n:]).abs() + 2 * (skew[:n] - skew[n:]).abs()
-           + (kurt[:n] - kurt[n:]).abs())  # (N, 20, nb_h, nb_w)
+def appearance_distortion(ref_gray: torch.Tensor, dst_gray: torch.Tensor,
+                          reference: tuple | None = None) -> torch.Tensor:
+    """``d_appear = RMS(sum_{s,o} w_s (|d std| + 2 |d skew| + |d kurt|))`` on the crop, ``(N,)``.
+
+    ``reference``: :func:`gabor_statistics` of ``ref_gray`` when already computed.
+    """
+    h, w = dst_gray.shape[-2:]
+    if reference is None:
+        n = ref_gray.shape[0]
+        both = gabor_statistics(torch.cat([ref_gray, dst_gray]))
+        reference, dst = tuple(t[:n] for t in both), tuple(t[n:] for t in both)
+    else:
+        dst = gabor_statistics(dst_gray)
+    (std_r, skew_r, kurt_r), (std_d, skew_d, kurt_d) = reference, dst
+    eta = ((std_r - std_d).abs() + 2 * (skew_r - skew_d).abs()
+           + (kurt_r - kurt_d).abs())  # (N, 20, nb_h, nb_w)
     weights = torch.tensor(SCALE_WEIGHTS, dtype=eta.dtype, device=eta.device) / sum(SCALE_WEIGHTS)
     weights = weights.repeat_interleave(GABOR_ORIENTATIONS)  # scale-major bank order
     eta = (eta * weights[:, None, None]).sum(1, keepdim=True)
@@ -375,6 +396,25 @@ def mad_components(x: torch.Tensor, ref: torch.Tensor, quantize: bool = True
     return combine(hi, lo), hi, lo
 
 
+def prepare_mad_reference(ref: torch.Tensor, quantize: bool = True) -> dict:
+    """Everything :func:`mad_components` computes from the reference alone (grey image,
+    detection-stage masking, Gabor statistics): done once when one reference is scored against
+    many images (``MAD.reference_scorer``, the recovery test)."""
+    ref_gray = to_gray255(ref, quantize)
+    return {"gray": ref_gray, "visibility": reference_visibility(ref_gray),
+            "gabor": gabor_statistics(ref_gray)}
+
+
+def mad_components_prepared(x: torch.Tensor, reference: dict, quantize: bool = True
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`mad_components` against a :func:`prepare_mad_reference` result (whose batch of 1
+    broadcasts over ``x``)."""
+    x_gray = to_gray255(x, quantize)
+    hi = detection_distortion(reference["gray"], x_gray, reference["visibility"])
+    lo = appearance_distortion(reference["gray"], x_gray, reference["gabor"])
+    return combine(hi, lo), hi, lo
+
+
 def mad(x: torch.Tensor, ref: torch.Tensor, quantize: bool = True) -> torch.Tensor:
     """MAD per image ``(N,)`` of RGB or grey ``NCHW`` images in [0, 1] (distorted, reference).
 
@@ -393,3 +433,14 @@ class MAD(FRMetric):
 
     def compute(self, x, ref):
         return mad(x, ref, quantize=self.quantize)
+
+    # One reference, many distortions: the reference's CSF filtering, masking thresholds and
+    # 20 log-Gabor statistics are computed once (about half of the work per pair).
+    def prepare_reference(self, ref):
+        return prepare_mad_reference(ref, self.quantize)
+
+    def compute_prepared(self, x, prepared):
+        if min(x.shape[-2:]) < MIN_SIZE:
+            raise ValueError(f"MAD needs images of at least {MIN_SIZE}x{MIN_SIZE}, "
+                             f"got {x.shape[-2]}x{x.shape[-1]}")
+        return mad_components_prepared(x, prepared, self.quantize)[0]
