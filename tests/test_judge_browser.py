@@ -1,15 +1,12 @@
 """End to end in a real headless Chromium (Debian's ``chromium``), driven by Playwright.
 
-The session fixture installs Debian's ``chromium`` when ``/usr/bin/chromium`` is missing and we
-are root (``apt-get install -y chromium``); otherwise the tests skip and say why. Playwright's
-own browser downloads are never used: the driver launches ``/usr/bin/chromium``.
+The ``browser`` fixture of ``conftest.py`` installs Debian's ``chromium`` when
+``/usr/bin/chromium`` is missing and we are root; otherwise the tests skip and say why.
+Playwright's own browser downloads are never used: the driver launches ``/usr/bin/chromium``.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
-import subprocess
 import time
 
 import pytest
@@ -20,38 +17,6 @@ from optiqa.judge.service import JudgeOptions
 from optiqa.judge.store import DB_NAME
 
 pytest.importorskip("flask", reason="the judging server needs Flask (pip install 'optiqa[judge]')")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-
-
-def _install_chromium() -> str | None:
-    """None if Chromium is there (installed now if need be), else why it is not."""
-    if os.path.exists(CHROMIUM):
-        return None
-    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "install", "-y", "-q", "chromium"],
-                ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        if cmd[1] == "install" and done.returncode == 0 and os.path.exists(CHROMIUM):
-            return None
-    return f"apt-get install chromium failed: {done.stderr.strip()[-300:]}"
-
-
-@pytest.fixture(scope="session")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="Playwright's Python driver is not installed")
-    reason = _install_chromium()
-    if reason:
-        pytest.skip(reason)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def stored(study):

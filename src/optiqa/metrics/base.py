@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
+from typing import Callable, Union
 
 import torch
 from torch import nn
@@ -53,6 +54,17 @@ class MetricInfo:
         """Score of an image compared with itself (inf/-inf where unbounded)."""
         lo, hi = self.score_range
         return lo if self.lower_better else hi
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A registry entry: the metric's info and how to build it."""
+
+    info: MetricInfo
+    # "module:callable" (built-ins, imported on first use) or a callable (user metrics);
+    # called as factory(info=info, **kwargs)
+    factory: Union[str, Callable]
+    kwargs: dict = field(default_factory=dict)
 
 
 # Values a hair outside [0, 1] come from float rounding (e.g. 1.0000001 after a colour transform);

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from optiqa.core.errors import UnknownNameError, WeightsUnavailable
-from optiqa.metrics.base import FRMetric, MetricInfo, NRMetric
+from optiqa.metrics.base import FRMetric, MetricInfo, MetricSpec, NRMetric
 
 PREFIX = "pyiqa:"
 INSTALL = ("pip install 'optiqa[pyiqa]' (IQA-PyTorch; non-commercial licence, PolyForm "
@@ -56,7 +56,6 @@ def _score_range(text) -> tuple[float, float]:
 
 def pyiqa_spec(name: str):
     """The registry entry of ``pyiqa:<model>`` (None for another prefix)."""
-    from optiqa.metrics.registry import MetricSpec
 
     if not name.startswith(PREFIX):
         return None

