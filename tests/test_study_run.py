@@ -216,3 +216,43 @@ def test_report_renders_in_a_real_browser(finished, browser, tmp_path):
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert (tmp_path / "report.png").stat().st_size > 10_000
     page.close()
+
+
+def test_human_judgments_enter_the_analysis_and_the_report(finished, tmp_path):
+    """Simulated raters who prefer the model with the higher PSNR-Y on each image: their
+    ranking must agree with psnr_y's, and the report must show it."""
+    import shutil
+
+    from optiqa.judge.store import JudgmentStore, Trial
+    from optiqa.study.analysis import run_analysis
+    from optiqa.study.plan import load_plan
+    from optiqa.study.report import write_report
+
+    out = tmp_path / "h"
+    shutil.copytree(finished[0], out, ignore=shutil.ignore_patterns("*.lock"))
+    plan = load_plan(out)
+    evals = {c.name: json.loads((out / "evaluate" / f"{c.name}.json").read_text())
+             for c in plan.cells}
+    names = sorted(evals)
+    store = JudgmentStore(out / "judgments.db")
+    n = 0
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for k, image in enumerate(evals[a]["sets"]["photos"]["images"][:4]):
+                pa = evals[a]["sets"]["photos"]["scores"]["psnr_y"][k]
+                pb = evals[b]["sets"]["photos"]["scores"]["psnr_y"][k]
+                trial = Trial(f"t{n}", "sim", n, f"sr_x4/photos/{image}", 0, (0, 0, 8, 8), a, b,
+                              None, time.time())
+                store.issue(trial)
+                store.record_vote(trial, "left" if pa >= pb else "right", 500.0)
+                n += 1
+    store.close()
+    analysis = run_analysis(plan)
+    human = analysis["human"]
+    assert human["has_votes"] and human["fit"]["n_votes"] == n
+    psnr = next(x for x in human["by_evaluator"] if x["evaluator"] == "psnr_y")
+    # psnr_y may not judge the l1 models (pixel family): the 6 others are compared
+    assert psnr["n"] == 6 and psnr["spearman"] > 0.8
+    paths = write_report(plan)
+    html = Path(paths["html"]).read_text()
+    assert "Bradley-Terry scores of the models" in html and "People as the evaluator" in html

@@ -103,7 +103,71 @@ def run_analysis(plan) -> dict:
     pairs = list(dict.fromkeys([*default_pairs(opt.cells), *pairs]))
     result = analyze(opt, assess, n_boot=plan.cfg.assessment.bootstrap, seed=plan.cfg.seed,
                      pairs=pairs)
+    result["human"] = human_judgments(plan, result)
     result["summary"] = {"cells": len(opt.cells), "evaluators": len(opt.evaluators),
-                         "images": len(opt.images), "datasets": len(assess.datasets)}
+                         "images": len(opt.images), "datasets": len(assess.datasets),
+                         "human_votes": result["human"]["fit"].get("n_votes", 0)}
     write_json(plan.folder.analysis, result)
     return result
+
+
+def human_judgments(plan, analysis: dict) -> dict:
+    """The raters' Bradley-Terry scores of the cells (:func:`optiqa.judge.fit_study`) as one more
+    evaluator: their rank correlation with every evaluator's ranking of the judged cells, and
+    the rank agreement of a human-based optimization quality with the assessment SRCC, per
+    group of settings. The human side has one score per model (not per image), so these are
+    point estimates without a bootstrap interval (the scores' own intervals come from
+    resampling the votes)."""
+    from optiqa.assess.correlation import krcc, srcc
+    from optiqa.judge import fit_study
+    from optiqa.study.ranking import MIN_METRICS
+
+    cfg = plan.cfg
+    fitted = fit_study(plan.folder.root, n_boot=cfg.assessment.bootstrap, seed=cfg.seed)
+    out = {"has_votes": fitted.has_votes, "message": fitted.message, "fit": fitted.to_dict()}
+    if not fitted.has_votes:
+        return out
+    human = {r: s for r, s in fitted.scores().items() if s is not None}
+    cells = {c.name: c for c in plan.cells if c.name in human}
+
+    def corr(xs, ys, what):
+        if len(xs) < MIN_METRICS:
+            return {"n": len(xs), "spearman": None, "kendall": None,
+                    "reason": f"fewer than {MIN_METRICS} {what} ({len(xs)})"}
+        rho, tau = srcc(xs, ys), krcc(xs, ys)
+        ok = rho == rho
+        return {"n": len(xs), "spearman": rho if ok else None, "kendall": tau if ok else None,
+                "reason": None if ok else "constant scores"}
+
+    quality = {(r["cell"], r["evaluator"]): r["quality"] for r in analysis["optimization"]
+               if r["excluded"] is None and r["quality"] is not None}
+    by_evaluator = []
+    for e in cfg.evaluators.metrics:
+        judged = [n for n in cells if (n, e) in quality]
+        by_evaluator.append({"evaluator": e, "cells": judged,
+                             **corr([human[n] for n in judged], [quality[(n, e)] for n in judged],
+                                    "cells judged by both")})
+    assessed = {r["metric"]: r["quality"] for r in analysis["assessment"]
+                if r["quality"] is not None}
+    agreement = []
+    for g in analysis["groups"]:
+        if g["scope"] not in ("setting", "adversarial"):
+            continue
+        points = []
+        for metric in cfg.fidelity.metrics:
+            members = [c for c in cells.values() if c.task == g["task"] and c.fidelity == metric
+                       and _setting(c) in g["settings"]]
+            if len(members) == len(g["settings"]) and metric in assessed:
+                points.append({"metric": metric, "assessment": assessed[metric],
+                               "optimization": sum(human[c.name] for c in members)
+                               / len(members)})
+        agreement.append({**g, "points": points, **corr(
+            [p["assessment"] for p in points], [p["optimization"] for p in points],
+            "fidelity metrics with every cell judged")})
+    out.update(by_evaluator=by_evaluator, rank_agreement=agreement)
+    return out
+
+
+def _setting(cell) -> str:
+    """The setting label of :class:`optiqa.study.asymmetry.Cell` for a study cell."""
+    return f"{cell.discriminator}@{cell.adversarial_weight:g}" if cell.adversarial else "none"

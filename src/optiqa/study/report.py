@@ -73,9 +73,10 @@ def write_report(plan) -> dict:
     _intro(doc, r)
     _assessment(doc, r)
     _optimization(doc, r)
-    from optiqa.study.report_analysis import analysis_sections
+    from optiqa.study.report_analysis import analysis_sections, human_section
 
     analysis_sections(doc, r)
+    human_section(doc, r)
     _transfer(doc, r)
     _visual(doc, r)
     _training(doc, r)

@@ -166,3 +166,44 @@ def _paired(doc, a) -> None:
                          "rank-biserial", "p", "p (Holm)", "not tested because"], rows,
                         csv_name="paired_tests", protocol=a["protocol"]["paired_tests"],
                         digits=3))
+
+
+def human_section(doc: Document, r) -> None:
+    """The raters' ranking of the models next to the evaluators' (``optiqa judge``)."""
+    a = r.analysis or {}
+    h = a.get("human")
+    doc.heading("Human judgments")
+    if not h or not h.get("has_votes"):
+        doc.para(f"{(h or {}).get('message', 'No human judgments yet')}: collect pairwise "
+                 f"judgments with `optiqa judge serve {r.folder.root}` (raters compare two "
+                 "models' versions of the same crop); the next `optiqa report` adds their "
+                 "ranking here and as an evaluator in the comparison with assessment.")
+        return
+    fit = h["fit"]
+    rows = [[x["run"], x["label"], x["score"], f"[{x['ci_low']:.2f}, {x['ci_high']:.2f}]"
+             if x.get("ci_low") is not None else "-", x["rank"], x["votes"], x["wins"]]
+            for x in fit["runs"]]
+    doc.table(Table("Bradley-Terry scores of the models", ["model", "label", "score", "95% CI",
+                                                           "rank", "votes", "wins"],
+                    rows, csv_name="human_scores", digits=3,
+                    protocol=f"{fit.get('n_votes')} two-alternative forced-choice votes "
+                    f"({h['message']}); scores in log-odds (mean zero over the voted models, "
+                    "higher = preferred), percentile bootstrap CIs over votes; rater "
+                    f"consistency on repeated trials: {fit.get('consistency')}."))
+    rows = [[x["evaluator"], x["n"], x["spearman"], x["kendall"], x["reason"] or ""]
+            for x in h.get("by_evaluator", [])]
+    doc.table(Table("Does each evaluator rank the models as people do?",
+                    ["evaluator", "models", "Spearman", "Kendall", "undefined because"], rows,
+                    csv_name="human_vs_evaluators", digits=3,
+                    protocol="Rank correlation between the human scores and each evaluator's "
+                    "mean score (oriented: higher = better) over the models both judge "
+                    "(circularity rule applied to the evaluator)."))
+    rows = [[x["task"], x["group"] if x["scope"] == "setting" else f"{x['group']} D (pooled)",
+             x["n"], x["spearman"], x["kendall"], x["reason"] or ""]
+            for x in h.get("rank_agreement", [])]
+    doc.table(Table("People as the evaluator: assessment vs optimization",
+                    ["task", "setting", "metrics", "Spearman", "Kendall", "undefined because"],
+                    rows, csv_name="human_rank_agreement", digits=3,
+                    protocol="Optimization quality of a fidelity metric = the mean human score "
+                    "of the models it trained in the setting; assessment quality = its SRCC as "
+                    "an IQA model. Point estimates: the human side has one score per model."))
