@@ -238,7 +238,7 @@ def test_human_judgments_enter_the_analysis_and_the_report(finished, tmp_path):
     n = 0
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            for k, image in enumerate(evals[a]["sets"]["photos"]["images"][:4]):
+            for k, image in enumerate(evals[a]["sets"]["photos"]["images"]):
                 pa = evals[a]["sets"]["photos"]["scores"]["psnr_y"][k]
                 pb = evals[b]["sets"]["photos"]["scores"]["psnr_y"][k]
                 trial = Trial(f"t{n}", "sim", n, f"sr_x4/photos/{image}", 0, (0, 0, 8, 8), a, b,
