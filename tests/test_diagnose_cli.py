@@ -97,3 +97,17 @@ def test_diagnose_help_does_not_import_torch(tmp_path):
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "--classical" in r.stdout and r.stdout.strip().endswith("False False")
+
+
+def test_spectrum_at_a_given_restored_image(ref_file, tmp_path, capsys):
+    from optiqa.data.degradations import distort
+
+    restored = tmp_path / "restored.png"
+    write_image(restored, distort(load_sample("chelsea", 80), "jpeg", 3))
+    assert main(["diagnose", "spectrum", "-m", "mse", str(ref_file), "--restored",
+                 str(restored), "-o", str(tmp_path / "s")]) == 0
+    assert f"restored image {restored}" in capsys.readouterr().out
+    small = tmp_path / "small.png"
+    write_image(small, load_sample("chelsea", 40))
+    assert main(["diagnose", "local", "-m", "mse", str(ref_file), "--restored", str(small)]) == 2
+    assert "differs from the reference" in capsys.readouterr().err

@@ -54,7 +54,9 @@ def save_figure(fig, path: str | os.PathLike, dpi: float | None = None,
 
 
 def _fmt(v, spec: str) -> str:
-    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return ("inf" if v > 0 else "-inf") if math.isinf(v) else format(v, spec)
 
 
 def recovery_grid(report, reference: str, tile: float = 1.3):

@@ -129,7 +129,7 @@ class MADOptions:
     ``lambda = stiffness * |d_o0| / d_f0^2`` (``d_o0``, ``d_f0``: both distances of the initial
     image), so that a relative drift ``delta`` of the fixed metric costs
     ``stiffness * delta^2 * |d_o0|``: scale-free, unlike plenoptic's automatic choice, which
-    balances the two metrics' magnitudes and let the fixed one drift several-fold in our tests.
+    balances the two metrics' magnitudes and did not hold the fixed one in our trials.
     ``penalty_lambda``: weight of plenoptic's [0, 1] range penalty."""
 
     noise_std: float = 0.1
