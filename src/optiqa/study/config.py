@@ -198,11 +198,27 @@ class LauncherOpts:
 
 
 @dataclass
+class RecoveryOpts:
+    """The recovery test (:mod:`optiqa.diagnose.recovery`) of the study's fidelity metrics on one
+    held-out image: can each loss, minimised over the pixels, bring the image back?"""
+
+    image: str = "astronaut"      # a built-in image (of the test split)
+    size: int = 96
+    steps: int = 100
+    starts: list[str] = field(default_factory=lambda: ["noise", "blur"])
+
+    def check(self, path):
+        need(self.size >= 32, join_path(path, "size"), "must be >= 32", self.size)
+        need(self.steps >= 1, join_path(path, "steps"), "must be >= 1", self.steps)
+
+
+@dataclass
 class ReportOpts:
     crop_size: int = 64          # side of the HR crops in the visual comparison
     crop_images: int = 3         # test images shown in the visual comparison
     comparisons: list = field(default_factory=list)  # [cell glob A, cell glob B] pairs to test
     note: str = ""               # a paragraph at the top (e.g. what a small example lacks)
+    recovery: RecoveryOpts | None = None  # the recovery test of the fidelity metrics
 
 
 @dataclass

@@ -73,10 +73,11 @@ def write_report(plan) -> dict:
     _intro(doc, r)
     _assessment(doc, r)
     _optimization(doc, r)
-    from optiqa.study.report_analysis import analysis_sections, human_section
+    from optiqa.study.report_analysis import analysis_sections, human_section, recovery_section
 
     analysis_sections(doc, r)
     human_section(doc, r)
+    recovery_section(doc, r)
     _transfer(doc, r)
     _visual(doc, r)
     _training(doc, r)

@@ -234,8 +234,10 @@ def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = Non
                                                    opts.progress))
             elif stage == "analyze" and not opts.worker:
                 from optiqa.study.analysis import run_analysis
+                from optiqa.study.diagnostics import run_recovery_for_study
 
                 result = run_analysis(plan)["summary"]
+                run_recovery_for_study(plan, device, opts.progress)
             elif stage == "report" and not opts.worker:
                 from optiqa.study.report import write_report
 
