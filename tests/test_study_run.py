@@ -87,7 +87,8 @@ def test_every_stage_writes_its_artifacts(finished):
     html = (out / "report" / "report.html").read_text()
     for section in ("Metrics as IQA models", "Metrics as training losses",
                     "Assessment vs optimization", "Discriminators reused for IQA",
-                    "Visual comparison", "Training curves", "Held-out data"):
+                    "Visual comparison", "Training curves", "Held-out data",
+                    "the recovery test", "Human judgments"):
         assert section in html
     assert "data:image/png;base64," in html and "<script" not in html
     assert (out / "report" / "report.md").is_file()
