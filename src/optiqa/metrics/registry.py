@@ -228,8 +228,6 @@ def metric_available_offline(name: str) -> bool:
     found = _nr_model_found(spec.info.name)
     if found is not None:
         return found
-    if spec.info.extra.get("available") is not None:
-        return bool(spec.info.extra["available"])
     bb = spec.info.backbone
     return bb is None or backbones.weights_available(bb)
 
