@@ -332,14 +332,9 @@ class SRTestDataset(Dataset):
 
 
 def describe_degradation(d) -> str:
-    name = type(d).__name__
-    if name == "BicubicDownscale":
-        how = ("MATLAB imresize bicubic, antialiased" if d.resize == "matlab" else
-               "torch interpolate bicubic, antialias=True")
-        return f"x{d.scale} {how}" + (", 8-bit" if d.quantize else "")
-    if name == "GaussianNoise":
-        return f"Gaussian noise sigma {d.sigma:g}/255" + (", clipped" if d.clip else "")
-    return f"JPEG quality {d.quality} (Pillow)"
+    """One line saying what a degradation does (its ``describe()``, else its class name)."""
+    describe = getattr(d, "describe", None)
+    return describe() if describe is not None else type(d).__name__
 
 
 _TRAIN_KEYS = {"dataroot_gt", "dataroot_lq", "gt_size", "use_flip", "use_rot", "degradation",
