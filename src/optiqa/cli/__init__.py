@@ -10,9 +10,9 @@ import argparse
 import logging
 import sys
 
-from optiqa.cli import assess, evaluate, metrics, train, transfer
+from optiqa.cli import assess, evaluate, metrics, tasks, train, transfer
 
-GROUPS = (metrics, evaluate, train, assess, transfer)
+GROUPS = (metrics, evaluate, train, assess, transfer, tasks)
 DESCRIPTION = ("optiqa: fidelity metrics as image quality models and as training losses; "
                "benchmarks, perceptual training, evaluation and transfer.")
 
