@@ -232,3 +232,31 @@ def test_gpu_render_draws_the_same_parameters():
     assert p_cpu == p_gpu and gpu.is_cuda and gpu.shape == cpu.shape
     # same parameters, different noise realisations: close on average, not identical
     assert float((gpu.cpu() - cpu).abs().mean()) < 0.1
+
+
+def test_degradation_in_the_training_step_on_the_device():
+    """``datasets.train.degrade_on_device``: items carry the crop and a seed, the step degrades
+    (on the CPU here; on the GPU in a CUDA run), reproducibly from (seed, iteration)."""
+    from pathlib import Path
+
+    from optiqa.train.config import load_train_config
+    from optiqa.train.trainer import Trainer
+
+    ds = SRTrainDataset("builtin:samples/96", scale=4, gt_size=32, seed=0,
+                        degradation="realsr_x4", degrade_on_device=True)
+    batch = ds.batch(3, 2)
+    assert "lq" not in batch and batch["gt"].shape == (2, 3, 32, 32)
+    lq = ds.degrade_batch(batch["gt"], batch["seed"])
+    assert lq.shape == (2, 3, 8, 8)
+    again = ds.batch(3, 2)
+    assert torch.equal(again["seed"], batch["seed"])
+    assert torch.equal(ds.degrade_batch(again["gt"], again["seed"]), lq)
+    tiny = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny_cpu.yaml"
+    cfg = load_train_config(tiny, [
+        "datasets.train.degradation=realsr_x4", "datasets.train.degrade_on_device=true",
+        "datasets.train.gt_size=32", "datasets.train.batch_size=2", "datasets.val=null",
+        "val=null", "network_g.num_feat=8", "network_g.num_block=1", "network_d=null",
+        "train.gan_opt=null", "train.fidelity_opt=null", "train.pixel_only_iter=0"])
+    trainer = Trainer(cfg, "cpu", progress=False)
+    logs = trainer.train_step(1, trainer.train_set.batch(0, 2))
+    assert torch.isfinite(logs["g_total"])

@@ -162,3 +162,18 @@ def test_a_task_and_a_community_generator_train_from_a_config(tmp_path):
     loaded = load_generator(tmp_path / "run")
     assert loaded.arch["type"] == "span" and loaded.scale == 1
     assert loaded.arch["feature_channels"] == 8
+
+
+def test_a_made_test_set_is_validation_data(tmp_path):
+    from optiqa.data.sr import build_dataset
+
+    out = tmp_path / "q10"
+    make_testset("jpeg_q10", HR, out, progress=False)
+    val = build_dataset({"dataroot_gt": str(out)}, scale=1, train=False)
+    assert isinstance(val, TaskTestSet) and len(val) == 6
+    assert not torch.equal(val[0]["lq"], val[0]["gt"])
+    with pytest.raises(ConfigError, match="task test set"):
+        build_dataset({"dataroot_gt": str(out), "degradation": "jpeg_q10"}, scale=1,
+                      train=False)
+    with pytest.raises(InputError, match="x1, the model is x4"):
+        build_dataset({"dataroot_gt": str(out)}, scale=4, train=False)

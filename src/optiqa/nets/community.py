@@ -18,7 +18,8 @@ releases share one key layout. Options are the official BasicSR-style ``network_
 
 :func:`detect_generator` builds the network of any checkpoint whose architecture spandrel
 recognises from its keys (40+ families: ESRGAN, SwinIR, HAT, DAT, RCAN, SPAN, OmniSR, ...):
-SwinIR becomes our SwinIR (measured faster, ``bench/swinir_speed.py``) and HAT/SPAN/OmniSR our
+SwinIR becomes our SwinIR (as fast on the CPU, ``bench/swinir_speed.py``; it pads inputs like
+the official test script) and HAT/SPAN/OmniSR our
 registered types (so the detected ``network_g`` can be trained further); any other is run
 through spandrel's model as is (evaluation and restoration only).
 """

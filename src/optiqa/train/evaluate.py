@@ -17,7 +17,9 @@ Measured with the bicubic baseline (``optiqa evaluate bicubic``): Set5 x4 28.43 
 Set14 26.09 dB / 0.7049 (tables of the MATLAB era print 28.42 / 26.00).
 
 Set layout (``../shared/data/sr``): ``<set>/HR/*.png`` and optionally ``<set>/LR_bicubic/X4``;
-a plain folder of images is taken as the ground truth alone.
+a plain folder of images is taken as the ground truth alone; a task test set made by
+:func:`optiqa.data.testsets.make_testset` (a folder with ``manifest.json``) is checked and used
+as made, and its table is titled with the task.
 """
 from __future__ import annotations
 
