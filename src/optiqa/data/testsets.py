@@ -182,6 +182,8 @@ def make_testset(task, hr, out, seed: int = 0, progress: bool = True) -> dict:
         images.append(entry)
     manifest = {**recipe_head, "description": _describe(degradation), "summary": spec.summary,
                 "reference": spec.reference, "source": str(hr),
+                "source_resolved": str(hr) if str(hr).startswith("builtin:") else
+                str(Path(hr).resolve()),
                 "seed_rule": "torch.Generator().manual_seed(zlib.crc32(repr((seed, 'test', key))"
                              ".encode()))", "optiqa_version": __version__, "images": images}
     (build / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -227,7 +229,7 @@ def check_testset(root) -> dict:
             raise InputError(f"{root}: test set is stale: made by version "
                              f"{manifest.get('degradation_version')} of degradation {kind!r}, "
                              f"the code is at version {current}; {rebuild}")
-    src = manifest.get("source")
+    src = manifest.get("source_resolved") or manifest.get("source")
     if src and (str(src).startswith("builtin:") or Path(src).exists()):
         from optiqa.data.sr import resolve_sr_set
 
