@@ -10,10 +10,10 @@ import argparse
 import logging
 import sys
 
-from optiqa.cli import (assess, diagnose, evaluate, judge, metrics, study, train,
+from optiqa.cli import (assess, diagnose, evaluate, judge, metrics, study, tasks, train,
                         transfer)
 
-GROUPS = (metrics, evaluate, train, assess, transfer, study, judge, diagnose)
+GROUPS = (metrics, evaluate, train, assess, transfer, study, judge, diagnose, tasks)
 DESCRIPTION = ("Fidelity metrics as image quality models and as training losses: score images, "
                "benchmark metrics on IQA databases, train restoration networks with them, "
                "evaluate the results and reuse the discriminators for quality assessment; "

@@ -37,6 +37,11 @@ def cmd_evaluate(args) -> int:
     from optiqa.train.evaluate import DEFAULT_METRICS, evaluate_sets, format_results
 
     sets = parse_set_args(args.set)
+    if args.task:  # made once per (task, set) and reused while up to date
+        from optiqa.data.testsets import task_test_sets
+
+        sets = task_test_sets(sets, args.task, args.testsets, args.testset_seed,
+                              progress=not args.quiet)
     loaded = _load_generator_from_args(args)  # the results' header names the model (stdout)
     result = evaluate_sets(loaded, sets, list(DEFAULT_METRICS) + (args.metric or []),
                            device=args.device, tile=args.tile, overlap=args.tile_overlap,
@@ -85,6 +90,12 @@ def add_parsers(sub) -> None:
     s.add_argument("-m", "--metric", action="append",
                    help="extra metric (repeatable); psnr_y and ssim_y are always computed")
     s.add_argument("--save-images", metavar="DIR", help="write outputs to DIR/<set>/<image>.png")
+    s.add_argument("--task", action="append", metavar="TASK",
+                   help="degrade each set's HR images by this task (optiqa tasks list) into a "
+                   "test set made once under --testsets; repeatable")
+    s.add_argument("--testsets", default="testsets", metavar="DIR",
+                   help="folder of the made task test sets (default: ./testsets)")
+    s.add_argument("--testset-seed", type=int, default=0, help="seed of the task test sets")
     s.add_argument("--json", help="also write the results as JSON")
     s.add_argument("--means-only", action="store_true", help="print only the mean rows")
     _add_generator_args(s)

@@ -18,7 +18,10 @@ BasicSR's paired crop), flips, rotation and degradation noise come from a ``torc
 seeded with ``crc32((seed, k))``. :class:`IterationBatchSampler` gives rank ``r`` of ``w`` at
 iteration ``i`` the samples ``(i * w + r) * batch + j``; so the data stream has no state beyond
 ``(seed, iteration)``: resuming at iteration ``i`` is ``start_iter=i``, and worker count or
-order of loading changes nothing.
+order of loading changes nothing. With ``degrade_on_device`` the item holds the (augmented)
+ground-truth crop and a degradation seed drawn from the same generator, and the training step
+degrades the batch on its device (:meth:`SRTrainDataset.degrade_batch`; e.g. Real-ESRGAN's
+degradation on the GPU), still a pure function of ``(seed, k)``.
 
 **Testing** (:class:`SRTestDataset`): whole images, no randomness (noise seeded by the image
 name), ground truth cropped to a multiple of the scale.
@@ -206,8 +209,9 @@ class SRTrainDataset(Dataset):
 
     def __init__(self, dataroot_gt, scale: int = 4, gt_size: int = 128, dataroot_lq=None,
                  degradation=None, use_flip: bool = True, use_rot: bool = True, seed: int = 0,
-                 cache: bool = False):
+                 cache: bool = False, degrade_on_device: bool = False):
         self.scale, self.gt_size, self.seed = int(scale), int(gt_size), int(seed)
+        self.degrade_on_device = bool(degrade_on_device)
         self.use_flip, self.use_rot = bool(use_flip), bool(use_rot)
         if self.gt_size % self.scale:
             raise ConfigError(f"gt_size {gt_size} is not a multiple of scale {scale}")
@@ -222,6 +226,8 @@ class SRTrainDataset(Dataset):
         if self.lq is not None and cache:
             self.lq.cache = True
         self.degradation = None if self.lq else create_degradation(degradation, self.scale)
+        if self.degrade_on_device and self.degradation is None:
+            raise ConfigError("degrade_on_device needs a degradation (there is an LR folder)")
         self.lq_source = lq_source(dataroot_lq, self.degradation)
 
     def __len__(self) -> int:
@@ -244,6 +250,11 @@ class SRTrainDataset(Dataset):
         left = s * int(torch.randint(0, (w - gs) // s + 1, (1,), generator=g))
         flips = torch.rand(3, generator=g).lt(0.5).tolist()
         gt = gt_full[:, top:top + gs, left:left + gs]
+        if self.degrade_on_device:  # the training step degrades it (degrade_batch)
+            gt, = augment([gt], self.use_flip and flips[0], self.use_rot and flips[1],
+                          self.use_rot and flips[2])
+            seed = int(torch.randint(2 ** 62, (), generator=g))
+            return {"gt": gt, "seed": seed, "key": self.gt.keys[i], "origin": (top, left)}
         if self.lq is not None:
             lq_full = self.lq.load(i)
             lq = lq_full[:, top // s:(top + gs) // s, left // s:(left + gs) // s]
@@ -271,9 +282,24 @@ class SRTrainDataset(Dataset):
         """The collated batch of ``iteration`` for ``rank`` without a DataLoader."""
         idx = IterationBatchSampler.indices(iteration, batch_size, rank, world_size)
         items = [self[k] for k in idx]
+        if self.degrade_on_device:
+            return {"gt": torch.stack([it["gt"] for it in items]),
+                    "seed": torch.tensor([it["seed"] for it in items]),
+                    "key": [it["key"] for it in items]}
         return {"lq": torch.stack([it["lq"] for it in items]),
                 "gt": torch.stack([it["gt"] for it in items]),
                 "key": [it["key"] for it in items]}
+
+    def degrade_batch(self, gt: torch.Tensor, seeds) -> torch.Tensor:
+        """Inputs of a ``degrade_on_device`` batch: ground-truth crop ``i`` degraded on its own
+        device by a CPU generator seeded with ``seeds[i]`` (drawn from the sample's seed, so the
+        batch stays a pure function of ``(seed, iteration)``). The crop is degraded as it is
+        (no context around it: crops of different images must stack)."""
+        out = []
+        for img, seed in zip(gt, seeds):
+            g = torch.Generator().manual_seed(int(seed))
+            out.append(self.degradation(img[None], g)[0])
+        return torch.stack(out)
 
 
 class IterationBatchSampler(Sampler):
@@ -343,31 +369,35 @@ def lq_source(dataroot_lq, degradation) -> str:
 
 
 def describe_degradation(d) -> str:
-    name = type(d).__name__
-    if name == "BicubicDownscale":
-        how = ("MATLAB imresize bicubic, antialiased" if d.resize == "matlab" else
-               "torch interpolate bicubic, antialias=True")
-        return f"x{d.scale} {how}" + (", 8-bit" if d.quantize else "")
-    if name == "GaussianNoise":
-        return f"Gaussian noise sigma {d.sigma:g}/255" + (", clipped" if d.clip else "")
-    return f"JPEG quality {d.quality} (Pillow)"
+    """One line saying what a degradation does (its ``describe()``, else its class name)."""
+    describe = getattr(d, "describe", None)
+    return describe() if describe is not None else type(d).__name__
 
 
 _TRAIN_KEYS = {"dataroot_gt", "dataroot_lq", "gt_size", "use_flip", "use_rot", "degradation",
-               "cache"}
+               "cache", "degrade_on_device"}
 _LOADER_KEYS = {"batch_size", "num_worker", "name", "type", "phase", "pin_memory"}
 
 
 def build_dataset(opts: dict, scale: int, seed: int = 0, train: bool = True) -> Dataset:
     """A dataset from a ``datasets.train`` / ``datasets.val`` config mapping; the loader keys
     (batch_size, num_worker, ...) are accepted and ignored here."""
-    keys = _TRAIN_KEYS if train else _TRAIN_KEYS - {"gt_size", "use_flip", "use_rot"}
+    keys = _TRAIN_KEYS if train else _TRAIN_KEYS - {"gt_size", "use_flip", "use_rot",
+                                                    "degrade_on_device"}
     unknown = sorted(set(opts) - keys - _LOADER_KEYS)
     if unknown:
         raise ConfigError(f"unknown dataset key(s): {', '.join(unknown)}")
     if "dataroot_gt" not in opts:
         raise ConfigError("dataset needs dataroot_gt")
     kw = {k: v for k, v in opts.items() if k in keys}
+    if not train:
+        from optiqa.data.testsets import is_testset, open_test_set
+
+        if is_testset(opts["dataroot_gt"]):  # a made task test set: used as made
+            if opts.get("degradation") is not None or opts.get("dataroot_lq") is not None:
+                raise ConfigError(f"{opts['dataroot_gt']} is a task test set (it holds its "
+                                  "inputs): give no degradation or dataroot_lq with it")
+            return open_test_set(opts["dataroot_gt"], scale)
     cls = SRTrainDataset if train else SRTestDataset
     return cls(scale=scale, seed=seed, **kw)
 

@@ -16,6 +16,17 @@ in :data:`DEGRADATIONS` (data, not import-time registration) and built by
   not clipped, as in DnCNN / SwinIR colour denoising (sigma 15, 25, 50).
 - ``jpeg`` (JPEG artefact removal, scale 1): Pillow JPEG at ``quality`` (4:2:0 chroma
   subsampling, Pillow's default), decoded back to RGB.
+- ``gaussian_blur`` and ``motion_blur`` (deblurring, scale 1; :mod:`optiqa.data.blur`):
+  Gaussian blur (a sigma or a list of sigmas) or camera-shake motion blur from random
+  trajectories (Boracchi & Foi 2012), plus Gaussian noise, rounded to 8 bits.
+- ``realesrgan`` (real-world SR x``scale``; :mod:`optiqa.data.realesrgan`): the second-order
+  degradation model of Real-ESRGAN with its official x4plus ranges, drawn per sample.
+
+A config value may also name a task preset of :data:`optiqa.data.tasks.TASKS` (``deblur_motion``,
+``realsr_x4``, ...): its degradation, with the task's scale required to match. Each
+degradation class has a ``version`` (changed whenever its output changes: test sets made with
+another version are rebuilt) and may have ``degrade_one(gt, generator) -> (lq, params)``, which
+also returns what it drew (recorded in test-set manifests), and ``describe()``.
 """
 from __future__ import annotations
 
@@ -23,7 +34,10 @@ from dataclasses import dataclass
 
 import torch
 
-from optiqa.core.errors import ConfigError, UnknownNameError
+from optiqa.core.errors import ConfigError
+from optiqa.core.registry import Registry
+from optiqa.data.blur import GaussianBlur, MotionBlur
+from optiqa.data.realesrgan import RealESRGANDegradation
 
 # HR pixels of context, in LR pixels, that make "degrade a crop" equal "crop the degraded image"
 # for the bicubic step: the stretched kernel reaches 2 LR pixels either side; one more is spare.
@@ -39,6 +53,8 @@ class BicubicDownscale:
     quantize: bool = True
 
     context_lr = BICUBIC_CONTEXT_LR
+    version = "1"
+    keeps_size = False
 
     def __post_init__(self):
         if self.resize not in ("matlab", "torch"):
@@ -67,6 +83,11 @@ class BicubicDownscale:
                 lq = torch.floor(lq.clamp(0, 1) * 255.0 + 0.5) / 255.0
         return lq
 
+    def describe(self) -> str:
+        how = ("MATLAB imresize bicubic, antialiased" if self.resize == "matlab" else
+               "torch interpolate bicubic, antialias=True")
+        return f"x{self.scale} {how}" + (", 8-bit" if self.quantize else "")
+
 
 @dataclass
 class GaussianNoise:
@@ -77,11 +98,15 @@ class GaussianNoise:
     scale: int = 1
 
     context_lr = 0
+    version = "1"
 
     def __call__(self, gt: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         noise = torch.randn(gt.shape, generator=generator, dtype=torch.float32)
         lq = gt + (self.sigma / 255.0) * noise.to(gt)
         return lq.clamp(0, 1) if self.clip else lq
+
+    def describe(self) -> str:
+        return f"Gaussian noise sigma {self.sigma:g}/255" + (", clipped" if self.clip else "")
 
 
 @dataclass
@@ -92,6 +117,7 @@ class JPEGCompression:
     scale: int = 1
 
     context_lr = 0
+    version = "1"
 
     def __post_init__(self):
         if not 1 <= int(self.quality) <= 100:
@@ -104,35 +130,61 @@ class JPEGCompression:
         out = jpeg(gt[None] if single else gt, int(self.quality), generator)
         return out[0] if single else out
 
+    def describe(self) -> str:
+        return f"JPEG quality {self.quality} (Pillow)"
 
-DEGRADATIONS = {
+
+DEGRADATIONS: Registry = Registry("degradation", {
     "bicubic": BicubicDownscale,
     "gaussian_noise": GaussianNoise,
     "jpeg": JPEGCompression,
-}
+    "gaussian_blur": GaussianBlur,
+    "motion_blur": MotionBlur,
+    "realesrgan": RealESRGANDegradation,
+})
+
+
+def degradation_spec(d) -> dict:
+    """``{type, **options}`` of a built degradation (what a manifest records)."""
+    import dataclasses
+
+    kind = next((n for n in DEGRADATIONS.names() if DEGRADATIONS.get(n) is type(d)),
+                type(d).__name__)
+    return {"type": kind, **dataclasses.asdict(d)}
 
 
 def create_degradation(spec=None, scale: int = 4):
-    """Build a degradation from a config value: ``None`` (bicubic at ``scale``), a type name, or a
-    mapping ``{type: ..., **options}``. Scale-1 tasks (noise, JPEG) require ``scale: 1``."""
+    """Build a degradation from a config value: ``None`` (bicubic at ``scale``), a type name, a
+    task name (:data:`optiqa.data.tasks.TASKS`), or a mapping ``{type: ..., **options}``.
+    Size-keeping degradations (noise, JPEG, blur) require ``scale: 1``."""
     if spec is None:
         spec = {"type": "bicubic"}
     elif isinstance(spec, str):
-        spec = {"type": spec}
+        spec = _task_degradation(spec, scale) or {"type": spec}
     elif not isinstance(spec, dict):
         raise ConfigError(f"degradation must be a name or a mapping, got {spec!r}")
     spec = dict(spec)
     kind = spec.pop("type", "bicubic")
-    if kind not in DEGRADATIONS:
-        raise UnknownNameError("degradation", kind, DEGRADATIONS)
-    cls = DEGRADATIONS[kind]
+    cls = DEGRADATIONS.get(kind)
     fields = set(cls.__dataclass_fields__) - {"scale"}
     unknown = sorted(set(spec) - fields)
     if unknown:
         raise ConfigError(f"degradation {kind}: unknown option(s) {', '.join(unknown)}; "
                           f"valid: {', '.join(sorted(fields))}")
-    if kind == "bicubic":
+    if not getattr(cls, "keeps_size", True):
         return cls(scale=scale, **spec)
     if scale != 1:
         raise ConfigError(f"degradation {kind} keeps the image size: set scale: 1 (got {scale})")
     return cls(**spec)
+
+
+def _task_degradation(name: str, scale: int) -> dict | None:
+    """The degradation mapping of task preset ``name`` (None if no such task)."""
+    from optiqa.data.tasks import TASKS
+
+    if name in DEGRADATIONS or name not in TASKS:
+        return None
+    task = TASKS.get(name)
+    if task.scale != scale:
+        raise ConfigError(f"task {name!r} is x{task.scale} but the scale is {scale}")
+    return dict(task.degradation)

@@ -8,8 +8,16 @@ type               network (options override the preset; see each module's docst
 ``swinir_light``   SwinIR lightweight SR x4: embed 60, 4 RSTBs x 6 layers, pixelshuffledirect
 ``rrdbnet``        ESRGAN RRDBNet: num_feat 64, num_block 23, num_grow_ch 32, x4 (two nearest x2)
 ``srresnet``       BasicSR MSRResNet: num_feat 64, num_block 16 (smaller for CPU runs)
+``hat``            HAT (CVPR 2023) SRx4: embed 180, 6 RHAGs x 6 HABs, window 16 (spandrel)
+``hat_s``          HAT-S: embed 144, compress 24, squeeze 24
+``hat_l``          HAT-L: 12 RHAGs
+``span``           SPAN (NTIRE 2024 efficient SR winner): 48 channels, 6 SPABs (spandrel)
+``omnisr``         Omni-SR (CVPR 2023): 64 channels, 5 OSAGs, window 8 (spandrel)
 ``bicubic``        no parameters: MATLAB-style bicubic upsampling (the baseline row of SR tables)
 =================  ===================================================================
+
+HAT, SPAN and Omni-SR are spandrel's implementations with the official parameter names
+(:mod:`optiqa.nets.community`); SwinIR, RRDBNet and MSRResNet are ours.
 
 Every generator maps ``lr`` (RGB ``NCHW`` in [0, 1]) to ``(N, 3, H*scale, W*scale)`` and has
 ``.scale``; ``create_generator(**network_g)`` works on a BasicSR-style ``network_g`` mapping.
@@ -49,6 +57,12 @@ REGISTRY: Registry[GeneratorSpec] = Registry("generator", {s.name: s for s in [
     GeneratorSpec("rrdbnet", _N + "rrdbnet:RRDBNet", "ESRGAN RRDBNet (64 feat, 23 RRDB, gc 32)"),
     GeneratorSpec("srresnet", _N + "srresnet:srresnet", "MSRResNet (BasicSR), small for CPU",
                   _N + "srresnet:MSRResNet"),
+    GeneratorSpec("hat", _N + "community:hat", "HAT SRx4 (embed 180, 6x6 HABs, window 16)"),
+    GeneratorSpec("hat_s", _N + "community:hat_s", "HAT-S (embed 144, compress/squeeze 24)",
+                  _N + "community:hat"),
+    GeneratorSpec("hat_l", _N + "community:hat_l", "HAT-L (12 RHAGs)", _N + "community:hat"),
+    GeneratorSpec("span", _N + "community:span", "SPAN efficient SR (48 channels, 6 SPABs)"),
+    GeneratorSpec("omnisr", _N + "community:omnisr", "Omni-SR lightweight SR (64 ch, 5 OSAGs)"),
     GeneratorSpec("bicubic", _N + "generators:BicubicUpsampler",
                   "MATLAB-style bicubic upsampling, no parameters (baseline)", trainable=False),
 ]})

@@ -40,6 +40,7 @@ class TrainDatasetOpts:
     num_worker: int = 0
     degradation: Any = None           # None (bicubic x scale) | name | {type, ...}
     cache: bool = False               # keep decoded images in memory
+    degrade_on_device: bool = False   # degrade in the training step on its device (the GPU)
 
     def check(self, path):
         need(self.dataroot_gt is not None, join_path(path, "dataroot_gt"), "a folder is required",

@@ -17,7 +17,9 @@ Measured with the bicubic baseline (``optiqa evaluate bicubic``): Set5 x4 28.43 
 Set14 26.09 dB / 0.7049 (tables of the MATLAB era print 28.42 / 26.00).
 
 Set layout (``../shared/data/sr``): ``<set>/HR/*.png`` and optionally ``<set>/LR_bicubic/X4``;
-a plain folder of images is taken as the ground truth alone.
+a plain folder of images is taken as the ground truth alone; a task test set made by
+:func:`optiqa.data.testsets.make_testset` (a folder with ``manifest.json``) is checked and used
+as made, and its table is titled with the task.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class SetResult:
     path: str
     lq_source: str
     keys: list[str] = field(default_factory=list)
+    task: str | None = None  # the task of a made test set (optiqa.data.testsets)
     scores: dict[str, list[float]] = field(default_factory=dict)  # metric -> per image
 
     def mean(self, metric: str) -> float:
@@ -65,7 +68,7 @@ class EvaluationResult:
             "model": self.model, "scale": self.scale, "metrics": self.metrics,
             "convention": self.convention, "tile": self.tile, "tile_overlap": self.overlap,
             "sets": {s.name: {
-                "path": s.path, "lq_source": s.lq_source, "images": len(s.keys),
+                "path": s.path, "task": s.task, "lq_source": s.lq_source, "images": len(s.keys),
                 "mean": {m: s.mean(m) for m in self.metrics},
                 "per_image": [{"image": k, **{m: s.scores[m][i] for m in self.metrics}}
                               for i, k in enumerate(s.keys)],
@@ -96,17 +99,18 @@ def evaluate_sets(loaded: LoadedGenerator, sets: dict[str, str], metrics=DEFAULT
     from tqdm import tqdm
 
     from optiqa.data.io import write_image
-    from optiqa.data.sr import SRTestDataset
+    from optiqa.data.testsets import open_test_set
 
     names = list(dict.fromkeys(list(DEFAULT_METRICS if metrics is None else metrics)))
     if not names:
         raise ConfigError("no metric to evaluate")
     scorers = create_metrics(names, device)
     scale = loaded.scale
-    datasets = {name: SRTestDataset(path, scale=scale) for name, path in sets.items()}
+    datasets = {name: open_test_set(path, scale) for name, path in sets.items()}
     results = []
     for name, ds in datasets.items():
-        res = SetResult(name, str(sets[name]), ds.lq_source, scores={m: [] for m in names})
+        res = SetResult(name, str(sets[name]), ds.lq_source, scores={m: [] for m in names},
+                        task=getattr(ds, "task", None))
         for i in tqdm(range(len(ds)), desc=f"evaluating {name}", unit="img",
                       disable=not progress or len(ds) < 4):
             item = ds[i]
@@ -144,7 +148,9 @@ def format_results(result: EvaluationResult, per_image: bool = True) -> str:
         if per_image:
             rows = [[k] + [s.scores[m][i] for m in result.metrics] for i, k in enumerate(s.keys)]
         rows.append([f"mean ({len(s.keys)})"] + [s.mean(m) for m in result.metrics])
-        blocks.append(format_table(headers, rows, title=f"\n{s.name}: {s.path} ({s.lq_source})"))
+        task = f" [task {s.task}]" if s.task else ""
+        blocks.append(format_table(headers, rows,
+                                   title=f"\n{s.name}{task}: {s.path} ({s.lq_source})"))
     blocks.append("orientation: " + "; ".join(f"{m} {infos[m].orientation}"
                                               for m in result.metrics))
     return "\n".join(blocks)

@@ -6,9 +6,11 @@ A *source* is one of:
   **options}``) and ``scale``; the newest readable ``<run>/models/net_g_<iter>.pth`` is used
   (a file that cannot be loaded, e.g. cut short by a crash on a filesystem without atomic
   rename, is skipped with a warning);
-- a checkpoint file: its architecture comes from ``--arch TYPE[:k=v,...]``, else from a
+- a checkpoint file: its architecture comes from ``arch`` (``TYPE[:k=v,...]``), else from a
   ``network_g`` (and ``scale``) entry embedded in the file, else from the ``config.yaml`` of the
-  run folder it lies in (``<run>/models/net_g_N.pth``);
+  run folder it lies in (``<run>/models/net_g_N.pth``), else from its keys: any community
+  checkpoint whose family spandrel recognises (HAT, SwinIR, SPAN, ESRGAN, DAT, ...;
+  :func:`optiqa.nets.community.detect_generator`), with an error naming the keys otherwise;
 - ``bicubic``: the parameter-free MATLAB-bicubic baseline (no file).
 
 Weights: ``params_ema`` when the file has it, else ``params`` (``key=`` to choose).
@@ -46,8 +48,10 @@ class LoadedGenerator:
         return f"{what} x{self.scale} from {self.source}{it}{weights}"
 
 
-def resolve_source(source, arch: dict | None = None) -> tuple[Path, dict, int | None, dict]:
-    """``(checkpoint path, network_g, iteration, checkpoint contents)`` for a run folder or file."""
+def resolve_source(source, arch: dict | None = None
+                   ) -> tuple[Path, dict | None, int | None, dict]:
+    """``(checkpoint path, network_g, iteration, checkpoint contents)`` for a run folder or file;
+    ``network_g`` is None when only the checkpoint's keys can tell."""
     path = Path(source)
     if path.is_dir():
         run = RunFolder(path)
@@ -72,9 +76,7 @@ def resolve_source(source, arch: dict | None = None) -> tuple[Path, dict, int | 
     run = RunFolder.of_checkpoint(path)
     if run is not None:
         return path, run.network_spec("g"), iteration, state
-    raise ConfigError(f"{path}: the checkpoint does not say which network it holds; name the "
-                      "architecture as TYPE[:key=value,...] (e.g. swinir, or "
-                      "srresnet:num_feat=32,num_block=4)", option="arch")
+    return path, None, iteration, state
 
 
 def _network_from(cfg: dict, where) -> dict:
@@ -100,6 +102,17 @@ def load_generator(source, arch: dict | None = None, device="cpu", key: str = "a
         return LoadedGenerator(model.to(device).eval(), scale, "bicubic baseline",
                                {"type": "bicubic"})
     ckpt, net, iteration, state = resolve_source(source, arch)
+    if net is None:  # only the keys can tell: a community checkpoint
+        from optiqa.core.checkpoints import unwrap_state_dict
+        from optiqa.nets.community import detect_generator
+
+        params, used = unwrap_state_dict(state, key, str(ckpt))
+        net, model = detect_generator(params, str(ckpt))
+        model.requires_grad_(False)
+        loaded = LoadedGenerator(model.to(device).eval(), int(model.scale), str(ckpt), net,
+                                 used, iteration)
+        loaded.notes.append(f"architecture detected from the checkpoint keys: {net}")
+        return loaded
     opts = {k: v for k, v in net.items() if k != "type"}
     model = create_generator(net["type"], **opts)
     info = load_generator_checkpoint(model, state, key=key)

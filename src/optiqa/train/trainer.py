@@ -197,8 +197,13 @@ class Trainer:
 
         t, dev = self.cfg.train, self.device
         fmt = torch.channels_last if t.channels_last else torch.contiguous_format
-        lq = batch["lq"].to(dev, non_blocking=True).contiguous(memory_format=fmt)
         hr = batch["gt"].to(dev, non_blocking=True).contiguous(memory_format=fmt)
+        if "lq" in batch:
+            lq = batch["lq"].to(dev, non_blocking=True).contiguous(memory_format=fmt)
+        else:  # datasets.train.degrade_on_device: the degradation runs here, on the device
+            with torch.no_grad():
+                lq = self.train_set.degrade_batch(hr, batch["seed"]).contiguous(
+                    memory_format=fmt)
         perceptual = iteration > t.pixel_only_iter
         objective = self.objective if perceptual else self.pixel_only_objective
         use_gan = perceptual and self.net_d is not None
