@@ -108,7 +108,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     p.add_argument("--token", nargs="?", const=GENERATE, default=None,
                    help=f"require this token (>= 12 characters; default ${TOKEN_ENV}); "
-                        f"without a value, a random one is made and printed in the link")
+                        f"without a value (put it last), a random one is made and printed "
+                        f"in the link")
     p.add_argument("--crop-size", type=int, default=96,
                    help="side of the judged crops in pixels (default 96)")
     p.add_argument("--crops", type=int, default=3, help="crops per image (default 3)")
