@@ -9,7 +9,8 @@ from PIL import Image
 from conftest import shared_path
 from optiqa.data.io import read_image
 from optiqa.ops.resize import cubic, imresize, torch_bicubic
-from optiqa.data.sr import (IterationBatchSampler, SRTestDataset, SRTrainDataset, build_dataset,
+from optiqa.data.datasets import build_sr_dataset as build_dataset
+from optiqa.data.sr import (IterationBatchSampler, SRTestDataset, SRTrainDataset,
                             create_train_loader, mod_crop)
 from optiqa.data.sr_degradations import (BicubicDownscale, GaussianNoise, JPEGCompression,
                                          create_degradation)

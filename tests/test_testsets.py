@@ -165,7 +165,7 @@ def test_a_task_and_a_community_generator_train_from_a_config(tmp_path):
 
 
 def test_a_made_test_set_is_validation_data(tmp_path):
-    from optiqa.data.sr import build_dataset
+    from optiqa.data.datasets import build_sr_dataset as build_dataset
 
     out = tmp_path / "q10"
     make_testset("jpeg_q10", HR, out, progress=False)

@@ -1,17 +1,23 @@
-"""Every IQA dataset by name: the human-opinion databases and the built-in known-order set.
+"""Datasets by name or config, above the modules that read them.
 
-:func:`load_dataset` is the one entry point the workflows and the command line use;
-:mod:`optiqa.data.iqa` reads the databases and :mod:`optiqa.data.synthetic` builds the
-known-order set (neither imports the other's loader).
+:func:`load_dataset`: every IQA dataset (the human-opinion databases of :mod:`optiqa.data.iqa`
+and the built-in known-order set of :mod:`optiqa.data.synthetic`); :func:`build_sr_dataset`: a
+restoration dataset from a ``datasets.train`` / ``datasets.val`` config mapping (the SR data of
+:mod:`optiqa.data.sr` or a made task test set of :mod:`optiqa.data.testsets`). The modules below
+never import each other's loaders.
 """
 from __future__ import annotations
 
 import os
 
-from optiqa.core.errors import UnknownNameError
+from torch.utils.data import Dataset
+
+from optiqa.core.errors import ConfigError, UnknownNameError
+from optiqa.data import sr
 from optiqa.data.iqa import DATASETS, IQADataset
 from optiqa.data.iqa import load_dataset as load_database
 from optiqa.data.synthetic import SYNTHETIC_SPEC, load_synthetic
+from optiqa.data.testsets import is_testset, open_test_set
 
 SYNTHETIC = SYNTHETIC_SPEC.name
 
@@ -32,3 +38,24 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
     if name not in DATASETS:
         raise UnknownNameError("dataset", name, dataset_names(), option="dataset")
     return load_database(name, root=root, meta=meta, allow_missing=allow_missing)
+
+
+def build_sr_dataset(opts: dict, scale: int, seed: int = 0, train: bool = True) -> Dataset:
+    """A dataset from a ``datasets.train`` / ``datasets.val`` config mapping; the loader keys
+    (batch_size, num_worker, ...) are accepted and ignored here."""
+    keys = sr.TRAIN_KEYS if train else sr.TRAIN_KEYS - {"gt_size", "use_flip", "use_rot",
+                                                    "degrade_on_device"}
+    unknown = sorted(set(opts) - keys - sr.LOADER_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown dataset key(s): {', '.join(unknown)}")
+    if "dataroot_gt" not in opts:
+        raise ConfigError("dataset needs dataroot_gt")
+    kw = {k: v for k, v in opts.items() if k in keys}
+    if not train:
+        if is_testset(opts["dataroot_gt"]):  # a made task test set: used as made
+            if opts.get("degradation") is not None or opts.get("dataroot_lq") is not None:
+                raise ConfigError(f"{opts['dataroot_gt']} is a task test set (it holds its "
+                                  "inputs): give no degradation or dataroot_lq with it")
+            return open_test_set(opts["dataroot_gt"], scale)
+    cls = sr.SRTrainDataset if train else sr.SRTestDataset
+    return cls(scale=scale, seed=seed, **kw)

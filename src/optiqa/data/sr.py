@@ -374,32 +374,9 @@ def describe_degradation(d) -> str:
     return describe() if describe is not None else type(d).__name__
 
 
-_TRAIN_KEYS = {"dataroot_gt", "dataroot_lq", "gt_size", "use_flip", "use_rot", "degradation",
+TRAIN_KEYS = {"dataroot_gt", "dataroot_lq", "gt_size", "use_flip", "use_rot", "degradation",
                "cache", "degrade_on_device"}
-_LOADER_KEYS = {"batch_size", "num_worker", "name", "type", "phase", "pin_memory"}
-
-
-def build_dataset(opts: dict, scale: int, seed: int = 0, train: bool = True) -> Dataset:
-    """A dataset from a ``datasets.train`` / ``datasets.val`` config mapping; the loader keys
-    (batch_size, num_worker, ...) are accepted and ignored here."""
-    keys = _TRAIN_KEYS if train else _TRAIN_KEYS - {"gt_size", "use_flip", "use_rot",
-                                                    "degrade_on_device"}
-    unknown = sorted(set(opts) - keys - _LOADER_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown dataset key(s): {', '.join(unknown)}")
-    if "dataroot_gt" not in opts:
-        raise ConfigError("dataset needs dataroot_gt")
-    kw = {k: v for k, v in opts.items() if k in keys}
-    if not train:
-        from optiqa.data.testsets import is_testset, open_test_set
-
-        if is_testset(opts["dataroot_gt"]):  # a made task test set: used as made
-            if opts.get("degradation") is not None or opts.get("dataroot_lq") is not None:
-                raise ConfigError(f"{opts['dataroot_gt']} is a task test set (it holds its "
-                                  "inputs): give no degradation or dataroot_lq with it")
-            return open_test_set(opts["dataroot_gt"], scale)
-    cls = SRTrainDataset if train else SRTestDataset
-    return cls(scale=scale, seed=seed, **kw)
+LOADER_KEYS = {"batch_size", "num_worker", "name", "type", "phase", "pin_memory"}
 
 
 def create_train_loader(dataset: SRTrainDataset, batch_size: int, start_iter: int = 0,

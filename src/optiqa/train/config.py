@@ -421,7 +421,7 @@ def build_train_datasets(cfg: TrainConfig) -> dict:
     Returns ``{'train': dataset, 'val': dataset or None}``; raises :class:`ConfigError` naming
     the key (``datasets.train: ...``).
     """
-    from optiqa.data.sr import build_dataset
+    from optiqa.data.datasets import build_sr_dataset
 
     for key in ("pretrain_network_g", "pretrain_network_d"):
         p = getattr(cfg.path, key)
@@ -435,7 +435,7 @@ def build_train_datasets(cfg: TrainConfig) -> dict:
         kw = {k: v for k, v in dataclasses.asdict(opts).items()
               if v is not None and k not in ("name", "batch_size", "num_worker", "max_images")}
         try:
-            out[phase] = build_dataset(kw, scale=cfg.scale, seed=cfg.seed, train=phase == "train")
+            out[phase] = build_sr_dataset(kw, scale=cfg.scale, seed=cfg.seed, train=phase == "train")
         except OptiqaError as e:
             raise ConfigError(f"datasets.{phase}: {e}") from None
     return out
