@@ -4,9 +4,11 @@ Each database is described by a :class:`DatasetSpec` (its standard meta-info CSV
 hold the image names and the human score, whether that score is higher- or lower-better, FR or
 NR). The meta-info files are the ones distributed with the IQA-PyTorch toolbox (Chen et al.,
 https://github.com/chaofengc/IQA-PyTorch, ``pyiqa/data/meta_info``); they are not shipped with
-optiqa. A loader finds the CSV (``meta``, under ``root`` by its standard name, or in
-``$OPTIQA_META``) and the images anywhere under ``root``, matched by name case-insensitively
-after a single directory walk, so any layout the database ships in works.
+optiqa. The database's own score files (``mos_with_names.txt``, ``dmos_realigned.mat``, ...)
+are read as well (:mod:`optiqa.data.iqa_native`). A loader finds the scores (``meta``; else a
+meta CSV under ``root`` by its standard name; else the authors' score file under ``root``; else
+the CSV in ``$OPTIQA_META``) and the images anywhere under ``root``, matched by name
+case-insensitively after a single directory walk, so any layout the database ships in works.
 
 Quirks handled here: LIVE's names have no extension and its ``mos`` column holds DMOS (lower is
 better); TID names mix upper and lower case (``I01.BMP``, ``i01_01_2.bmp``); KADID-10k's ``dmos``
@@ -192,6 +194,7 @@ class ImageIndex:
         self.by_name: dict[str, list[str]] = {}
         self.by_stem: dict[str, list[str]] = {}
         self.csv: dict[str, str] = {}
+        self.files: dict[str, list[str]] = {}  # every other file, for the native score files
         self.n_images = 0
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
             # hidden folders and macOS archive debris never hold the database's images
@@ -205,8 +208,10 @@ class ImageIndex:
                     self.by_name.setdefault(low, []).append(rel)
                     self.by_stem.setdefault(stem, []).append(rel)
                     self.n_images += 1
-                elif ext == ".csv":
-                    self.csv.setdefault(low, rel)
+                elif not fn.startswith("."):
+                    self.files.setdefault(low, []).append(rel)
+                    if ext == ".csv":
+                        self.csv.setdefault(low, rel)
         self.ambiguous: list[tuple[str, list[str]]] = []
 
     def find(self, name: str) -> Path | None:
@@ -234,10 +239,13 @@ class ImageIndex:
 # ---------------------------------------------------------------------------------------------
 def find_meta(spec: DatasetSpec, meta: str | os.PathLike | None = None,
               index: ImageIndex | None = None) -> Path:
-    """The meta-info CSV: ``meta``, else under the image root by name, else ``$OPTIQA_META``."""
+    """The human scores: ``meta``, else a meta CSV under the image root by name, else the
+    database's own score file there (:mod:`optiqa.data.iqa_native`), else ``$OPTIQA_META``."""
+    from optiqa.data import iqa_native
+
     if meta is not None:
         meta = Path(meta)
-        if not meta.is_file():
+        if not meta.is_file() and not (meta.is_dir() and iqa_native.is_native(spec.name, meta)):
             raise InputError(f"{meta}: meta file not found")
         return meta
     names = [spec.meta_file] + ([spec.pyiqa_meta] if spec.pyiqa_meta else [])
@@ -246,6 +254,9 @@ def find_meta(spec: DatasetSpec, meta: str | os.PathLike | None = None,
             rel = index.csv.get(n.lower())
             if rel is not None:
                 return index.root / rel
+        native = iqa_native.find_native(spec.name, index.root, index.files)
+        if native is not None:
+            return native
     env = os.environ.get(META_ENV)
     if env:
         for n in names:
@@ -253,8 +264,9 @@ def find_meta(spec: DatasetSpec, meta: str | os.PathLike | None = None,
                 return Path(env) / n
     where = f" under {index.root}" if index is not None else ""
     raise InputError(
-        f"no meta-info file for {spec.name}: name it (meta), or put {spec.meta_file} "
-        f"(or {spec.pyiqa_meta}) anywhere under the image root{where}, or in the folder named by "
+        f"no human scores for {spec.name}: name the file (meta), or keep the database's own "
+        f"{iqa_native.describe_native(spec.name)} or {spec.meta_file} (or {spec.pyiqa_meta}) "
+        f"anywhere under the image root{where}, or put {spec.meta_file} in the folder named by "
         f"${META_ENV}" + (f" (now {env})" if env else ""), option="meta")
 
 
@@ -266,8 +278,13 @@ def read_meta(spec: DatasetSpec, path: Path) -> list[dict]:
     """Rows of the meta CSV as dicts with keys ``image``, ``reference``, ``score`` and extras.
 
     Column names are matched ignoring case and surrounding/duplicate spaces; when a header names
-    a column twice (SPAQ's ``Brightness``) the first one counts.
+    a column twice (SPAQ's ``Brightness``) the first one counts. The database's own score files
+    are read by :func:`optiqa.data.iqa_native.read_native` into the same rows.
     """
+    from optiqa.data import iqa_native
+
+    if iqa_native.is_native(spec.name, path):
+        return iqa_native.read_native(spec.name, path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))

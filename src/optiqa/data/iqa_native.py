@@ -1,0 +1,553 @@
+"""Human scores read from the files each IQA database ships with (no IQA-PyTorch CSV needed).
+
+Each reader returns the rows that :func:`optiqa.data.iqa.read_meta` returns for a meta-info CSV,
+``{"image", "reference" (FR only), "score", "extra"}``, with the names the database's images
+have (matched case-insensitively under the root) and the score in the database's own orientation
+(that of :data:`optiqa.data.iqa.DATASETS`). ``extra`` values are kept as text.
+
+=========  ==============================================  ==========================================
+database   score file(s) (found anywhere under the root)    read as
+=========  ==============================================  ==========================================
+tid2013,   ``mos_with_names.txt`` (+ ``mos_std.txt`` next   ``MOS name`` per line; reference
+tid2008    to it)                                          ``I<nn>.BMP`` from the name ``i<nn>_..``
+kadid10k   ``dmos.csv``                                    columns ``dist_img, ref_img, dmos, var``
+csiq       ``csiq.DMOS.xlsx`` (sheet ``all_by_image``) or  columns ``image, dst_type, dst_lev, dmos``
+           ``csiq.txt``, a text export of that sheet       (+ ``dmos_std``); file
+                                                           ``<image>.<TYPE>.<lev>.png``
+live       ``dmos_realigned.mat`` (else ``dmos.mat``) +    982 entries in the readme's order, jp2k
+           ``refnames_all.mat`` (+ ``<type>/info.txt``)     227, jpeg 233, wn/gblur/fastfading 174;
+                                                           ``orgs == 1`` (the references) dropped
+koniq10k   ``koniq10k_scores_and_distributions.csv``       ``MOS_zscore`` (1-100), ``SD``; the split
+           (else ``koniq10k_distributions_sets.csv``)      from the sets file when it lies next to it
+livec      ``AllMOS_release.mat`` + ``AllImages_release``  1169 images (t1-t7 included, as the
+           ``.mat`` (+ ``AllStdDev_release.mat``)          IQA-PyTorch CSV)
+spaq       ``MOS and Image attribute scores.xlsx``         columns ``Image name, MOS``
+pipal      the ``Train_Label`` folder of ``*.txt``         ``name,elo`` per line; reference
+                                                           ``<A0001>.bmp``
+=========  ==============================================  ==========================================
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from pathlib import Path
+
+from optiqa.core.errors import InputError
+
+# dataset -> score-file names (lower case), preferred first; "train_label" is PIPAL's folder
+NATIVE_FILES: dict[str, tuple[str, ...]] = {
+    "tid2013": ("mos_with_names.txt",),
+    "tid2008": ("mos_with_names.txt",),
+    "kadid10k": ("dmos.csv",),
+    "csiq": ("csiq.dmos.xlsx", "csiq.txt"),
+    "live": ("dmos_realigned.mat", "dmos.mat"),
+    "koniq10k": ("koniq10k_scores_and_distributions.csv", "koniq10k_distributions_sets.csv"),
+    "livec": ("allmos_release.mat",),
+    "spaq": ("mos and image attribute scores.xlsx",),
+    "pipal": ("train_label",),
+}
+PIPAL_LABELS = "train_label"
+
+# LIVE release 2 readme: dmos = [jp2k(1:227) jpeg(1:233) wn(1:174) gblur(1:174) fastfading(1:174)]
+LIVE_FOLDERS = (("jp2k", 227), ("jpeg", 233), ("wn", 174), ("gblur", 174), ("fastfading", 174))
+LIVE_ENTRIES = sum(n for _, n in LIVE_FOLDERS)
+
+# CSIQ's dst_type in the workbook -> the token in the distorted file names
+CSIQ_TYPES = {"noise": "AWGN", "jpeg": "JPEG", "jpeg 2000": "jpeg2000", "fnoise": "fnoise",
+              "blur": "BLUR", "contrast": "contrast"}
+
+KONIQ_SPLITS = {"training": "train", "validation": "val", "test": "test"}
+
+
+# ---------------------------------------------------------------------------------------------
+# finding the files
+# ---------------------------------------------------------------------------------------------
+def native_names(dataset: str) -> tuple[str, ...]:
+    return NATIVE_FILES.get(dataset, ())
+
+
+def describe_native(dataset: str) -> str:
+    """The authors' score files of ``dataset`` for messages, e.g. ``mos_with_names.txt``."""
+    names = native_names(dataset)
+    if dataset == "pipal":
+        return "the Train_Label folder of PIPAL's label files"
+    return " or ".join(names)
+
+
+def find_native(dataset: str, root: Path, files: dict[str, list[str]]) -> Path | None:
+    """The database's own score file under ``root`` (``files``: lower-case name -> relative
+    paths of every non-image file there), or ``None``; several files of the name are an error."""
+    for name in native_names(dataset):
+        if name == PIPAL_LABELS:
+            cands = sorted({os.path.dirname(rel) for rels in files.values() for rel in rels
+                            if os.path.basename(os.path.dirname(rel)).lower() == PIPAL_LABELS
+                            and rel.lower().endswith(".txt")})
+        else:
+            cands = sorted(files.get(name, []))
+        if len(cands) > 1:
+            raise InputError(f"{len(cands)} files named {name} under {root} ({', '.join(cands)}): "
+                             "name the one to use as the meta file", option="meta")
+        if cands:
+            return root / cands[0]
+    return None
+
+
+def is_native(dataset: str, path: Path) -> bool:
+    """Whether ``path`` is one of ``dataset``'s own score files (or PIPAL's label folder)."""
+    path = Path(path)
+    if dataset == "pipal":
+        return path.is_dir()
+    return path.name.lower() in native_names(dataset)
+
+
+def read_native(dataset: str, path: Path) -> list[dict]:
+    """Rows of ``dataset``'s own score file (module docstring), checked like a meta CSV."""
+    path = Path(path)
+    reader = _READERS[dataset]
+    rows = reader(path)
+    return _checked(rows, path)
+
+
+def score_files(dataset: str, path: Path) -> list[Path]:
+    """Every file whose content decides the human scores read from ``path`` (a meta CSV or a
+    native file): what a cache of results that depend on the scores must be keyed by."""
+    path = Path(path)
+    if not is_native(dataset, path):
+        return [path]
+    if dataset == "pipal":
+        return sorted(p for p in path.iterdir() if p.suffix.lower() == ".txt")
+    extra = {
+        "tid2013": ["mos_std.txt"], "tid2008": ["mos_std.txt"],
+        "live": ["refnames_all.mat"],
+        "koniq10k": ["koniq10k_distributions_sets.csv"],
+        "livec": ["allimages_release.mat", "allstddev_release.mat"],
+    }.get(dataset, [])
+    out = [path] + [p for p in (_sibling(path, n) for n in extra) if p is not None and p != path]
+    if dataset == "live":
+        out += [p for p in (_find_in(path.parent / f, "info.txt") for f, _ in LIVE_FOLDERS) if p]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+def _find_in(folder: Path, name: str) -> Path | None:
+    """The file ``name`` in ``folder``, matched case-insensitively, or ``None``."""
+    if not folder.is_dir():
+        return None
+    for p in sorted(folder.iterdir()):
+        if p.name.lower() == name.lower() and p.is_file():
+            return p
+    return None
+
+
+def _sibling(path: Path, name: str) -> Path | None:
+    """The file ``name`` in ``path``'s folder (case-insensitive), or ``None``."""
+    return _find_in(path.parent, name)
+
+
+def _text_lines(path: Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8-sig", errors="strict") as f:
+            return f.read().splitlines()
+    except UnicodeDecodeError:
+        with open(path, encoding="latin-1") as f:
+            return f.read().splitlines()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e})") from None
+
+
+def _number(value, path: Path, where: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}{where}: {value!r} is not a number") from None
+    if not math.isfinite(v):
+        raise InputError(f"{path}{where}: score {value!r} is not finite")
+    return v
+
+
+def _text(v) -> str:
+    """A cell value as text; whole-number floats (Excel's 1600.0) without the '.0'."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def _checked(rows: list[dict], path: Path) -> list[dict]:
+    if not rows:
+        raise InputError(f"{path}: no scores found")
+    seen: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        key = r["image"].lower()
+        if not r["image"]:
+            raise InputError(f"{path}: entry {i + 1} has an empty image name")
+        if key in seen:
+            raise InputError(f"{path}: image {r['image']!r} listed twice (entries {seen[key]} "
+                             f"and {i + 1})")
+        seen[key] = i + 1
+        r.setdefault("extra", {})
+    return rows
+
+
+def _columns(header, wanted: tuple, optional: tuple, path: Path, where: str) -> dict[str, int]:
+    """Positions of the ``wanted`` (and present ``optional``) columns, names matched ignoring
+    case and spaces; a missing wanted column is an error listing the header found."""
+    norm = [" ".join(_text(c).lower().split()) if c is not None else "" for c in header]
+    pos: dict[str, int] = {}
+    for i, c in enumerate(norm):
+        pos.setdefault(c, i)
+    absent = [c for c in wanted if c.lower() not in pos]
+    if absent:
+        found = ", ".join(_text(c) for c in header if c not in (None, ""))
+        raise InputError(f"{path}{where}: expected columns {', '.join(wanted)}; missing "
+                         f"{', '.join(absent)} (found: {found})")
+    return {c: pos[c.lower()] for c in wanted + optional if c.lower() in pos}
+
+
+def _find_header(rows: list, wanted: tuple, path: Path, what: str, limit: int = 20) -> int:
+    """Index of the first of the first ``limit`` rows that holds all ``wanted`` column names."""
+    for i, r in enumerate(rows[:limit]):
+        cells = {" ".join(_text(c).lower().split()) for c in r if c is not None}
+        if all(w.lower() in cells for w in wanted):
+            return i
+    raise InputError(f"{path}: no header row with the columns {', '.join(wanted)} in the first "
+                     f"{limit} rows of {what}")
+
+
+def _read_xlsx(path: Path, sheet: str | None) -> list[tuple]:
+    """All rows (cell values) of one sheet of a workbook, read with openpyxl."""
+    try:
+        import openpyxl
+    except ImportError:
+        raise InputError(f"{path}: reading .xlsx files needs openpyxl (pip install openpyxl)"
+                         ) from None
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as e:  # openpyxl raises zipfile/KeyError/... on a damaged file
+        raise InputError(f"{path}: cannot read the workbook ({type(e).__name__}: {e})") from None
+    try:
+        if sheet is None:
+            ws = wb.worksheets[0]
+        elif sheet in wb.sheetnames:
+            ws = wb[sheet]
+        else:
+            raise InputError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(wb.sheetnames)})")
+        return [tuple(r) for r in ws.iter_rows(values_only=True)]
+    finally:
+        wb.close()
+
+
+def _loadmat(path: Path, variables: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+    import numpy as np
+    import scipy.io
+
+    try:
+        data = scipy.io.loadmat(path)
+    except NotImplementedError:  # MATLAB v7.3 (HDF5) files
+        raise InputError(f"{path}: a MATLAB v7.3 file; save it with -v7 (scipy reads up to v7)"
+                         ) from None
+    except Exception as e:
+        raise InputError(f"{path}: cannot read the MAT file ({type(e).__name__}: {e})") from None
+    absent = [v for v in variables if v not in data]
+    if absent:
+        found = ", ".join(k for k in data if not k.startswith("__"))
+        raise InputError(f"{path}: expected the variable(s) {', '.join(variables)}; missing "
+                         f"{', '.join(absent)} (found: {found})")
+    return {v: np.asarray(data[v]) for v in variables + optional if v in data}
+
+
+def _mat_strings(arr, path: Path, var: str) -> list[str]:
+    """A MATLAB cell array of strings (any orientation) as a list of str."""
+    import numpy as np
+
+    out = []
+    for cell in np.asarray(arr, dtype=object).ravel():
+        flat = np.asarray(cell).ravel()
+        if flat.size != 1 or not isinstance(flat[0], str):
+            raise InputError(f"{path}: {var} must be a cell array of strings, found an entry "
+                             f"{cell!r}")
+        out.append(flat[0].strip())
+    return out
+
+
+def _mat_numbers(arr, path: Path, var: str) -> list[float]:
+    import numpy as np
+
+    flat = np.asarray(arr).ravel()
+    if flat.dtype.kind not in "fiub":
+        raise InputError(f"{path}: {var} must be numeric, found {flat.dtype}")
+    return [float(v) for v in flat]
+
+
+# ---------------------------------------------------------------------------------------------
+# readers
+# ---------------------------------------------------------------------------------------------
+_TID_NAME = re.compile(r"i(\d+)_\d+_\d+\.bmp", re.IGNORECASE)
+
+
+def read_tid(path: Path) -> list[dict]:
+    """TID2008/TID2013 ``mos_with_names.txt``: ``<MOS> <name>`` per line (names such as
+    ``i01_01_1.bmp``, lower case in the file though some files are upper case on disk); the
+    reference of ``i<nn>_...`` is ``I<nn>.BMP`` (``i25.bmp`` on disk in TID2013); std from
+    ``mos_std.txt`` in the same folder, one value per line in the same order, when present."""
+    rows = []
+    for n, line in enumerate(_text_lines(path), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise InputError(f"{path}:{n}: expected '<MOS> <image name>' (e.g. "
+                             f"'5.51429 i01_01_1.bmp'), got {line.strip()!r}")
+        score = _number(parts[0], path, f":{n}")
+        m = _TID_NAME.fullmatch(parts[1])
+        if m is None:
+            raise InputError(f"{path}:{n}: image name {parts[1]!r} is not of TID's form "
+                             "i<ref>_<distortion>_<level>.bmp")
+        rows.append({"image": parts[1], "reference": f"I{m.group(1)}.BMP", "score": score,
+                     "extra": {}})
+    std_path = _sibling(path, "mos_std.txt")
+    if std_path is not None:
+        stds = [s.strip() for s in _text_lines(std_path) if s.strip()]
+        if len(stds) != len(rows):
+            raise InputError(f"{std_path}: {len(stds)} values, expected one per line of "
+                             f"{path.name} ({len(rows)})")
+        for n, (r, s) in enumerate(zip(rows, stds), start=1):
+            _number(s, std_path, f": value {n}")
+            r["extra"]["std"] = s
+    return rows
+
+
+def read_kadid(path: Path) -> list[dict]:
+    """KADID-10k ``dmos.csv``: ``dist_img, ref_img, dmos, var`` (``dmos`` is higher-better
+    despite the name; IQA-PyTorch's CSV calls ``var`` ``std``)."""
+    rows = _read_csv(path)
+    cols = _columns(rows[0], ("dist_img", "ref_img", "dmos"), ("var",), path, "")
+    out = []
+    for n, r in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in r):
+            continue
+        if len(r) <= max(cols.values()):
+            raise InputError(f"{path}:{n}: {len(r)} fields, expected {len(rows[0])}")
+        extra = {"var": r[cols["var"]].strip()} if "var" in cols else {}
+        out.append({"image": r[cols["dist_img"]].strip(), "reference": r[cols["ref_img"]].strip(),
+                    "score": _number(r[cols["dmos"]], path, f":{n}"), "extra": extra})
+    return out
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read ({e})") from None
+    if not rows:
+        raise InputError(f"{path}: empty file")
+    return rows
+
+
+def read_csiq(path: Path) -> list[dict]:
+    """CSIQ ``csiq.DMOS.xlsx`` (sheet ``all_by_image``: title rows, then a header with
+    ``image, dst_idx, dst_type, dst_lev, dmos_std, dmos``) or ``csiq.txt``, the same sheet
+    exported as tab- or comma-separated text. The distorted file of (image, type, level) is
+    ``<image>.<TYPE>.<level>.png`` with TYPE from :data:`CSIQ_TYPES`; the reference
+    ``<image>.png``. Numeric image names (``1600``) may be stored as numbers."""
+    if path.suffix.lower() == ".xlsx":
+        table, what = _read_xlsx(path, "all_by_image"), "sheet all_by_image"
+    else:
+        lines = _text_lines(path)
+        delim = "\t" if any("\t" in ln for ln in lines[:20]) else ","
+        table, what = [tuple(r) for r in csv.reader(lines, delimiter=delim)], "the file"
+    wanted = ("image", "dst_type", "dst_lev", "dmos")
+    h = _find_header(table, wanted, path, what)
+    cols = _columns(table[h], wanted, ("dmos_std",), path, f" ({what}, row {h + 1})")
+    out = []
+    for n, r in enumerate(table[h + 1:], start=h + 2):
+        cells = {k: (r[i] if i < len(r) else None) for k, i in cols.items()}
+        if all(v is None or _text(v) == "" for k, v in cells.items() if k in wanted):
+            continue  # blank rows below the table
+        where = f" ({what}, row {n})"
+        image, kind = _text(cells["image"]), _text(cells["dst_type"]).lower()
+        if not image or kind not in CSIQ_TYPES:
+            raise InputError(f"{path}{where}: expected an image name and a distortion type of "
+                             f"{', '.join(CSIQ_TYPES)}, got {cells['image']!r}, "
+                             f"{cells['dst_type']!r}")
+        level = _number(cells["dst_lev"], path, where)
+        if not level.is_integer():
+            raise InputError(f"{path}{where}: distortion level {cells['dst_lev']!r} is not whole")
+        extra = ({"dmos_std": _text(cells["dmos_std"])}
+                 if cells.get("dmos_std") not in (None, "") else {})
+        out.append({"image": f"{image}.{CSIQ_TYPES[kind]}.{int(level)}.png",
+                    "reference": f"{image}.png", "score": _number(cells["dmos"], path, where),
+                    "extra": extra})
+    return out
+
+
+def read_live(path: Path) -> list[dict]:
+    """LIVE release 2: ``dmos_realigned.mat`` (``dmos_new``, ``orgs``, ``dmos_std``; the
+    realigned DMOS the authors recommend) or ``dmos.mat`` (``dmos``, ``orgs``), with
+    ``refnames_all.mat`` (``refnames_all``) next to it. The 982 entries follow the readme's order
+    (:data:`LIVE_FOLDERS`): entry k of a folder is ``<folder>/img<k>.bmp``. Entries with
+    ``orgs == 1`` are the reference images themselves (DMOS 0 in the realigned file) and are
+    dropped, leaving 779. A ``<folder>/info.txt`` (``<reference> <image> <parameter>`` per line)
+    next to the file is checked against ``refnames_all``."""
+    realigned = path.name.lower() == "dmos_realigned.mat"
+    score_var = "dmos_new" if realigned else "dmos"
+    data = _loadmat(path, (score_var, "orgs"), ("dmos_std",) if realigned else ())
+    refs_path = _sibling(path, "refnames_all.mat")
+    if refs_path is None:
+        raise InputError(f"{path}: refnames_all.mat (the reference of each entry) must lie in "
+                         "the same folder")
+    refs = _mat_strings(_loadmat(refs_path, ("refnames_all",))["refnames_all"], refs_path,
+                        "refnames_all")
+    dmos = _mat_numbers(data[score_var], path, score_var)
+    orgs = _mat_numbers(data["orgs"], path, "orgs")
+    stds = _mat_numbers(data["dmos_std"], path, "dmos_std") if "dmos_std" in data else None
+    for what, seq, where in ((score_var, dmos, path), ("orgs", orgs, path),
+                             ("refnames_all", refs, refs_path)):
+        if len(seq) != LIVE_ENTRIES:
+            raise InputError(f"{where}: {what} has {len(seq)} entries, expected {LIVE_ENTRIES} "
+                             "(jp2k 227, jpeg 233, wn, gblur, fastfading 174 each)")
+    names = [f"{folder}/img{k}.bmp" for folder, n in LIVE_FOLDERS for k in range(1, n + 1)]
+    _check_live_info(path.parent, names, refs)
+    out = []
+    for i, (name, ref, score, org) in enumerate(zip(names, refs, dmos, orgs)):
+        if org not in (0.0, 1.0):
+            raise InputError(f"{path}: orgs[{i + 1}] = {org:g}, expected 0 or 1")
+        if org == 1.0:
+            continue
+        if not math.isfinite(score):
+            raise InputError(f"{path}: {score_var}[{i + 1}] ({name}) is not finite")
+        extra = {"dmos_std": repr(stds[i])} if stds is not None and len(stds) == len(dmos) else {}
+        out.append({"image": name, "reference": ref, "score": score, "extra": extra})
+    return out
+
+
+def _check_live_info(folder: Path, names: list[str], refs: list[str]) -> None:
+    """Each ``<type>/info.txt`` present must give the same reference as ``refnames_all``."""
+    ref_of = {n.lower(): r for n, r in zip(names, refs)}
+    for sub, count in LIVE_FOLDERS:
+        info = _find_in(folder / sub, "info.txt")
+        if info is None:
+            continue
+        for n, line in enumerate(_text_lines(info), start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 2:
+                raise InputError(f"{info}:{n}: expected '<reference> <image> ...', got "
+                                 f"{line.strip()!r}")
+            key = f"{sub}/{parts[1]}".lower()
+            if key not in ref_of:
+                raise InputError(f"{info}:{n}: {parts[1]!r} is not one of the {count} images "
+                                 f"img1.bmp..img{count}.bmp of {sub}")
+            if parts[0].lower() != ref_of[key].lower():
+                raise InputError(f"{info}:{n}: {parts[1]} has reference {parts[0]}, but "
+                                 f"refnames_all.mat gives {ref_of[key]}")
+
+
+def read_koniq(path: Path) -> list[dict]:
+    """KonIQ-10k ``koniq10k_scores_and_distributions.csv``: ``image_name``, ``MOS_zscore`` (the
+    1-100 MOS of the paper; ``MOS`` there is on the 1-5 rating scale), ``SD`` (1-5 scale).
+    Or the GitHub ``koniq10k_distributions_sets.csv``, whose ``MOS`` is on the 1-100 scale and
+    ``set`` gives the official split; that file next to the first adds the split to it."""
+    sets_file = path.name.lower() == "koniq10k_distributions_sets.csv"
+    rows = _read_csv(path)
+    score_col = "MOS" if sets_file else "MOS_zscore"
+    cols = _columns(rows[0], ("image_name", score_col), ("SD", "set"), path, "")
+    out = []
+    for n, r in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in r):
+            continue
+        if len(r) <= max(cols.values()):
+            raise InputError(f"{path}:{n}: {len(r)} fields, expected {len(rows[0])}")
+        extra = {"std": r[cols["SD"]].strip()} if "SD" in cols else {}
+        if "set" in cols:
+            extra["split"] = KONIQ_SPLITS.get(r[cols["set"]].strip(), r[cols["set"]].strip())
+        out.append({"image": r[cols["image_name"]].strip(),
+                    "score": _number(r[cols[score_col]], path, f":{n}"), "extra": extra})
+    sets = None if sets_file else _sibling(path, "koniq10k_distributions_sets.csv")
+    if sets is not None:
+        split = {r["image"].lower(): r["extra"].get("split") for r in read_koniq(sets)}
+        absent = [r["image"] for r in out if split.get(r["image"].lower()) is None]
+        if absent:
+            raise InputError(f"{sets}: no split for {len(absent)} image(s) of {path.name}, e.g. "
+                             f"{absent[0]}")
+        for r in out:
+            r["extra"]["split"] = split[r["image"].lower()]
+    return out
+
+
+def read_livec(path: Path) -> list[dict]:
+    """LIVE In the Wild Challenge ``AllMOS_release.mat`` (``AllMOS_release``) with
+    ``AllImages_release.mat`` (``AllImages_release``, a cell of names) and, when present,
+    ``AllStdDev_release.mat`` (``AllStdDev_release``) in the same folder. All 1169 images are
+    kept, the seven training images ``t1.bmp``-``t7.bmp`` included (as in IQA-PyTorch's CSV)."""
+    mos = _mat_numbers(_loadmat(path, ("AllMOS_release",))["AllMOS_release"], path,
+                       "AllMOS_release")
+    names_path = _sibling(path, "allimages_release.mat")
+    if names_path is None:
+        raise InputError(f"{path}: AllImages_release.mat (the image names) must lie in the same "
+                         "folder")
+    names = _mat_strings(_loadmat(names_path, ("AllImages_release",))["AllImages_release"],
+                         names_path, "AllImages_release")
+    if len(names) != len(mos):
+        raise InputError(f"{names_path}: {len(names)} names, but {path.name} has {len(mos)} "
+                         "scores")
+    std_path = _sibling(path, "allstddev_release.mat")
+    stds = None
+    if std_path is not None:
+        stds = _mat_numbers(_loadmat(std_path, ("AllStdDev_release",))["AllStdDev_release"],
+                            std_path, "AllStdDev_release")
+        if len(stds) != len(mos):
+            raise InputError(f"{std_path}: {len(stds)} values, but {path.name} has {len(mos)}")
+    return [{"image": name, "score": _number(m, path, f": entry {i + 1}"),
+             "extra": {"std": repr(stds[i])} if stds is not None else {}}
+            for i, (name, m) in enumerate(zip(names, mos))]
+
+
+def read_spaq(path: Path) -> list[dict]:
+    """SPAQ ``MOS and Image attribute scores.xlsx``: columns ``Image name`` and ``MOS`` (the
+    attribute scores that follow are not read)."""
+    table = _read_xlsx(path, None)
+    wanted = ("image name", "mos")
+    h = _find_header(table, wanted, path, "the first sheet")
+    cols = _columns(table[h], ("Image name", "MOS"), (), path, f" (row {h + 1})")
+    out = []
+    for n, r in enumerate(table[h + 1:], start=h + 2):
+        name = r[cols["Image name"]] if cols["Image name"] < len(r) else None
+        score = r[cols["MOS"]] if cols["MOS"] < len(r) else None
+        if (name is None or _text(name) == "") and score is None:
+            continue
+        out.append({"image": _text(name), "score": _number(score, path, f" (row {n})"),
+                    "extra": {}})
+    return out
+
+
+def read_pipal(path: Path) -> list[dict]:
+    """PIPAL's ``Train_Label`` folder: one ``*.txt`` per reference, ``<image>,<Elo>`` per line
+    (``A0001_00_00.bmp,1520.0648``); the reference of ``A0001_..`` is ``A0001.bmp``."""
+    if not path.is_dir():
+        raise InputError(f"{path}: expected PIPAL's Train_Label folder of *.txt label files")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".txt" and p.is_file())
+    if not files:
+        raise InputError(f"{path}: no *.txt label files")
+    out = []
+    for f in files:
+        for n, line in enumerate(_text_lines(f), start=1):
+            if not line.strip():
+                continue
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) != 2 or "_" not in parts[0]:
+                raise InputError(f"{f}:{n}: expected '<ref>_<type>_<n>.bmp,<Elo score>', got "
+                                 f"{line.strip()!r}")
+            out.append({"image": parts[0], "reference": parts[0].split("_")[0] + ".bmp",
+                        "score": _number(parts[1], f, f":{n}"), "extra": {}})
+    return out
+
+
+_READERS = {"tid2013": read_tid, "tid2008": read_tid, "kadid10k": read_kadid, "csiq": read_csiq,
+            "live": read_live, "koniq10k": read_koniq, "livec": read_livec, "spaq": read_spaq,
+            "pipal": read_pipal}
