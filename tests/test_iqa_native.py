@@ -166,7 +166,8 @@ def write_koniq(folder, rows, with_sets=True):
 def write_livec(folder, rows):
     folder.mkdir(parents=True, exist_ok=True)
     n = len(rows)
-    savemat(folder / "AllMOS_release.mat", {"AllMOS_release": np.array([[r["score"] for r in rows]])})
+    savemat(folder / "AllMOS_release.mat",
+            {"AllMOS_release": np.array([[r["score"] for r in rows]])})
     savemat(folder / "AllImages_release.mat",
             {"AllImages_release": _cell_array([r["image"] for r in rows], (n, 1))})
     savemat(folder / "AllStdDev_release.mat",

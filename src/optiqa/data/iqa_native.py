@@ -5,26 +5,24 @@ Each reader returns the rows that :func:`optiqa.data.iqa.read_meta` returns for 
 have (matched case-insensitively under the root) and the score in the database's own orientation
 (that of :data:`optiqa.data.iqa.DATASETS`). ``extra`` values are kept as text.
 
-=========  ==============================================  ==========================================
-database   score file(s) (found anywhere under the root)    read as
-=========  ==============================================  ==========================================
-tid2013,   ``mos_with_names.txt`` (+ ``mos_std.txt`` next   ``MOS name`` per line; reference
-tid2008    to it)                                          ``I<nn>.BMP`` from the name ``i<nn>_..``
-kadid10k   ``dmos.csv``                                    columns ``dist_img, ref_img, dmos, var``
-csiq       ``csiq.DMOS.xlsx`` (sheet ``all_by_image``) or  columns ``image, dst_type, dst_lev, dmos``
-           ``csiq.txt``, a text export of that sheet       (+ ``dmos_std``); file
-                                                           ``<image>.<TYPE>.<lev>.png``
-live       ``dmos_realigned.mat`` (else ``dmos.mat``) +    982 entries in the readme's order, jp2k
-           ``refnames_all.mat`` (+ ``<type>/info.txt``)     227, jpeg 233, wn/gblur/fastfading 174;
-                                                           ``orgs == 1`` (the references) dropped
-koniq10k   ``koniq10k_scores_and_distributions.csv``       ``MOS_zscore`` (1-100), ``SD``; the split
-           (else ``koniq10k_distributions_sets.csv``)      from the sets file when it lies next to it
-livec      ``AllMOS_release.mat`` + ``AllImages_release``  1169 images (t1-t7 included, as the
-           ``.mat`` (+ ``AllStdDev_release.mat``)          IQA-PyTorch CSV)
-spaq       ``MOS and Image attribute scores.xlsx``         columns ``Image name, MOS``
-pipal      the ``Train_Label`` folder of ``*.txt``         ``name,elo`` per line; reference
-                                                           ``<A0001>.bmp``
-=========  ==============================================  ==========================================
+Files (found anywhere under the root; the first name when several are listed):
+
+- tid2013, tid2008: ``mos_with_names.txt`` (+ ``mos_std.txt`` beside it), ``<MOS> <name>`` per
+  line; the reference of ``i<nn>_...`` is ``I<nn>.BMP``;
+- kadid10k: ``dmos.csv``, columns ``dist_img, ref_img, dmos, var``;
+- csiq: ``csiq.DMOS.xlsx`` (sheet ``all_by_image``) or ``csiq.txt``, a text export of that
+  sheet: columns ``image, dst_type, dst_lev, dmos`` (+ ``dmos_std``), the distorted file being
+  ``<image>.<TYPE>.<level>.png``;
+- live: ``dmos_realigned.mat`` (else ``dmos.mat``) + ``refnames_all.mat`` (+ ``<type>/info.txt``):
+  982 entries in the readme's order (jp2k 227, jpeg 233, wn, gblur, fastfading 174 each), the
+  reference images (``orgs == 1``) dropped;
+- koniq10k: ``koniq10k_scores_and_distributions.csv`` (else ``koniq10k_distributions_sets.csv``):
+  ``MOS_zscore`` (1-100) and ``SD``; the split from the sets file when it lies beside it;
+- livec: ``AllMOS_release.mat`` + ``AllImages_release.mat`` (+ ``AllStdDev_release.mat``), all
+  1169 images (t1-t7 included, as in IQA-PyTorch's CSV);
+- spaq: ``MOS and Image attribute scores.xlsx``, columns ``Image name, MOS``;
+- pipal: the ``Train_Label`` folder, ``<name>,<Elo>`` per line of each ``*.txt``; the reference
+  of ``A0001_...`` is ``A0001.bmp``.
 """
 from __future__ import annotations
 
@@ -35,6 +33,9 @@ import re
 from pathlib import Path
 
 from optiqa.core.errors import InputError
+from optiqa.data.tabular import (cell_text, column_positions, find_header_row, load_mat,
+                                 mat_numbers, mat_strings, number, read_csv_rows, read_xlsx,
+                                 text_lines)
 
 # dataset -> score-file names (lower case), preferred first; "train_label" is PIPAL's folder
 NATIVE_FILES: dict[str, tuple[str, ...]] = {
@@ -148,34 +149,6 @@ def _sibling(path: Path, name: str) -> Path | None:
     return _find_in(path.parent, name)
 
 
-def _text_lines(path: Path) -> list[str]:
-    try:
-        with open(path, encoding="utf-8-sig", errors="strict") as f:
-            return f.read().splitlines()
-    except UnicodeDecodeError:
-        with open(path, encoding="latin-1") as f:
-            return f.read().splitlines()
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e})") from None
-
-
-def _number(value, path: Path, where: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{path}{where}: {value!r} is not a number") from None
-    if not math.isfinite(v):
-        raise InputError(f"{path}{where}: score {value!r} is not finite")
-    return v
-
-
-def _text(v) -> str:
-    """A cell value as text; whole-number floats (Excel's 1600.0) without the '.0'."""
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v).strip()
-
-
 def _checked(rows: list[dict], path: Path) -> list[dict]:
     if not rows:
         raise InputError(f"{path}: no scores found")
@@ -192,96 +165,6 @@ def _checked(rows: list[dict], path: Path) -> list[dict]:
     return rows
 
 
-def _columns(header, wanted: tuple, optional: tuple, path: Path, where: str) -> dict[str, int]:
-    """Positions of the ``wanted`` (and present ``optional``) columns, names matched ignoring
-    case and spaces; a missing wanted column is an error listing the header found."""
-    norm = [" ".join(_text(c).lower().split()) if c is not None else "" for c in header]
-    pos: dict[str, int] = {}
-    for i, c in enumerate(norm):
-        pos.setdefault(c, i)
-    absent = [c for c in wanted if c.lower() not in pos]
-    if absent:
-        found = ", ".join(_text(c) for c in header if c not in (None, ""))
-        raise InputError(f"{path}{where}: expected columns {', '.join(wanted)}; missing "
-                         f"{', '.join(absent)} (found: {found})")
-    return {c: pos[c.lower()] for c in wanted + optional if c.lower() in pos}
-
-
-def _find_header(rows: list, wanted: tuple, path: Path, what: str, limit: int = 20) -> int:
-    """Index of the first of the first ``limit`` rows that holds all ``wanted`` column names."""
-    for i, r in enumerate(rows[:limit]):
-        cells = {" ".join(_text(c).lower().split()) for c in r if c is not None}
-        if all(w.lower() in cells for w in wanted):
-            return i
-    raise InputError(f"{path}: no header row with the columns {', '.join(wanted)} in the first "
-                     f"{limit} rows of {what}")
-
-
-def _read_xlsx(path: Path, sheet: str | None) -> list[tuple]:
-    """All rows (cell values) of one sheet of a workbook, read with openpyxl."""
-    try:
-        import openpyxl
-    except ImportError:
-        raise InputError(f"{path}: reading .xlsx files needs openpyxl (pip install openpyxl)"
-                         ) from None
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as e:  # openpyxl raises zipfile/KeyError/... on a damaged file
-        raise InputError(f"{path}: cannot read the workbook ({type(e).__name__}: {e})") from None
-    try:
-        if sheet is None:
-            ws = wb.worksheets[0]
-        elif sheet in wb.sheetnames:
-            ws = wb[sheet]
-        else:
-            raise InputError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(wb.sheetnames)})")
-        return [tuple(r) for r in ws.iter_rows(values_only=True)]
-    finally:
-        wb.close()
-
-
-def _loadmat(path: Path, variables: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
-    import numpy as np
-    import scipy.io
-
-    try:
-        data = scipy.io.loadmat(path)
-    except NotImplementedError:  # MATLAB v7.3 (HDF5) files
-        raise InputError(f"{path}: a MATLAB v7.3 file; save it with -v7 (scipy reads up to v7)"
-                         ) from None
-    except Exception as e:
-        raise InputError(f"{path}: cannot read the MAT file ({type(e).__name__}: {e})") from None
-    absent = [v for v in variables if v not in data]
-    if absent:
-        found = ", ".join(k for k in data if not k.startswith("__"))
-        raise InputError(f"{path}: expected the variable(s) {', '.join(variables)}; missing "
-                         f"{', '.join(absent)} (found: {found})")
-    return {v: np.asarray(data[v]) for v in variables + optional if v in data}
-
-
-def _mat_strings(arr, path: Path, var: str) -> list[str]:
-    """A MATLAB cell array of strings (any orientation) as a list of str."""
-    import numpy as np
-
-    out = []
-    for cell in np.asarray(arr, dtype=object).ravel():
-        flat = np.asarray(cell).ravel()
-        if flat.size != 1 or not isinstance(flat[0], str):
-            raise InputError(f"{path}: {var} must be a cell array of strings, found an entry "
-                             f"{cell!r}")
-        out.append(flat[0].strip())
-    return out
-
-
-def _mat_numbers(arr, path: Path, var: str) -> list[float]:
-    import numpy as np
-
-    flat = np.asarray(arr).ravel()
-    if flat.dtype.kind not in "fiub":
-        raise InputError(f"{path}: {var} must be numeric, found {flat.dtype}")
-    return [float(v) for v in flat]
-
-
 # ---------------------------------------------------------------------------------------------
 # readers
 # ---------------------------------------------------------------------------------------------
@@ -294,14 +177,14 @@ def read_tid(path: Path) -> list[dict]:
     reference of ``i<nn>_...`` is ``I<nn>.BMP`` (``i25.bmp`` on disk in TID2013); std from
     ``mos_std.txt`` in the same folder, one value per line in the same order, when present."""
     rows = []
-    for n, line in enumerate(_text_lines(path), start=1):
+    for n, line in enumerate(text_lines(path), start=1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) != 2:
             raise InputError(f"{path}:{n}: expected '<MOS> <image name>' (e.g. "
                              f"'5.51429 i01_01_1.bmp'), got {line.strip()!r}")
-        score = _number(parts[0], path, f":{n}")
+        score = number(parts[0], path, f":{n}")
         m = _TID_NAME.fullmatch(parts[1])
         if m is None:
             raise InputError(f"{path}:{n}: image name {parts[1]!r} is not of TID's form "
@@ -310,12 +193,12 @@ def read_tid(path: Path) -> list[dict]:
                      "extra": {}})
     std_path = _sibling(path, "mos_std.txt")
     if std_path is not None:
-        stds = [s.strip() for s in _text_lines(std_path) if s.strip()]
+        stds = [s.strip() for s in text_lines(std_path) if s.strip()]
         if len(stds) != len(rows):
             raise InputError(f"{std_path}: {len(stds)} values, expected one per line of "
                              f"{path.name} ({len(rows)})")
         for n, (r, s) in enumerate(zip(rows, stds), start=1):
-            _number(s, std_path, f": value {n}")
+            number(s, std_path, f": value {n}")
             r["extra"]["std"] = s
     return rows
 
@@ -323,8 +206,8 @@ def read_tid(path: Path) -> list[dict]:
 def read_kadid(path: Path) -> list[dict]:
     """KADID-10k ``dmos.csv``: ``dist_img, ref_img, dmos, var`` (``dmos`` is higher-better
     despite the name; IQA-PyTorch's CSV calls ``var`` ``std``)."""
-    rows = _read_csv(path)
-    cols = _columns(rows[0], ("dist_img", "ref_img", "dmos"), ("var",), path, "")
+    rows = read_csv_rows(path)
+    cols = column_positions(rows[0], ("dist_img", "ref_img", "dmos"), ("var",), path, "")
     out = []
     for n, r in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in r):
@@ -333,19 +216,8 @@ def read_kadid(path: Path) -> list[dict]:
             raise InputError(f"{path}:{n}: {len(r)} fields, expected {len(rows[0])}")
         extra = {"var": r[cols["var"]].strip()} if "var" in cols else {}
         out.append({"image": r[cols["dist_img"]].strip(), "reference": r[cols["ref_img"]].strip(),
-                    "score": _number(r[cols["dmos"]], path, f":{n}"), "extra": extra})
+                    "score": number(r[cols["dmos"]], path, f":{n}"), "extra": extra})
     return out
-
-
-def _read_csv(path: Path) -> list[list[str]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read ({e})") from None
-    if not rows:
-        raise InputError(f"{path}: empty file")
-    return rows
 
 
 def read_csiq(path: Path) -> list[dict]:
@@ -355,32 +227,32 @@ def read_csiq(path: Path) -> list[dict]:
     ``<image>.<TYPE>.<level>.png`` with TYPE from :data:`CSIQ_TYPES`; the reference
     ``<image>.png``. Numeric image names (``1600``) may be stored as numbers."""
     if path.suffix.lower() == ".xlsx":
-        table, what = _read_xlsx(path, "all_by_image"), "sheet all_by_image"
+        table, what = read_xlsx(path, "all_by_image"), "sheet all_by_image"
     else:
-        lines = _text_lines(path)
+        lines = text_lines(path)
         delim = "\t" if any("\t" in ln for ln in lines[:20]) else ","
         table, what = [tuple(r) for r in csv.reader(lines, delimiter=delim)], "the file"
     wanted = ("image", "dst_type", "dst_lev", "dmos")
-    h = _find_header(table, wanted, path, what)
-    cols = _columns(table[h], wanted, ("dmos_std",), path, f" ({what}, row {h + 1})")
+    h = find_header_row(table, wanted, path, what)
+    cols = column_positions(table[h], wanted, ("dmos_std",), path, f" ({what}, row {h + 1})")
     out = []
     for n, r in enumerate(table[h + 1:], start=h + 2):
         cells = {k: (r[i] if i < len(r) else None) for k, i in cols.items()}
-        if all(v is None or _text(v) == "" for k, v in cells.items() if k in wanted):
+        if all(v is None or cell_text(v) == "" for k, v in cells.items() if k in wanted):
             continue  # blank rows below the table
         where = f" ({what}, row {n})"
-        image, kind = _text(cells["image"]), _text(cells["dst_type"]).lower()
+        image, kind = cell_text(cells["image"]), cell_text(cells["dst_type"]).lower()
         if not image or kind not in CSIQ_TYPES:
             raise InputError(f"{path}{where}: expected an image name and a distortion type of "
                              f"{', '.join(CSIQ_TYPES)}, got {cells['image']!r}, "
                              f"{cells['dst_type']!r}")
-        level = _number(cells["dst_lev"], path, where)
+        level = number(cells["dst_lev"], path, where)
         if not level.is_integer():
             raise InputError(f"{path}{where}: distortion level {cells['dst_lev']!r} is not whole")
-        extra = ({"dmos_std": _text(cells["dmos_std"])}
+        extra = ({"dmos_std": cell_text(cells["dmos_std"])}
                  if cells.get("dmos_std") not in (None, "") else {})
         out.append({"image": f"{image}.{CSIQ_TYPES[kind]}.{int(level)}.png",
-                    "reference": f"{image}.png", "score": _number(cells["dmos"], path, where),
+                    "reference": f"{image}.png", "score": number(cells["dmos"], path, where),
                     "extra": extra})
     return out
 
@@ -395,16 +267,16 @@ def read_live(path: Path) -> list[dict]:
     next to the file is checked against ``refnames_all``."""
     realigned = path.name.lower() == "dmos_realigned.mat"
     score_var = "dmos_new" if realigned else "dmos"
-    data = _loadmat(path, (score_var, "orgs"), ("dmos_std",) if realigned else ())
+    data = load_mat(path, (score_var, "orgs"), ("dmos_std",) if realigned else ())
     refs_path = _sibling(path, "refnames_all.mat")
     if refs_path is None:
         raise InputError(f"{path}: refnames_all.mat (the reference of each entry) must lie in "
                          "the same folder")
-    refs = _mat_strings(_loadmat(refs_path, ("refnames_all",))["refnames_all"], refs_path,
+    refs = mat_strings(load_mat(refs_path, ("refnames_all",))["refnames_all"], refs_path,
                         "refnames_all")
-    dmos = _mat_numbers(data[score_var], path, score_var)
-    orgs = _mat_numbers(data["orgs"], path, "orgs")
-    stds = _mat_numbers(data["dmos_std"], path, "dmos_std") if "dmos_std" in data else None
+    dmos = mat_numbers(data[score_var], path, score_var)
+    orgs = mat_numbers(data["orgs"], path, "orgs")
+    stds = mat_numbers(data["dmos_std"], path, "dmos_std") if "dmos_std" in data else None
     for what, seq, where in ((score_var, dmos, path), ("orgs", orgs, path),
                              ("refnames_all", refs, refs_path)):
         if len(seq) != LIVE_ENTRIES:
@@ -432,7 +304,7 @@ def _check_live_info(folder: Path, names: list[str], refs: list[str]) -> None:
         info = _find_in(folder / sub, "info.txt")
         if info is None:
             continue
-        for n, line in enumerate(_text_lines(info), start=1):
+        for n, line in enumerate(text_lines(info), start=1):
             parts = line.split()
             if not parts:
                 continue
@@ -454,9 +326,9 @@ def read_koniq(path: Path) -> list[dict]:
     Or the GitHub ``koniq10k_distributions_sets.csv``, whose ``MOS`` is on the 1-100 scale and
     ``set`` gives the official split; that file next to the first adds the split to it."""
     sets_file = path.name.lower() == "koniq10k_distributions_sets.csv"
-    rows = _read_csv(path)
+    rows = read_csv_rows(path)
     score_col = "MOS" if sets_file else "MOS_zscore"
-    cols = _columns(rows[0], ("image_name", score_col), ("SD", "set"), path, "")
+    cols = column_positions(rows[0], ("image_name", score_col), ("SD", "set"), path, "")
     out = []
     for n, r in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in r):
@@ -467,7 +339,7 @@ def read_koniq(path: Path) -> list[dict]:
         if "set" in cols:
             extra["split"] = KONIQ_SPLITS.get(r[cols["set"]].strip(), r[cols["set"]].strip())
         out.append({"image": r[cols["image_name"]].strip(),
-                    "score": _number(r[cols[score_col]], path, f":{n}"), "extra": extra})
+                    "score": number(r[cols[score_col]], path, f":{n}"), "extra": extra})
     sets = None if sets_file else _sibling(path, "koniq10k_distributions_sets.csv")
     if sets is not None:
         split = {r["image"].lower(): r["extra"].get("split") for r in read_koniq(sets)}
@@ -485,13 +357,13 @@ def read_livec(path: Path) -> list[dict]:
     ``AllImages_release.mat`` (``AllImages_release``, a cell of names) and, when present,
     ``AllStdDev_release.mat`` (``AllStdDev_release``) in the same folder. All 1169 images are
     kept, the seven training images ``t1.bmp``-``t7.bmp`` included (as in IQA-PyTorch's CSV)."""
-    mos = _mat_numbers(_loadmat(path, ("AllMOS_release",))["AllMOS_release"], path,
+    mos = mat_numbers(load_mat(path, ("AllMOS_release",))["AllMOS_release"], path,
                        "AllMOS_release")
     names_path = _sibling(path, "allimages_release.mat")
     if names_path is None:
         raise InputError(f"{path}: AllImages_release.mat (the image names) must lie in the same "
                          "folder")
-    names = _mat_strings(_loadmat(names_path, ("AllImages_release",))["AllImages_release"],
+    names = mat_strings(load_mat(names_path, ("AllImages_release",))["AllImages_release"],
                          names_path, "AllImages_release")
     if len(names) != len(mos):
         raise InputError(f"{names_path}: {len(names)} names, but {path.name} has {len(mos)} "
@@ -499,11 +371,11 @@ def read_livec(path: Path) -> list[dict]:
     std_path = _sibling(path, "allstddev_release.mat")
     stds = None
     if std_path is not None:
-        stds = _mat_numbers(_loadmat(std_path, ("AllStdDev_release",))["AllStdDev_release"],
+        stds = mat_numbers(load_mat(std_path, ("AllStdDev_release",))["AllStdDev_release"],
                             std_path, "AllStdDev_release")
         if len(stds) != len(mos):
             raise InputError(f"{std_path}: {len(stds)} values, but {path.name} has {len(mos)}")
-    return [{"image": name, "score": _number(m, path, f": entry {i + 1}"),
+    return [{"image": name, "score": number(m, path, f": entry {i + 1}"),
              "extra": {"std": repr(stds[i])} if stds is not None else {}}
             for i, (name, m) in enumerate(zip(names, mos))]
 
@@ -511,17 +383,17 @@ def read_livec(path: Path) -> list[dict]:
 def read_spaq(path: Path) -> list[dict]:
     """SPAQ ``MOS and Image attribute scores.xlsx``: columns ``Image name`` and ``MOS`` (the
     attribute scores that follow are not read)."""
-    table = _read_xlsx(path, None)
+    table = read_xlsx(path, None)
     wanted = ("image name", "mos")
-    h = _find_header(table, wanted, path, "the first sheet")
-    cols = _columns(table[h], ("Image name", "MOS"), (), path, f" (row {h + 1})")
+    h = find_header_row(table, wanted, path, "the first sheet")
+    cols = column_positions(table[h], ("Image name", "MOS"), (), path, f" (row {h + 1})")
     out = []
     for n, r in enumerate(table[h + 1:], start=h + 2):
         name = r[cols["Image name"]] if cols["Image name"] < len(r) else None
         score = r[cols["MOS"]] if cols["MOS"] < len(r) else None
-        if (name is None or _text(name) == "") and score is None:
+        if (name is None or cell_text(name) == "") and score is None:
             continue
-        out.append({"image": _text(name), "score": _number(score, path, f" (row {n})"),
+        out.append({"image": cell_text(name), "score": number(score, path, f" (row {n})"),
                     "extra": {}})
     return out
 
@@ -536,7 +408,7 @@ def read_pipal(path: Path) -> list[dict]:
         raise InputError(f"{path}: no *.txt label files")
     out = []
     for f in files:
-        for n, line in enumerate(_text_lines(f), start=1):
+        for n, line in enumerate(text_lines(f), start=1):
             if not line.strip():
                 continue
             parts = [p.strip() for p in line.split(",")]
@@ -544,7 +416,7 @@ def read_pipal(path: Path) -> list[dict]:
                 raise InputError(f"{f}:{n}: expected '<ref>_<type>_<n>.bmp,<Elo score>', got "
                                  f"{line.strip()!r}")
             out.append({"image": parts[0], "reference": parts[0].split("_")[0] + ".bmp",
-                        "score": _number(parts[1], f, f":{n}"), "extra": {}})
+                        "score": number(parts[1], f, f":{n}"), "extra": {}})
     return out
 
 
