@@ -8,6 +8,7 @@ of each format on small hand-written files, and errors that name the file and wh
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -495,3 +496,32 @@ def test_duplicate_names_in_a_native_file(tmp_path):
 
 def test_every_database_has_a_native_reader():
     assert set(iqa_native.NATIVE_FILES) == set(iqa.DATASETS) == set(iqa_native._READERS)
+
+
+def test_assess_runs_on_tid2013_as_shipped(tmp_path, monkeypatch, capsys):
+    """`optiqa assess -d tid2013 --root DIR` with only the authors' files (no CSV anywhere)."""
+    from optiqa.cli import main
+    from optiqa.data.degradations import distort
+    from optiqa.data.io import write_image
+    from optiqa.data.samples import load_sample
+
+    monkeypatch.delenv(iqa.META_ENV, raising=False)
+    monkeypatch.setenv("OPTIQA_CACHE", str(tmp_path / "cache"))
+    rows = []
+    for i, photo in enumerate(("astronaut", "chelsea", "coffee"), start=1):
+        ref = load_sample(photo, 48)
+        write_image(tmp_path / "reference_images" / f"I{i:02d}.BMP", ref)
+        for k, kind in enumerate(("gaussian_blur", "gaussian_noise"), start=1):
+            for level in range(1, 5):
+                name = f"i{i:02d}_{k:02d}_{level}.bmp"
+                disk = name.upper() if level == 1 else name  # upper case on disk, as TID's
+                write_image(tmp_path / "distorted_images" / disk, distort(ref, kind, level))
+                rows.append({"image": name, "score": 7.0 - 1.2 * level - 0.3 * k,
+                             "extra": {"std": "0.1"}})
+    write_tid(tmp_path, rows)
+    out = tmp_path / "r.json"
+    assert main(["assess", "-q", "-m", "psnr", "-d", "tid2013", "--root", str(tmp_path),
+                 "--bootstrap", "0", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())[0]
+    assert res["n"] == 24 and res["srcc"] > 0.5 and res["sign"] == 1
+    assert "MOS 0-9, higher = better" in capsys.readouterr().out
