@@ -525,3 +525,12 @@ def test_assess_runs_on_tid2013_as_shipped(tmp_path, monkeypatch, capsys):
     res = json.loads(out.read_text())[0]
     assert res["n"] == 24 and res["srcc"] > 0.5 and res["sign"] == 1
     assert "MOS 0-9, higher = better" in capsys.readouterr().out
+
+
+def test_tid2013_file_is_refused_as_tid2008(tmp_path):
+    p = tmp_path / "mos_with_names.txt"
+    p.write_text("5.1 i01_17_1.bmp\n4.0 i01_18_1.bmp\n")
+    assert len(iqa_native.read_native("tid2013", p)) == 2
+    with pytest.raises(InputError, match=r"1 images of distortion types above 17 \(e.g. "
+                                         r"i01_18_1.bmp\): this is TID2013's file"):
+        iqa_native.read_native("tid2008", p)

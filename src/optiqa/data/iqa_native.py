@@ -106,9 +106,23 @@ def is_native(dataset: str, path: Path) -> bool:
 def read_native(dataset: str, path: Path) -> list[dict]:
     """Rows of ``dataset``'s own score file (module docstring), checked like a meta CSV."""
     path = Path(path)
-    reader = _READERS[dataset]
-    rows = reader(path)
+    rows = _READERS[dataset](path)
+    if dataset == "tid2008":
+        _check_tid2008(rows, path)
     return _checked(rows, path)
+
+
+# TID2008 has 17 distortion types; TID2013 adds types 18-24 to the same 25 references
+TID2008_TYPES = 17
+
+
+def _check_tid2008(rows: list[dict], path: Path) -> None:
+    """TID2013's file read as TID2008 (same names, same format) is an error, not 3000 items."""
+    newer = [r["image"] for r in rows if int(r["image"].split("_")[1]) > TID2008_TYPES]
+    if newer:
+        raise InputError(f"{path}: {len(newer)} images of distortion types above "
+                         f"{TID2008_TYPES} (e.g. {newer[0]}): this is TID2013's file, not "
+                         "TID2008's")
 
 
 def score_files(dataset: str, path: Path) -> list[Path]:
@@ -168,7 +182,7 @@ def _checked(rows: list[dict], path: Path) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 # readers
 # ---------------------------------------------------------------------------------------------
-_TID_NAME = re.compile(r"i(\d+)_\d+_\d+\.bmp", re.IGNORECASE)
+_TID_NAME = re.compile(r"i(\d+)_(\d+)_\d+\.bmp", re.IGNORECASE)
 
 
 def read_tid(path: Path) -> list[dict]:
