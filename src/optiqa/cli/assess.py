@@ -113,8 +113,10 @@ def add_iqa_data_args(s) -> None:
                    "livec (NR), or synthetic (built-in known-order set, not human opinion)")
     s.add_argument("--root", help="folder with the database's images (searched recursively, "
                    "names matched case-insensitively)")
-    s.add_argument("--meta", help="meta-info CSV (default: found under --root by its standard "
-                   "name, or in $OPTIQA_META)")
+    s.add_argument("--meta", help="human scores: an IQA-PyTorch meta-info CSV or the "
+                   "database's own score file (default: the CSV under --root by its standard "
+                   "name, else the authors' file under --root, e.g. mos_with_names.txt, else "
+                   "the CSV in $OPTIQA_META)")
     s.add_argument("--allow-missing", action="store_true",
                    help="run on the items whose images are present (results then differ from "
                    "the full database's)")

@@ -33,19 +33,38 @@ def _load_generator_from_args(args):
 
 
 def cmd_evaluate(args) -> int:
+    from optiqa.core.errors import ConfigError
     from optiqa.core.tables import write_json
-    from optiqa.train.evaluate import DEFAULT_METRICS, evaluate_sets, format_results
+    from optiqa.train.evaluate import (DEFAULT_METRICS, evaluate_images, evaluate_sets,
+                                       format_results)
 
-    sets = parse_set_args(args.set)
-    if args.task:  # made once per (task, set) and reused while up to date
-        from optiqa.data.testsets import task_test_sets
+    if args.images is not None:
+        if args.source is not None or args.set or args.save_images or args.task:
+            raise ConfigError("--images scores stored images: give no model, --set, --task or "
+                              "--save-images")
+        metrics = None if not args.metric and args.hr else (
+            list(DEFAULT_METRICS if args.hr else []) + (args.metric or []))
+        result = evaluate_images(args.images, args.hr, metrics, device=args.device,
+                                 crop=args.crop_border or 0, scale=args.scale,
+                                 protocol=args.protocol, progress=not args.quiet)
+    else:
+        if args.source is None or not args.set:
+            raise ConfigError("give a model (run folder, checkpoint or 'bicubic') and at least "
+                              "one --set, or --images DIR for stored images")
+        if args.hr is not None or args.crop_border is not None:
+            raise ConfigError("--hr and --crop-border go with --images; a --set folder holds "
+                              "its own HR/ and is cropped by the scale")
+        sets = parse_set_args(args.set)
+        if args.task:  # made once per (task, set) and reused while up to date
+            from optiqa.data.testsets import task_test_sets
 
-        sets = task_test_sets(sets, args.task, args.testsets, args.testset_seed,
-                              progress=not args.quiet)
-    loaded = _load_generator_from_args(args)  # the results' header names the model (stdout)
-    result = evaluate_sets(loaded, sets, list(DEFAULT_METRICS) + (args.metric or []),
-                           device=args.device, tile=args.tile, overlap=args.tile_overlap,
-                           save_images=args.save_images, progress=not args.quiet)
+            sets = task_test_sets(sets, args.task, args.testsets, args.testset_seed,
+                                  progress=not args.quiet)
+        loaded = _load_generator_from_args(args)  # the results' header names the model (stdout)
+        result = evaluate_sets(loaded, sets, list(DEFAULT_METRICS) + (args.metric or []),
+                               device=args.device, tile=args.tile, overlap=args.tile_overlap,
+                               save_images=args.save_images, progress=not args.quiet,
+                               protocol=args.protocol)
     print(format_results(result, per_image=not args.means_only))
     if args.json:
         write_json(args.json, result.to_dict())
@@ -71,7 +90,9 @@ def _add_generator_args(s) -> None:
                    "name it, e.g. swinir, rrdbnet, srresnet:num_feat=32,num_block=4")
     s.add_argument("--weights", choices=["auto", "params_ema", "params"], default="auto",
                    help="which weights of the checkpoint (auto: params_ema when present)")
-    s.add_argument("--scale", type=int, default=4, help="scale of the 'bicubic' baseline")
+    s.add_argument("--scale", type=int, default=4, help="scale of the 'bicubic' baseline; with "
+                   "--images, a ground truth larger than its image by less than this is "
+                   "cropped to it")
     add_device(s)
     s.add_argument("--tile", type=int, help="restore in LR tiles of this size (large images)")
     s.add_argument("--tile-overlap", type=int, default=32, help="tile overlap in LR pixels")
@@ -79,16 +100,31 @@ def _add_generator_args(s) -> None:
 
 
 def add_parsers(sub) -> None:
-    s = sub.add_parser("evaluate", help="score a trained generator on SR test sets",
-                       description="PSNR/SSIM on BT.601 Y with a border crop = scale, plus any "
-                       "registered metric; per image and mean per set.")
-    s.add_argument("source", help="run folder (newest checkpoint), checkpoint file, or "
-                   "'bicubic' for the baseline")
-    s.add_argument("--set", action="append", required=True, metavar="NAME=PATH",
+    s = sub.add_parser("evaluate", help="score a trained generator on SR test sets, or a "
+                       "folder of restored images",
+                       description="PSNR/SSIM on BT.601 Y with a border crop = scale under a "
+                       "named protocol (matlab: the published tables; basicsr: BasicSR's "
+                       "metrics), plus any registered metric, full- or no-reference; per image "
+                       "and mean per set. With --images, stored images are scored as they are "
+                       "(no model), against --hr when given.")
+    s.add_argument("source", nargs="?", help="run folder (newest checkpoint), checkpoint file, "
+                   "or 'bicubic' for the baseline")
+    s.add_argument("--set", action="append", metavar="NAME=PATH",
                    help="test set: a folder with HR/ (and LR_bicubic/X<scale>/) or of HR images; "
                    "repeatable")
+    s.add_argument("--images", metavar="DIR", help="a folder of restored images to score as "
+                   "stored, instead of a model and --set")
+    s.add_argument("--hr", metavar="DIR", help="with --images: the ground truth, paired by name "
+                   "(baby_x4.png -> baby.png); needed by full-reference metrics")
     s.add_argument("-m", "--metric", action="append",
-                   help="extra metric (repeatable); psnr_y and ssim_y are always computed")
+                   help="extra metric, full- or no-reference (repeatable); psnr_y and ssim_y "
+                   "are always computed when there is ground truth")
+    s.add_argument("--protocol", choices=["matlab", "basicsr"], default="matlab",
+                   help="how psnr_y/ssim_y are computed: matlab (rgb2ycbcr of uint8, greyscale "
+                   "files as grey; reproduces the published tables) or basicsr (BasicSR's "
+                   "calculate_psnr/ssim, test_y_channel=True)")
+    s.add_argument("--crop-border", type=int, metavar="N", help="with --images: pixels removed "
+                   "on each side before every metric (default 0; SR sets use the scale)")
     s.add_argument("--save-images", metavar="DIR", help="write outputs to DIR/<set>/<image>.png")
     s.add_argument("--task", action="append", metavar="TASK",
                    help="degrade each set's HR images by this task (optiqa tasks list) into a "

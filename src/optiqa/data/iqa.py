@@ -4,9 +4,11 @@ Each database is described by a :class:`DatasetSpec` (its standard meta-info CSV
 hold the image names and the human score, whether that score is higher- or lower-better, FR or
 NR). The meta-info files are the ones distributed with the IQA-PyTorch toolbox (Chen et al.,
 https://github.com/chaofengc/IQA-PyTorch, ``pyiqa/data/meta_info``); they are not shipped with
-optiqa. A loader finds the CSV (``meta``, under ``root`` by its standard name, or in
-``$OPTIQA_META``) and the images anywhere under ``root``, matched by name case-insensitively
-after a single directory walk, so any layout the database ships in works.
+optiqa. The database's own score files (``mos_with_names.txt``, ``dmos_realigned.mat``, ...)
+are read as well (:mod:`optiqa.data.iqa_native`). A loader finds the scores (``meta``; else a
+meta CSV under ``root`` by its standard name; else the authors' score file under ``root``; else
+the CSV in ``$OPTIQA_META``) and the images anywhere under ``root``, matched by name
+case-insensitively after a single directory walk, so any layout the database ships in works.
 
 Quirks handled here: LIVE's names have no extension and its ``mos`` column holds DMOS (lower is
 better); TID names mix upper and lower case (``I01.BMP``, ``i01_01_2.bmp``); KADID-10k's ``dmos``
@@ -147,10 +149,19 @@ class IQADataset:
     @property
     def identity(self) -> dict:
         """What identifies the data behind a result: name, version, resolved image root and the
-        SHA-256 of the score file (other human scores for the same images are other data)."""
+        SHA-256 of every file the human scores were read from (a meta CSV, or a database's own
+        score files: :func:`optiqa.data.iqa_native.score_files`); other human scores for the
+        same images are other data."""
+        from optiqa.data.iqa_native import score_files
+
+        meta = None
+        if self.meta_path:
+            files = score_files(self.spec.name, self.meta_path)
+            meta = (file_sha256(files[0]) if files == [Path(self.meta_path)] else
+                    {p.name: file_sha256(p) for p in files})
         return {"name": self.spec.name, "version": self.version,
                 "root": str(Path(self.root).resolve()) if self.root is not None else None,
-                "meta_sha256": file_sha256(self.meta_path) if self.meta_path else None}
+                "meta_sha256": meta}
 
     def fingerprint(self) -> str:
         """Hash of :attr:`identity` and every item (name, files' content, score, group, stratum):
@@ -223,6 +234,7 @@ class ImageIndex:
         self.by_name: dict[str, list[str]] = {}
         self.by_stem: dict[str, list[str]] = {}
         self.csv: dict[str, str] = {}
+        self.files: dict[str, list[str]] = {}  # every other file, for the native score files
         self.n_images = 0
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
             # hidden folders and macOS archive debris never hold the database's images
@@ -236,8 +248,10 @@ class ImageIndex:
                     self.by_name.setdefault(low, []).append(rel)
                     self.by_stem.setdefault(stem, []).append(rel)
                     self.n_images += 1
-                elif ext == ".csv":
-                    self.csv.setdefault(low, rel)
+                elif not fn.startswith("."):
+                    self.files.setdefault(low, []).append(rel)
+                    if ext == ".csv":
+                        self.csv.setdefault(low, rel)
         self.ambiguous: list[tuple[str, list[str]]] = []
 
     def find(self, name: str) -> Path | None:
@@ -265,10 +279,13 @@ class ImageIndex:
 # ---------------------------------------------------------------------------------------------
 def find_meta(spec: DatasetSpec, meta: str | os.PathLike | None = None,
               index: ImageIndex | None = None) -> Path:
-    """The meta-info CSV: ``meta``, else under the image root by name, else ``$OPTIQA_META``."""
+    """The human scores: ``meta``, else a meta CSV under the image root by name, else the
+    database's own score file there (:mod:`optiqa.data.iqa_native`), else ``$OPTIQA_META``."""
+    from optiqa.data import iqa_native
+
     if meta is not None:
         meta = Path(meta)
-        if not meta.is_file():
+        if not meta.is_file() and not (meta.is_dir() and iqa_native.is_native(spec.name, meta)):
             raise InputError(f"{meta}: meta file not found")
         return meta
     names = [spec.meta_file] + ([spec.pyiqa_meta] if spec.pyiqa_meta else [])
@@ -277,6 +294,9 @@ def find_meta(spec: DatasetSpec, meta: str | os.PathLike | None = None,
             rel = index.csv.get(n.lower())
             if rel is not None:
                 return index.root / rel
+        native = iqa_native.find_native(spec.name, index.root, index.files)
+        if native is not None:
+            return native
     env = os.environ.get(META_ENV)
     if env:
         for n in names:
@@ -284,8 +304,9 @@ def find_meta(spec: DatasetSpec, meta: str | os.PathLike | None = None,
                 return Path(env) / n
     where = f" under {index.root}" if index is not None else ""
     raise InputError(
-        f"no meta-info file for {spec.name}: name it (meta), or put {spec.meta_file} "
-        f"(or {spec.pyiqa_meta}) anywhere under the image root{where}, or in the folder named by "
+        f"no human scores for {spec.name}: name the file (meta), or keep the database's own "
+        f"{iqa_native.describe_native(spec.name)} or {spec.meta_file} (or {spec.pyiqa_meta}) "
+        f"anywhere under the image root{where}, or put {spec.meta_file} in the folder named by "
         f"${META_ENV}" + (f" (now {env})" if env else ""), option="meta")
 
 
@@ -297,8 +318,13 @@ def read_meta(spec: DatasetSpec, path: Path) -> list[dict]:
     """Rows of the meta CSV as dicts with keys ``image``, ``reference``, ``score`` and extras.
 
     Column names are matched ignoring case and surrounding/duplicate spaces; when a header names
-    a column twice (SPAQ's ``Brightness``) the first one counts.
+    a column twice (SPAQ's ``Brightness``) the first one counts. The database's own score files
+    are read by :func:`optiqa.data.iqa_native.read_native` into the same rows.
     """
+    from optiqa.data import iqa_native
+
+    if iqa_native.is_native(spec.name, path):
+        return iqa_native.read_native(spec.name, path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))

@@ -2,8 +2,9 @@
 sample crops.
 
 The convention is :mod:`optiqa.train.evaluate`'s (so that the numbers in ``log.txt`` and those of
-``optiqa evaluate`` agree): output clamped and rounded to 8 bits, a border of ``scale`` pixels
-removed before every metric, PSNR/SSIM on the BT.601 Y channel (``psnr_y``, ``ssim_y``). Under
+``optiqa evaluate --protocol basicsr`` agree): output clamped and rounded to 8 bits, a border of
+``scale`` pixels removed before every metric, PSNR/SSIM on the BT.601 Y channel (the registered
+``psnr_y``, ``ssim_y``: Y not rounded, greyscale images expanded to RGB). Under
 DDP rank ``r`` of ``w`` scores images ``r, r + w, ...``; the per-metric sums and counts are
 all-reduced, so every rank gets the same means. Crops of the first few images are gathered to
 rank 0, which writes ``samples/<image>/<iter>.png`` (and ``gt.png`` once).
