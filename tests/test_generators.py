@@ -51,12 +51,23 @@ def test_x4_output_shapes(kind, opts, size):
     ("rrdbnet", dict(num_block=1, num_feat=8, num_grow_ch=4, scale=2), 2),
     ("rrdbnet", dict(num_block=1, num_feat=8, num_grow_ch=4, scale=1), 1),
     ("srresnet", dict(num_feat=8, num_block=1, upscale=3), 3),
+    ("srresnet", dict(num_feat=8, num_block=1, scale=1), 1),
 ])
 def test_other_scales(kind, opts, scale):
     g = create_generator(kind, **opts).eval()
     with torch.no_grad():
         y = g(torch.rand(1, 3, 11, 9))
     assert g.scale == scale and y.shape == (1, 3, 11 * scale, 9 * scale)
+
+
+def test_srresnet_x1_is_the_input_plus_a_residual():
+    """Scale 1 (denoising, deblurring) keeps the global skip: zero last conv -> the input."""
+    g = create_generator("srresnet", num_feat=8, num_block=1, scale=1).eval()
+    torch.nn.init.zeros_(g.conv_last.weight)
+    torch.nn.init.zeros_(g.conv_last.bias)
+    x = torch.rand(1, 3, 10, 12)
+    with torch.no_grad():
+        assert torch.equal(g(x), x)
 
 
 def test_registry_errors():

@@ -112,3 +112,32 @@ def test_paper_config_dry_run_works_here(tmp_path):
     assert out.returncode == 0, out.stderr
     info = yaml.safe_load(out.stdout)
     assert info["cells"] >= 100 and info["remaining_steps"] > 0
+
+
+def test_two_task_config_takes_the_task_presets():
+    """`denoise_sigma25: {}` is scale 1 with its noise; `sr_x4: {}` keeps the sets' LR files;
+    every cell trains its own task, and each task gets its model-free baseline."""
+    from optiqa.study.evaluation import degraded_baseline
+
+    cfg = load_study_config(REPO / "configs" / "study" / "two_tasks.yaml")
+    check_study_config(cfg)
+    tasks = cfg.task_opts
+    assert (tasks["sr_x4"].scale, tasks["sr_x4"].degradation) == (4, None)
+    assert tasks["denoise_sigma25"].scale == 1
+    assert tasks["denoise_sigma25"].degradation == {"type": "gaussian_noise", "sigma": 25}
+    cells = expand_cells(cfg, "/tmp/study")
+    assert len(cells) == 2 * 3 * 2
+    den = next(c for c in cells if c.name == "denoise_sigma25__ssim__patch__w0.03")
+    assert den.train_config["scale"] == 1  # network_g takes the run's scale
+    assert den.train_config["datasets"]["train"]["degradation"]["sigma"] == 25
+    sr = next(c for c in cells if c.name == "sr_x4__ssim__none")
+    assert sr.train_config["scale"] == 4 and "degradation" not in sr.train_config["datasets"][
+        "train"]
+    assert degraded_baseline("sr_x4", tasks["sr_x4"]) == "bicubic__sr_x4"
+    assert degraded_baseline("denoise_sigma25", tasks["denoise_sigma25"]) == \
+        "input__denoise_sigma25"
+    # what the study gives wins over the preset
+    cfg = load_study_config(REPO / "configs" / "study" / "two_tasks.yaml",
+                            ["tasks.denoise_sigma25={degradation: {type: gaussian_noise, "
+                             "sigma: 15}}"])
+    assert cfg.task_opts["denoise_sigma25"].degradation["sigma"] == 15

@@ -7,7 +7,9 @@ Network" (SRResNet), CVPR 2017, in the modified form of BasicSR's ``MSRResNet``
 the bilinear upsampling of the input, so the net learns only the residual to a cheap
 interpolation. Parameter names follow BasicSR (``conv_first``, ``body.N.conv1``, ``upconv1``,
 ``upconv2``, ``conv_hr``, ``conv_last``). Defaults are BasicSR's (64 channels, 16 blocks); the
-tiny CPU configuration uses fewer.
+tiny CPU configuration uses fewer. ``scale=1`` (our addition, for denoising, deblurring and JPEG
+tasks; BasicSR's MSRResNet has no such mode) drops the upsampling layers, and the global skip adds
+the input itself.
 """
 from __future__ import annotations
 
@@ -30,17 +32,19 @@ class ResidualBlockNoBN(nn.Module):
 
 
 class MSRResNet(nn.Module):
-    """``forward(lr NCHW [0, 1]) -> (N, C, H*scale, W*scale)``; ``scale`` in {2, 3, 4}."""
+    """``forward(lr NCHW [0, 1]) -> (N, C, H*scale, W*scale)``; ``scale`` in {1, 2, 3, 4}."""
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64,
                  num_block: int = 16, scale: int = 4):
         super().__init__()
-        if scale not in (2, 3, 4):
-            raise ValueError(f"SRResNet supports scales 2, 3 and 4, got {scale}")
+        if scale not in (1, 2, 3, 4):
+            raise ValueError(f"SRResNet supports scales 1, 2, 3 and 4, got {scale}")
         self.scale = scale
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.body = nn.Sequential(*(ResidualBlockNoBN(num_feat) for _ in range(num_block)))
-        if scale == 4:
+        if scale == 1:
+            self.upconv1 = None
+        elif scale == 4:
             self.upconv1 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1)
             self.upconv2 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1)
             self.pixel_shuffle = nn.PixelShuffle(2)
@@ -51,13 +55,16 @@ class MSRResNet(nn.Module):
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(0.1, inplace=True)
         for m in (self.conv_first, self.upconv1, self.conv_hr, self.conv_last):
-            scaled_kaiming_(m, 0.1)
+            if m is not None:
+                scaled_kaiming_(m, 0.1)
         if scale == 4:
             scaled_kaiming_(self.upconv2, 0.1)
 
     def forward(self, x):
         feat = self.lrelu(self.conv_first(x))
         out = self.body(feat)
+        if self.scale == 1:
+            return self.conv_last(self.lrelu(self.conv_hr(out))) + x
         out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
         if self.scale == 4:
             out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))

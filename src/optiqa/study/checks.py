@@ -35,6 +35,9 @@ def check_study_config(cfg: StudyConfig, check_data: bool = True) -> None:
                               "differentiable full-reference metric)")
     for i, m in enumerate(cfg.evaluators.metrics):
         _named(f"evaluators.metrics[{i}]", lambda m=m: get_spec(m))
+    if cfg.evaluators.protocol not in ("matlab", "basicsr"):
+        raise ConfigError(f"evaluators.protocol: {cfg.evaluators.protocol!r}: expected "
+                          "'matlab' (the published tables) or 'basicsr'")
     for i, m in enumerate(cfg.assessment.metrics):
         _named(f"assessment.metrics[{i}]", lambda m=m: get_spec(m))
     for i, ds in enumerate(cfg.assessment.datasets):

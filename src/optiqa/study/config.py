@@ -122,6 +122,7 @@ class EvaluatorOpts:
     metrics: list[str] = field(default_factory=lambda: ["psnr_y", "ssim_y"])
     exclude_family: bool = True
     tile: int | None = None
+    protocol: str = "matlab"    # psnr_y/ssim_y as optiqa evaluate --protocol (matlab | basicsr)
 
 
 @dataclass
@@ -263,12 +264,28 @@ class StudyConfig:
     def task_opts(self) -> dict[str, TaskOpts]:
         from optiqa.core.config import from_mapping
 
-        return {name: from_mapping(TaskOpts, opts or {}, f"tasks.{name}")
+        return {name: from_mapping(TaskOpts, task_defaults(name, opts), f"tasks.{name}")
                 for name, opts in self.tasks.items()}
 
     @property
     def assessed_metrics(self) -> list[str]:
         return list(dict.fromkeys(self.assessment.metrics or self.fidelity.metrics))
+
+
+def task_defaults(name: str, opts: dict | None) -> dict:
+    """A task's options with the preset of the same name (:data:`optiqa.data.tasks.TASKS`:
+    ``denoise_sigma25: {}`` is scale 1 with its noise) under what the study gives. A bicubic
+    preset leaves the degradation unset: the test sets' own LR files are then used when they
+    have them (the benchmark protocol), else the same MATLAB bicubic makes them."""
+    from optiqa.data.tasks import TASKS
+
+    opts = dict(opts or {})
+    if name in TASKS.names():
+        spec = TASKS.get(name)
+        opts.setdefault("scale", spec.scale)
+        if spec.degradation.get("type") != "bicubic":
+            opts.setdefault("degradation", dict(spec.degradation))
+    return opts
 
 
 PATH_KEYS = ("dataroot_gt", "dataroot_lq", "pretrain_network_g", "pretrain_network_d")

@@ -9,13 +9,15 @@ every evaluator: full-reference ones against the ground truth, no-reference ones
 alone. Every cell is scored by every evaluator; which judgments count is decided by the
 circularity rule in the analysis (a model is never judged by its own loss or its family).
 
-Baselines are evaluated the same way: bicubic upsampling (for SR tasks) and, when the study has
-one, the shared pre-trained generator. ``evaluate/<name>.json`` is written atomically after the
+Baselines are evaluated the same way: bicubic upsampling of the input (SR tasks) or the degraded
+input itself (scale-1 tasks: denoising, deblurring, JPEG) and, when the study has one, the shared
+pre-trained generator. ``evaluate/<name>.json`` is written atomically after the
 images, with a key that hashes the model's checkpoint, the panel, the test data and the code: a
 result under another key is redone.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -30,6 +32,13 @@ from optiqa.study.locks import CellLock
 
 log = logging.getLogger("optiqa.study")
 BICUBIC = "bicubic"
+INPUT = "input"
+
+
+def degraded_baseline(task: str, t) -> str:
+    """The model-free baseline of a task: bicubic upsampling of the input for SR tasks
+    (``bicubic__<task>``), the degraded input itself for scale-1 tasks (``input__<task>``)."""
+    return f"{BICUBIC if t.scale > 1 else INPUT}__{task}"
 
 
 def test_datasets(cfg, task: str) -> dict:
@@ -60,30 +69,46 @@ def data_identity(cfg) -> dict:
 
 
 def evaluation_key(cfg, task: str, model_sha: str, data: dict) -> str:
-    return stable_hash({"model": model_sha, "task": cfg.tasks[task], "evaluators":
-                        list(cfg.evaluators.metrics), "tile": cfg.evaluators.tile, "data": data,
-                        "code": code_fingerprint(evaluate_model)})
+    """Hash of everything that decides an evaluation: the model's checkpoint, the task, the
+    evaluators (name, code, weights: :func:`evaluator_identity`), the protocol, the tiling, the
+    test data and the code that scores."""
+    return stable_hash({"model": model_sha, "task": cfg.tasks[task],
+                        "evaluators": evaluator_identity(tuple(cfg.evaluators.metrics)),
+                        "protocol": cfg.evaluators.protocol, "tile": cfg.evaluators.tile,
+                        "data": data, "code": code_fingerprint(evaluate_model)})
 
 
-def _score(metric, x, ref) -> float:
-    if getattr(metric.info, "kind", "fr") == "nr":
-        return float(metric(x)[0])
-    return float(metric(x, ref)[0])
+@functools.lru_cache(maxsize=8)
+def evaluator_identity(names: tuple[str, ...]) -> dict[str, str]:
+    """``{name: fingerprint}`` of the evaluators (:func:`optiqa.assess.benchmark.
+    metric_fingerprint`): a changed metric or weight file redoes the evaluations. Computed once
+    per process (the modules are built on the CPU and dropped)."""
+    from optiqa.assess.benchmark import metric_fingerprint
+    from optiqa.metrics import create_metric
+
+    return {n: metric_fingerprint(n, create_metric(n)) for n in names}
 
 
 @torch.inference_mode()
-def evaluate_model(model, scale: int, datasets: dict, metrics: dict, out_dir: Path | None,
-                   device="cpu", tile: int | None = None, progress: bool = False) -> dict:
-    """Per-image scores ``{set: {'images': [...], 'scores': {metric: [...]}}}`` of one model."""
+def evaluate_model(model, scale: int, datasets: dict, metrics: list[str], out_dir: Path | None,
+                   device="cpu", tile: int | None = None, progress: bool = False,
+                   protocol: str = "matlab") -> dict:
+    """Per-image scores ``{set: {'images': [...], 'scores': {metric: [...]}, ...}}`` of one
+    model, scored as ``optiqa evaluate`` scores (:func:`optiqa.train.evaluate.score_image`:
+    ``psnr_y``/``ssim_y`` under ``protocol``, greyscale ground truth compared as grey under
+    ``matlab``, NR metrics on the output alone)."""
     from tqdm import tqdm
 
     from optiqa.data.io import write_image
-    from optiqa.train.evaluate import crop_border
+    from optiqa.train.evaluate import (SetResult, create_scorers, crop_border, gt_is_greyscale,
+                                       score_image)
     from optiqa.train.inference import quantize_8bit, restore
 
+    names = list(dict.fromkeys(metrics))
+    scorers, kinds = create_scorers(names, device, have_reference=True)
     out = {}
     for name, ds in datasets.items():
-        res = {"images": [], "scores": {m: [] for m in metrics}, "lq_source": ds.lq_source}
+        res = SetResult(name, "", ds.lq_source, scores={m: [] for m in names})
         for i in tqdm(range(len(ds)), desc=name, unit="img", disable=not progress):
             item = ds[i]
             lq, gt = item["lq"][None].to(device), item["gt"][None].to(device)
@@ -93,14 +118,10 @@ def evaluate_model(model, scale: int, datasets: dict, metrics: dict, out_dir: Pa
                                  f"from ground truth {tuple(gt.shape[-2:])}")
             if out_dir is not None:
                 write_image(out_dir / name / f"{item['key']}.png", sr[0])
-            x, ref = crop_border(sr, scale), crop_border(gt, scale)
-            for m, metric in metrics.items():
-                try:
-                    res["scores"][m].append(_score(metric, x, ref))
-                except InputError as e:
-                    raise InputError(f"{name}/{item['key']}: {m}: {e}") from None
-            res["images"].append(item["key"])
-        out[name] = res
+            score_image(res, item["key"], crop_border(sr, scale), crop_border(gt, scale),
+                        gt_is_greyscale(ds, i), names, scorers, kinds, protocol)
+        out[name] = {"images": res.keys, "scores": res.scores, "lq_source": ds.lq_source,
+                     "greyscale": res.greyscale}
     return out
 
 
@@ -121,8 +142,6 @@ def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_sha: st
                    load, device="cpu", progress: bool = False, data: dict | None = None
                    ) -> dict:
     """Evaluate one model (``load()`` builds it) unless its result is current; returns it."""
-    from optiqa.train.evaluate import create_metrics
-
     data = data if data is not None else data_identity(cfg)
     key = evaluation_key(cfg, task, model_sha, data)
     done = folder.evaluation_complete(name, key)
@@ -130,15 +149,16 @@ def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_sha: st
         return done
     t0 = time.time()
     loaded = load()
-    metrics = create_metrics(cfg.evaluators.metrics, device)
+    metrics = list(cfg.evaluators.metrics)
     per_set = evaluate_model(loaded.model.to(device), loaded.scale, test_datasets(cfg, task),
                              metrics, folder.images / "runs" / name / task, device,
-                             cfg.evaluators.tile, progress)
+                             cfg.evaluators.tile, progress, cfg.evaluators.protocol)
     result = {"name": name, "key": key, "task": task, "model": loaded.describe(),
               "scale": loaded.scale, "evaluators": list(metrics), "sets": per_set,
               "convention": (f"x{loaded.scale}; output clamped and rounded to 8 bits; border "
                              f"crop {loaded.scale} px before every evaluator; psnr_y/ssim_y on "
-                             "BT.601 Y; NR evaluators on the output alone"),
+                             f"BT.601 Y, {cfg.evaluators.protocol} protocol; NR evaluators on "
+                             "the output alone"),
               "seconds": round(time.time() - t0, 1)}
     write_json(folder.evaluation(name), result)  # after the images: complete from here on
     return result
@@ -169,18 +189,18 @@ def evaluate_cell_locked(folder: StudyFolder, cfg, cell, device="cpu", progress=
 
 def evaluate_baselines(folder: StudyFolder, cfg, device="cpu", progress=False,
                        data: dict | None = None) -> list[str]:
-    """Bicubic upsampling (SR tasks) and the shared pre-trained generator of each task."""
+    """The model-free baseline (:func:`degraded_baseline`) and the shared pre-trained generator
+    of each task."""
     from optiqa.study.cells import PRETRAIN
     from optiqa.train.inference import load_generator
 
     names = []
     for task, t in cfg.task_opts.items():
-        if t.scale > 1 and t.degradation in (None, "bicubic"):
-            name = f"{BICUBIC}__{task}"
-            evaluate_entry(folder, cfg, name, task, BICUBIC,
-                           lambda t=t: load_generator(BICUBIC, scale=t.scale, device=device),
-                           device, progress, data)
-            names.append(name)
+        name = degraded_baseline(task, t)
+        evaluate_entry(folder, cfg, name, task, name.split("__")[0],
+                       lambda t=t: load_generator(BICUBIC, scale=t.scale, device=device),
+                       device, progress, data)
+        names.append(name)
         pre = f"{PRETRAIN}__{task}"
         marker = read_json(folder.run_marker(pre))
         if marker is not None:
@@ -220,8 +240,7 @@ def baseline_names(cfg, folder: StudyFolder) -> list[tuple[str, str]]:
 
     out = []
     for task, t in cfg.task_opts.items():
-        if t.scale > 1 and t.degradation in (None, "bicubic"):
-            out.append((f"{BICUBIC}__{task}", task))
+        out.append((degraded_baseline(task, t), task))
         if cfg.train.pretrain is not None:
             out.append((f"{PRETRAIN}__{task}", task))
     return out
@@ -235,8 +254,8 @@ def current_evaluations(plan) -> dict:
     out = {}
     models = [*baseline_names(cfg, folder), *((c.name, c.task) for c in plan.cells)]
     for name, task in models:
-        if name.startswith(f"{BICUBIC}__"):
-            sha = BICUBIC
+        if name.startswith((f"{BICUBIC}__", f"{INPUT}__")):
+            sha = name.split("__")[0]
         else:
             marker = read_json(folder.run_marker(name))
             if marker is None:

@@ -13,9 +13,22 @@ import numpy as np
 from optiqa.study.document import Document, Figure, Table
 from optiqa.study.folder import read_json
 
-TABLE_NOTE_Y = ("PSNR and SSIM on the Y channel of BT.601 YCbCr (MATLAB rgb2ycbcr), outputs "
-                "rounded to 8 bits, a border of {scale} px (= scale) removed before every "
-                "evaluator; NR evaluators on the output alone")
+TABLE_NOTE_Y = ("PSNR and SSIM on the Y channel of BT.601 YCbCr under the {protocol}; outputs "
+                "rounded to 8 bits, a border of {border} removed before every evaluator; NR "
+                "evaluators on the output alone")
+
+
+def table_note_y(cfg) -> str:
+    """The evaluation protocol of a study's tables (protocol, and the border = each task's
+    scale)."""
+    from optiqa.train.sr_protocol import PROTOCOLS
+
+    scales = {name: t.scale for name, t in cfg.task_opts.items()}
+    if len(set(scales.values())) == 1:
+        border = f"{next(iter(scales.values()))} px (= scale)"
+    else:
+        border = "the task's scale in px (" + ", ".join(f"{n}: {s}" for n, s in scales.items()) + ")"
+    return TABLE_NOTE_Y.format(protocol=PROTOCOLS[cfg.evaluators.protocol], border=border)
 
 
 def _mean_ci(values, n_boot: int = 1000, seed: int = 0):
@@ -195,9 +208,8 @@ def _optimization(doc: Document, r: StudyResults) -> None:
     headers = ["model", "fidelity loss", "discriminator", "adv. weight"]
     for m in evaluators:
         headers += [f"{m} ({'↓' if infos[m].lower_better else '↑'})", "95% CI"]
-    scale = next(iter(r.cfg.task_opts.values())).scale
     protocol = (f"Mean over {r.n_images} held-out test images with a percentile bootstrap 95% CI "
-                "over images. " + TABLE_NOTE_Y.format(scale=scale) + ". Greyed cells: the "
+                "over images. " + table_note_y(r.cfg) + ". Greyed cells: the "
                 "evaluator belongs to the model's own loss family (circularity rule), so that "
                 "judgment is not used in the analysis. ↑ higher is better, ↓ lower is better.")
     doc.table(Table("Evaluator panel on the restored test images", headers, rows,

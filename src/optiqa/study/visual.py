@@ -56,8 +56,9 @@ def comparison_figures(results) -> list[Figure]:
                     return np.kron(c, np.ones((scale, scale, 1), dtype=c.dtype)) if scale > 1 \
                         else c
                 lr = _load(folder.images / "input" / task / set_name / f"{key}.png")
-                first = [(f"input (x{t.scale} nearest)", crop(lr, t.scale))]
-                for base in (f"bicubic__{task}", f"pretrain__{task}"):
+                first = [("input" + (f" (x{t.scale} nearest)" if t.scale > 1 else ""),
+                          crop(lr, t.scale))]
+                for base in (f"bicubic__{task}", f"pretrain__{task}"):  # input: shown above
                     img = _load(folder.images / "runs" / base / task / set_name / f"{key}.png")
                     if img is not None:
                         first.append((base.split("__")[0], crop(img)))

@@ -106,7 +106,8 @@ def crop_border(img: torch.Tensor, border: int) -> torch.Tensor:
     return img[..., border:-border, border:-border] if border else img
 
 
-def _scorers(names: list[str], device, have_reference: bool) -> tuple[dict, dict[str, str]]:
+def create_scorers(names: list[str], device, have_reference: bool
+                   ) -> tuple[dict, dict[str, str]]:
     """Modules for the metrics outside the protocol's ``psnr_y``/``ssim_y`` (created, with their
     weights found, before any image is read), and every metric's kind."""
     if not names:
@@ -122,8 +123,9 @@ def _scorers(names: list[str], device, have_reference: bool) -> tuple[dict, dict
     return scorers, kinds
 
 
-def _score(res: SetResult, key: str, x: torch.Tensor, ref: torch.Tensor | None, greyscale: bool,
-           names: list[str], scorers: dict, kinds: dict, protocol: str) -> None:
+def score_image(res: SetResult, key: str, x: torch.Tensor, ref: torch.Tensor | None,
+                greyscale: bool, names: list[str], scorers: dict, kinds: dict,
+                protocol: str) -> None:
     """Append one image's scores (``x``, ``ref`` cropped, ``(1, 3, H, W)``) to ``res``."""
     try:
         prot = (protocol_scores(x, ref, protocol, greyscale)
@@ -143,7 +145,7 @@ def _score(res: SetResult, key: str, x: torch.Tensor, ref: torch.Tensor | None, 
         res.greyscale.append(key)
 
 
-def _gt_is_greyscale(ds, i: int) -> bool:
+def gt_is_greyscale(ds, i: int) -> bool:
     from optiqa.train.sr_protocol import is_greyscale_file
 
     # the built-in photos have names, not files; a made task test set holds RGB files
@@ -168,7 +170,7 @@ def evaluate_sets(loaded: LoadedGenerator, sets: dict[str, str], metrics=DEFAULT
 
     check_protocol(protocol)
     names = list(dict.fromkeys(list(DEFAULT_METRICS if metrics is None else metrics)))
-    scorers, kinds = _scorers(names, device, have_reference=True)
+    scorers, kinds = create_scorers(names, device, have_reference=True)
     scale = loaded.scale
     datasets = {name: open_test_set(path, scale) for name, path in sets.items()}
     results = []
@@ -185,8 +187,8 @@ def evaluate_sets(loaded: LoadedGenerator, sets: dict[str, str], metrics=DEFAULT
                                  f"from ground truth {tuple(gt.shape[-2:])}")
             if save_images:
                 write_image(Path(save_images) / name / f"{item['key']}.png", sr[0])
-            _score(res, item["key"], crop_border(sr, scale), crop_border(gt, scale),
-                   _gt_is_greyscale(ds, i), names, scorers, kinds, protocol)
+            score_image(res, item["key"], crop_border(sr, scale), crop_border(gt, scale),
+                        gt_is_greyscale(ds, i), names, scorers, kinds, protocol)
         results.append(res)
     return EvaluationResult(loaded.describe(), scale, names, results, tile,
                             overlap if tile else None, protocol=protocol, kinds=kinds)
@@ -215,7 +217,7 @@ def evaluate_images(images, hr=None, metrics=None, device="cpu", crop: int = 0,
         raise ConfigError(f"crop border must be >= 0, got {crop}", option="crop_border")
     names = list(dict.fromkeys(list((DEFAULT_METRICS if hr is not None else ())
                                     if metrics is None else metrics)))
-    scorers, kinds = _scorers(names, device, have_reference=hr is not None)
+    scorers, kinds = create_scorers(names, device, have_reference=hr is not None)
     pairs = (pair_paths(images, hr) if hr is not None else
              [(p, None) for p in list_images(images)])
     source = f"ground truth from {hr}" if hr is not None else "no ground truth"
@@ -235,9 +237,9 @@ def evaluate_images(images, hr=None, metrics=None, device="cpu", crop: int = 0,
         if min(x.shape[-2:]) <= 2 * crop:
             raise InputError(f"{path}: {tuple(x.shape[-2:])} is too small for a border crop "
                              f"of {crop} px")
-        _score(res, path.stem, crop_border(x, crop),
-               None if ref is None else crop_border(ref, crop), grey, names, scorers, kinds,
-               protocol)
+        score_image(res, path.stem, crop_border(x, crop),
+                    None if ref is None else crop_border(ref, crop), grey, names, scorers, kinds,
+                    protocol)
     if cropped_gt:
         res.lq_source += (f"; {cropped_gt} ground truth image(s) cropped at the bottom/right "
                           "to the output size")
