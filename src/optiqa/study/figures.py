@@ -33,22 +33,23 @@ def scatter_panels(panels: list[dict], xlabel: str, ylabel: str) -> bytes:
         ax.scatter(p["x"], p["y"], s=28, color="#2b6cb0", zorder=3)
         for x, y, label in zip(p["x"], p["y"], p["labels"]):
             ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_title(p["title"], fontsize=8.5)
+        # the note goes under the title, not inside the axes, where it would hide points; the
+        # margins leave room for the point labels (which grow to the upper right)
+        ax.set_title(p["title"] + (f"\n{p['note']}" if p.get("note") else ""), fontsize=8.5)
+        ax.margins(x=0.3, y=0.15)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.ticklabel_format(useOffset=False, axis="y")
         ax.grid(alpha=0.3)
-        if p.get("note"):
-            ax.text(0.02, 0.02, p["note"], transform=ax.transAxes, fontsize=7.5,
-                    va="bottom", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
     fig.tight_layout()
     return png(fig)
 
 
 def weight_curves(panels: list[dict], xlabel: str = "adversarial weight") -> bytes:
     """Per panel (``{'title', 'weights', 'series': {label: [y per weight]}, 'ylabel'}``) one line
-    per series over the adversarial weights (log-scale x; weight 0 drawn at the left edge)."""
+    per series over the adversarial weights (log-scale x, a tick per weight; weight 0, "none",
+    drawn at the left edge)."""
     plt = _plt()
     rows, cols = _grid(len(panels), 4)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
@@ -63,9 +64,12 @@ def weight_curves(panels: list[dict], xlabel: str = "adversarial weight") -> byt
             ys = np.array([np.nan if y is None else y for y in ys], dtype=float)
             ax.plot(xs, ys, marker="o", ms=3, lw=1.2, label=label)
         ax.set_xscale("log")
+        # one tick per weight, labelled with it ("none" at the left edge), not decades
+        ax.set_xticks(xs, ["none" if v == 0 else f"{v:g}" for v in w])
+        ax.minorticks_off()
         ax.ticklabel_format(useOffset=False, axis="y")
         ax.set_title(p["title"], fontsize=8.5)
-        ax.set_xlabel(xlabel + " (leftmost: none)", fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel(p.get("ylabel", ""), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
