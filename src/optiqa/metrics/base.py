@@ -155,14 +155,10 @@ def loss_from_scores(scores: torch.Tensor, info: MetricInfo) -> torch.Tensor:
     return best - mean if math.isfinite(best) else -mean
 
 
-class FRMetric(nn.Module):
-    """Base class of every full-reference metric module.
-
-    Subclasses implement :meth:`compute` on validated RGB tensors. By default ``compute`` runs in
-    float32 with autocast disabled: classical metrics subtract nearly equal moments
-    (``E[x^2] - E[x]^2``) and lose all precision in bf16. Deep metrics set
-    ``runs_under_autocast = True`` to let their backbone use the caller's autocast.
-    """
+class _MetricModule(nn.Module):
+    """What full- and no-reference metric modules share: ``info``, the minimum input side, the
+    float32-without-autocast default of :meth:`compute` (``runs_under_autocast`` opts out), the
+    weight files a result cache hashes, and the repr."""
 
     runs_under_autocast = False
 
@@ -173,14 +169,6 @@ class FRMetric(nn.Module):
     @property
     def min_size(self) -> int:
         return self.info.min_size if self.info is not None else 1
-
-    def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
-        if ref is None:
-            raise InputError(f"{self._name} is a full-reference metric: call it as m(x, ref) "
-                             "with the reference image")
-        x, ref = check_pair(x, ref, self.min_size)
-        with self._precision(x):
-            return self.compute(*self._cast(x, ref))
 
     @property
     def _name(self) -> str:
@@ -193,6 +181,32 @@ class FRMetric(nn.Module):
 
     def _cast(self, *tensors):
         return tensors if self.runs_under_autocast else tuple(t.float() for t in tensors)
+
+    def weight_files(self) -> list:
+        """The files whose contents decide this metric's scores (pretrained weights, trained
+        heads, model files), so that a result cache can hash them. Default: none."""
+        return []
+
+    def extra_repr(self) -> str:
+        return f"name={self.info.name!r}" if self.info is not None else ""
+
+
+class FRMetric(_MetricModule):
+    """Base class of every full-reference metric module.
+
+    Subclasses implement :meth:`compute` on validated RGB tensors. By default ``compute`` runs in
+    float32 with autocast disabled: classical metrics subtract nearly equal moments
+    (``E[x^2] - E[x]^2``) and lose all precision in bf16. Deep metrics set
+    ``runs_under_autocast = True`` to let their backbone use the caller's autocast.
+    """
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        if ref is None:
+            raise InputError(f"{self._name} is a full-reference metric: call it as m(x, ref) "
+                             "with the reference image")
+        x, ref = check_pair(x, ref, self.min_size)
+        with self._precision(x):
+            return self.compute(*self._cast(x, ref))
 
     def compute(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -229,20 +243,12 @@ class FRMetric(nn.Module):
 
         return score
 
-    def weight_files(self) -> list:
-        """The files whose contents decide this metric's scores (pretrained weights, trained
-        heads, model files), so that a result cache can hash them. Default: none."""
-        return []
-
     def loss(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """Scalar training loss, minimised at ``x == ref`` whatever the metric's orientation."""
         return loss_from_scores(self(x, ref), self.info)
 
-    def extra_repr(self) -> str:
-        return f"name={self.info.name!r}" if self.info is not None else ""
 
-
-class NRMetric(nn.Module):
+class NRMetric(_MetricModule):
     """Base class of every no-reference metric module: ``m(x)`` -> ``(N,)`` scores.
 
     Subclasses implement :meth:`compute` on validated RGB tensors; it runs in float32 with
@@ -250,45 +256,22 @@ class NRMetric(nn.Module):
     ``info.differentiable = False`` and :meth:`loss` refuses.
     """
 
-    runs_under_autocast = False
-
-    def __init__(self, info: MetricInfo | None = None):
-        super().__init__()
-        self.info = info
-
-    @property
-    def min_size(self) -> int:
-        return self.info.min_size if self.info is not None else 1
-
-    @property
-    def _name(self) -> str:
-        return repr(self.info.name) if self.info is not None else type(self).__name__
-
     def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         if ref is not None:
             raise InputError(f"{self._name} is a no-reference metric: call it as m(x), without "
                              "a reference image")
         x = check_image(x, self.min_size)
-        if self.runs_under_autocast or not torch.is_autocast_enabled(x.device.type):
-            return self.compute(x if self.runs_under_autocast else x.float())
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            return self.compute(x.float())
+        with self._precision(x):
+            return self.compute(*self._cast(x))
 
     def compute(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
-
-    def weight_files(self) -> list:
-        """The files whose contents decide the scores (model files); see :class:`FRMetric`."""
-        return []
 
     def loss(self, x: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         """Scalar training loss (always minimised); only for differentiable NR metrics."""
         if self.info is not None and not self.info.differentiable:
             raise InputError(f"{self._name} is not differentiable and cannot be a training loss")
         return loss_from_scores(self(x, ref), self.info)
-
-    def extra_repr(self) -> str:
-        return f"name={self.info.name!r}" if self.info is not None else ""
 
 
 Metric = (FRMetric, NRMetric)  # isinstance(m, Metric): any optiqa metric module
