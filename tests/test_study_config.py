@@ -1,6 +1,7 @@
 """Study configs: typed loading, one-line errors naming the study key, the grid's cells."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -101,8 +102,32 @@ def test_study_cli_dry_run_and_bad_config_exit_codes(tmp_path):
     step.write_text('{"trainer_ms_per_iter": 112.0}')
     hours = subprocess.run(env_cmd + ["--dry-run", "--step-time", str(step)],
                            capture_output=True, text=True)
-    # 400 pre-training steps + 20 cells x 80 steps at 0.112 s
-    assert f"{(400 + 20 * 80) * 0.112 / 3600:.1f} GPU hours" in hours.stdout
+    # 400 pre-training steps + 20 cells x total_iter steps at 0.112 s
+    cfg = load_study_config(QUICK)
+    steps = cfg.train.pretrain.total_iter + 20 * cfg.train.overrides["train.total_iter"]
+    assert f"{steps * 0.112 / 3600:.1f} GPU hours" in hours.stdout
+
+
+def test_missing_metric_weights_fail_before_any_work(tmp_path):
+    """An evaluator whose pretrained weights are not here (AlexNet for lpips_alex, offline) is
+    one line naming the study key, exit 2, before training writes anything."""
+    from optiqa.core.errors import WeightsUnavailable
+    from optiqa.metrics import create_metric
+
+    try:
+        create_metric("lpips_alex")
+        pytest.skip("AlexNet's weights are on this machine (in a torch hub cache)")
+    except WeightsUnavailable:
+        pass
+    out = tmp_path / "s"
+    proc = subprocess.run([sys.executable, "-m", "optiqa", "study", str(QUICK), "--out", str(out),
+                           "evaluators.metrics=[psnr_y, lpips_alex]"], capture_output=True,
+                          text=True, env={**os.environ, "HF_HUB_OFFLINE": "1",
+                                          "OPTIQA_WEIGHTS": str(tmp_path / "no_weights")})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("optiqa: error: evaluators.metrics[1]: pretrained weights of "
+                                  "backbone 'alexnet'") and proc.stderr.count("\n") == 1
+    assert not out.exists()
 
 
 @pytest.mark.skipif(not PAPER.is_file(), reason="paper config not written yet")

@@ -99,3 +99,25 @@ def _hr_folder(root: str) -> str:
     p = Path(root)
     return str(p / "HR") if not str(root).startswith("builtin:") and (p / "HR").is_dir() \
         else root
+
+
+def check_metric_weights(cfg: StudyConfig, stages) -> None:
+    """Build every metric the given stages will use (fidelity losses for ``train``, evaluators
+    for ``evaluate``, assessed metrics for ``assess``) once on the CPU, so that a missing weight
+    or model file (``optiqa[nr]`` not installed, pretrained VGG offline) fails in one line naming
+    the study key before any training, not after it. Not part of ``--dry-run``, which may plan
+    for another machine."""
+    from optiqa.metrics import create_metric
+
+    groups = {"train": ("fidelity.metrics", cfg.fidelity.metrics),
+              "evaluate": ("evaluators.metrics", cfg.evaluators.metrics),
+              "assess": ("assessment.metrics", cfg.assessed_metrics)}
+    built = set()
+    for stage in stages:
+        if stage not in groups:
+            continue
+        key, names = groups[stage]
+        for i, name in enumerate(names):
+            if name not in built:
+                _named(f"{key}[{i}]", lambda name=name: create_metric(name))
+                built.add(name)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from optiqa.core.errors import ConfigError
 from optiqa.study.cells import select_cells
-from optiqa.study.checks import check_study_config
+from optiqa.study.checks import check_metric_weights, check_study_config
 from optiqa.study.config import StudyConfig
 from optiqa.study.folder import StudyFolder, read_json
 from optiqa.study.plan import StudyPlan
@@ -204,6 +204,8 @@ def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = Non
         raise ConfigError(f"unknown stage {unknown[0]!r}; stages: {', '.join(STAGES)}",
                           option="stage")
     check_study_config(cfg)        # every name and folder, before any work
+    if not opts.worker:
+        check_metric_weights(cfg, opts.stages)  # every weight file, before any training
     plan = StudyPlan(cfg, StudyFolder(Path(out)))
     cells = select_cells(plan.cells, opts.cells)
     if not cells:
