@@ -16,7 +16,6 @@ column is higher-better; SPAQ's header has spaces (``Image name``) and a duplica
 """
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from optiqa.data.io import IMAGE_EXTENSIONS
+from optiqa.data.tabular import column_positions, read_csv_rows
 from optiqa.core.errors import InputError
 from optiqa.core.hashing import file_sha256, files_sha256, stable_hash
 from optiqa.core.registry import Registry
@@ -310,10 +310,6 @@ def find_meta(spec: DatasetSpec, meta: str | os.PathLike | None = None,
         f"${META_ENV}" + (f" (now {env})" if env else ""), option="meta")
 
 
-def _norm(col: str) -> str:
-    return " ".join(col.strip().lower().split())
-
-
 def read_meta(spec: DatasetSpec, path: Path) -> list[dict]:
     """Rows of the meta CSV as dicts with keys ``image``, ``reference``, ``score`` and extras.
 
@@ -325,26 +321,13 @@ def read_meta(spec: DatasetSpec, path: Path) -> list[dict]:
 
     if iqa_native.is_native(spec.name, path):
         return iqa_native.read_native(spec.name, path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read meta file ({e})") from None
-    if not rows:
-        raise InputError(f"{path}: empty meta file")
-    header = [_norm(c) for c in rows[0]]
-    position = {}
-    for i, c in enumerate(header):
-        position.setdefault(c, i)
+    rows = read_csv_rows(path, "meta file")
     wanted = {"reference": spec.reference_column} if spec.reference_column else {}
     wanted.update(image=spec.image_column, score=spec.score_column)
-    absent = [col for col in wanted.values() if _norm(col) not in position]
-    if absent:
-        raise InputError(f"{path}: wrong columns for {spec.name}: expected "
-                         f"{', '.join(wanted.values())}, missing {', '.join(absent)}; found "
-                         f"{', '.join(rows[0])}")
-    cols = {k: position[_norm(v)] for k, v in wanted.items()}
-    extras = {c: position[_norm(c)] for c in spec.extra_columns if _norm(c) in position}
+    pos = column_positions(rows[0], tuple(wanted.values()), tuple(spec.extra_columns), path,
+                           f": wrong columns for {spec.name}")
+    cols = {k: pos[v] for k, v in wanted.items()}
+    extras = {c: pos[c] for c in spec.extra_columns if c in pos}
     out, seen = [], {}
     for line, r in enumerate(rows[1:], start=2):
         if not r or all(not c.strip() for c in r):

@@ -33,8 +33,8 @@ import re
 from pathlib import Path
 
 from optiqa.core.errors import InputError
-from optiqa.data.tabular import (cell_text, column_positions, find_header_row, load_mat,
-                                 mat_numbers, mat_strings, number, read_csv_rows, read_xlsx,
+from optiqa.data.tabular import (cell_text, column_positions, csv_records, find_header_row,
+                                 load_mat, mat_numbers, mat_strings, number, read_xlsx,
                                  text_lines)
 
 # dataset -> score-file names (lower case), preferred first; "train_label" is PIPAL's folder
@@ -220,17 +220,11 @@ def read_tid(path: Path) -> list[dict]:
 def read_kadid(path: Path) -> list[dict]:
     """KADID-10k ``dmos.csv``: ``dist_img, ref_img, dmos, var`` (``dmos`` is higher-better
     despite the name; IQA-PyTorch's CSV calls ``var`` ``std``)."""
-    rows = read_csv_rows(path)
-    cols = column_positions(rows[0], ("dist_img", "ref_img", "dmos"), ("var",), path, "")
     out = []
-    for n, r in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in r):
-            continue
-        if len(r) <= max(cols.values()):
-            raise InputError(f"{path}:{n}: {len(r)} fields, expected {len(rows[0])}")
-        extra = {"var": r[cols["var"]].strip()} if "var" in cols else {}
-        out.append({"image": r[cols["dist_img"]].strip(), "reference": r[cols["ref_img"]].strip(),
-                    "score": number(r[cols["dmos"]], path, f":{n}"), "extra": extra})
+    for n, r in csv_records(path, ("dist_img", "ref_img", "dmos"), ("var",)):
+        out.append({"image": r["dist_img"], "reference": r["ref_img"],
+                    "score": number(r["dmos"], path, f":{n}"),
+                    "extra": {"var": r["var"]} if "var" in r else {}})
     return out
 
 
@@ -340,20 +334,14 @@ def read_koniq(path: Path) -> list[dict]:
     Or the GitHub ``koniq10k_distributions_sets.csv``, whose ``MOS`` is on the 1-100 scale and
     ``set`` gives the official split; that file next to the first adds the split to it."""
     sets_file = path.name.lower() == "koniq10k_distributions_sets.csv"
-    rows = read_csv_rows(path)
     score_col = "MOS" if sets_file else "MOS_zscore"
-    cols = column_positions(rows[0], ("image_name", score_col), ("SD", "set"), path, "")
     out = []
-    for n, r in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in r):
-            continue
-        if len(r) <= max(cols.values()):
-            raise InputError(f"{path}:{n}: {len(r)} fields, expected {len(rows[0])}")
-        extra = {"std": r[cols["SD"]].strip()} if "SD" in cols else {}
-        if "set" in cols:
-            extra["split"] = KONIQ_SPLITS.get(r[cols["set"]].strip(), r[cols["set"]].strip())
-        out.append({"image": r[cols["image_name"]].strip(),
-                    "score": number(r[cols[score_col]], path, f":{n}"), "extra": extra})
+    for n, r in csv_records(path, ("image_name", score_col), ("SD", "set")):
+        extra = {"std": r["SD"]} if "SD" in r else {}
+        if "set" in r:
+            extra["split"] = KONIQ_SPLITS.get(r["set"], r["set"])
+        out.append({"image": r["image_name"], "score": number(r[score_col], path, f":{n}"),
+                    "extra": extra})
     sets = None if sets_file else _sibling(path, "koniq10k_distributions_sets.csv")
     if sets is not None:
         split = {r["image"].lower(): r["extra"].get("split") for r in read_koniq(sets)}

@@ -48,12 +48,13 @@ def column_positions(header, wanted: tuple, optional: tuple, path: Path, where: 
     pos: dict[str, int] = {}
     for i, c in enumerate(norm):
         pos.setdefault(c, i)
-    absent = [c for c in wanted if c.lower() not in pos]
+    key = {c: " ".join(c.lower().split()) for c in wanted + optional}
+    absent = [c for c in wanted if key[c] not in pos]
     if absent:
         found = ", ".join(cell_text(c) for c in header if c not in (None, ""))
         raise InputError(f"{path}{where}: expected columns {', '.join(wanted)}; missing "
                          f"{', '.join(absent)} (found: {found})")
-    return {c: pos[c.lower()] for c in wanted + optional if c.lower() in pos}
+    return {c: pos[key[c]] for c in wanted + optional if key[c] in pos}
 
 
 def find_header_row(rows: list, wanted: tuple, path: Path, what: str, limit: int = 20) -> int:
@@ -131,12 +132,27 @@ def mat_numbers(arr, path: Path, var: str) -> list[float]:
     return [float(v) for v in flat]
 
 
-def read_csv_rows(path: Path) -> list[list[str]]:
+def read_csv_rows(path: Path, what: str = "file") -> list[list[str]]:
+    """Every row of a CSV file (BOM dropped); an unreadable or empty ``what`` is an error."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read ({e})") from None
+        raise InputError(f"{path}: cannot read {what} ({e})") from None
     if not rows:
-        raise InputError(f"{path}: empty file")
+        raise InputError(f"{path}: empty {what}")
     return rows
+
+
+def csv_records(path: Path, wanted: tuple, optional: tuple = ()):
+    """``(line number, {column: stripped text})`` for every non-blank data row of a CSV file
+    whose header names the ``wanted`` columns (and maybe the ``optional`` ones); a short row is
+    an error naming its line."""
+    rows = read_csv_rows(path)
+    cols = column_positions(rows[0], wanted, optional, path, "")
+    for n, r in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in r):
+            continue
+        if len(r) <= max(cols.values()):
+            raise InputError(f"{path}:{n}: {len(r)} fields, expected {len(rows[0])}")
+        yield n, {c: r[i].strip() for c, i in cols.items()}
