@@ -105,9 +105,10 @@ def check_metric_weights(cfg: StudyConfig, stages) -> None:
     """Build every metric the given stages will use (fidelity losses for ``train``, evaluators
     for ``evaluate``, assessed metrics for ``assess``) once on the CPU, so that a missing weight
     or model file (``optiqa[nr]`` not installed, pretrained VGG offline) fails in one line naming
-    the study key before any training, not after it. Not part of ``--dry-run``, which may plan
-    for another machine."""
-    from optiqa.metrics import create_metric
+    the study key before any training, not after it. The fingerprints computed on the way are
+    cached for the evaluations' keys. Not part of ``--dry-run``, which may plan for another
+    machine."""
+    from optiqa.study.evaluation import metric_identity
 
     groups = {"train": ("fidelity.metrics", cfg.fidelity.metrics),
               "evaluate": ("evaluators.metrics", cfg.evaluators.metrics),
@@ -119,5 +120,5 @@ def check_metric_weights(cfg: StudyConfig, stages) -> None:
         key, names = groups[stage]
         for i, name in enumerate(names):
             if name not in built:
-                _named(f"{key}[{i}]", lambda name=name: create_metric(name))
+                _named(f"{key}[{i}]", lambda name=name: metric_identity(name))
                 built.add(name)

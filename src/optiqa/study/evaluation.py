@@ -78,15 +78,21 @@ def evaluation_key(cfg, task: str, model_sha: str, data: dict) -> str:
                         "data": data, "code": code_fingerprint(evaluate_model)})
 
 
-@functools.lru_cache(maxsize=8)
 def evaluator_identity(names: tuple[str, ...]) -> dict[str, str]:
-    """``{name: fingerprint}`` of the evaluators (:func:`optiqa.assess.benchmark.
-    metric_fingerprint`): a changed metric or weight file redoes the evaluations. Computed once
-    per process (the modules are built on the CPU and dropped)."""
+    """``{name: fingerprint}`` of the evaluators: a changed metric or weight file redoes the
+    evaluations."""
+    return {n: metric_identity(n) for n in names}
+
+
+@functools.lru_cache(maxsize=None)
+def metric_identity(name: str) -> str:
+    """:func:`optiqa.assess.benchmark.metric_fingerprint` of the metric ``name`` (code, options,
+    weight files), built once per process on the CPU and dropped. Building it is also what
+    finds a missing weight file, so the study's checks call this before any work."""
     from optiqa.assess.benchmark import metric_fingerprint
     from optiqa.metrics import create_metric
 
-    return {n: metric_fingerprint(n, create_metric(n)) for n in names}
+    return metric_fingerprint(name, create_metric(name))
 
 
 @torch.inference_mode()
