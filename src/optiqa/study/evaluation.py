@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 
-from optiqa.core.errors import InputError
 from optiqa.core.hashing import files_sha256, stable_hash
 from optiqa.core.sources import code_fingerprint
 from optiqa.study.folder import StudyFolder, read_json, write_json
@@ -100,32 +99,19 @@ def evaluate_model(model, scale: int, datasets: dict, metrics: list[str], out_di
                    device="cpu", tile: int | None = None, progress: bool = False,
                    protocol: str = "matlab") -> dict:
     """Per-image scores ``{set: {'images': [...], 'scores': {metric: [...]}, ...}}`` of one
-    model, scored as ``optiqa evaluate`` scores (:func:`optiqa.train.evaluate.score_image`:
+    model, restored and scored by ``optiqa evaluate``'s own loop
+    (:func:`optiqa.train.evaluate.restore_and_score`:
     ``psnr_y``/``ssim_y`` under ``protocol``, greyscale ground truth compared as grey under
     ``matlab``, NR metrics on the output alone)."""
-    from tqdm import tqdm
-
-    from optiqa.data.io import write_image
-    from optiqa.train.evaluate import (SetResult, create_scorers, crop_border, gt_is_greyscale,
-                                       score_image)
-    from optiqa.train.inference import quantize_8bit, restore
+    from optiqa.train.evaluate import SetResult, create_scorers, restore_and_score
 
     names = list(dict.fromkeys(metrics))
     scorers, kinds = create_scorers(names, device, have_reference=True)
     out = {}
     for name, ds in datasets.items():
         res = SetResult(name, "", ds.lq_source, scores={m: [] for m in names})
-        for i in tqdm(range(len(ds)), desc=name, unit="img", disable=not progress):
-            item = ds[i]
-            lq, gt = item["lq"][None].to(device), item["gt"][None].to(device)
-            sr = quantize_8bit(restore(model, lq, tile, 32, scale))
-            if sr.shape != gt.shape:
-                raise InputError(f"{name}/{item['key']}: output {tuple(sr.shape[-2:])} differs "
-                                 f"from ground truth {tuple(gt.shape[-2:])}")
-            if out_dir is not None:
-                write_image(out_dir / name / f"{item['key']}.png", sr[0])
-            score_image(res, item["key"], crop_border(sr, scale), crop_border(gt, scale),
-                        gt_is_greyscale(ds, i), names, scorers, kinds, protocol)
+        restore_and_score(model, scale, ds, res, scorers, kinds, protocol, device, tile, 32,
+                          out_dir, progress)
         out[name] = {"images": res.keys, "scores": res.scores, "lq_source": ds.lq_source,
                      "greyscale": res.greyscale}
     return out

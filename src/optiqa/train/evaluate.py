@@ -154,6 +154,32 @@ def gt_is_greyscale(ds, i: int) -> bool:
 
 
 @torch.inference_mode()
+def restore_and_score(model, scale: int, ds, res: SetResult, scorers: dict, kinds: dict,
+                      protocol: str, device="cpu", tile: int | None = None, overlap: int = 32,
+                      save_images: str | Path | None = None, progress: bool = True) -> SetResult:
+    """Restore every item of the test set ``ds`` with ``model`` (output clamped and rounded to 8
+    bits), optionally save it as ``save_images/<res.name>/<key>.png``, and append its scores
+    (border = ``scale``; :func:`score_image`) to ``res``, which it returns."""
+    from tqdm import tqdm
+
+    from optiqa.data.io import write_image
+
+    for i in tqdm(range(len(ds)), desc=f"evaluating {res.name}", unit="img",
+                  disable=not progress or len(ds) < 4):
+        item = ds[i]
+        lq, gt = item["lq"][None].to(device), item["gt"][None].to(device)
+        sr = quantize_8bit(restore(model, lq, tile, overlap, scale))
+        if sr.shape != gt.shape:
+            raise InputError(f"{res.name}/{item['key']}: output {tuple(sr.shape[-2:])} differs "
+                             f"from ground truth {tuple(gt.shape[-2:])}")
+        if save_images:
+            write_image(Path(save_images) / res.name / f"{item['key']}.png", sr[0])
+        score_image(res, item["key"], crop_border(sr, scale), crop_border(gt, scale),
+                    gt_is_greyscale(ds, i), list(res.scores), scorers, kinds, protocol)
+    return res
+
+
+@torch.inference_mode()
 def evaluate_sets(loaded: LoadedGenerator, sets: dict[str, str], metrics=DEFAULT_METRICS,
                   device="cpu", tile: int | None = None, overlap: int = 32,
                   save_images: str | Path | None = None, progress: bool = True,
@@ -163,9 +189,6 @@ def evaluate_sets(loaded: LoadedGenerator, sets: dict[str, str], metrics=DEFAULT
     Metrics are created (and their weights found) before any image is restored, so an unknown
     metric or missing weights fail fast. Outputs go to ``save_images/<set>/<image>.png``.
     """
-    from tqdm import tqdm
-
-    from optiqa.data.io import write_image
     from optiqa.data.testsets import open_test_set
 
     check_protocol(protocol)
@@ -177,19 +200,8 @@ def evaluate_sets(loaded: LoadedGenerator, sets: dict[str, str], metrics=DEFAULT
     for name, ds in datasets.items():
         res = SetResult(name, str(sets[name]), ds.lq_source, scores={m: [] for m in names},
                         task=getattr(ds, "task", None))
-        for i in tqdm(range(len(ds)), desc=f"evaluating {name}", unit="img",
-                      disable=not progress or len(ds) < 4):
-            item = ds[i]
-            lq, gt = item["lq"][None].to(device), item["gt"][None].to(device)
-            sr = quantize_8bit(restore(loaded.model, lq, tile, overlap, scale))
-            if sr.shape != gt.shape:
-                raise InputError(f"{name}/{item['key']}: output {tuple(sr.shape[-2:])} differs "
-                                 f"from ground truth {tuple(gt.shape[-2:])}")
-            if save_images:
-                write_image(Path(save_images) / name / f"{item['key']}.png", sr[0])
-            score_image(res, item["key"], crop_border(sr, scale), crop_border(gt, scale),
-                        gt_is_greyscale(ds, i), names, scorers, kinds, protocol)
-        results.append(res)
+        results.append(restore_and_score(loaded.model, scale, ds, res, scorers, kinds, protocol,
+                                         device, tile, overlap, save_images, progress))
     return EvaluationResult(loaded.describe(), scale, names, results, tile,
                             overlap if tile else None, protocol=protocol, kinds=kinds)
 
