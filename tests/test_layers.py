@@ -13,7 +13,7 @@ from optiqa.core.sources import all_modules, dependencies, imports_of
 # lowest first
 LAYERS = [
     ("core", {"optiqa.core"}),
-    ("ops", {"optiqa.ops"}),
+    ("ops", {"optiqa.ops", "optiqa.stats"}),
     ("models", {"optiqa.backbones", "optiqa.metrics", "optiqa.nets", "optiqa.testing"}),
     ("data", {"optiqa.data"}),
     ("workflows", {"optiqa.train", "optiqa.assess", "optiqa.transfer", "optiqa.evaluators",

@@ -120,6 +120,7 @@ def human_judgments(plan, analysis: dict) -> dict:
     resampling the votes)."""
     from optiqa.assess.correlation import krcc, srcc
     from optiqa.judge import fit_study
+    from optiqa.stats.permutation import DESCRIPTIVE_BELOW, rank_test
     from optiqa.study.ranking import MIN_METRICS
 
     cfg = plan.cfg
@@ -133,11 +134,15 @@ def human_judgments(plan, analysis: dict) -> dict:
     def corr(xs, ys, what):
         if len(xs) < MIN_METRICS:
             return {"n": len(xs), "spearman": None, "kendall": None,
-                    "reason": f"fewer than {MIN_METRICS} {what} ({len(xs)})"}
+                    "reason": f"fewer than {MIN_METRICS} {what} ({len(xs)})",
+                    "descriptive_only": True, "spearman_test": None, "kendall_test": None}
         rho, tau = srcc(xs, ys), krcc(xs, ys)
         ok = rho == rho
+        tests = {f"{s}_test": rank_test(xs, ys, s, seed=cfg.seed).to_json() if ok else None
+                 for s in ("spearman", "kendall")}
         return {"n": len(xs), "spearman": rho if ok else None, "kendall": tau if ok else None,
-                "reason": None if ok else "constant scores"}
+                "reason": None if ok else "constant scores",
+                "descriptive_only": len(xs) < DESCRIPTIVE_BELOW, **tests}
 
     quality = {(r["cell"], r["evaluator"]): r["quality"] for r in analysis["optimization"]
                if r["excluded"] is None and r["quality"] is not None}

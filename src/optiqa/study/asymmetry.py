@@ -203,10 +203,22 @@ def check_inputs(opt: OptimizationScores, assess: AssessmentScores) -> None:
 # ---------------------------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------------------------
-def agreement_dict(ag: Agreement, level: float = 0.95) -> dict:
-    """JSON-able form of an :class:`~optiqa.study.ranking.Agreement` with percentile CIs."""
+def agreement_dict(ag: Agreement, level: float = 0.95, optimization=None, assessment=None,
+                   seed: int = 0) -> dict:
+    """JSON-able form of an :class:`~optiqa.study.ranking.Agreement` with percentile CIs and,
+    given the two quality vectors, the exact permutation tests of rho and tau
+    (:func:`optiqa.stats.permutation.rank_test`: p-values, attainable values, and the
+    ``descriptive_only`` flag below 5 metrics)."""
+    from optiqa.stats.permutation import DESCRIPTIVE_BELOW, rank_test
+
     out = {"n_metrics": ag.n_metrics, "spearman": _num(ag.spearman), "kendall": _num(ag.kendall),
-           "spearman_ci": None, "kendall_ci": None, "reason": ag.reason, "ci_warning": None}
+           "spearman_ci": None, "kendall_ci": None, "reason": ag.reason, "ci_warning": None,
+           "descriptive_only": ag.n_metrics < DESCRIPTIVE_BELOW,
+           "spearman_test": None, "kendall_test": None}
+    if ag.reason is None and optimization is not None:
+        for stat in ("spearman", "kendall"):
+            out[f"{stat}_test"] = rank_test(assessment, optimization, stat,
+                                            seed=seed).to_json()
     if ag.reason is None and ag.spearman_reps is not None:
         out["spearman_ci"] = correlation.percentile_ci(ag.spearman_reps, level)
         out["kendall_ci"] = correlation.percentile_ci(ag.kendall_reps, level)
@@ -371,9 +383,10 @@ def _optimization_rows(opt, stats, level) -> list[dict]:
     return rows
 
 
-def _agreement_rows(opt, groups, stats, asm: _Assessed, level) -> tuple[list, dict]:
+def _agreement_rows(opt, groups, stats, asm: _Assessed, level,
+                    seed: int = 0) -> tuple[list, dict, list]:
     by_key = {(c.task, c.fidelity, c.setting): c for c in opt.cells}
-    rows, kept = [], {}
+    rows, kept, panels = [], {}, {}
     for g in groups:
         fidelities = sorted({c.fidelity for c in opt.cells if c.task == g["task"]})
         for e in opt.evaluators:
@@ -404,6 +417,9 @@ def _agreement_rows(opt, groups, stats, asm: _Assessed, level) -> tuple[list, di
                                    for _, cells in entries], axis=1)
                 a_reps = np.stack([asm.reps[f] for f, _ in entries], axis=1)
             ag = rank_agreement(q, a, q_reps, a_reps)
+            if entries:     # the panel's median test (below) needs each evaluator's vector
+                panels.setdefault((g["task"], g["scope"], g["group"]), {})[e.name] = {
+                    f: float(q[i]) for i, (f, _) in enumerate(entries)}
             sign = -1.0 if e.lower_better else 1.0
             points = [{"metric": f, "cells": [c.name for c in cells],
                        "optimization": float(q[i]),
@@ -412,10 +428,30 @@ def _agreement_rows(opt, groups, stats, asm: _Assessed, level) -> tuple[list, di
                        "assessment": float(a[i]),
                        "assessment_ci": None if a_reps is None else _ci(a_reps[:, i], level)}
                       for i, (f, cells) in enumerate(entries)]
-            rows.append({**g, "evaluator": e.name, **agreement_dict(ag, level),
+            rows.append({**g, "evaluator": e.name, **agreement_dict(ag, level, q, a, seed),
                          "metrics": [f for f, _ in entries], "left_out": left, "points": points})
             kept[(g["task"], g["scope"], g["group"], e.name)] = (ag, rows[-1]["metrics"])
-    return rows, kept
+    return rows, kept, _panel_rows(opt, groups, panels, asm, seed)
+
+
+def _panel_rows(opt, groups, panels, asm: _Assessed, seed: int) -> list[dict]:
+    """Per group: the evaluator panel's median rho and its permutation test
+    (:func:`optiqa.stats.permutation.panel_test`) over every assessed metric trained in the
+    group; an evaluator's excluded metrics are NaN for it."""
+    from optiqa.stats.permutation import panel_test
+
+    out = []
+    for i, g in enumerate(groups):
+        per_eval = panels.get((g["task"], g["scope"], g["group"]), {})
+        metrics = sorted({f for d in per_eval.values() for f in d})
+        names = [e.name for e in opt.evaluators if e.name in per_eval]
+        if len(metrics) < 1 or not names:
+            continue
+        q = np.array([[per_eval[n].get(f, np.nan) for f in metrics] for n in names])
+        a = np.array([asm.quality[f] for f in metrics])
+        res = panel_test(q, a, names, seed=_seed(seed, 3, i))
+        out.append({**g, "metrics": metrics, **res.to_json()})
+    return out
 
 
 def _contrast_rows(opt, kept, level) -> list[dict]:
@@ -576,7 +612,7 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 100
     asm = _assessment(assess, metrics, n_boot, seed, level)
     stats = _optimization(opt, n_boot, seed)
     groups = setting_groups(opt.cells)
-    agreement, kept = _agreement_rows(opt, groups, stats, asm, level)
+    agreement, kept, panel = _agreement_rows(opt, groups, stats, asm, level, seed)
     n_images = len(opt.images)
     images_warning = (None if n_boot <= 0 or n_images >= MIN_RELIABLE_IMAGES else
                       "one test image: no bootstrap interval" if n_images < 2 else
@@ -621,6 +657,7 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 100
         "optimization": _optimization_rows(opt, stats, level),
         "groups": groups,
         "rank_agreement": agreement,
+        "panel_agreement": panel,
         "contrasts": _contrast_rows(opt, kept, level),
         "weight_sweep": _sweep(opt, stats, level, agreement),
         "evaluator_agreement": [evaluator_agreement(opt, stats, task, n_boot, _seed(seed, 2, i))

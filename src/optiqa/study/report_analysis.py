@@ -8,6 +8,40 @@ def _ci(ci) -> str:
     return "-" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
+def _p(row: dict, stat: str = "spearman"):
+    """The permutation p of a rank-agreement row (None when undefined)."""
+    t = row.get(f"{stat}_test")
+    return None if not t else t["p_value"]
+
+
+def _k_note(row: dict) -> str:
+    """How far a rank agreement over k metrics can go: its exactness and attainable values."""
+    t = row.get("spearman_test")
+    k = row.get("n_metrics", 0)
+    flag = "descriptive only (k < 5)" if row.get("descriptive_only") else ""
+    if not t:
+        return flag
+    from optiqa.stats.permutation import PermutationTest
+
+    test = PermutationTest.from_json(t)
+    how = "exact, all k! orders" if test.method == "exact" else \
+        f"Monte Carlo, ±{test.standard_error:.3f}"
+    values = ("" if test.attainable is None or len(test.attainable) > 8 else
+              "; rho can only be " + ", ".join(f"{v:g}" for v in test.attainable))
+    smallest = "" if test.smallest_p is None else f"; smallest p {test.smallest_p:.2g}"
+    return "; ".join(x for x in (flag, f"{how} (k = {k}){smallest}{values}") if x)
+
+
+def title_note(row: dict) -> str:
+    """``rho 0.80, p 0.33 exact, k = 4, descriptive only`` for a figure title."""
+    rho = "undefined" if row.get("spearman") is None else f"{row['spearman']:.2f}"
+    t = row.get("spearman_test")
+    p = "" if not t or t["p_value"] is None else \
+        f", p {t['p_value']:.2g} {'exact' if t['method'] == 'exact' else 'MC'}"
+    flag = ", descriptive only" if row.get("descriptive_only") else ""
+    return f"rho {rho}{p}, k = {row.get('n_metrics')}{flag}"
+
+
 def _left_out(row: dict) -> str:
     parts = [f"{k.replace('_', ' ')}: {', '.join(v)}" for k, v in row["left_out"].items() if v]
     return "; ".join(parts) or "-"
@@ -47,11 +81,17 @@ def _agreement_table(doc, a, protocol) -> None:
             continue
         group = row["group"] if row["scope"] == "setting" else f"{row['group']} D (pooled)"
         rows.append([row["evaluator"], row["task"], group, row["n_metrics"], row["spearman"],
-                     _ci(row["spearman_ci"]), row["kendall"], _ci(row["kendall_ci"]),
-                     row["reason"] or "", _left_out(row)])
+                     _ci(row["spearman_ci"]), _p(row), row["kendall"], _ci(row["kendall_ci"]),
+                     _p(row, "kendall"), _k_note(row), row["reason"] or "", _left_out(row)])
+    protocol += (" p: two-sided permutation p-value of rho and of tau (all k! orders of the "
+                 "metrics up to k = 8, Monte Carlo with its standard error beyond); with k "
+                 "metrics rho takes only a few values and p cannot be below 2/k!, so below 5 "
+                 "metrics an agreement is descriptive only. The intervals resample images and "
+                 "IQA contents for this fixed set of metrics: they say nothing about other "
+                 "losses.")
     doc.table(Table("Rank agreement between a metric's quality as an IQA model and as a loss",
-                    ["evaluator", "task", "setting", "metrics", "Spearman", "95% CI", "Kendall",
-                     "95% CI", "undefined because", "left out"], rows,
+                    ["evaluator", "task", "setting", "metrics", "Spearman", "95% CI", "p",
+                     "Kendall", "95% CI", "p", "k", "undefined because", "left out"], rows,
                     csv_name="rank_agreement", protocol=protocol, digits=3))
 
 
@@ -62,13 +102,12 @@ def _scatter(doc, a) -> None:
     for row in a["rank_agreement"]:
         if row["scope"] != "adversarial" or not row["points"]:
             continue
-        rho = "undefined" if row["spearman"] is None else f"{row['spearman']:.2f}"
         panels.append({"title": f"{row['evaluator']}: {row['group']} discriminator "
                                 f"({row['task']})",
                        "x": [pt["assessment"] for pt in row["points"]],
                        "y": [pt["optimization"] for pt in row["points"]],
                        "labels": [pt["metric"] for pt in row["points"]],
-                       "note": f"Spearman {rho}, n={row['n_metrics']}"})
+                       "note": title_note(row)})
     if panels:
         doc.figure(Figure("Assessment vs optimization", figures.scatter_panels(
             panels, "assessment SRCC (IQA)", "optimization quality (higher = better)"),
@@ -119,12 +158,15 @@ def _sweep(doc, a) -> None:
                       "leftmost point: no discriminator). Judgments excluded by the circularity "
                       "rule are not drawn."))
     rows = [[r["evaluator"], r["task"], r["group"], r["n_metrics"], r["spearman"],
-             _ci(r["spearman_ci"]), r["kendall"], _ci(r["kendall_ci"]), r["reason"] or ""]
+             _ci(r["spearman_ci"]), _p(r), r["kendall"], _ci(r["kendall_ci"]), _p(r, "kendall"),
+             _k_note(r), r["reason"] or ""]
             for r in a["weight_sweep"]["rank_agreement"]]
     doc.table(Table("Rank agreement per adversarial weight (pooled over discriminators)",
-                    ["evaluator", "task", "weight", "metrics", "Spearman", "95% CI", "Kendall",
-                     "95% CI", "undefined because"], rows, csv_name="rank_agreement_by_weight",
-                    digits=3))
+                    ["evaluator", "task", "weight", "metrics", "Spearman", "95% CI", "p",
+                     "Kendall", "95% CI", "p", "k", "undefined because"], rows,
+                    csv_name="rank_agreement_by_weight", digits=3,
+                    protocol="As the rank agreement table: permutation p over the k metrics, "
+                    "descriptive only below 5."))
 
 
 def _evaluators(doc, a) -> None:
@@ -199,10 +241,12 @@ def human_section(doc: Document, r) -> None:
                     "mean score (oriented: higher = better) over the models both judge "
                     "(circularity rule applied to the evaluator)."))
     rows = [[x["task"], x["group"] if x["scope"] == "setting" else f"{x['group']} D (pooled)",
-             x["n"], x["spearman"], x["kendall"], x["reason"] or ""]
+             x["n"], x["spearman"], _p(x), x["kendall"], _p(x, "kendall"),
+             _k_note({**x, "n_metrics": x["n"]}), x["reason"] or ""]
             for x in h.get("rank_agreement", [])]
     doc.table(Table("People as the evaluator: assessment vs optimization",
-                    ["task", "setting", "metrics", "Spearman", "Kendall", "undefined because"],
+                    ["task", "setting", "metrics", "Spearman", "p", "Kendall", "p", "k",
+                     "undefined because"],
                     rows, csv_name="human_rank_agreement", digits=3,
                     protocol="Optimization quality of a fidelity metric = the mean human score "
                     "of the models it trained in the setting; assessment quality = its SRCC as "

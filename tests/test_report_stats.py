@@ -1,0 +1,48 @@
+"""The report's statistics sections, rendered from a constructed analysis (no study run)."""
+from __future__ import annotations
+
+import csv
+from types import SimpleNamespace
+
+import pytest
+from test_asymmetry import make_study
+
+from optiqa.study import figures
+from optiqa.study.asymmetry import analyze
+from optiqa.study.document import Document
+from optiqa.study.report_analysis import analysis_sections
+
+FOUR = ["l1", "ssim", "gmsd", "dists_vgg16"]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = analyze(*make_study(metrics=FOUR), n_boot=20)
+    titles = []
+    real = figures.scatter_panels
+
+    def capture(panels, *a, **k):
+        titles.extend(p["title"] + " | " + p.get("note", "") for p in panels)
+        return real(panels, *a, **k)
+    figures.scatter_panels = capture
+    try:
+        doc = Document("t")
+        analysis_sections(doc, SimpleNamespace(analysis=out))
+        folder = tmp_path_factory.mktemp("report")
+        doc.write(folder)
+    finally:
+        figures.scatter_panels = real
+    return out, titles, folder
+
+
+def test_rank_agreement_tables_and_titles_state_p_k_and_descriptive_only(rendered):
+    out, titles, folder = rendered
+    with open(folder / "tables" / "rank_agreement.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {"p", "k"} <= set(rows[0])
+    defined = [r for r in rows if not r["undefined because"]]
+    assert defined and all("descriptive only" in r["k"] and "exact" in r["k"] for r in defined)
+    assert all(float(r["p"]) == pytest.approx(2 / 24) for r in defined if r["metrics"] == "4")
+    assert titles and all("p " in t and "k = " in t and "descriptive only" in t for t in titles)
+    md = (folder / "report.md").read_text()
+    assert "descriptive only" in md and "2/k!" in md
