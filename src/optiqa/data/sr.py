@@ -382,7 +382,15 @@ LOADER_KEYS = {"batch_size", "num_worker", "name", "type", "phase", "pin_memory"
 def create_train_loader(dataset: SRTrainDataset, batch_size: int, start_iter: int = 0,
                         total_iter: int | None = None, num_workers: int = 0, rank: int = 0,
                         world_size: int = 1, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader yielding the batches of iterations ``start_iter ..`` (module docstring)."""
+    """A DataLoader yielding the batches of iterations ``start_iter ..`` (module docstring).
+
+    The loader has its own generator: without one, every ``iter(loader)`` draws the workers'
+    base seed from the *global* torch RNG, so a resumed run (which creates its loader after
+    restoring the RNG states of the checkpoint) would shift every later draw of that RNG
+    (drop-path masks: SwinIR, HAT) against an uninterrupted run, whose loader drew at start.
+    """
     sampler = IterationBatchSampler(batch_size, start_iter, total_iter, rank, world_size)
+    seed = getattr(dataset, "seed", 0)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory, persistent_workers=num_workers > 0)
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0,
+                      generator=seeded_generator(seed, "loader", rank))
