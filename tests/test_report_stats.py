@@ -17,7 +17,7 @@ FOUR = ["l1", "ssim", "gmsd", "dists_vgg16"]
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    out = analyze(*make_study(metrics=FOUR), n_boot=20)
+    out = analyze(*make_study(metrics=FOUR, n_images=10), n_boot=20, planned=[("ssim", "gmsd")])
     titles = []
     real = figures.scatter_panels
 
@@ -46,3 +46,17 @@ def test_rank_agreement_tables_and_titles_state_p_k_and_descriptive_only(rendere
     assert titles and all("p " in t and "k = " in t and "descriptive only" in t for t in titles)
     md = (folder / "report.md").read_text()
     assert "descriptive only" in md and "2/k!" in md
+
+
+def test_test_tables_state_family_size_and_floor(rendered):
+    out, _, folder = rendered
+    md = (folder / "report.md").read_text()
+    planned = md[md.index("Planned comparisons"):md.index("Exploratory paired comparisons")]
+    assert "Planned family: 4 tests, Holm-adjusted over this family alone" in planned
+    assert "2/2^10 = 0.002" in planned
+    n = out["test_families"]["exploratory"]["size"]
+    assert f"Exploratory family: {n} tests" in md and "not as findings" in md
+    assert "Exploratory family:" in md[md.index("Rank agreement between"):]
+    with open(folder / "tables" / "planned_tests.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and "p (Holm, 4 tests)" in rows[0]

@@ -132,3 +132,56 @@ def test_every_rank_agreement_row_carries_its_exact_test_and_flag():
     none = next(p for p in panel if p["group"] == "none")
     assert none["median"] == pytest.approx(1.0) and none["k"] == 4
     assert none["test"]["p_value"] == pytest.approx(2 / 24)
+
+
+# --------------------------------------------------------------------------- test families
+def test_wilcoxon_floor_is_two_over_two_to_the_n():
+    from scipy import stats as sps
+
+    from optiqa.stats.multiplicity import TestFamily, wilcoxon_family, wilcoxon_smallest_p
+
+    for n in (5, 8, 10):
+        # all differences of one sign: the most extreme outcome of the exact test
+        assert sps.wilcoxon(np.arange(1.0, n + 1)).pvalue == pytest.approx(
+            wilcoxon_smallest_p(n))
+    assert wilcoxon_smallest_p(10) == pytest.approx(2 / 1024)
+    # 148 exploratory tests at 10 images: Holm cannot go below 148 * 2/1024 = 0.29
+    adjusted, fam = wilcoxon_family("exploratory", [2 / 1024] * 148, [10] * 148)
+    assert fam.size == 148 and fam.smallest_adjusted_p == pytest.approx(148 * 2 / 1024)
+    assert min(adjusted) == pytest.approx(148 * 2 / 1024)
+    assert "148 tests" in fam.describe() and "2/2^10 = 0.002 (0.29 after Holm" in fam.describe()
+    assert TestFamily.from_json(json.loads(json.dumps(fam.to_json()))) == fam
+
+
+def test_planned_comparisons_are_their_own_holm_family():
+    from test_asymmetry import PANEL, make_study
+
+    from optiqa.study.asymmetry import analyze, default_pairs
+
+    opt, assess = make_study(n_images=10, noise=1.0)
+    planned = [("ssim", "gmsd")]
+    out = analyze(opt, assess, n_boot=20, planned=planned)
+    assert [r["family"] for r in out["planned_tests"]] == ["planned"] * len(PANEL)
+    assert len(out["paired_tests"]) == len(default_pairs(opt.cells)) * len(PANEL)
+    assert all(r["family"] == "exploratory" for r in out["paired_tests"])
+    fam = out["test_families"]
+    assert fam["planned"]["size"] == len(PANEL)
+    assert fam["exploratory"]["size"] == sum(r["p_value"] is not None
+                                             for r in out["paired_tests"])
+    assert fam["planned"]["smallest_p"] == pytest.approx(2 / 1024)
+    # Holm over the planned family alone: at most 4x the raw p, not 4 + 64 times
+    for r in out["planned_tests"]:
+        assert r["p_holm"] <= min(1.0, len(PANEL) * r["p_value"]) + 1e-12
+        assert r["smallest_p"] == pytest.approx(2 / 1024)
+
+
+def test_bootstrap_defaults_are_at_least_2000():
+    import inspect
+
+    from optiqa.study.asymmetry import analyze
+    from optiqa.study.config import AssessmentOpts
+    from optiqa.study.report import _mean_ci
+
+    assert AssessmentOpts().bootstrap >= 2000
+    for fn in (analyze, _mean_ci):
+        assert inspect.signature(fn).parameters["n_boot"].default >= 2000

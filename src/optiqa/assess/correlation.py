@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, stats
 
-DEFAULT_BOOTSTRAP = 1000
+DEFAULT_BOOTSTRAP = 2000
 # A cluster bootstrap over fewer contents than this gives intervals that are too narrow to trust
 # (each resample can only reshuffle a handful of clusters); they are flagged, and with a single
 # content (nothing to resample) no interval is given at all.

@@ -144,8 +144,8 @@ def add_parsers(sub) -> None:
     add_run_args(s)
     s.add_argument("--weights", action="append", metavar="[METRIC=]FILE",
                    help="alpha/beta file from `optiqa fit` for a dists_<backbone> metric")
-    s.add_argument("--bootstrap", type=int, default=1000,
-                   help="bootstrap resamples for the CIs (0: none; default 1000)")
+    s.add_argument("--bootstrap", type=int, default=2000,
+                   help="bootstrap resamples for the CIs (0: none; default 2000)")
     s.add_argument("--json", help="write the results as JSON (a list of objects)")
     s.add_argument("--csv", help="write the results as CSV")
     s.add_argument("--store", metavar="STUDY_DIR",

@@ -129,8 +129,8 @@ def add_parsers(sub) -> None:
 
     f = jsub.add_parser("fit", help="Bradley-Terry scores of the runs from the votes")
     f.add_argument("study_dir", help="study folder with judgments.db")
-    f.add_argument("--bootstrap", type=int, default=1000,
-                   help="bootstrap resamples for the 95%% intervals (default 1000)")
+    f.add_argument("--bootstrap", type=int, default=2000,
+                   help="bootstrap resamples for the 95%% intervals (default 2000)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--alpha", type=float, default=0.01,
                    help="regularisation of the Bradley-Terry fit (default 0.01)")

@@ -125,8 +125,8 @@ def add_parsers(sub) -> None:
     z.add_argument("--zero-shot", metavar="RUN_DIR",
                    help="score with the trained discriminator of RUN_DIR (or a net_d checkpoint)")
     z.add_argument("--grid", type=int, default=3, help="grid x grid crops (default 3)")
-    z.add_argument("--bootstrap", type=int, default=1000,
-                   help="bootstrap resamples for CIs (default 1000)")
+    z.add_argument("--bootstrap", type=int, default=2000,
+                   help="bootstrap resamples for CIs (default 2000)")
     d = s.add_argument_group("data (-d is required)")
     add_iqa_data_args(d)
     d.add_argument("--cross", action="append", metavar="NAME[=ROOT]",

@@ -203,7 +203,7 @@ def rater_stats(votes, alpha: float = DEFAULT_ALPHA) -> list[RaterStats]:
 
 
 def fit_votes(votes, runs: list[str] | None = None, labels: dict[str, str] | None = None,
-              n_boot: int = 1000, seed: int = 0, alpha: float = DEFAULT_ALPHA,
+              n_boot: int = 2000, seed: int = 0, alpha: float = DEFAULT_ALPHA,
               ci_level: float = 0.95) -> HumanScores:
     """Bradley–Terry scores, bootstrap intervals, rater statistics and pair counts from votes.
 
@@ -259,7 +259,7 @@ def fit_votes(votes, runs: list[str] | None = None, labels: dict[str, str] | Non
         message=message, notes=tuple(notes))
 
 
-def fit_study(study_dir, n_boot: int = 1000, seed: int = 0, alpha: float = DEFAULT_ALPHA,
+def fit_study(study_dir, n_boot: int = 2000, seed: int = 0, alpha: float = DEFAULT_ALPHA,
               ci_level: float = 0.95) -> HumanScores:
     """The human scores of a study: votes from ``STUDY_DIR/judgments.db``, runs and labels from
     ``STUDY_DIR/images/manifest.json``. No store or no votes: ``has_votes`` is False, every

@@ -98,11 +98,10 @@ def run_analysis(plan) -> dict:
         if a not in names or b not in names:
             raise ConfigError(f"report.comparisons: {a} and {b} must both be evaluated cells")
         pairs.append((a, b))
-    # every adversarial cell against its counterpart without a discriminator, and the
-    # comparisons the report asks for
-    pairs = list(dict.fromkeys([*default_pairs(opt.cells), *pairs]))
+    # the comparisons the report asks for are the planned family (Holm over them alone); every
+    # adversarial cell against its counterpart without a discriminator is exploratory
     result = analyze(opt, assess, n_boot=plan.cfg.assessment.bootstrap, seed=plan.cfg.seed,
-                     pairs=pairs)
+                     pairs=default_pairs(opt.cells), planned=pairs)
     result["human"] = human_judgments(plan, result)
     result["summary"] = {"cells": len(opt.cells), "evaluators": len(opt.evaluators),
                          "images": len(opt.images), "datasets": len(assess.datasets),

@@ -36,6 +36,7 @@ import numpy as np
 
 from optiqa.assess import correlation
 from optiqa.core.errors import InputError
+from optiqa.stats.multiplicity import wilcoxon_family, wilcoxon_smallest_p
 from optiqa.study import ranking
 from optiqa.study.ranking import MIN_METRICS, Agreement, rank_agreement
 
@@ -561,11 +562,13 @@ def default_pairs(cells: list[Cell]) -> list[tuple[str, str]]:
             if c.adversarial and (c.task, c.fidelity) in base]
 
 
-def paired_tests(opt: OptimizationScores, pairs) -> list[dict]:
+def paired_tests(opt: OptimizationScores, pairs, family: str = "exploratory") -> list[dict]:
     """Wilcoxon signed-rank test of cell A vs cell B per evaluator on the same test images.
 
     Differences are oriented (higher = better), so ``rank_biserial`` > 0 means A is better.
-    ``p_holm``: Holm's adjustment over every test of the returned table.
+    ``p_holm``: Holm's adjustment over every test of the returned table, which is one family
+    (``family``: ``planned`` for ``report.comparisons``, else ``exploratory``); every row names
+    its family and :func:`test_family` describes it (size, smallest attainable p).
     """
     cells = {c.name: c for c in opt.cells}
     rows = []
@@ -592,22 +595,40 @@ def paired_tests(opt: OptimizationScores, pairs) -> list[dict]:
                        rank_biserial=_num(test["rank_biserial"]), reason=test["reason"],
                        median_difference=float(np.median(sign * (qa - qb))))
             rows.append(row)
-    for row, p in zip(rows, ranking.holm([r["p_value"] for r in rows])):
-        row["p_holm"] = p
+    adjusted, fam = wilcoxon_family(family, [r["p_value"] for r in rows],
+                                    [r["n_nonzero"] or 0 for r in rows])
+    for row, p in zip(rows, adjusted):
+        row.update(p_holm=p, family=family, family_size=fam.size,
+                   smallest_p=wilcoxon_smallest_p(row["n_nonzero"] or 0))
     return rows
+
+
+def test_family(rows: list[dict], family: str) -> dict:
+    """The :class:`~optiqa.stats.multiplicity.TestFamily` of a table of paired tests, as JSON."""
+    return wilcoxon_family(family, [r["p_value"] for r in rows],
+                           [r["n_nonzero"] or 0 for r in rows])[1].to_json()
+
+
+test_family.__test__ = False      # a name pytest would collect
 
 
 # ---------------------------------------------------------------------------------------------
 # everything
 # ---------------------------------------------------------------------------------------------
-def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 1000, seed: int = 0,
-            pairs=None, level: float = 0.95) -> dict:
+def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 2000, seed: int = 0,
+            pairs=None, level: float = 0.95, planned=()) -> dict:
     """The whole asymmetry analysis as JSON-able plain data (None where undefined, never NaN).
 
-    ``pairs``: ``[(cell_a, cell_b), ...]`` for the paired tests (default: every adversarial cell
-    against its counterpart without a discriminator). Deterministic for a given ``seed``.
+    ``pairs``: ``[(cell_a, cell_b), ...]`` for the exploratory paired tests (default: every
+    adversarial cell against its counterpart without a discriminator); ``planned``: the planned
+    comparisons (``report.comparisons``), Holm-adjusted as their own family. Deterministic for a
+    given ``seed``.
     """
     check_inputs(opt, assess)
+    planned = [tuple(p) for p in planned]
+    exploratory = paired_tests(opt, [p for p in (default_pairs(opt.cells) if pairs is None
+                                                 else pairs) if tuple(p) not in planned])
+    planned_rows = paired_tests(opt, planned, "planned")
     metrics = sorted({c.fidelity for c in opt.cells})
     asm = _assessment(assess, metrics, n_boot, seed, level)
     stats = _optimization(opt, n_boot, seed)
@@ -646,9 +667,11 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 100
                                     "a permutation p-value (n_boot permutations)"),
             "paired_tests": ("two-sided Wilcoxon signed-rank test on per-image oriented scores "
                              "(zeros dropped); effect size = matched-pairs rank-biserial "
-                             "correlation (positive = a better); Holm-adjusted over the table; "
-                             "median_difference = median over images of a - b in the "
-                             "evaluator's own orientation"),
+                             "correlation (positive = a better); Holm-adjusted within its "
+                             "family: the planned comparisons (report.comparisons) alone, the "
+                             "exploratory table (every adversarial cell against its counterpart "
+                             "without a discriminator) alone; median_difference = median over "
+                             "images of a - b in the evaluator's own orientation"),
         },
         "cells": [{**c.__dict__, "setting": c.setting} for c in opt.cells],
         "evaluators": [dict(e.__dict__) for e in opt.evaluators],
@@ -662,5 +685,8 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 100
         "weight_sweep": _sweep(opt, stats, level, agreement),
         "evaluator_agreement": [evaluator_agreement(opt, stats, task, n_boot, _seed(seed, 2, i))
                                 for i, task in enumerate(dict.fromkeys(c.task for c in opt.cells))],
-        "paired_tests": paired_tests(opt, default_pairs(opt.cells) if pairs is None else pairs),
+        "paired_tests": exploratory,
+        "planned_tests": planned_rows,
+        "test_families": {"planned": test_family(planned_rows, "planned"),
+                          "exploratory": test_family(exploratory, "exploratory")},
     }

@@ -140,7 +140,7 @@ class IQADataOpts:
 class AssessmentOpts:
     metrics: list[str] = field(default_factory=list)   # default: the fidelity metrics
     datasets: list[IQADataOpts] = field(default_factory=lambda: [IQADataOpts()])
-    bootstrap: int = 1000
+    bootstrap: int = 2000        # replicates of every interval and permutation test
     batch_size: int = 8
     workers: int = 2
 

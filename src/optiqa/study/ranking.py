@@ -4,7 +4,7 @@
 - Kendall's coefficient of concordance W with the tie correction, its chi-square test, a
   permutation test and a leave-one-rater-out check.
 - The Wilcoxon signed-rank test (scipy) with the matched-pairs rank-biserial correlation.
-- Holm's step-down adjustment of p-values.
+- Holm's step-down adjustment of p-values (:mod:`optiqa.stats.multiplicity`, re-exported).
 
 NaN means "undefined" here (a constant ranking, too few objects); :mod:`optiqa.study.asymmetry`
 turns it into ``None`` with a reason.
@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 from optiqa.assess.correlation import bootstrap_resamples, srcc
+from optiqa.stats.multiplicity import holm  # noqa: F401 (re-exported)
 from optiqa.stats.ranks import _rows, kendall_rows, spearman_rows  # noqa: F401 (re-exported)
 
 
@@ -80,7 +81,7 @@ def kendalls_w(scores) -> Concordance:
     return Concordance(w, chi2, n - 1, float(stats.chi2.sf(chi2, n - 1)), m, n, ties)
 
 
-def concordance_permutation_p(scores, n_perm: int = 1000, seed: int = 0) -> float:
+def concordance_permutation_p(scores, n_perm: int = 2000, seed: int = 0) -> float:
     """Permutation p-value of W: each rater's ranks shuffled independently (the null of no
     agreement), ``p = (1 + #{W* >= W}) / (1 + n_perm)`` (Davison & Hinkley 1997, sec. 4.3).
 
@@ -174,21 +175,6 @@ def wilcoxon_signed_rank(a, b) -> dict:
     return out
 
 
-def holm(p_values) -> list:
-    """Holm's step-down adjusted p-values (Holm, A simple sequentially rejective multiple test
-    procedure, Scand. J. Statist. 6, 1979): with the k defined p-values sorted ascending,
-    ``p~_(i) = max_{j <= i} min(1, (k - j + 1) p_(j))``. ``None``/NaN entries stay ``None`` and
-    do not count in k."""
-    vals = [None if v is None or not math.isfinite(v) else float(v) for v in p_values]
-    defined = sorted((v, i) for i, v in enumerate(vals) if v is not None)
-    k, running = len(defined), 0.0
-    out: list = [None] * len(vals)
-    for rank, (v, i) in enumerate(defined):
-        running = max(running, min(1.0, (k - rank) * v))
-        out[i] = running
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # SRCC of several predictors with one target, with cluster-bootstrap replicates
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +209,7 @@ def stratum_srcc(predictions, target, strata, groups) -> tuple[np.ndarray, np.nd
     return values_arr, np.asarray(owners), {k: v for k, v in left_out.items() if v}
 
 
-def srcc_with_replicates(predictions, target, groups, strata=None, n_boot: int = 1000,
+def srcc_with_replicates(predictions, target, groups, strata=None, n_boot: int = 2000,
                          seed: int = 0) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """SRCC of each predictor with ``target`` and its cluster-bootstrap replicates.
 

@@ -31,7 +31,7 @@ def table_note_y(cfg) -> str:
     return TABLE_NOTE_Y.format(protocol=PROTOCOLS[cfg.evaluators.protocol], border=border)
 
 
-def _mean_ci(values, n_boot: int = 1000, seed: int = 0):
+def _mean_ci(values, n_boot: int = 2000, seed: int = 0):
     """Mean and percentile bootstrap 95% CI over images."""
     v = np.asarray(values, dtype=float)
     if v.size == 0:

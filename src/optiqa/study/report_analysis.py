@@ -32,6 +32,17 @@ def _k_note(row: dict) -> str:
     return "; ".join(x for x in (flag, f"{how} (k = {k}){smallest}{values}") if x)
 
 
+def _agreement_family(rows) -> str:
+    """The family statement of a rank-agreement table: its size and the floor of its p-values."""
+    tested = [r for r in rows if r.get("spearman_test")]
+    floors = sorted({(r["n_metrics"], r["spearman_test"]["smallest_p"]) for r in tested
+                     if r["spearman_test"].get("smallest_p") is not None})
+    floor = "; ".join(f"k = {k}: {p:.2g}" for k, p in floors)
+    return (f"Exploratory family: {len(tested)} permutation tests of rho, not adjusted for "
+            f"multiplicity (Holm over them would multiply the smallest p by {len(tested)}); "
+            f"smallest attainable p per k: {floor or '-'}.")
+
+
 def title_note(row: dict) -> str:
     """``rho 0.80, p 0.33 exact, k = 4, descriptive only`` for a figure title."""
     rho = "undefined" if row.get("spearman") is None else f"{row['spearman']:.2f}"
@@ -89,6 +100,7 @@ def _agreement_table(doc, a, protocol) -> None:
                  "metrics an agreement is descriptive only. The intervals resample images and "
                  "IQA contents for this fixed set of metrics: they say nothing about other "
                  "losses.")
+    protocol += " " + _agreement_family(a["rank_agreement"])
     doc.table(Table("Rank agreement between a metric's quality as an IQA model and as a loss",
                     ["evaluator", "task", "setting", "metrics", "Spearman", "95% CI", "p",
                      "Kendall", "95% CI", "p", "k", "undefined because", "left out"], rows,
@@ -182,7 +194,10 @@ def _evaluators(doc, a) -> None:
                         csv_name=f"kendalls_w_{ea['task']}", digits=3,
                         protocol=a["protocol"]["evaluator_agreement"] + (
                             f". Cells left out (not judged by every evaluator): "
-                            f"{len(ea['cells_left_out'])}." if ea["cells_left_out"] else ".")))
+                            f"{len(ea['cells_left_out'])}." if ea["cells_left_out"] else ".")
+                        + f" One test per task (family size 1); the smallest attainable "
+                        f"permutation p is 1/(1 + {ea['n_permutations']}) = "
+                        f"{1 / (1 + ea['n_permutations']):.2g}."))
         if ea["leave_one_out"]:
             doc.table(Table("Leave one evaluator out", ["evaluator left out", "W without it",
                                                         "its Spearman with the others' "
@@ -199,15 +214,31 @@ def _evaluators(doc, a) -> None:
 
 
 def _paired(doc, a) -> None:
-    rows = [[t["a"], t["b"], t["evaluator"], t["n_images"], t["median_difference"],
-             t["rank_biserial"], t["p_value"], t["p_holm"], t["reason"] or ""]
-            for t in a["paired_tests"]]
-    if rows:
-        doc.table(Table("Paired comparisons on the same test images",
-                        ["model A", "model B", "evaluator", "images", "median A-B",
-                         "rank-biserial", "p", "p (Holm)", "not tested because"], rows,
-                        csv_name="paired_tests", protocol=a["protocol"]["paired_tests"],
-                        digits=3))
+    from optiqa.stats.multiplicity import TestFamily
+
+    families = a.get("test_families", {})
+    for key, title in (("planned_tests", "Planned comparisons (report.comparisons)"),
+                       ("paired_tests", "Exploratory paired comparisons: every adversarial "
+                                        "model against its counterpart without a "
+                                        "discriminator")):
+        tests = a.get(key) or []
+        rows = [[t["a"], t["b"], t["evaluator"], t["n_images"], t["median_difference"],
+                 t["rank_biserial"], t["p_value"], t.get("smallest_p"), t["p_holm"],
+                 t["reason"] or ""] for t in tests]
+        if not rows:
+            continue
+        name = "planned" if key == "planned_tests" else "exploratory"
+        family = TestFamily.from_json(families[name]) if name in families else None
+        protocol = a["protocol"]["paired_tests"] + ". " + (family.describe() if family else "")
+        if name == "exploratory":
+            protocol += (" Exploratory: these tests were not planned; read them as pointers "
+                         "for the next study, not as findings.")
+        doc.table(Table(title, ["model A", "model B", "evaluator", "images", "median A-B",
+                                "rank-biserial", "p", "smallest attainable p",
+                                f"p (Holm, {family.size if family else len(rows)} tests)",
+                                "not tested because"], rows,
+                        csv_name="planned_tests" if name == "planned" else "paired_tests",
+                        protocol=protocol, digits=3))
 
 
 def human_section(doc: Document, r) -> None:

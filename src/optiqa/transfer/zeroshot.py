@@ -110,7 +110,7 @@ def zero_shot_scores(model: torch.nn.Module, paths, crop: int, grid: int = DEFAU
 
 
 def run_zero_shot(path, dataset: IQADataset, crop: int | None = None, grid: int = DEFAULT_GRID,
-                  device: str = "cpu", n_boot: int = 1000, seed: int = 0, workers: int = 0,
+                  device: str = "cpu", n_boot: int = 2000, seed: int = 0, workers: int = 0,
                   store=None, force: bool = False, progress: bool = False) -> dict:
     """Score ``dataset``'s (distorted) images with the discriminator of ``path``; correlate."""
     t0 = time.perf_counter()
