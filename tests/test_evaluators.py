@@ -26,16 +26,19 @@ def test_families_as_documented():
 def test_training_loss_is_never_an_evaluator():
     p = panel(NAMES, exclude_for="dists_vgg16")
     assert "dists_vgg16" not in p.names
-    assert p.names == [n for n in NAMES if n != "dists_vgg16"]     # same family stays
-    assert p.excluded == {"dists_vgg16": "the training loss"}
+    # same family stays without exclude_family, but not what shares ImageNet VGG-16 features
+    assert p.names == [n for n in NAMES if n not in ("dists_vgg16", "dists", "lpips_vgg")]
+    assert p.excluded["dists_vgg16"] == "the training loss"
 
 
 def test_exclude_family_drops_every_backbone_of_dists():
     p = panel(NAMES, exclude_for="dists_vgg16", exclude_family=True)
     assert not any(n.startswith("dists") for n in p.names)
-    assert set(p.excluded) == {"dists", "dists_vgg16", "dists_resnet50"}
+    # lpips_vgg shares ImageNet VGG-16 features with dists_vgg16 (circularity by construction)
+    assert set(p.excluded) == {"dists", "dists_vgg16", "dists_resnet50", "lpips_vgg"}
     assert "family 'dists'" in p.excluded["dists"]
-    assert {"lpips_vgg", "lpips_alex", "niqe", "ssim_y"} <= set(p.names)
+    assert p.excluded["lpips_vgg"] == "shares the vgg16 features of the training loss dists_vgg16"
+    assert {"lpips_alex", "niqe", "ssim_y"} <= set(p.names)
 
 
 @pytest.mark.parametrize("loss, gone", [
@@ -43,7 +46,7 @@ def test_exclude_family_drops_every_backbone_of_dists():
     ("lpips_alex", {"lpips_alex", "lpips_vgg"}),
     ("l1", {"psnr_y"}),
     ("niqe", {"niqe"}),                        # NR metrics are each their own family
-    (["l1", "dists_vgg16"], {"psnr_y", "dists", "dists_vgg16", "dists_resnet50"}),
+    (["l1", "dists_vgg16"], {"psnr_y", "dists", "dists_vgg16", "dists_resnet50", "lpips_vgg"}),
 ])
 def test_family_rule_per_family(loss, gone):
     with_family = panel(NAMES, exclude_for=loss, exclude_family=True)
@@ -51,7 +54,9 @@ def test_family_rule_per_family(loss, gone):
     assert set(with_family.names) == set(NAMES) - gone
     without = panel(NAMES, exclude_for=loss)
     losses = {loss} if isinstance(loss, str) else set(loss)
-    assert set(without.excluded) == losses & set(NAMES)
+    # without families: the loss itself and what shares its feature extractor
+    shared = {"dists", "lpips_vgg"} if "dists_vgg16" in losses else set()
+    assert set(without.excluded) == (losses & set(NAMES)) | shared
 
 
 def test_evaluators_know_kind_orientation_family():

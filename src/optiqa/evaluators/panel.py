@@ -7,8 +7,9 @@
     p.names          # ['psnr_y', 'ssim_y', 'lpips_alex', 'niqe']: no DISTS-style metric
     p.score(sr, hr)  # {'psnr_y': tensor (N,), ..., 'niqe': tensor (N,)}
 
-The rule (see :mod:`optiqa.evaluators.families`): a model trained with metric M is never judged
-by M, and with ``exclude_family=True`` by no metric of M's family.
+The rule (:mod:`optiqa.evaluators.circularity`): a model trained with metric M is never judged
+by M, with ``exclude_family=True`` by no metric of M's family, and never by a metric sharing a
+feature extractor with M or with the discriminator.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Iterable
 import torch
 
 from optiqa.core.errors import ConfigError, InputError, UnknownNameError
+from optiqa.evaluators.circularity import exclusion
 from optiqa.evaluators.families import FAMILY_RULES, family_of
 from optiqa.metrics.base import MetricInfo
 from optiqa.metrics.registry import REGISTRY, create_metric
@@ -120,14 +122,17 @@ def _as_names(value) -> tuple[str, ...]:
 
 
 def panel(names: Iterable[str], exclude_for: str | Iterable[str] | None = None,
-          exclude_family: bool = False, families=FAMILY_RULES) -> Panel:
+          exclude_family: bool = False, families=FAMILY_RULES,
+          discriminator_features: str | None = None) -> Panel:
     """Build the panel of ``names`` for a model trained with ``exclude_for``.
 
     ``exclude_for``: the metric (or metrics) of the training loss; each is dropped from the
     panel, and with ``exclude_family=True`` so is every metric of its family (``families``:
     ``(glob, family)`` rules, default :data:`~optiqa.evaluators.families.FAMILY_RULES`).
-    Unknown names raise :class:`UnknownNameError`; a panel left empty raises
-    :class:`ConfigError`.
+    Evaluators sharing a feature extractor (backbone and weights) with the loss, or with the
+    discriminator's pretrained backbone ``discriminator_features``, are excluded too
+    (:mod:`optiqa.evaluators.circularity`). Unknown names raise :class:`UnknownNameError`; a
+    panel left empty raises :class:`ConfigError`.
     """
     wanted = list(dict.fromkeys(_as_names(names)))
     if not wanted:
@@ -137,17 +142,18 @@ def panel(names: Iterable[str], exclude_for: str | Iterable[str] | None = None,
     for loss in losses:
         if loss not in REGISTRY:
             raise UnknownNameError("metric", loss, REGISTRY.names(), option="exclude_for")
-    loss_families = {family_of(loss, families): loss for loss in losses}
     kept, excluded = [], {}
     for name in wanted:
-        fam = family_of(name, families)
-        if name in losses:
-            excluded[name] = "the training loss"
-        elif exclude_family and fam in loss_families:
-            excluded[name] = f"family {fam!r} of the training loss {loss_families[fam]}"
+        # the one circularity rule against each loss (the discriminator alone without a loss)
+        why = "the training loss" if name in losses else next(
+            (w for loss in (losses or ("",)) if (w := exclusion(
+                name, loss, discriminator_features, exclude_family, families))), None)
+        if why:
+            excluded[name] = why
         else:
             info = infos[name]
-            kept.append(Evaluator(name, info.kind, info.lower_better, fam, info))
+            kept.append(Evaluator(name, info.kind, info.lower_better, family_of(name, families),
+                                  info))
     if not kept:
         raise ConfigError(f"every evaluator of the panel ({', '.join(wanted)}) is excluded for "
                           f"training loss {', '.join(losses)}", option="names")

@@ -4,9 +4,9 @@ Optimization side: the per-image scores of every evaluated cell (``evaluate/<cel
 test sets of the cell's task, in a fixed image order). Assessment side: the per-item scores of
 every assessed fidelity metric on every IQA dataset (``assess/<dataset>.json``; items of the
 known-order set whose distortion leaves the image unchanged carry no order and are left out, as
-in the assessment tables). The circularity rule uses the evaluator families of
-:mod:`optiqa.evaluators` (with ``evaluators.exclude_family: false`` only a model's own loss is
-excluded). The result is ``analysis.json``.
+in the assessment tables). The circularity rule is :mod:`optiqa.evaluators.circularity` (families, and
+feature extractors shared with the loss or the discriminator; with
+``evaluators.exclude_family: false`` each metric is its own family). The result is ``analysis.json``.
 """
 from __future__ import annotations
 
@@ -23,13 +23,30 @@ def family(name: str, by_family: bool = True) -> str:
     return family_of(name) if by_family else name
 
 
-def excluded_evaluators(cfg, fidelity: str) -> set[str]:
-    """The evaluators that may not judge a model trained with ``fidelity``."""
-    mine = family(fidelity, cfg.evaluators.exclude_family)
-    return {e for e in cfg.evaluators.metrics if family(e, cfg.evaluators.exclude_family) == mine}
+def discriminator_features(cell) -> str | None:
+    """The pretrained backbone of a study cell's discriminator (circularity rule), or None."""
+    from optiqa.evaluators import discriminator_extractor
+
+    return discriminator_extractor(cell.train_config.get("network_d")) if cell.adversarial \
+        else None
+
+
+def excluded_evaluators(cfg, cell) -> dict[str, str]:
+    """``{evaluator: reason}`` of the evaluators that may not judge study cell ``cell``
+    (:func:`optiqa.evaluators.exclusion`, the one circularity rule)."""
+    from optiqa.evaluators import exclusion
+
+    disc = discriminator_features(cell)
+    out = {}
+    for e in cfg.evaluators.metrics:
+        why = exclusion(e, cell.fidelity, disc, cfg.evaluators.exclude_family)
+        if why:
+            out[e] = why
+    return out
 
 
 def optimization_scores(plan):
+    from optiqa.evaluators import feature_extractor
     from optiqa.metrics import list_metrics
     from optiqa.study.asymmetry import Cell, Evaluator, OptimizationScores
     from optiqa.study.evaluation import current_evaluations
@@ -50,14 +67,15 @@ def optimization_scores(plan):
             raise ConfigError(f"cell {c.name} was evaluated on other test images than the others; "
                               "rerun the evaluate stage")
         cells.append(Cell(c.name, c.fidelity, c.discriminator, c.level, c.architecture,
-                          c.adversarial_weight, c.task))
+                          c.adversarial_weight, c.task, discriminator_features(c)))
         scores[c.name] = {m: np.array([v for st in ev["sets"].values()
                                        for v in st["scores"][m]])
                           for m in ev["evaluators"] if m in cfg.evaluators.metrics}
     evaluators = [Evaluator(m, infos[m].lower_better, family(m, by_family),
                             getattr(infos[m], "kind", "fr")) for m in cfg.evaluators.metrics]
     metric_family = {c.fidelity: family(c.fidelity, by_family) for c in plan.cells}
-    return OptimizationScores(cells, evaluators, images or [], scores, metric_family)
+    features = {m: feature_extractor(m) for m in [*metric_family, *cfg.evaluators.metrics]}
+    return OptimizationScores(cells, evaluators, images or [], scores, metric_family, features)
 
 
 def assessment_scores(plan):

@@ -17,8 +17,9 @@ groups of settings (with / without a discriminator, patch vs image level, conv v
 backbone, one adversarial weight over all discriminators) use the mean of Q over the group's
 settings, over the metrics trained in every one of them.
 
-**Circularity**: a model trained with M is never judged by an evaluator of M's family; that score
-is left out of every statistic here and listed in ``exclusions``.
+**Circularity** (:mod:`optiqa.evaluators.circularity`): a model trained with M is never judged by
+an evaluator of M's family, nor by one sharing a feature extractor with M or with the cell's
+discriminator; that score is left out of every statistic here and listed in ``exclusions``.
 
 **Intervals**: percentile bootstrap (Efron & Tibshirani, An introduction to the bootstrap, 1993,
 ch. 13). Every replicate resamples the test images with replacement *and*, in the same replicate,
@@ -30,7 +31,7 @@ between them paired.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -62,6 +63,7 @@ class Cell:
     backbone_kind: str | None = None      # "conv" | "transformer" | None
     adversarial_weight: float = 0.0
     task: str = "sr_x4"
+    discriminator_features: str | None = None   # its pretrained backbone (circularity rule)
 
     @property
     def adversarial(self) -> bool:
@@ -96,6 +98,8 @@ class OptimizationScores:
     images: list[str]
     scores: dict[str, dict[str, np.ndarray]]
     metric_family: dict[str, str]
+    # feature extractor (backbone + weights) of each fidelity metric and evaluator that has one
+    features: dict[str, str | None] = field(default_factory=dict)
 
     def family_of(self, metric: str) -> str:
         if metric not in self.metric_family:
@@ -105,10 +109,13 @@ class OptimizationScores:
 
     def exclusion(self, cell: Cell, evaluator: Evaluator) -> tuple[str, str] | None:
         """``(kind, reason)`` when ``evaluator`` may not or cannot judge ``cell``, else None."""
-        family = self.family_of(cell.fidelity)
-        if family == evaluator.family:
-            return "circular", (f"trained with {cell.fidelity} ({family} family); {evaluator.name}"
-                                " is of the same family")
+        from optiqa.evaluators.circularity import circular_reason
+
+        why = circular_reason(evaluator.name, evaluator.family, self.features.get(evaluator.name),
+                              cell.fidelity, self.family_of(cell.fidelity),
+                              self.features.get(cell.fidelity), cell.discriminator_features)
+        if why:
+            return "circular", why
         if evaluator.name not in self.scores.get(cell.name, {}):
             return "missing", "no scores for this cell and evaluator"
         return None
@@ -373,6 +380,7 @@ def _optimization_rows(opt, stats, level) -> list[dict]:
             sign = -1.0 if e.lower_better else 1.0
             point, reps = stats.get((c.name, e.name), (math.nan, None))
             excl = opt.exclusion(c, e)
+            # an excluded judgment is omitted (no number) and marked, as in every table
             rows.append({"cell": c.name, "task": c.task, "fidelity": c.fidelity,
                          "setting": c.setting, "discriminator": c.discriminator,
                          "adversarial_weight": c.adversarial_weight, "evaluator": e.name,
@@ -660,7 +668,10 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
             "pooling": ("a pooled group of settings averages a metric's optimization quality over "
                         "the group's settings; only metrics trained in every setting enter"),
             "circularity": ("a cell trained with metric M is never judged by an evaluator of M's "
-                            "family: those scores are left out of every statistic"),
+                            "family, nor by one that shares a feature extractor (backbone and "
+                            "weights) with M or with the cell's discriminator "
+                            "(optiqa.evaluators.circularity): those judgments are left out of "
+                            "every statistic and marked 'excluded (circular)' in every table"),
             "evaluator_agreement": ("Kendall's W with tie correction over the cells every "
                                     "evaluator may judge, ranked by mean score; chi-square "
                                     "p-value (Friedman's approximation, rough below 7 cells) and "

@@ -173,7 +173,10 @@ def _assessment(doc: Document, r: StudyResults) -> None:
 
 
 def optimization_rows(r: StudyResults, evaluators: list[str]):
-    """Rows (model, setting, mean per evaluator with CI) and the cells a family rule excludes."""
+    """Rows (model, setting, mean per evaluator with CI) and the cells the circularity rule
+    excludes: their number is omitted and ``excluded (circular)`` written in its place, the same
+    in HTML (also greyed), Markdown, CSV and ``analysis.json``."""
+    from optiqa.evaluators import EXCLUDED_MARK
     from optiqa.study.analysis import excluded_evaluators
 
     rows, muted = [], set()
@@ -182,15 +185,17 @@ def optimization_rows(r: StudyResults, evaluators: list[str]):
         if name not in r.evaluations:
             continue
         cell = next((c for c in r.plan.cells if c.name == name), None)
-        excluded = excluded_evaluators(r.cfg, cell.fidelity) if cell else set()
+        excluded = excluded_evaluators(r.cfg, cell) if cell else {}
         row = [name, cell.fidelity if cell else "(baseline)",
                cell.discriminator if cell else "-",
                cell.adversarial_weight if cell and cell.adversarial else None]
         for j, m in enumerate(evaluators):
+            if m in excluded:
+                row += [EXCLUDED_MARK, "-"]
+                muted |= {(len(rows), 4 + 2 * j), (len(rows), 5 + 2 * j)}
+                continue
             mean, ci = _mean_ci(r.per_image(name, m))
             row += [mean, _ci_text(ci)]
-            if m in excluded:
-                muted |= {(len(rows), 4 + 2 * j), (len(rows), 5 + 2 * j)}
         rows.append(row)
     return rows, muted
 
@@ -209,9 +214,11 @@ def _optimization(doc: Document, r: StudyResults) -> None:
     for m in evaluators:
         headers += [f"{m} ({'↓' if infos[m].lower_better else '↑'})", "95% CI"]
     protocol = (f"Mean over {r.n_images} held-out test images with a percentile bootstrap 95% CI "
-                "over images. " + table_note_y(r.cfg) + ". Greyed cells: the "
-                "evaluator belongs to the model's own loss family (circularity rule), so that "
-                "judgment is not used in the analysis. ↑ higher is better, ↓ lower is better.")
+                "over images. " + table_note_y(r.cfg) + ". 'excluded (circular)': the "
+                "evaluator is of the model's loss family or shares a feature extractor "
+                "(backbone and weights) with its loss or its discriminator "
+                "(optiqa.evaluators.circularity), so that judgment is neither shown nor used. "
+                "↑ higher is better, ↓ lower is better.")
     doc.table(Table("Evaluator panel on the restored test images", headers, rows,
                     csv_name="optimization", protocol=protocol, muted=muted))
 

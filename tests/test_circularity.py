@@ -1,0 +1,123 @@
+"""The circularity rule by construction: families, shared feature extractors (loss and
+discriminator), and the same marking of excluded judgments in HTML, Markdown, CSV and JSON."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from optiqa.evaluators import (EXCLUDED_MARK, discriminator_extractor, exclusion,
+                               family_of, feature_extractor)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_feature_extractors_as_documented():
+    assert feature_extractor("dists") == "vgg16"
+    assert feature_extractor("dists_vgg16") == "vgg16"
+    assert feature_extractor("dists_vgg16_r") == "vgg16_r"      # random weights: not ImageNet
+    assert feature_extractor("dists_effnet_lite0") == "effnet_lite0"
+    assert feature_extractor("lpips_vgg") == "vgg16"
+    assert feature_extractor("lpips_alex") == "alexnet"
+    assert feature_extractor("ssim") is None and feature_extractor("niqe") is None
+
+
+def test_shared_backbone_with_the_loss_is_circular_even_across_families():
+    assert exclusion("lpips_vgg", "dists_vgg16") == \
+        "shares the vgg16 features of the training loss dists_vgg16"
+    assert exclusion("lpips_vgg", "dists") is not None
+    assert exclusion("lpips_alex", "dists_vgg16") is None
+    # VGG-16-R (fixed-seed random) and ImageNet VGG-16 share the architecture, not the weights
+    assert exclusion("dists_vgg16_r", "dists_vgg16", exclude_family=False) is None
+    assert exclusion("dists_vgg16_r", "dists_vgg16") == \
+        "family 'dists' of the training loss dists_vgg16"
+
+
+def test_shared_backbone_with_the_discriminator_is_circular():
+    d = {"type": "backbone", "backbone": "effnet_lite0", "head": "patch", "stage": 2}
+    assert discriminator_extractor(d) == "effnet_lite0"
+    assert discriminator_extractor({**d, "pretrained": False}) is None
+    assert discriminator_extractor(None) is None
+    assert exclusion("dists_effnet_lite0", "ssim", "effnet_lite0") == \
+        "shares the effnet_lite0 features of the discriminator"
+    assert exclusion("dists_vgg16_r", "ssim", "effnet_lite0") is None
+    assert exclusion("gmsd", "ssim", "effnet_lite0") is None
+
+
+def test_the_quick_study_excludes_by_construction():
+    from optiqa.study.analysis import excluded_evaluators
+    from optiqa.study.cells import expand_cells
+    from optiqa.study.config import load_study_config
+
+    cfg = load_study_config(ROOT / "configs" / "study" / "quick.yaml")
+    cells = {c.name: c for c in expand_cells(cfg)}
+    adv = excluded_evaluators(cfg, cells["sr_x4__ssim__patch__w0.03"])
+    # the discriminator is ImageNet EfficientNet-Lite0: DISTS on that backbone may not judge
+    assert "dists_effnet_lite0" in adv and "features of the discriminator" in \
+        adv["dists_effnet_lite0"]
+    assert {"ssim_y", "ms_ssim"} <= set(adv) and "dists_vgg16_r" not in adv
+    plain = excluded_evaluators(cfg, cells["sr_x4__ssim__none"])
+    assert "dists_effnet_lite0" not in plain
+
+
+def test_every_output_marks_excluded_judgments_the_same(tmp_path):
+    """HTML (greyed), Markdown and CSV show the mark in place of the number, and the analysis
+    JSON has no number for the same (cell, evaluator) judgments."""
+    from optiqa.study.analysis import excluded_evaluators
+    from optiqa.study.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
+                                        OptimizationScores, analyze)
+    from optiqa.study.cells import expand_cells
+    from optiqa.study.config import load_study_config
+    from optiqa.study.document import Document, Table
+    from optiqa.study.report import optimization_rows
+
+    cfg = load_study_config(ROOT / "configs" / "study" / "quick.yaml")
+    cells = expand_cells(cfg)[:8]
+    evaluators = list(cfg.evaluators.metrics)
+    rng = np.random.default_rng(0)
+    per_image = {(c.name, e): list(rng.normal(size=4)) for c in cells for e in evaluators}
+    plan = SimpleNamespace(cells=cells)
+    r = SimpleNamespace(cfg=cfg, plan=plan, evaluations={c.name: {} for c in cells},
+                        per_image=lambda name, m: per_image[(name, m)])
+    rows, muted = optimization_rows(r, evaluators)
+    headers = ["model", "fidelity", "disc", "w"] + [x for e in evaluators for x in (e, e + " CI")]
+    doc = Document("t")
+    doc.table(Table("opt", headers, rows, csv_name="optimization", muted=muted))
+    doc.write(tmp_path)
+    marked = {(c.name, e) for c in cells for e in excluded_evaluators(cfg, c)}
+    assert any(e == "dists_effnet_lite0" for _, e in marked)       # by the discriminator
+    with open(tmp_path / "tables" / "optimization.csv") as f:
+        table = list(csv.DictReader(f))
+    md = (tmp_path / "report.md").read_text()
+    html = (tmp_path / "report.html").read_text()
+    for row in table:
+        for e in evaluators:
+            assert (row[e] == EXCLUDED_MARK) == ((row["model"], e) in marked)
+    md_rows = [line for line in md.splitlines() if line.startswith("| sr_x4__")]
+    assert sum(line.count(EXCLUDED_MARK) for line in md_rows) == len(marked)
+    assert len(re.findall(r"class='[^']*muted[^']*'>" + re.escape(EXCLUDED_MARK), html)) == \
+        len(marked)
+    # the analysis JSON: the same judgments carry no number and say why
+    fam = {m: family_of(m) for m in {*cfg.fidelity.metrics, *evaluators}}
+    acells = [Cell(c.name, c.fidelity, c.discriminator, c.level, c.architecture,
+                   c.adversarial_weight, c.task,
+                   discriminator_extractor(c.train_config.get("network_d"))) for c in cells]
+    opt = OptimizationScores(acells, [Evaluator(e, False, fam[e]) for e in evaluators],
+                             [f"i{i}" for i in range(4)],
+                             {c.name: {e: np.array(per_image[(c.name, e)]) for e in evaluators}
+                              for c in cells},
+                             {m: fam[m] for m in cfg.fidelity.metrics},
+                             {m: feature_extractor(m) for m in fam})
+    groups = np.repeat(np.arange(6), 3)
+    assess = AssessmentScores([AssessmentDataset("toy", rng.normal(size=18), groups)],
+                              {m: {"toy": rng.normal(size=18)} for m in cfg.fidelity.metrics},
+                              {m: False for m in cfg.fidelity.metrics})
+    out = analyze(opt, assess, n_boot=0, pairs=[])
+    json_marked = {(x["cell"], x["evaluator"]) for x in out["optimization"] if x["excluded"]}
+    assert json_marked == marked
+    assert all(x["mean"] is None for x in out["optimization"] if x["excluded"])
+    assert {(x["cell"], x["evaluator"]) for x in out["exclusions"]} == marked
