@@ -82,7 +82,7 @@ class PermutationTest:
 def format_p(p: float | None) -> str:
     if p is None:
         return "-"
-    return f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
+    return f"{p:.2g}"
 
 
 @lru_cache(maxsize=None)

@@ -623,8 +623,30 @@ test_family.__test__ = False      # a name pytest would collect
 # ---------------------------------------------------------------------------------------------
 # everything
 # ---------------------------------------------------------------------------------------------
+def headlines(panel_rows: list[dict], n_images: int, n_seeds: int = 1) -> list[dict]:
+    """The answer, one sentence per task and setting (:func:`optiqa.stats.headline.headline`):
+    without a discriminator, with one (pooled), then each adversarial setting."""
+    from optiqa.stats.headline import headline, setting_label
+    from optiqa.stats.permutation import PanelAgreement
+
+    def order(row):   # per task: none, pooled with, then each adversarial setting
+        rank = 0 if row["group"] == "none" else 1 if row["scope"] == "adversarial" else 2
+        return tasks.index(row["task"]), rank
+    tasks = list(dict.fromkeys(r["task"] for r in panel_rows))
+    out = []
+    for row in sorted((r for r in panel_rows if r["scope"] in ("adversarial", "setting")
+                       and not (r["scope"] == "adversarial" and r["group"] == "without")),
+                      key=order):
+        if row["scope"] == "adversarial" and len(row["settings"]) < 2:
+            continue        # one adversarial setting: the same as its own row
+        label = setting_label(row["scope"], row["group"], len(row["settings"]))
+        out.append({"scope": row["scope"], "group": row["group"], **headline(
+            PanelAgreement.from_json(row), row["task"], label, n_seeds, n_images).to_json()})
+    return out
+
+
 def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 2000, seed: int = 0,
-            pairs=None, level: float = 0.95, planned=()) -> dict:
+            pairs=None, level: float = 0.95, planned=(), n_seeds: int = 1) -> dict:
     """The whole asymmetry analysis as JSON-able plain data (None where undefined, never NaN).
 
     ``pairs``: ``[(cell_a, cell_b), ...]`` for the exploratory paired tests (default: every
@@ -692,6 +714,7 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
         "groups": groups,
         "rank_agreement": agreement,
         "panel_agreement": panel,
+        "headline": headlines(panel, n_images, n_seeds),
         "contrasts": _contrast_rows(opt, kept, level),
         "weight_sweep": _sweep(opt, stats, level, agreement),
         "evaluator_agreement": [evaluator_agreement(opt, stats, task, n_boot, _seed(seed, 2, i))

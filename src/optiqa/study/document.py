@@ -22,6 +22,8 @@ max-width:1180px;margin:2em auto;padding:0 1.2em}
 h1{font-size:1.7em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ccc;
 padding-bottom:.2em}h3{margin-top:1.4em}
 p.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.6em .9em}
+p.answer{font-size:1.02em;border-left:4px solid #2a7;background:#f2faf4;padding:.4em .8em;
+margin:.35em 0}
 p.protocol{color:#444;font-size:.92em;background:#f5f7fa;border-left:4px solid #8aa;
 padding:.45em .8em}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
@@ -118,7 +120,8 @@ class Document:
             if kind == "h":
                 out += ["#" * rest[0] + " " + rest[1], ""]
             elif kind == "p":
-                out += [("> " if rest[0] else "") + rest[1], ""]
+                prefix = "- " if rest[0] == "answer" else "> " if rest[0] else ""
+                out += [prefix + rest[1], ""]
             elif kind == "t":
                 t = rest[0]
                 if t.title:

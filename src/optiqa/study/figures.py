@@ -148,3 +148,32 @@ def crop_grid(rows: list[list], row_labels: list[str], labels: list[list[str]],
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return png(fig)
+
+
+def agreement_heatmap(rho, p, col_labels: list[str], row_labels: list[str], title: str,
+                      alpha: float = 0.05, notes=None) -> bytes:
+    """Evaluator (rows) x setting (columns) rank agreement: colour = Spearman's rho, text = rho
+    with ``*`` where the exact permutation p <= ``alpha``; blank where undefined. Column labels
+    carry k and the descriptive-only flag; ``notes[i][j]`` (e.g. ``k = 4``) is written under a
+    cell's value."""
+    plt = _plt()
+    m = np.array([[np.nan if v is None else v for v in row] for row in rho], dtype=float)
+    rows, cols = m.shape
+    fig, ax = plt.subplots(figsize=(2.2 + 1.0 * cols, 1.0 + 0.34 * rows))
+    im = ax.imshow(m, cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(cols), col_labels, rotation=30, ha="right", fontsize=7.5)
+    ax.set_yticks(range(rows), row_labels, fontsize=7.5)
+    for i in range(rows):
+        for j in range(cols):
+            if np.isfinite(m[i, j]):
+                star = "*" if p[i][j] is not None and p[i][j] <= alpha else ""
+                note = notes[i][j] if notes and notes[i][j] else ""
+                ax.text(j, i, f"{m[i, j]:+.2f}{star}" + (f" ({note})" if note else ""),
+                        ha="center", va="center", fontsize=7,
+                        color="white" if abs(m[i, j]) > 0.6 else "black")
+            else:
+                ax.text(j, i, "–", ha="center", va="center", fontsize=7, color="#999")
+    ax.set_title(title, fontsize=8.5)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="Spearman rho")
+    fig.tight_layout()
+    return png(fig)

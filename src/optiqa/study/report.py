@@ -83,6 +83,10 @@ def write_report(plan) -> dict:
     """Write the report into ``<study>/report/``; returns the paths written."""
     r = StudyResults(plan)
     doc = Document(f"optiqa study: {plan.cfg.name}")
+    from optiqa.study.report_analysis import answer_section
+
+    answer_section(doc, r)       # the answer first; the long tables follow as detail
+    doc.heading("The study")
     _intro(doc, r)
     _assessment(doc, r)
     _optimization(doc, r)

@@ -58,6 +58,57 @@ def _left_out(row: dict) -> str:
     return "; ".join(parts) or "-"
 
 
+def answer_section(doc: Document, r) -> None:
+    """The first screen: one generated sentence per task and setting (``analysis.json``'s
+    ``headline``), then the evaluator x setting rank agreement as one heatmap."""
+    a = r.analysis
+    doc.heading("The answer")
+    if not a or not a.get("headline"):
+        doc.para("No answer yet: the analysis has not run (it needs the assess, train and "
+                 "evaluate stages).")
+        return
+    for h in a["headline"]:
+        doc.para(h["sentence"], "answer")
+    doc.para("Does a fidelity metric's rank as an IQA model predict its rank as a training loss? "
+             "Each sentence: for every evaluator, Spearman's rho between the losses' IQA "
+             "quality (SRCC with the human or known-order scores) and the quality of the models "
+             "they trained (the evaluator's mean score); its median over the evaluators, and the "
+             "permutation test of that median (the IQA ranking permuted once for all "
+             "evaluators: exact over all k! orders up to k = 8). Fewer than 5 losses: "
+             "descriptive only. The tables below give every number.", "protocol")
+    _agreement_heatmap(doc, a)
+
+
+def _agreement_heatmap(doc: Document, a) -> None:
+    from optiqa.study import figures
+
+    rows = {(x["task"], x["scope"], x["group"], x["evaluator"]): x for x in a["rank_agreement"]}
+    for task in dict.fromkeys(h["task"] for h in a["headline"]):
+        cols = [h for h in a["headline"] if h["task"] == task]
+        evaluators = [e["name"] for e in a["evaluators"]]
+        rho = [[(rows.get((task, h["scope"], h["group"], e)) or {}).get("spearman")
+                for h in cols] for e in evaluators]
+        p = [[_p(rows.get((task, h["scope"], h["group"], e)) or {}) for h in cols]
+             for e in evaluators]
+        ks = [[(rows.get((task, h["scope"], h["group"], e)) or {}).get("n_metrics")
+               for h in cols] for e in evaluators]
+        notes = [[f"k = {k}" if k is not None and k != h["k"] and rho[i][j] is not None else ""
+                  for j, (k, h) in enumerate(zip(ks[i], cols))] for i in range(len(evaluators))]
+        labels = [("with D (pooled)" if h["scope"] == "adversarial" else h["group"])
+                  + f"\nk = {h['k']}"
+                  + (", descriptive" if h["verdict"] == "descriptive" else "") for h in cols]
+        title = (f"Rank agreement, IQA vs loss ({task}): * exact permutation p <= 0.05 "
+                 "(per evaluator); k < 5: descriptive only")
+        doc.figure(Figure(f"Rank agreement per evaluator and setting ({task})",
+                          figures.agreement_heatmap(rho, p, labels, evaluators, title,
+                                                    notes=notes),
+                          f"rank_agreement_heatmap_{task}",
+                          "Spearman's rho between each loss's IQA quality and the quality of "
+                          "the models it trained, per evaluator (rows) and adversarial setting "
+                          "(columns); (k = n): the evaluator may judge only n of the losses "
+                          "(circularity rule); blank: undefined (fewer than 3)."))
+
+
 def analysis_sections(doc: Document, r) -> None:
     a = r.analysis
     doc.heading("Assessment vs optimization")

@@ -1,0 +1,88 @@
+"""The answer-first report: sentences generated from the numbers, checked on studies whose answer
+is known (agreeing, reversed, null, too few losses)."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from test_asymmetry import METRICS, make_study
+
+from optiqa.stats.headline import Headline
+from optiqa.study.asymmetry import analyze
+from optiqa.study.document import Document
+from optiqa.study.report_analysis import answer_section
+
+
+def null_study():
+    """Each metric trains the models of another metric: rho = 0.3 against the assessment
+    ranking over the 5 losses, whose exact two-sided p at k = 5 is far from significant."""
+    opt, assess = make_study()
+    order = [2, 0, 4, 1, 3]             # quality rank of metric i: rho(order, 0..4) = 0.3
+    by = {(c.fidelity, c.setting): c.name for c in opt.cells}
+    old = {name: dict(v) for name, v in opt.scores.items()}
+    for c in opt.cells:
+        source = METRICS[order[METRICS.index(c.fidelity)]]
+        opt.scores[c.name] = old[by[(source, c.setting)]]
+    return opt, assess
+
+
+def sentences(out, task="sr_x4"):
+    return {(h["scope"], h["group"]): h for h in out["headline"] if h["task"] == task}
+
+
+def test_agreeing_study():
+    out = analyze(*make_study(), n_boot=0, pairs=[])
+    h = sentences(out)[("setting", "none")]
+    assert h["verdict"] == "agreement"
+    assert h["sentence"] == (
+        "Without a discriminator (sr_x4): the better a loss ranks as an IQA model, the better "
+        "the models it trains: 4 of 4 evaluators agree with the IQA ranking, 0 reverse it; "
+        "median rho +1.00, p 0.017 (exact permutation test, k = 5). Caveats: 5 losses, 1 seed "
+        "per cell (seed-to-seed variation not measured), 30 test images.")
+    pooled = sentences(out)[("adversarial", "with")]
+    assert pooled["sentence"].startswith("With a discriminator (pooled over 4 settings)")
+    assert [h["group"] for h in out["headline"]][:2] == ["none", "with"]
+
+
+def test_reversed_study():
+    out = analyze(*make_study(reverse=True), n_boot=0, pairs=[])
+    for h in out["headline"]:
+        assert h["verdict"] == "reversal"
+        assert "the worse the models it trains: 0 of 4 evaluators agree with the IQA ranking, " \
+               "4 reverse it; median rho -1.00, p 0.017" in h["sentence"]
+
+
+def test_null_study():
+    out = analyze(*null_study(), n_boot=0, pairs=[])
+    for h in out["headline"]:
+        assert h["verdict"] == "no evidence"
+        assert h["median"] == pytest.approx(0.3)
+        # psnr may not judge l1 (pixel family): rho 0.4 over 4 losses; lpips_alex may not judge
+        # lpips_vgg: rho 0 (neither agrees nor reverses); niqe and musiq: 0.3 over all 5
+        assert "no evidence either way: 3 of 4 evaluators agree with the IQA ranking, 0 reverse " \
+               "it; median rho +0.30, p 0.73 (exact permutation test, k = 5)" in h["sentence"]
+
+
+def test_too_few_losses_is_descriptive_and_seeds_are_a_caveat():
+    out = analyze(*make_study(metrics=METRICS[:4]), n_boot=0, pairs=[], n_seeds=3)
+    h = sentences(out)[("setting", "none")]
+    assert h["verdict"] == "descriptive"
+    assert "descriptive only (with k = 4 losses the smallest possible p is 0.083)" in \
+        h["sentence"]
+    assert "Caveats: 4 losses, 3 seeds per cell, averaged, 30 test images." in h["sentence"]
+    assert Headline.from_json(json.loads(json.dumps(h))).sentence == h["sentence"]
+
+
+def test_the_report_opens_with_the_answer_and_the_heatmap(tmp_path):
+    out = analyze(*make_study(), n_boot=0, pairs=[])
+    doc = Document("t")
+    answer_section(doc, SimpleNamespace(analysis=out))
+    doc.write(tmp_path)
+    md = (tmp_path / "report.md").read_text().splitlines()
+    assert md[2] == "## The answer"
+    assert md[4].startswith("- Without a discriminator (sr_x4): the better a loss ranks")
+    assert (tmp_path / "figures" / "rank_agreement_heatmap_sr_x4.png").is_file()
+    html = (tmp_path / "report.html").read_text()
+    body = html[html.index("<body>"):]
+    assert body.index("The answer") < body.index("class='answer'") < body.index("<figure>")
