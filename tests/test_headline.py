@@ -65,7 +65,9 @@ def test_null_study():
 
 
 def test_too_few_losses_is_descriptive_and_seeds_are_a_caveat():
-    out = analyze(*make_study(metrics=METRICS[:4]), n_boot=0, pairs=[], n_seeds=3)
+    from test_seeds import seeded_study
+
+    out = analyze(*seeded_study(metrics=METRICS[:4], n_images=30)[:2], n_boot=0, pairs=[])
     h = sentences(out)[("setting", "none")]
     assert h["verdict"] == "descriptive"
     assert "descriptive only (with k = 4 losses the smallest possible p is 0.083)" in \

@@ -42,14 +42,17 @@ def cmd_study(args) -> int:
         if args.json:
             print(json.dumps(info, indent=1))
             return 0
-        print(f"study {info['study']} in {info['folder']}: {info['cells']} cells")
+        replicates = (f" ({info['settings']} settings x {info['seeds']} seeds, train.seeds)"
+                      if info["seeds"] > 1 else "")
+        print(f"study {info['study']} in {info['folder']}: {info['cells']} cells{replicates}")
         print(format_table(["run", "train", "iterations", "evaluated"],
                            [[r["run"], r["train"], r["iterations"], r["evaluated"]]
                             for r in info["runs"]]))
         if info["gpu_hours"] is not None:
             print(f"remaining: {info['remaining_steps']} training steps x "
                   f"{info['step_seconds']:.3f} s x {info['gpus_per_cell']} GPU(s) = "
-                  f"{info['gpu_hours']:.1f} GPU hours (training only)")
+                  f"{info['gpu_hours']:.1f} GPU hours (training only"
+                  f"{', every seed replicate counted' if info['seeds'] > 1 else ''})")
         else:
             print(f"remaining: {info['remaining_steps']} training steps; GPU hours unknown: "
                   "measure a step with `python bench/train_step.py --json STEP.json` on the "

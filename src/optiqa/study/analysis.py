@@ -67,7 +67,8 @@ def optimization_scores(plan):
             raise ConfigError(f"cell {c.name} was evaluated on other test images than the others; "
                               "rerun the evaluate stage")
         cells.append(Cell(c.name, c.fidelity, c.discriminator, c.level, c.architecture,
-                          c.adversarial_weight, c.task, discriminator_features(c)))
+                          c.adversarial_weight, c.task, discriminator_features(c), c.seed,
+                          c.setting_name))
         scores[c.name] = {m: np.array([v for st in ev["sets"].values()
                                        for v in st["scores"][m]])
                           for m in ev["evaluators"] if m in cfg.evaluators.metrics}
@@ -102,7 +103,7 @@ def assessment_scores(plan):
 
 def run_analysis(plan) -> dict:
     """Write ``analysis.json``; returns it with a one-line ``summary``."""
-    from optiqa.study.asymmetry import analyze, default_pairs
+    from optiqa.study.asymmetry import analyze
 
     opt = optimization_scores(plan)
     if not opt.cells:
@@ -111,15 +112,15 @@ def run_analysis(plan) -> dict:
     if not assess.datasets:
         raise ConfigError("no assessment results: run the assess stage first")
     pairs = []
-    names = {c.name for c in opt.cells}
+    names = {c.unit or c.name for c in opt.cells}      # with seeds: the names without __s<seed>
     for a, b in plan.cfg.report.comparisons:
         if a not in names or b not in names:
             raise ConfigError(f"report.comparisons: {a} and {b} must both be evaluated cells")
         pairs.append((a, b))
     # the comparisons the report asks for are the planned family (Holm over them alone); every
-    # adversarial cell against its counterpart without a discriminator is exploratory
+    # adversarial cell against its counterpart without a discriminator is exploratory (pairs=None)
     result = analyze(opt, assess, n_boot=plan.cfg.assessment.bootstrap, seed=plan.cfg.seed,
-                     pairs=default_pairs(opt.cells), planned=pairs)
+                     planned=pairs)
     result["human"] = human_judgments(plan, result)
     result["summary"] = {"cells": len(opt.cells), "evaluators": len(opt.evaluators),
                          "images": len(opt.images), "datasets": len(assess.datasets),

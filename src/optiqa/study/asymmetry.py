@@ -64,6 +64,8 @@ class Cell:
     adversarial_weight: float = 0.0
     task: str = "sr_x4"
     discriminator_features: str | None = None   # its pretrained backbone (circularity rule)
+    seed: int | None = None               # training seed of a replicate (train.seeds)
+    unit: str | None = None               # the name every replicate of this setting shares
 
     @property
     def adversarial(self) -> bool:
@@ -177,9 +179,10 @@ def check_inputs(opt: OptimizationScores, assess: AssessmentScores) -> None:
         if c.level not in (None, *LEVELS) or c.backbone_kind not in (None, *BACKBONE_KINDS):
             raise InputError(f"cell {c.name}: level must be one of {LEVELS} or None and "
                              f"backbone_kind one of {BACKBONE_KINDS} or None")
-        key = (c.task, c.fidelity, c.setting)
+        key = (c.task, c.fidelity, c.setting, c.seed)
         if key in seen:
-            raise InputError(f"cells {seen[key]} and {c.name} share task, fidelity and setting")
+            raise InputError(f"cells {seen[key]} and {c.name} share task, fidelity, setting "
+                             "and seed")
         seen[key] = c.name
         if labels.setdefault(c.discriminator, (c.level, c.backbone_kind)) != (c.level,
                                                                              c.backbone_kind):
@@ -310,11 +313,13 @@ def _assessment(assess: AssessmentScores, metrics: list[str], n_boot: int, seed:
     return _Assessed(quality, reps_out, rows, infos, not_assessed)
 
 
-def _optimization(opt: OptimizationScores, n_boot: int, seed: int) -> dict:
+def _optimization(opt: OptimizationScores, n_boot: int, seed: int, per_seed=None) -> dict:
     """``(cell, evaluator) -> (mean oriented score, (n_boot,) replicates or None)``.
 
     Each replicate draws the test images with replacement (one draw shared by every cell and
     evaluator); the replicate means are the bootstrap counts times the scores, divided by n.
+    With seeds (``per_seed``, :func:`optiqa.study.replicates.collapse`) each replicate also
+    draws every cell's seeds with replacement (:func:`optiqa.study.replicates.resample_seeds`).
     """
     judged = [(c, e) for c in opt.cells for e in opt.evaluators if opt.exclusion(c, e) is None]
     n = len(opt.images)
@@ -328,6 +333,11 @@ def _optimization(opt: OptimizationScores, n_boot: int, seed: int) -> dict:
         counts = np.zeros((n_boot, n))
         np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
         reps = counts @ scores / n
+        if per_seed:
+            from optiqa.study.replicates import resample_seeds
+
+            resample_seeds(reps, counts, judged, per_seed,
+                           np.random.default_rng(_seed(seed, 4)))
     return {(c.name, e.name): (float(point[j]), None if reps is None else reps[:, j])
             for j, (c, e) in enumerate(judged)}
 
@@ -646,22 +656,27 @@ def headlines(panel_rows: list[dict], n_images: int, n_seeds: int = 1) -> list[d
 
 
 def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 2000, seed: int = 0,
-            pairs=None, level: float = 0.95, planned=(), n_seeds: int = 1) -> dict:
+            pairs=None, level: float = 0.95, planned=()) -> dict:
     """The whole asymmetry analysis as JSON-able plain data (None where undefined, never NaN).
 
     ``pairs``: ``[(cell_a, cell_b), ...]`` for the exploratory paired tests (default: every
     adversarial cell against its counterpart without a discriminator); ``planned``: the planned
     comparisons (``report.comparisons``), Holm-adjusted as their own family. Deterministic for a
-    given ``seed``.
+    given ``seed``. Cells that are replicates (``Cell.seed``) are averaged over their seeds
+    per test image, and the bootstrap resamples the seeds too (:mod:`optiqa.study.replicates`).
     """
+    from optiqa.study.replicates import collapse, spread_rows
+
     check_inputs(opt, assess)
+    runs = opt
+    opt, per_seed, n_seeds = collapse(opt)       # one cell per setting: the mean over seeds
     planned = [tuple(p) for p in planned]
     exploratory = paired_tests(opt, [p for p in (default_pairs(opt.cells) if pairs is None
                                                  else pairs) if tuple(p) not in planned])
     planned_rows = paired_tests(opt, planned, "planned")
     metrics = sorted({c.fidelity for c in opt.cells})
     asm = _assessment(assess, metrics, n_boot, seed, level)
-    stats = _optimization(opt, n_boot, seed)
+    stats = _optimization(opt, n_boot, seed, per_seed)
     groups = setting_groups(opt.cells)
     agreement, kept, panel = _agreement_rows(opt, groups, stats, asm, level, seed)
     n_images = len(opt.images)
@@ -675,9 +690,11 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
     return {
         "protocol": {
             "n_boot": n_boot, "seed": seed, "ci_level": level, "ci_method": "percentile bootstrap",
-            "resampling": ("each replicate draws the test images with replacement and, in the "
-                           "same replicate, the reference contents of every IQA dataset (cluster "
-                           "bootstrap); all statistics share the replicates"),
+            "resampling": ("each replicate draws the test images with replacement" + (
+                ", each cell's training seeds with replacement" if n_seeds > 1 else "")
+                + " and, in the same replicate, the reference contents of every IQA dataset "
+                "(cluster bootstrap); all statistics share the replicates"),
+            "n_seeds": n_seeds,
             "n_images": n_images, "images_ci_warning": images_warning,
             "datasets": asm.datasets, "min_metrics": MIN_METRICS,
             "optimization_quality": ("mean over test images of the evaluator's score, negated for "
@@ -713,6 +730,8 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
         "optimization": _optimization_rows(opt, stats, level),
         "groups": groups,
         "rank_agreement": agreement,
+        "seeds": {"n_seeds": n_seeds, "runs": [c.name for c in runs.cells],
+                  "spread": spread_rows(opt, per_seed) if per_seed else []},
         "panel_agreement": panel,
         "headline": headlines(panel, n_images, n_seeds),
         "contrasts": _contrast_rows(opt, kept, level),

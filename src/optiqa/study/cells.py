@@ -3,7 +3,9 @@
 The grid is ``tasks x fidelity metrics x settings``, where the settings are "no discriminator"
 (``include_none``) and every (discriminator, adversarial weight) pair. A cell's name joins its
 settings: ``<task>__<fidelity>__none`` or ``<task>__<fidelity>__<discriminator>__w<weight>``
-(``sr_x4__ssim__patch__w0.005``); it never depends on the order of the config, so adding a
+(``sr_x4__ssim__patch__w0.005``), with ``__s<seed>`` for each replicate when ``train.seeds``
+lists seeds (``sr_x4__ssim__none__s1``: the same cell trained with seed 1; the shared
+pre-training is not replicated); it never depends on the order of the config, so adding a
 metric or a weight adds cells and leaves the others' names (and finished runs) alone.
 
 A cell's training config is the base config with, in order: the study's ``train.overrides``;
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +48,16 @@ class Cell:
     backbone: str | None          # the discriminator's optiqa backbone, if any
     architecture: str | None      # "conv" | "transformer" | None
     train_config: dict            # the raw training config (YAML mapping) of the run
+    seed: int | None = None       # the training seed of a replicate (train.seeds), else None
 
     @property
     def adversarial(self) -> bool:
         return self.discriminator != NONE
+
+    @property
+    def setting_name(self) -> str:
+        """The name without its seed: every replicate of one setting shares it."""
+        return cell_name(self.task, self.fidelity, self.discriminator, self.adversarial_weight)
 
     def describe(self) -> str:
         if not self.adversarial:
@@ -58,10 +67,14 @@ class Cell:
                 f"({self.task})")
 
 
-def cell_name(task: str, fidelity: str, discriminator: str, weight: float | None) -> str:
+def cell_name(task: str, fidelity: str, discriminator: str, weight: float | None,
+              seed: int | None = None) -> str:
+    """``<task>__<loss>__<disc>__w<weight>[__s<seed>]`` (``__none`` without a discriminator)."""
     parts = [task, fidelity, discriminator]
     if discriminator != NONE:
         parts.append(weight_label(weight))
+    if seed is not None:
+        parts.append(f"s{seed}")
     return "__".join(parts)
 
 
@@ -151,11 +164,14 @@ def expand_cells(cfg: StudyConfig, study_dir: str | Path | None = None) -> list[
     from optiqa.nets.discriminators import describe_discriminator
 
     cells = []
+    seeds = list(cfg.train.seeds) or [None]
     for task in cfg.tasks:
         base = base_train_config(cfg, task)
-        for metric, label, net_d, weight in grid_points(cfg):
-            name = cell_name(task, metric, label, weight)
+        for (metric, label, net_d, weight), seed in itertools.product(grid_points(cfg), seeds):
+            name = cell_name(task, metric, label, weight, seed)
             raw = copy.deepcopy(base)
+            if seed is not None:     # a replicate: its own initialisation and data order
+                raw["seed"] = seed
             train = dict(raw.get("train") or {})
             train["fidelity_opt"] = {"metric": metric, "weight": cfg.fidelity.weight}
             gan = dict(train.get("gan_opt") or {})
@@ -174,7 +190,7 @@ def expand_cells(cfg: StudyConfig, study_dir: str | Path | None = None) -> list[
             raw["name"] = name
             d = describe_discriminator(net_d)
             cells.append(Cell(name, task, metric, label, weight, d["level"], d["backbone"],
-                              d["architecture"], raw))
+                              d["architecture"], raw, seed))
     return cells
 
 

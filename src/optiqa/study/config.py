@@ -48,6 +48,15 @@ class TrainBlock:
     base: str                                     # a configs/train YAML (relative to this file)
     overrides: dict = field(default_factory=dict)  # key.path: value, for every cell
     pretrain: PretrainOpts | None = None
+    # training seeds: every cell is trained once per seed (replicates, run names __s<seed>);
+    # the analysis averages over them and resamples them. Empty: one run with the study seed.
+    seeds: list[int] = field(default_factory=list)
+
+    def check(self, path):
+        key = join_path(path, "seeds")
+        need(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds),
+             key, "must be integers >= 0", self.seeds)
+        need(len(set(self.seeds)) == len(self.seeds), key, "lists a seed twice", self.seeds)
 
 
 @dataclass

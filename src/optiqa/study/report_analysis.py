@@ -129,6 +129,7 @@ def analysis_sections(doc: Document, r) -> None:
         if d.get("ci_warning"):
             protocol += f" Caution ({d['name']}): {d['ci_warning']}."
     _agreement_table(doc, a, protocol)
+    _seeds(doc, a)
     _scatter(doc, a)
     _contrasts(doc, a)
     _sweep(doc, a)
@@ -156,6 +157,32 @@ def _agreement_table(doc, a, protocol) -> None:
                     ["evaluator", "task", "setting", "metrics", "Spearman", "95% CI", "p",
                      "Kendall", "95% CI", "p", "k", "undefined because", "left out"], rows,
                     csv_name="rank_agreement", protocol=protocol, digits=3))
+
+
+def _seeds(doc, a) -> None:
+    """Seed-to-seed spread next to the between-loss spread, per evaluator (train.seeds)."""
+    seeds = a.get("seeds") or {}
+    if seeds.get("n_seeds", 1) <= 1:
+        doc.para("Training seeds: one run per cell, so the intervals describe these particular "
+                 "networks, not the losses; seed-to-seed variation is not measured (list "
+                 "seeds in train.seeds to replicate every cell).", "protocol")
+        return
+    rows = [[x["evaluator"], x["task"], x["setting"], x.get("n_units"), x.get("n_seeds"),
+             x.get("between_sd"), x.get("seed_sd"), x.get("icc"), x.get("icc_mean"),
+             x.get("p_value"), x.get("reason") or ""] for x in seeds["spread"]]
+    doc.table(Table("Seed-to-seed spread next to the spread between losses",
+                    ["evaluator", "task", "setting", "losses", "seeds", "between-loss SD",
+                     "seed-to-seed SD", "ICC(1,1)", "ICC(1,S)", "p (F)", "undefined because"],
+                    rows, csv_name="seed_spread", digits=3,
+                    protocol=f"Every cell trained with {seeds['n_seeds']} seeds; quality of one "
+                    "run = the evaluator's mean score over the test images (oriented: higher = "
+                    "better). Between-loss SD: SD of the losses' seed means; seed-to-seed SD: "
+                    "sqrt(MSW), the pooled SD between seeds of one loss. ICC(1,1) = (MSB - MSW) "
+                    "/ (MSB + (S - 1) MSW), the share of a single run's variance due to the loss; "
+                    "ICC(1,S) = (MSB - MSW) / MSB, the reliability of the mean over S seeds "
+                    "(Shrout & Fleiss 1979); p: F test that the losses differ beyond seed "
+                    "noise. Every statistic of this report uses the mean over seeds, and its "
+                    "bootstrap resamples seeds within each cell."))
 
 
 def _scatter(doc, a) -> None:
