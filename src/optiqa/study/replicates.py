@@ -31,8 +31,6 @@ def collapse(opt):
     Without seeds ``opt`` is returned as it is (``n_seeds`` 1). A unit's score for an evaluator
     exists only when every replicate has it; replicates of one unit must agree in everything but
     the seed."""
-    from optiqa.study.asymmetry import OptimizationScores
-
     if not has_seeds(opt):
         return opt, {}, 1
     groups: dict = {}
@@ -55,8 +53,7 @@ def collapse(opt):
             scores[unit][e.name] = stacked.mean(axis=0)
             per_seed[(unit, e.name)] = stacked
     n_seeds = max(len(m) for m in groups.values())
-    return (OptimizationScores(cells, opt.evaluators, opt.images, scores, opt.metric_family,
-                               opt.features), per_seed, n_seeds)
+    return replace(opt, cells=cells, scores=scores), per_seed, n_seeds
 
 
 def resample_seeds(reps: np.ndarray, counts: np.ndarray, judged, per_seed: dict,
