@@ -99,7 +99,8 @@ def test_bootstrap_intervals_cover_the_truth_about_95_percent():
     widths = []
     for sim in range(30):
         votes = simulate(true, per_pair, np.random.default_rng(100 + sim))
-        result = fit_votes(votes, runs=names, n_boot=150, seed=sim, alpha=0.0)
+        result = fit_votes(votes, runs=names, n_boot=150, seed=sim, alpha=0.0,
+                           resample="votes")     # the simulated votes are independent
         for r in result.runs:
             covered += r.ci_low <= centred[r.run] <= r.ci_high
             total += 1
@@ -176,3 +177,37 @@ def test_fit_study_reads_the_store_and_manifest(tmp_path):
                           "response_ms, voted_at FROM votes WHERE vote_id='trial0003'").fetchone()
     assert row[:8] == ("ann", "bicubic", "l1__none", "Set5/baby", 0, "left", "bicubic", 700.0)
     assert row[8] > 0
+
+
+def test_cluster_bootstrap_over_raters_widens_intervals_when_raters_disagree():
+    """Two camps of raters with opposite tastes: the votes look like a coin toss between a and
+    b, but which camp is drawn decides the scores, so resampling raters gives wide intervals
+    where resampling votes gives narrow ones."""
+    rng = np.random.default_rng(0)
+    votes = []
+    for r in range(6):
+        fan_of_a = r % 2 == 0
+        for _ in range(40):
+            p_a = 0.9 if fan_of_a else 0.1
+            w, l = ("a", "b") if rng.random() < p_a else ("b", "a")
+            votes.append(vote(len(votes), w, l, rater=f"r{r}"))
+    # unequal camps make the rater draw matter
+    votes += [vote(len(votes) + i, "a", "b", rater="r6") for i in range(40)]
+    by_votes = fit_votes(votes, n_boot=400, seed=1, resample="votes")
+    by_raters = fit_votes(votes, n_boot=400, seed=1)
+    assert by_raters.resampled == "raters and images" and by_raters.n_raters == 7
+
+    def width(res):
+        r = next(x for x in res.runs if x.run == "a")
+        return r.ci_high - r.ci_low
+    assert width(by_raters) > 2.5 * width(by_votes)
+
+
+def test_cluster_bootstrap_with_many_alike_raters_matches_the_vote_bootstrap():
+    votes = simulate({"a": -0.5, "b": 0.0, "c": 0.6}, 200, np.random.default_rng(3), raters=40)
+    clustered = fit_votes(votes, n_boot=300, seed=0)
+    independent = fit_votes(votes, n_boot=300, seed=0, resample="votes")
+    for c, i in zip(clustered.runs, independent.runs):
+        assert (c.ci_high - c.ci_low) == pytest.approx(i.ci_high - i.ci_low, rel=0.25)
+    with pytest.raises(ValueError, match="resample must be one of"):
+        fit_votes(votes, resample="contents")

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny_study.yaml"
 
@@ -220,12 +221,17 @@ def test_report_renders_in_a_real_browser(finished, browser, tmp_path):
 
 
 def test_human_judgments_enter_the_analysis_and_the_report(finished, tmp_path):
-    """Simulated raters who, on every image, prefer the model with the higher mean PSNR-Y (a
-    transitive, noise-free preference): the Bradley-Terry ranking must be psnr_y's own, and the
-    report must show it. (Per-image PSNR votes would not give a known answer: the tiny models
-    differ by hundredths of a dB, so per-image wins need not follow the means.)"""
+    """Simulated raters who prefer the model with the higher mean PSNR-Y over the crops they are
+    shown (a transitive, noise-free preference): the evaluators are scored on exactly those
+    crops, so psnr_y's ranking of the judged models must be the raters'. (Per-crop votes would
+    not give a known answer: the tiny models differ by hundredths of a dB.)"""
     import shutil
 
+    import numpy as np
+    from PIL import Image
+
+    import optiqa
+    from optiqa.judge.manifest import load_manifest
     from optiqa.judge.store import JudgmentStore, Trial
     from optiqa.study.analysis import run_analysis
     from optiqa.study.plan import load_plan
@@ -234,18 +240,27 @@ def test_human_judgments_enter_the_analysis_and_the_report(finished, tmp_path):
     out = tmp_path / "h"
     shutil.copytree(finished[0], out, ignore=shutil.ignore_patterns("*.lock"))
     plan = load_plan(out)
-    evals = {c.name: json.loads((out / "evaluate" / f"{c.name}.json").read_text())
-             for c in plan.cells}
-    names = sorted(evals)
+    images = load_manifest(out)
+    names = sorted(c.name for c in plan.cells)
+    box = (8, 8, 32, 32)
+    psnr_y = optiqa.create_metric("psnr_y")
+
+    def crop(path):
+        x, y, w, h = box
+        a = np.asarray(Image.open(path).convert("RGB"))[y:y + h, x:x + w]
+        return torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 255
+
+    ids = sorted(images.references)
+    mean_psnr = {m: np.mean([float(psnr_y(crop(images.runs[m].images[i]),
+                                          crop(images.references[i]))) for i in ids])
+                 for m in names}
     store = JudgmentStore(out / "judgments.db")
     n = 0
-    mean_psnr = {m: sum(e["sets"]["photos"]["scores"]["psnr_y"]) for m, e in evals.items()}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            for k, image in enumerate(evals[a]["sets"]["photos"]["images"]):
+            for image in ids:
                 pa, pb = mean_psnr[a], mean_psnr[b]
-                trial = Trial(f"t{n}", "sim", n, f"sr_x4/photos/{image}", 0, (0, 0, 8, 8), a, b,
-                              None, time.time())
+                trial = Trial(f"t{n}", f"sim{n % 3}", n, image, 0, box, a, b, None, time.time())
                 store.issue(trial)
                 store.record_vote(trial, "left" if pa >= pb else "right", 500.0)
                 n += 1
@@ -258,6 +273,9 @@ def test_human_judgments_enter_the_analysis_and_the_report(finished, tmp_path):
     judged = [v for m, v in mean_psnr.items() if "__l1__" not in m]
     assert len(set(judged)) == len(judged) == 6  # no ties among them: the order is known
     assert psnr["n"] == 6 and psnr["spearman"] > 0.99
+    assert human["crops"]["n"] == len(ids) and psnr["stimuli"] == f"the {len(ids)} crops the " \
+        "raters saw"
+    assert human["fit"]["resampled"] == "raters and images" and human["fit"]["n_raters"] == 3
     paths = write_report(plan)
     html = Path(paths["html"]).read_text()
     assert "Bradley-Terry scores of the models" in html and "People as the evaluator" in html

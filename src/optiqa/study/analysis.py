@@ -133,9 +133,10 @@ def human_judgments(plan, analysis: dict) -> dict:
     """The raters' Bradley-Terry scores of the cells (:func:`optiqa.judge.fit_study`) as one more
     evaluator: their rank correlation with every evaluator's ranking of the judged cells, and
     the rank agreement of a human-based optimization quality with the assessment SRCC, per
-    group of settings. The human side has one score per model (not per image), so these are
-    point estimates without a bootstrap interval (the scores' own intervals come from
-    resampling the votes)."""
+    group of settings. The evaluators are scored on the very crops the raters judged
+    (:func:`crop_quality`), not on whole images. The human side has one score per model (not
+    per image), so these are point estimates without a bootstrap interval (the scores' own
+    intervals come from a cluster bootstrap over raters and images)."""
     from optiqa.assess.correlation import krcc, srcc
     from optiqa.judge import fit_study
     from optiqa.stats.permutation import DESCRIPTIVE_BELOW, rank_test
@@ -162,14 +163,18 @@ def human_judgments(plan, analysis: dict) -> dict:
                 "reason": None if ok else "constant scores",
                 "descriptive_only": len(xs) < DESCRIPTIVE_BELOW, **tests}
 
-    quality = {(r["cell"], r["evaluator"]): r["quality"] for r in analysis["optimization"]
-               if r["excluded"] is None and r["quality"] is not None}
+    crops, quality = crop_quality(plan, cells)
     by_evaluator = []
     for e in cfg.evaluators.metrics:
         judged = [n for n in cells if (n, e) in quality]
-        by_evaluator.append({"evaluator": e, "cells": judged,
-                             **corr([human[n] for n in judged], [quality[(n, e)] for n in judged],
-                                    "cells judged by both")})
+        row = {"evaluator": e, "cells": judged, "stimuli": f"the {len(crops.crops)} crops the "
+               "raters saw", **corr([human[n] for n in judged], [quality[(n, e)] for n in judged],
+                                    "cells judged by both")}
+        if e in crops.unscored:
+            row["reason"] = f"cannot score the crops: {crops.unscored[e]}"
+        by_evaluator.append(row)
+    out["crops"] = {"n": len(crops.crops), "crops": [[i, list(b)] for i, b in crops.crops],
+                    "unscored": crops.unscored}
     assessed = {r["metric"]: r["quality"] for r in analysis["assessment"]
                 if r["quality"] is not None}
     agreement = []
@@ -189,6 +194,30 @@ def human_judgments(plan, analysis: dict) -> dict:
             "fidelity metrics with every cell judged")})
     out.update(by_evaluator=by_evaluator, rank_agreement=agreement)
     return out
+
+
+def crop_quality(plan, cells: dict):
+    """The evaluators on the crops the raters judged (:mod:`optiqa.judge.crop_scores`):
+    ``(CropScores, {(cell, evaluator): oriented mean over the crops})``, circular judgments
+    left out (:func:`excluded_evaluators`)."""
+    from optiqa.judge.crop_scores import score_crops, voted_crops
+    from optiqa.judge.manifest import load_manifest
+    from optiqa.judge.store import DB_NAME, read_votes
+    from optiqa.metrics import list_metrics
+
+    root = plan.folder.root
+    votes = [v for v in read_votes(root / DB_NAME) if v.repeat_of is None]
+    crops = score_crops(load_manifest(root, check_files=False), voted_crops(votes),
+                        list(plan.cfg.evaluators.metrics))
+    infos = list_metrics()
+    quality = {}
+    for name, cell in cells.items():
+        excluded = excluded_evaluators(plan.cfg, cell)
+        for e in plan.cfg.evaluators.metrics:
+            mean = crops.mean(name, e)
+            if e not in excluded and mean is not None:
+                quality[(name, e)] = -mean if infos[e].lower_better else mean
+    return crops, quality
 
 
 def _setting(cell) -> str:

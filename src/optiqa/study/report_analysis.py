@@ -339,16 +339,23 @@ def human_section(doc: Document, r) -> None:
                     rows, csv_name="human_scores", digits=3,
                     protocol=f"{fit.get('n_votes')} two-alternative forced-choice votes "
                     f"({h['message']}); scores in log-odds (mean zero over the voted models, "
-                    "higher = preferred), percentile bootstrap CIs over votes; rater "
-                    f"consistency on repeated trials: {fit.get('consistency')}."))
+                    "higher = preferred); percentile bootstrap CIs resampling "
+                    f"{fit.get('resampled', 'votes')} ({fit.get('n_raters', '?')} raters, "
+                    f"{fit.get('n_images', '?')} images; a two-way cluster bootstrap: votes of "
+                    "one rater or on one image are not independent"
+                    + ("; with fewer than 10 raters the intervals are too narrow"
+                       if (fit.get("n_raters") or 0) < 10 else "")
+                    + f"); rater consistency on repeated trials: {fit.get('consistency')}."))
     rows = [[x["evaluator"], x["n"], x["spearman"], x["kendall"], x["reason"] or ""]
             for x in h.get("by_evaluator", [])]
     doc.table(Table("Does each evaluator rank the models as people do?",
                     ["evaluator", "models", "Spearman", "Kendall", "undefined because"], rows,
                     csv_name="human_vs_evaluators", digits=3,
                     protocol="Rank correlation between the human scores and each evaluator's "
-                    "mean score (oriented: higher = better) over the models both judge "
-                    "(circularity rule applied to the evaluator)."))
+                    f"mean score (oriented: higher = better) on the same stimuli: the "
+                    f"{(h.get('crops') or {}).get('n', '?')} crops the raters saw (each model's "
+                    "crop against the reference's), over the models both judge (circularity "
+                    "rule applied to the evaluator)."))
     rows = [[x["task"], x["group"] if x["scope"] == "setting" else f"{x['group']} D (pooled)",
              x["n"], x["spearman"], _p(x), x["kendall"], _p(x, "kendall"),
              _k_note({**x, "n_metrics": x["n"]}), x["reason"] or ""]
