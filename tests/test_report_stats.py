@@ -60,3 +60,31 @@ def test_test_tables_state_family_size_and_floor(rendered):
     with open(folder / "tables" / "planned_tests.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and "p (Holm, 4 tests)" in rows[0]
+
+
+def test_human_tables_state_stimuli_resampling_and_family(tmp_path):
+    from optiqa.stats.permutation import rank_test
+    from optiqa.study.report_analysis import human_section
+
+    def corr(n):
+        xs = list(range(n))
+        return {"n": n, "spearman": 1.0, "kendall": 1.0, "reason": None,
+                "descriptive_only": n < 5,
+                "spearman_test": rank_test(xs, xs).to_json(),
+                "kendall_test": rank_test(xs, xs, "kendall").to_json()}
+    fit = {"n_votes": 30, "consistency": None, "resampled": "raters and images",
+           "n_raters": 3, "n_images": 2,
+           "runs": [{"run": "a", "label": "A", "score": 0.1, "ci_low": -0.2, "ci_high": 0.4,
+                     "rank": 1, "votes": 30, "wins": 16}]}
+    h = {"has_votes": True, "message": "30 votes from 3 rater(s)", "fit": fit,
+         "crops": {"n": 6}, "by_evaluator": [{"evaluator": "psnr_y", **corr(6)}],
+         "rank_agreement": [{"task": "sr_x4", "scope": "setting", "group": "none", **corr(4)}]}
+    doc = Document("t")
+    human_section(doc, SimpleNamespace(analysis={"human": h}, folder=SimpleNamespace(root="x")))
+    doc.write(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "resampling raters and images (3 raters, 2 images" in md
+    assert "fewer than 10 raters the intervals are too narrow" in md
+    assert "the 6 crops the raters saw" in md
+    assert "Exploratory family: 1 permutation tests of rho (one per evaluator)" in md
+    assert "descriptive only (k < 5)" in md

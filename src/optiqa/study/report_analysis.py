@@ -256,7 +256,8 @@ def _sweep(doc, a) -> None:
                      "Kendall", "95% CI", "p", "k", "undefined because"], rows,
                     csv_name="rank_agreement_by_weight", digits=3,
                     protocol="As the rank agreement table: permutation p over the k metrics, "
-                    "descriptive only below 5."))
+                    "descriptive only below 5. " + _agreement_family(
+                        a["weight_sweep"]["rank_agreement"])))
 
 
 def _evaluators(doc, a) -> None:
@@ -346,16 +347,19 @@ def human_section(doc: Document, r) -> None:
                     + ("; with fewer than 10 raters the intervals are too narrow"
                        if (fit.get("n_raters") or 0) < 10 else "")
                     + f"); rater consistency on repeated trials: {fit.get('consistency')}."))
-    rows = [[x["evaluator"], x["n"], x["spearman"], x["kendall"], x["reason"] or ""]
+    rows = [[x["evaluator"], x["n"], x["spearman"], _p(x), x["kendall"], x["reason"] or ""]
             for x in h.get("by_evaluator", [])]
+    family = _agreement_family([{**x, "n_metrics": x["n"]} for x in h.get("by_evaluator", [])])
     doc.table(Table("Does each evaluator rank the models as people do?",
-                    ["evaluator", "models", "Spearman", "Kendall", "undefined because"], rows,
+                    ["evaluator", "models", "Spearman", "p", "Kendall", "undefined because"],
+                    rows,
                     csv_name="human_vs_evaluators", digits=3,
                     protocol="Rank correlation between the human scores and each evaluator's "
                     f"mean score (oriented: higher = better) on the same stimuli: the "
                     f"{(h.get('crops') or {}).get('n', '?')} crops the raters saw (each model's "
                     "crop against the reference's), over the models both judge (circularity "
-                    "rule applied to the evaluator)."))
+                    "rule applied to the evaluator); p: exact permutation test over the models. "
+                    + family.replace("rho", "rho (one per evaluator)")))
     rows = [[x["task"], x["group"] if x["scope"] == "setting" else f"{x['group']} D (pooled)",
              x["n"], x["spearman"], _p(x), x["kendall"], _p(x, "kendall"),
              _k_note({**x, "n_metrics": x["n"]}), x["reason"] or ""]
@@ -366,7 +370,9 @@ def human_section(doc: Document, r) -> None:
                     rows, csv_name="human_rank_agreement", digits=3,
                     protocol="Optimization quality of a fidelity metric = the mean human score "
                     "of the models it trained in the setting; assessment quality = its SRCC as "
-                    "an IQA model. Point estimates: the human side has one score per model."))
+                    "an IQA model. Point estimates: the human side has one score per model. "
+                    + _agreement_family([{**x, "n_metrics": x["n"]}
+                                         for x in h.get("rank_agreement", [])])))
 
 
 def recovery_section(doc: Document, r) -> None:
