@@ -62,7 +62,7 @@ def test_two_process_gloo_run_matches_a_single_process(tmp_path):
         for k in ("pixel", "fidelity"):
             if k in tb:
                 assert ta[k] == pytest.approx(tb[k], rel=1e-2), (it, k)
-    val = re.compile(r"val iter 6 \(EMA, border 4\): psnr_y ([\d.]+)")
+    val = re.compile(r"val iter 6 \(EMA of G, [^;]*; border 4\): psnr_y ([\d.]+)")
     psnr_a = float(val.search(log).group(1))
     psnr_b = float(val.search((single / "log.txt").read_text()).group(1))
     assert psnr_a == pytest.approx(psnr_b, abs=0.05)  # sharded + all-reduced = whole set

@@ -52,13 +52,36 @@ def test_lr_schedules():
 
 def test_ema_is_polyak_average():
     net = torch.nn.Linear(2, 1)
-    ema = EMA(net, decay=0.9)
+    ema = EMA(net, decay=0.9, warmup=False)
     before = net.weight.detach().clone()
     with torch.no_grad():
         net.weight.add_(1.0)
     ema.update(net)
     assert torch.allclose(ema.model.weight, 0.9 * before + 0.1 * net.weight)
     assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_ema_warm_up_forgets_the_initial_weights():
+    """A weight that jumps from 0 to 1 after initialisation: after t updates the EMA holds
+    1 - prod_s d_s of it, with d_s = min(decay, (1+s)/(10+s)) (known closed form below)."""
+    from optiqa.train.ema import warmed_up_decay
+
+    assert [warmed_up_decay(0.999, t) for t in (0, 1, 8)] == [0.1, 2 / 11, 0.5]
+    assert warmed_up_decay(0.999, 20_000) == 0.999 and warmed_up_decay(0.999, 5, False) == 0.999
+    net = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.zero_()
+    warm, plain = EMA(net, 0.999), EMA(net, 0.999, warmup=False)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    for _ in range(300):
+        warm.update(net)
+        plain.update(net)
+    # prod_{s<t} (1+s)/(10+s) = 9! t! / (t+9)!; the cap 0.999 is not reached before t = 9989
+    left = math.factorial(9) * math.factorial(300) / math.factorial(309)
+    assert float(warm.model.weight) == pytest.approx(1 - left, abs=1e-6)
+    assert float(plain.model.weight) == pytest.approx(1 - 0.999 ** 300, rel=1e-4)  # 0.26
+    assert warm.updates == 300 and warm.last_decay == pytest.approx(300 / 309)
 
 
 def test_nan_guard_counts_and_stops():
@@ -140,7 +163,8 @@ def test_short_run_writes_the_run_folder(tmp_path):
     assert cfg.train.total_iter == 6 and cfg.network_g["num_feat"] == 8
     log = run.log.read_text()
     for text in ("iter 2/6 [pixel_only]", "iter 6/6 [perceptual]", "fidelity", "adversarial",
-                 "d_real", "d_fake", "val iter 3 (EMA, border 4): psnr_y", "saved checkpoint 6"):
+                 "d_real", "d_fake", "val iter 3 (EMA of G, decay 0.25 after 3 updates (warm-up "
+                 "min(0.99, (1+t)/(10+t))); border 4): psnr_y", "saved checkpoint 6"):
         assert text in log, text
     assert run.state_iterations() == [6, 4]  # keep_checkpoints=2
     g = load_torch(run.model_path("g", 6))

@@ -160,6 +160,7 @@ class TrainOpts:
     warmup_iter: int = 0           # linear learning-rate warm-up (BasicSR; -1 or 0 = none)
     pixel_only_iter: int = 0       # L1-only iterations before the perceptual objective
     ema_decay: float = 0.999       # 0: no EMA
+    ema_warmup: bool = True        # decay_t = min(ema_decay, (1+t)/(10+t)) (optiqa.train.ema)
     optim_g: OptimOpts = field(default_factory=OptimOpts)
     optim_d: OptimOpts = field(default_factory=OptimOpts)
     scheduler: SchedulerOpts = field(default_factory=SchedulerOpts)
@@ -180,6 +181,8 @@ class TrainOpts:
         need(-1 <= self.warmup_iter < self.total_iter, p("warmup_iter"),
               f"must be -1 (none) or in [0, total_iter={self.total_iter})", self.warmup_iter)
         need(0 <= self.ema_decay < 1, p("ema_decay"), "must be in [0, 1)", self.ema_decay)
+        need(isinstance(self.ema_warmup, bool), p("ema_warmup"), "must be true or false",
+             self.ema_warmup)
         need(self.bf16 in (True, False, "auto"), p("bf16"), "must be true, false or auto",
              self.bf16)
         need(self.max_nan_skips >= 0, p("max_nan_skips"), "must be >= 0", self.max_nan_skips)

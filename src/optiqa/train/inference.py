@@ -39,13 +39,30 @@ class LoadedGenerator:
     weights_key: str | None = None   # params_ema / params / None (bare state dict or no weights)
     iteration: int | None = None
     notes: list[str] = field(default_factory=list)
+    ema: dict | None = None          # the trainer's EMA record (decay, warm-up, updates)
 
     def describe(self) -> str:
         arch = ", ".join(f"{k}={v}" for k, v in self.arch.items() if k != "type")
         what = f"{self.arch['type']}" + (f" ({arch})" if arch else "")
         weights = f", weights {self.weights_key}" if self.weights_key else ""
+        if self.weights_key == "params_ema":
+            weights += f" ({describe_ema(self.ema)}; --weights params for G itself)"
+        elif self.weights_key == "params" and self.ema:
+            weights += " (G itself, not its EMA)"
         it = f", iteration {self.iteration}" if self.iteration is not None else ""
         return f"{what} x{self.scale} from {self.source}{it}{weights}"
+
+
+def describe_ema(record: dict | None) -> str:
+    """The EMA weights of a checkpoint in words (what ``optiqa evaluate`` prints)."""
+    if not isinstance(record, dict):
+        return "the EMA of G"
+    text = f"the EMA of G, decay {float(record.get('last_decay', record['decay'])):.4g}"
+    if "updates" in record:
+        text += f" after {int(record['updates'])} updates"
+    if record.get("warmup"):
+        text += f" (warm-up to {float(record['decay']):g})"
+    return text
 
 
 def resolve_source(source, arch: dict | None = None
@@ -118,7 +135,7 @@ def load_generator(source, arch: dict | None = None, device="cpu", key: str = "a
     info = load_generator_checkpoint(model, state, key=key)
     model.requires_grad_(False)
     loaded = LoadedGenerator(model.to(device).eval(), int(model.scale), str(ckpt), dict(net),
-                             info.key, iteration)
+                             info.key, iteration, ema=state.get("ema"))
     loaded.notes.append(f"checkpoint layout {info.layout}, {info.tensors} tensors")
     return loaded
 

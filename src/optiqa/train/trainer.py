@@ -12,8 +12,10 @@ Iteration-based, BasicSR-style (Wang et al., BasicSR; ESRGAN's two stages):
 Optimisers are Adam or AdamW over the parameters that require gradients (frozen backbones stay
 out); learning rates follow :func:`optiqa.train.optim.lr_at` (constant, step or cosine, with a
 linear warm-up over ``warmup_iter`` iterations, BasicSR's meaning). After each successful
-generator step the EMA of G is updated (``ema_decay``);
-the EMA weights are validated and saved as ``params_ema``. bf16 autocast covers the generator
+generator step the EMA of G is updated (``ema_decay``, warmed up as
+``min(ema_decay, (1+t)/(10+t))`` after ``t`` updates unless ``ema_warmup: false``,
+:mod:`optiqa.train.ema`); the EMA weights are validated and saved as ``params_ema``, and the log
+says so with the decay in use. bf16 autocast covers the generator
 and discriminator; the fidelity term runs in bf16 only for deep (backbone) metrics, because the
 variance terms of SSIM-like metrics cancel catastrophically in bf16. A non-finite loss or gradient
 norm skips the step (the flag is all-reduced, so every rank skips together; a skipped generator
@@ -113,7 +115,7 @@ class Trainer:
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
         self._load_pretrained()
-        self.ema = EMA(self.net_g, t.ema_decay) if t.ema_decay > 0 else None
+        self.ema = EMA(self.net_g, t.ema_decay, t.ema_warmup) if t.ema_decay > 0 else None
 
         self.bf16 = resolve_bf16(t.bf16, dev)
         self.pixel_only_objective = PerceptualObjective(pixel_weight=1.0) if t.pixel_only_iter else None
@@ -293,6 +295,8 @@ class Trainer:
         self.net_g.load_state_dict(g["params"])
         if self.ema is not None:
             self.ema.load_state_dict(g.get("params_ema", g["params"]))
+            # checkpoints from before the EMA warm-up: one update per iteration
+            self.ema.updates = int((s.get("ema") or {}).get("updates", point.iteration))
         if self.net_d is not None:
             if "d" in point.models:
                 self.net_d.load_state_dict(point.models["d"]["params"])
@@ -357,6 +361,7 @@ class Trainer:
             g = {"params": self.net_g.state_dict()}
             if self.ema is not None:
                 g["params_ema"] = self.ema.state_dict()
+                g["ema"] = self.ema_record()
             g.update(network_g=network_g_spec(self.cfg), scale=self.cfg.scale)
             models = {"g": g}
             optimizers = {"g": self.opt_g.state_dict()}
@@ -369,6 +374,7 @@ class Trainer:
             # settings is detected (load() warns)
             state = {
                 "optimizers": optimizers, "nan_skips": self.guard.skips, "rng": rngs,
+                "ema": self.ema_record(),
                 "schedulers": {k: dict(sched, base_lr=getattr(t, f"optim_{k}").lr,
                                        warmup_iter=t.lr_warmup_iter, total_iter=t.total_iter)
                                for k in optimizers},
@@ -379,6 +385,19 @@ class Trainer:
             log.info("saved checkpoint %d", iteration)
         du.barrier()
 
+    def ema_record(self) -> dict | None:
+        """The EMA's settings and progress, saved with each checkpoint (plain types)."""
+        if self.ema is None:
+            return None
+        return {"decay": self.ema.decay, "warmup": self.ema.warmup, "updates": self.ema.updates,
+                "last_decay": self.ema.last_decay}
+
+    def weights_in_use(self) -> str:
+        """Which weights validation (and ``optiqa evaluate``'s default) uses, in words."""
+        if self.ema is None:
+            return "G (train.ema_decay 0: no EMA)"
+        return self.ema.describe()
+
     def validate(self, iteration: int) -> dict:
         from optiqa.train.validation import validate
 
@@ -388,8 +407,8 @@ class Trainer:
                          iteration, self.info, self.cfg.datasets.val.max_images, v.tile,
                          v.tile_overlap, self.run.samples if self.run else None,
                          v.num_samples, v.sample_size)
-        log.info("val iter %d (%s, border %d): %s", iteration,
-                 "EMA" if self.ema is not None else "G", self.cfg.scale, format_terms(means))
+        log.info("val iter %d (%s; border %d): %s", iteration, self.weights_in_use(),
+                 self.cfg.scale, format_terms(means))
         if self.tb is not None:
             for k, val in means.items():
                 self.tb.add_scalar(f"val/{k}", val, iteration)
@@ -476,6 +495,11 @@ class Trainer:
                  self.train_set.lq_source)
         log.info("validation: %s", f"{self._n_val()} images; {self.val_set.lq_source}"
                  if self.val_set is not None else "none")
+        if self.ema is not None:
+            log.info("EMA of G: decay %g%s; validation and params_ema use it (`optiqa evaluate "
+                     "--weights params` scores G itself)", self.ema.decay,
+                     ", warmed up as min(decay, (1+t)/(10+t)) after t updates (train.ema_warmup)"
+                     if self.ema.warmup else " from the first update (train.ema_warmup: false)")
 
     def _n_val(self) -> int:
         cap = self.cfg.datasets.val.max_images
