@@ -279,3 +279,92 @@ def test_human_judgments_enter_the_analysis_and_the_report(finished, tmp_path):
     paths = write_report(plan)
     html = Path(paths["html"]).read_text()
     assert "Bradley-Terry scores of the models" in html and "People as the evaluator" in html
+
+
+def _optiqa(cache: Path, *args, timeout=900):
+    cmd = [sys.executable, "-m", "optiqa", *map(str, args)]
+    return subprocess.run(cmd, env=_env(cache), capture_output=True, text=True, timeout=timeout)
+
+
+def _tables(out: Path) -> dict:
+    return {p.name: p.read_text() for p in sorted((out / "report" / "tables").glob("*.csv"))}
+
+
+def test_report_analyses_again_when_votes_arrive(finished, tmp_path):
+    """``optiqa report STUDY`` shows votes cast after the last analysis (issue 24, 1): the
+    analysis is keyed by the results, the votes and the settings, and redone when they change;
+    "no votes yet" appears only while there are none."""
+    import shutil
+
+    from optiqa.judge.store import JudgmentStore, Trial
+
+    out, cache = tmp_path / "r", finished[1]
+    shutil.copytree(finished[0], out, ignore=shutil.ignore_patterns("*.lock"))
+    first = _optiqa(cache, "report", out)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "no votes yet" in (out / "report" / "report.md").read_text()
+    assert "analysis:" not in first.stderr  # nothing changed since the study's own analysis
+    # two raters prefer the l1 model to the ssim model on every test image
+    images = json.loads((out / "evaluate" / "sr_x4__l1__none.json").read_text())["sets"][
+        "photos"]["images"]
+    store = JudgmentStore(out / "judgments.db")
+    n = 0
+    for rater in ("ann", "bob"):
+        for image in images:
+            trial = Trial(f"t{n}", rater, n, f"sr_x4/photos/{image}", 0, (0, 0, 8, 8),
+                          "sr_x4__l1__none", "sr_x4__ssim__none", None, time.time())
+            store.issue(trial)
+            store.record_vote(trial, "left", 500.0)
+            n += 1
+    store.close()
+    second = _optiqa(cache, "report", out)
+    assert second.returncode == 0, second.stderr[-2000:]
+    md = (out / "report" / "report.md").read_text()
+    assert "no votes yet" not in md and "Bradley-Terry scores of the models" in md
+    assert f"analysis: redone from the current results and {n} human vote(s)" in second.stderr
+    assert json.loads((out / "analysis.json").read_text())["human"]["fit"]["n_votes"] == n
+    scores = {r["model"]: r for r in csv.DictReader(open(out / "report" / "tables" /
+                                                       "human_scores.csv"))}
+    assert int(scores["sr_x4__l1__none"]["wins"]) == n
+    # unchanged results and votes: the analysis is not redone
+    before = (out / "analysis.json").stat().st_mtime_ns
+    third = _optiqa(cache, "report", out)
+    assert third.returncode == 0 and "analysis:" not in third.stderr
+    assert (out / "analysis.json").stat().st_mtime_ns == before
+
+
+def test_a_half_finished_study_moved_elsewhere_continues_to_the_same_tables(finished, tmp_path):
+    """A study folder is relocatable (issue 24, 2): interrupted mid-training, copied to another
+    path (the original deleted) and continued there with ``optiqa study FOLDER``, it gives the
+    tables of an uninterrupted run; nothing in it names the old path."""
+    import shutil
+
+    reference, cache = finished
+    first = tmp_path / "first"
+    run = first / "runs" / "sr_x4__ssim__none" / "state"
+    proc = subprocess.Popen([sys.executable, "-m", "optiqa", "study", str(TINY), "--out",
+                             str(first), "-q"], env=_env(cache), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert _kill_when(proc, lambda: run.is_dir() and any(
+        p.suffix == ".state" for p in run.iterdir()))
+    moved = tmp_path / "elsewhere" / "moved"
+    shutil.copytree(first, moved)
+    shutil.rmtree(first)
+    for f in [moved / "study.yaml", *(moved / "runs").glob("*/config.yaml")]:
+        assert str(first) not in f.read_text(), f
+    dry = _optiqa(cache, "study", moved, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    rows = {r["run"]: r for r in json.loads(dry.stdout)["runs"]}
+    for name in ("pretrain__sr_x4", "sr_x4__l1__none", "sr_x4__l1__patch__w0.01"):
+        assert rows[name]["train"] == "trained", rows[name]
+    assert rows["sr_x4__nlpd__none"]["train"] == "pending"
+    part = rows["sr_x4__ssim__none"]
+    assert part["train"] in ("partial", "trained"), part
+    if part["train"] == "partial":  # says what is missing
+        assert part["why"] and (part["remaining_steps"] > 0 or "not marked" in part["why"])
+    done = _optiqa(cache, "study", moved, "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"report: {moved / 'report' / 'report.html'}" in done.stdout
+    assert _tables(moved) == _tables(reference)
+    if part["train"] == "partial" and not part["iterations"].startswith("0/"):
+        assert "resuming" in (moved / "runs" / "sr_x4__ssim__none" / "log.txt").read_text()

@@ -18,12 +18,28 @@ def _stages(values):
 def cmd_study(args) -> int:
     import logging
 
+    import os
+    from pathlib import Path
+
+    from optiqa.core.errors import ConfigError
     from optiqa.core.tables import format_table
     from optiqa.study.config import load_study_config
+    from optiqa.study.folder import StudyFolder
     from optiqa.study.runner import StudyOptions, dry_run, run_study, step_seconds_from
 
-    cfg = load_study_config(args.config, args.overrides)
-    out = args.out or f"studies/{cfg.name}"
+    config, out = args.config, args.out
+    if Path(config).is_dir():  # a study folder: continue it from its saved configuration
+        folder = StudyFolder(Path(config))
+        if not folder.config.is_file():
+            raise ConfigError(f"{config}: not a study folder (no study.yaml) and not a study "
+                              "config file", option="config")
+        if out is not None and os.path.abspath(out) != os.path.abspath(config):
+            raise ConfigError(f"{config} is a study folder: it is continued where it lies; "
+                              f"give the study config instead of the folder to study into {out}",
+                              option="out")
+        config, out = folder.config, str(folder.root)
+    cfg = load_study_config(config, args.overrides)
+    out = out or f"studies/{cfg.name}"
     step = step_seconds_from(args.step_time) if args.step_time else None
     opts = StudyOptions(stages=_stages(args.stage), cells=args.cells, launcher=args.launcher,
                         device=args.device, progress=not args.quiet, worker=args.worker,
@@ -32,7 +48,6 @@ def cmd_study(args) -> int:
         logging.getLogger("optiqa.study").setLevel(logging.INFO)
     if args.dry_run:
         from optiqa.study.checks import check_study_config
-        from optiqa.study.folder import StudyFolder
         from optiqa.study.plan import StudyPlan
 
         check_study_config(cfg, check_data=False)  # a plan for another machine's data
@@ -48,6 +63,9 @@ def cmd_study(args) -> int:
         print(format_table(["run", "train", "iterations", "evaluated"],
                            [[r["run"], r["train"], r["iterations"], r["evaluated"]]
                             for r in info["runs"]]))
+        for r in info["runs"]:
+            if r["why"]:
+                print(f"{r['run']}: {r['why']}")
         if info["gpu_hours"] is not None:
             print(f"remaining: {info['remaining_steps']} training steps x "
                   f"{info['step_seconds']:.3f} s x {info['gpus_per_cell']} GPU(s) = "
@@ -68,10 +86,17 @@ def cmd_study(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from optiqa.study.folder import read_json
     from optiqa.study.plan import load_plan
     from optiqa.study.report import write_report
 
-    paths = write_report(load_plan(args.study_dir))
+    plan = load_plan(args.study_dir)
+    before = (read_json(plan.folder.analysis) or {}).get("key")
+    paths = write_report(plan)  # analyses again first when results or votes changed
+    after = read_json(plan.folder.analysis) or {}
+    if after.get("key") and after["key"] != before:
+        warn(f"analysis: {'redone' if before else 'done'} from the current results and "
+             f"{after.get('summary', {}).get('human_votes', 0)} human vote(s)")
     print(f"report: {paths['html']}")
     return 0
 
@@ -82,7 +107,8 @@ def add_parsers(sub) -> None:
                        description="Expands the config into cells (one training run each) and "
                        "runs every stage into the study folder; rerun the same command to "
                        "continue after an interruption (finished work is never redone).")
-    s.add_argument("config", help="study YAML (see configs/study/)")
+    s.add_argument("config", help="study YAML (see configs/study/), or a study folder to "
+                   "continue from its saved study.yaml (wherever the folder now lies)")
     s.add_argument("overrides", nargs="*", metavar="key.path=value",
                    help="override config values, e.g. adversarial.weights=[0.01]")
     s.add_argument("--out", metavar="DIR", help="study folder (default studies/<name>)")
@@ -106,7 +132,9 @@ def add_parsers(sub) -> None:
 
     s = sub.add_parser("report", help="write the report of a study folder",
                        description="report.html (self-contained), report.md and CSV tables "
-                       "from the study's results.")
+                       "from the study's results; the analysis is redone first when the "
+                       "results, the human votes or the configuration changed since it was "
+                       "written.")
     s.add_argument("study_dir", help="study folder (holds study.yaml)")
     s.set_defaults(func=cmd_report)
 

@@ -178,6 +178,16 @@ def apply_overrides(raw: dict, overrides) -> dict:
     return raw
 
 
+def resolve_path(value: str | None, base) -> str | None:
+    """A relative path taken from the folder ``base``, as a normalised absolute path (symbolic
+    links are kept: the path a user sees); ``builtin:...``, absolute paths and None are kept."""
+    import os
+
+    if value is None or str(value).startswith("builtin:") or Path(value).is_absolute():
+        return value
+    return os.path.normpath(os.path.join(os.path.abspath(base), value))
+
+
 def read_yaml(path) -> dict:
     path = Path(path)
     if not path.is_file():

@@ -88,6 +88,24 @@ class RunFolder:
     def state_path(self, iteration: int) -> Path:
         return self.state / f"{iteration}.state"
 
+    @property
+    def study_root(self) -> Path:
+        """The study folder the run belongs to (the folder holding ``runs/``)."""
+        return self.root.parent.parent
+
+    def portable(self, path: str | None) -> str | None:
+        """``path`` as the run's ``config.yaml`` stores it: a file inside the run's study folder
+        relative to the run folder (``../pretrain__sr_x4/models/net_g_400.pth``), so that the
+        study folder can be moved or copied and its runs still find it and hash the same; any
+        other path absolute; ``builtin:...`` and None kept."""
+        if path is None or str(path).startswith("builtin:"):
+            return path
+        p = Path(os.path.abspath(path))
+        root = Path(os.path.abspath(self.study_root))
+        if root in p.parents:
+            return os.path.relpath(p, os.path.abspath(self.root))
+        return str(p)
+
     def is_run(self) -> bool:
         """True when the folder holds a run's ``config.yaml``."""
         return self.config_path.is_file()

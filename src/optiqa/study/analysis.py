@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from optiqa.core.errors import ConfigError
-from optiqa.study.folder import write_json
+from optiqa.study.folder import read_json, write_json
 
 
 def family(name: str, by_family: bool = True) -> str:
@@ -101,10 +101,60 @@ def assessment_scores(plan):
     return AssessmentScores(datasets, predictions, lower)
 
 
-def run_analysis(plan) -> dict:
-    """Write ``analysis.json``; returns it with a one-line ``summary``."""
+def analysis_key(plan) -> str:
+    """Hash of everything that decides ``analysis.json``: the content of the current evaluation
+    files and of the assessment files it reads, the human votes (the rows of ``judgments.db``,
+    not the file's bytes, which SQLite rewrites without a change of content) and the manifest
+    that names the judged runs, the settings of the study the analysis reads (no paths: a moved
+    study is the same study) and the analysis code."""
+    from dataclasses import astuple
+
+    from optiqa.core.config import to_mapping
+    from optiqa.core.hashing import file_sha256, stable_hash
+    from optiqa.core.sources import code_fingerprint
+    from optiqa.judge.store import DB_NAME, read_votes
+    from optiqa.study.assessment import assessment_files
+    from optiqa.study.evaluation import current_evaluations
+
+    folder, cfg = plan.folder, plan.cfg
+    wanted = {d.name.lower() for d in cfg.assessment.datasets}
+    # the settings the analysis reads (paths, training settings and the launcher decide it only
+    # through the result files hashed below)
+    config = {k: v for k, v in to_mapping(cfg).items()
+              if k in ("seed", "fidelity", "evaluators", "assessment")}
+    config["comparisons"] = cfg.report.comparisons
+    config["cells"] = [[c.name, c.task, c.fidelity, c.discriminator, c.adversarial_weight,
+                        c.level, c.backbone, c.architecture] for c in plan.cells]
+    manifest = folder.manifest
+    return stable_hash({
+        "evaluations": {n: file_sha256(folder.evaluation(n)) for n in current_evaluations(plan)},
+        "assessments": {n: stable_hash(a) for n, a in assessment_files(folder).items()
+                        if n in wanted},
+        "votes": stable_hash([astuple(v) for v in read_votes(folder.root / DB_NAME)]),
+        "manifest": file_sha256(manifest) if manifest.is_file() else None,
+        "config": config, "code": code_fingerprint(run_analysis)})
+
+
+def current_analysis(plan) -> tuple[dict | None, str | None]:
+    """``(analysis, None)`` with the analysis of the study's present results and votes: the saved
+    ``analysis.json`` when its key (:func:`analysis_key`) is current, else analysed again now
+    (seconds) and saved; ``(None, reason)`` when there is nothing to analyse yet."""
+    key = analysis_key(plan)
+    saved = read_json(plan.folder.analysis)
+    if saved is not None and saved.get("key") == key:
+        return saved, None
+    try:
+        return run_analysis(plan, key), None
+    except ConfigError as e:
+        return None, str(e)
+
+
+def run_analysis(plan, key: str | None = None) -> dict:
+    """Write ``analysis.json`` (with its :func:`analysis_key`, computed unless given); returns it
+    with a one-line ``summary``."""
     from optiqa.study.asymmetry import analyze
 
+    key = key or analysis_key(plan)
     opt = optimization_scores(plan)
     if not opt.cells:
         raise ConfigError("no evaluated cell: run the evaluate stage first")
@@ -125,6 +175,7 @@ def run_analysis(plan) -> dict:
     result["summary"] = {"cells": len(opt.cells), "evaluators": len(opt.evaluators),
                          "images": len(opt.images), "datasets": len(assess.datasets),
                          "human_votes": result["human"]["fit"].get("n_votes", 0)}
+    result["key"] = key
     write_json(plan.folder.analysis, result)
     return result
 

@@ -12,14 +12,16 @@ A cell's training config is the base config with, in order: the study's ``train.
 the task (``scale`` and the degradation making the inputs); the training data; the fidelity term
 (``train.fidelity_opt``); the discriminator and adversarial weight (``network_d``,
 ``train.gan_opt.weight``) or none; the shared pre-training's weights as the generator's start
-(``path.pretrain_network_g``, no L1-only stage); the ``cells`` overrides whose glob matches the
-name; and no validation block (the test images are never looked at during training).
+(``path.pretrain_network_g``, relative to the cell's run folder; no L1-only stage); the ``cells``
+overrides whose glob matches the name; and no validation block (the test images are never looked
+at during training).
 """
 from __future__ import annotations
 
 import copy
 import fnmatch
 import itertools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +139,7 @@ def base_train_config(cfg: StudyConfig, task: str) -> dict:
     return raw
 
 
-def pretrain_config(cfg: StudyConfig, task: str, study_dir: str | Path | None = None) -> dict:
+def pretrain_config(cfg: StudyConfig, task: str) -> dict:
     """The shared L1-only pre-training of ``task``'s generator (no fidelity, no discriminator)."""
     raw = base_train_config(cfg, task)
     p = cfg.train.pretrain
@@ -152,14 +154,19 @@ def pretrain_config(cfg: StudyConfig, task: str, study_dir: str | Path | None = 
     return raw
 
 
-def pretrained_weights(study_dir: str | Path, task: str, cfg: StudyConfig) -> Path:
-    """Where the pre-training of ``task`` leaves its final generator."""
-    total = cfg.train.pretrain.total_iter
-    return Path(study_dir).resolve() / "runs" / f"{PRETRAIN}__{task}" / "models" / \
-        f"net_g_{total}.pth"
+def pretrained_weights(task: str, cfg: StudyConfig) -> str:
+    """Where the pre-training of ``task`` leaves its final generator, as a cell's config names
+    it: relative to the cell's run folder (``runs/<cell>/``), so that neither the cells' configs
+    nor their hashes depend on where the study folder lies."""
+    from optiqa.core.runs import RunFolder
+
+    runs = Path("runs")
+    pretrain = RunFolder(runs / f"{PRETRAIN}__{task}")
+    return os.path.relpath(pretrain.model_path("g", cfg.train.pretrain.total_iter),
+                           runs / "cell")
 
 
-def expand_cells(cfg: StudyConfig, study_dir: str | Path | None = None) -> list[Cell]:
+def expand_cells(cfg: StudyConfig) -> list[Cell]:
     """Every cell of the grid, in a stable order (task, fidelity metric, setting)."""
     from optiqa.nets.discriminators import describe_discriminator
 
@@ -180,8 +187,8 @@ def expand_cells(cfg: StudyConfig, study_dir: str | Path | None = None) -> list[
             if cfg.train.pretrain is not None:
                 train["pixel_only_iter"] = 0
                 raw.setdefault("path", {})
-                raw["path"] = dict(raw["path"] or {}, pretrain_network_g=str(
-                    pretrained_weights(study_dir or ".", task, cfg)))
+                raw["path"] = dict(raw["path"] or {},
+                                   pretrain_network_g=pretrained_weights(task, cfg))
             raw["train"] = train
             raw["network_d"] = copy.deepcopy(net_d)
             for pattern, overrides in cfg.cells.items():

@@ -311,18 +311,25 @@ def _resolve(path: str | None, base: Path) -> str | None:
     return str(Path(path).resolve())
 
 
+def map_paths(cfg: StudyConfig, fn) -> StudyConfig:
+    """``cfg`` with ``fn`` applied to every path it names (the base training config, path keys of
+    ``train.overrides``, the training and test data, the IQA databases), in place."""
+    cfg.train.base = fn(cfg.train.base)
+    cfg.train.overrides = {k: fn(v) if str(k).rsplit(".", 1)[-1] in PATH_KEYS
+                           and isinstance(v, str) else v for k, v in cfg.train.overrides.items()}
+    cfg.data.train = fn(cfg.data.train)
+    cfg.data.train_lq = fn(cfg.data.train_lq)
+    cfg.data.test = {k: fn(v) for k, v in cfg.data.test.items()}
+    for ds in [*cfg.assessment.datasets, *([cfg.transfer.dataset] if cfg.transfer else [])]:
+        ds.root, ds.meta = fn(ds.root), fn(ds.meta)
+    return cfg
+
+
 def load_study_config(path, overrides=()) -> StudyConfig:
     """Load a study YAML (plus ``key.path=value`` overrides); relative paths are taken from the
-    study file's folder first, then the working directory."""
+    study file's folder first, then the working directory. A study folder's ``study.yaml`` stores
+    paths inside the folder relative to it, so it loads wherever the folder lies."""
     cfg = load_config(path, StudyConfig, overrides)
     base = Path(path).resolve().parent
     cfg.source = str(Path(path).resolve())
-    cfg.train.base = _resolve(cfg.train.base, base)
-    cfg.train.overrides = {k: _resolve(v, base) if str(k).rsplit(".", 1)[-1] in PATH_KEYS
-                           and isinstance(v, str) else v for k, v in cfg.train.overrides.items()}
-    cfg.data.train = _resolve(cfg.data.train, base)
-    cfg.data.train_lq = _resolve(cfg.data.train_lq, base)
-    cfg.data.test = {k: _resolve(v, base) for k, v in cfg.data.test.items()}
-    for ds in [*cfg.assessment.datasets, *([cfg.transfer.dataset] if cfg.transfer else [])]:
-        ds.root, ds.meta = _resolve(ds.root, base), _resolve(ds.meta, base)
-    return cfg
+    return map_paths(cfg, lambda p: _resolve(p, base))

@@ -3,7 +3,9 @@
 ::
 
     <study>/
-      study.yaml                  the resolved study configuration
+      study.yaml                  the resolved study configuration (paths inside the folder
+                                  relative to it, so the folder can move)
+      train_base.yaml             a copy of its base training config (train.base)
       results.db                  the SQLite index, written by the runner process only
       runs/<cell>/                one RunFolder per cell (and pretrain__<task>/), plus
       runs/<cell>/complete.json   the completion marker, written last
@@ -24,6 +26,7 @@ redone, never trusted.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +84,21 @@ class StudyFolder:
     @property
     def config(self) -> Path:
         return self.root / "study.yaml"
+
+    @property
+    def train_base(self) -> Path:
+        """A copy of the study's base training config (``train.base``), so that the folder
+        holds everything its study needs."""
+        return self.root / "train_base.yaml"
+
+    def portable(self, path: str | None) -> str | None:
+        """``path`` as ``study.yaml`` stores it: inside the study folder relative to it (the
+        folder can move), any other path absolute; ``builtin:...`` and None kept."""
+        if path is None or str(path).startswith("builtin:"):
+            return path
+        p = Path(os.path.abspath(path))
+        root = Path(os.path.abspath(self.root))
+        return os.path.relpath(p, root) if root in p.parents else str(p)
 
     @property
     def store(self) -> Path:

@@ -6,13 +6,15 @@ process agrees on the cells and their training configs.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from optiqa.core.atomic import atomic_write_bytes
 from optiqa.core.config import load_config, save_config
 from optiqa.core.errors import ConfigError
 from optiqa.study.cells import PRETRAIN, Cell, expand_cells, pretrain_config
-from optiqa.study.config import StudyConfig
+from optiqa.study.config import StudyConfig, load_study_config, map_paths
 from optiqa.study.folder import StudyFolder
 from optiqa.study.training import TrainJob
 
@@ -25,7 +27,7 @@ class StudyPlan:
 
     def __post_init__(self):
         if not self.cells:
-            self.cells = expand_cells(self.cfg, self.folder.root)
+            self.cells = expand_cells(self.cfg)
 
     def cell(self, name: str) -> Cell:
         for c in self.cells:
@@ -56,12 +58,22 @@ class StudyPlan:
                 raise ConfigError(f"{self.folder.root} holds study {old.name!r}, not "
                                   f"{self.cfg.name!r}; give another output folder")
         self.folder.root.mkdir(parents=True, exist_ok=True)
-        save_config(self.cfg, existing)
+        # the folder holds everything the study needs: a copy of the base training config, and
+        # paths inside the folder relative to it (another machine, scratch space, a colleague)
+        base = Path(self.cfg.train.base)
+        text = base.read_bytes()
+        if not self.folder.train_base.is_file() or self.folder.train_base.read_bytes() != text:
+            atomic_write_bytes(self.folder.train_base, text)
+        cfg = map_paths(copy.deepcopy(self.cfg), self.folder.portable)
+        cfg.train.base = self.folder.portable(self.folder.train_base)
+        cfg.source = None  # where it was started from: a path of one machine
+        save_config(cfg, existing)
 
 
-def load_plan(study_dir: str | Path) -> StudyPlan:
-    """The plan saved in ``study_dir/study.yaml`` (paths in it are already absolute)."""
+def load_plan(study_dir: str | Path, overrides=()) -> StudyPlan:
+    """The plan saved in ``study_dir/study.yaml`` (relative paths in it are taken from the study
+    folder, wherever it now lies)."""
     folder = StudyFolder(Path(study_dir))
     if not folder.config.is_file():
         raise ConfigError(f"{study_dir}: not a study folder (no study.yaml)")
-    return StudyPlan(load_config(folder.config, StudyConfig), folder)
+    return StudyPlan(load_study_config(folder.config, overrides), folder)

@@ -2,7 +2,9 @@
 
 Everything comes from the study folder's results (assessment files, evaluations, transfer
 results, the analysis, the run folders' training logs and the saved images); nothing is
-recomputed here except means and their bootstrap intervals. Every table states its protocol.
+recomputed here except means and their bootstrap intervals, and the analysis when the results,
+the human votes or the configuration changed since ``analysis.json`` was written (its key says
+what it was computed from). Every table states its protocol.
 """
 from __future__ import annotations
 
@@ -63,7 +65,11 @@ class StudyResults:
             if self.cfg.transfer else []
         names += zero_shot_names(self.cfg, self.folder, plan.cells)
         self.transfer = {n: t for n in names if (t := read_json(self.folder.transfer(n)))}
-        self.analysis = read_json(self.folder.analysis)
+        # the analysis of the results and votes as they are now: analysis.json when it is
+        # current, else analysed again (so new votes or results never meet an old analysis)
+        from optiqa.study.analysis import current_analysis
+
+        self.analysis, self.analysis_missing = current_analysis(plan)
         self.evaluations = current_evaluations(plan)
 
     def per_image(self, name: str, metric: str) -> list[float]:

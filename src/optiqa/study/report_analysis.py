@@ -113,7 +113,7 @@ def analysis_sections(doc: Document, r) -> None:
     a = r.analysis
     doc.heading("Assessment vs optimization")
     if not a:
-        doc.para("No analysis yet (the analyze stage has not run).")
+        doc.para(f"No analysis yet: {r.analysis_missing or 'nothing to analyse'}.")
         return
     p = a["protocol"]
     ds = ", ".join(f"{d['name']} ({d.get('n_contents', '?')} contents)" for d in p["datasets"])

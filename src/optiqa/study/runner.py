@@ -61,8 +61,9 @@ def step_seconds_from(path) -> float:
 # status and the dry run
 # ---------------------------------------------------------------------------------------------
 def status_rows(plan: StudyPlan, cells) -> list[dict]:
-    """One row per run: name, trained?, evaluated?, iterations."""
+    """One row per run: name, trained?, evaluated?, iterations, and why it is not done."""
     from optiqa.study.evaluation import data_identity, evaluation_key
+    from optiqa.study.training import train_status
 
     jobs = plan.train_jobs()
     names = {c.name for c in cells}
@@ -71,9 +72,8 @@ def status_rows(plan: StudyPlan, cells) -> list[dict]:
     for name, job in jobs.items():
         if name not in names and not any(name in jobs[n].after for n in names if n in jobs):
             continue
+        st = train_status(plan.folder, job)
         marker = plan.folder.run_complete(name, job.config_sha)
-        run = plan.folder.run(name)
-        state = "trained" if marker else ("partial" if run.state_iterations() else "pending")
         evaluated = "-"
         if marker and name in names:
             if data is None:
@@ -81,12 +81,10 @@ def status_rows(plan: StudyPlan, cells) -> list[dict]:
             cell = plan.cell(name)
             key = evaluation_key(plan.cfg, cell.task, marker["checkpoint_sha256"], data)
             evaluated = "yes" if plan.folder.evaluation_complete(name, key) else "no"
-        done_it = run.state_iterations()[0] if run.state_iterations() else 0
-        rows.append({"run": name, "train": state, "iterations":
-                     f"{marker['iteration'] if marker else done_it}/"
-                     f"{job.config['train']['total_iter']}", "evaluated": evaluated,
-                     "remaining_steps": 0 if marker else
-                     job.config["train"]["total_iter"] - done_it})
+        rows.append({"run": name, "train": st["state"], "iterations":
+                     f"{st['iteration']}/{job.config['train']['total_iter']}",
+                     "evaluated": evaluated, "remaining_steps": st["remaining"],
+                     "why": st["why"]})
     return rows
 
 

@@ -44,22 +44,70 @@ def _differences(old: dict, new: dict, path: str = "") -> list[str]:
     return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
 
 
-def check_existing_run(folder: StudyFolder, job: TrainJob) -> None:
-    """Refuse a run folder whose saved config is not this job's (a changed study config)."""
-    from optiqa.core.config import to_mapping
-    from optiqa.train.config import load_train_config
+def stored_config(folder: StudyFolder, job: TrainJob):
+    """The job's training config as its run folder stores it (``config.yaml``): relative paths
+    of the job (the pre-training's weights) are taken from the run folder, and paths inside the
+    study folder are stored relative to the run folder again."""
+    from optiqa.train.config import load_train_config, resolved_paths, stored_paths
 
     run = folder.run(job.name)
-    if not run.config_path.is_file():
-        return
-    saved = run.raw_config()
-    wanted = to_mapping(load_train_config(job.config))
-    diff = _differences(saved, wanted)
+    return stored_paths(resolved_paths(load_train_config(job.config), run.root), run)
+
+
+def check_existing_run(folder: StudyFolder, job: TrainJob) -> None:
+    """Refuse a run folder whose saved config is not this job's (a changed study config)."""
+    run = folder.run(job.name)
+    diff = config_differences(folder, job)
     if diff:
         raise ConfigError(
             f"cell {job.name}: its run folder {run.root} was trained under another configuration "
             f"({'; '.join(diff[:4])}{' ...' if len(diff) > 4 else ''}); to train it again under "
             "the new one, remove that folder (or study under another --out folder)")
+
+
+def config_differences(folder: StudyFolder, job: TrainJob) -> list[str]:
+    """``key: saved -> wanted`` for every setting in which the run folder's ``config.yaml``
+    differs from the job's (empty when there is no run folder yet)."""
+    from optiqa.core.config import to_mapping
+
+    run = folder.run(job.name)
+    if not run.config_path.is_file():
+        return []
+    return _differences(run.raw_config(), to_mapping(stored_config(folder, job)))
+
+
+def train_status(folder: StudyFolder, job: TrainJob) -> dict:
+    """Where a run stands and why: ``state`` (trained | partial | pending | other config),
+    the newest saved ``iteration``, the ``remaining`` training steps and ``why`` in words."""
+    total = job.config["train"]["total_iter"]
+    marker = folder.run_complete(job.name, job.config_sha)
+    if marker is not None:
+        return {"state": "trained", "iteration": marker["iteration"], "remaining": 0, "why": ""}
+    run = folder.run(job.name)
+    saved = run.state_iterations()
+    done = saved[0] if saved else 0
+    diff = config_differences(folder, job)
+    if diff:
+        return {"state": "other config", "iteration": done, "remaining": total,
+                "why": f"its run folder was trained under another configuration "
+                       f"({'; '.join(diff[:2])}{' ...' if len(diff) > 2 else ''}): remove "
+                       f"runs/{job.name} to train it again"}
+    waits = [d for d in job.after if read_json(folder.run_marker(d)) is None]
+    after = f"; starts after {', '.join(waits)}" if waits else ""
+    if not run.config_path.is_file():
+        return {"state": "pending", "iteration": 0, "remaining": total,
+                "why": after.removeprefix("; ")}
+    if done >= total:
+        return {"state": "partial", "iteration": done, "remaining": 0,
+                "why": f"all {total} iterations are saved but the run is not marked complete "
+                       "(stopped before its completion marker): the next run checks its last "
+                       "checkpoint and marks it, without training"}
+    if done == 0:
+        return {"state": "partial", "iteration": 0, "remaining": total,
+                "why": f"started, no checkpoint saved yet: trains from iteration 0{after}"}
+    return {"state": "partial", "iteration": done, "remaining": total - done,
+            "why": f"interrupted: continues from its checkpoint at iteration {done}, "
+                   f"{total - done} of {total} iterations left"}
 
 
 def is_trained(folder: StudyFolder, job: TrainJob) -> bool:
@@ -82,7 +130,7 @@ def train_job(folder: StudyFolder, job: TrainJob, device: str = "auto",
     started = time.time()
     resume = bool(run.state_iterations()) or run.config_path.is_file()
     summary = run_training(job.config, run_dir=run.root, resume=resume, device=device,
-                           progress=progress, console=progress)
+                           progress=progress, console=progress, base_dir=run.root)
     total = job.config["train"]["total_iter"]
     if summary.get("iteration") != total:
         raise ConfigError(f"cell {job.name}: training stopped at iteration "

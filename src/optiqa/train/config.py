@@ -326,6 +326,43 @@ def load_train_config(source, overrides=()) -> TrainConfig:
     return load_config(source, TrainConfig, overrides)
 
 
+# every file or folder a training config names (relative ones are resolved by run_training)
+PATH_FIELDS = (("datasets", "train", "dataroot_gt"), ("datasets", "train", "dataroot_lq"),
+               ("datasets", "val", "dataroot_gt"), ("datasets", "val", "dataroot_lq"),
+               ("path", "pretrain_network_g"), ("path", "pretrain_network_d"))
+
+
+def map_paths(cfg: TrainConfig, fn) -> TrainConfig:
+    """A copy of ``cfg`` with ``fn`` applied to every path of :data:`PATH_FIELDS` that is set."""
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    for *parents, name in PATH_FIELDS:
+        obj = cfg
+        for p in parents:
+            obj = getattr(obj, p, None)
+            if obj is None:
+                break
+        else:
+            if isinstance(getattr(obj, name), str):
+                setattr(obj, name, fn(getattr(obj, name)))
+    return cfg
+
+
+def resolved_paths(cfg: TrainConfig, base) -> TrainConfig:
+    """``cfg`` with every relative path taken from the folder ``base``
+    (:func:`optiqa.core.config.resolve_path`)."""
+    from optiqa.core.config import resolve_path
+
+    return map_paths(cfg, lambda p: resolve_path(p, base))
+
+
+def stored_paths(cfg: TrainConfig, run) -> TrainConfig:
+    """``cfg`` (paths absolute) as run folder ``run`` stores it: paths inside its study folder
+    relative to the run folder (:meth:`optiqa.core.runs.RunFolder.portable`)."""
+    return map_paths(cfg, run.portable)
+
+
 # --------------------------------------------------------------------------------------------
 # validation against registries and data
 # --------------------------------------------------------------------------------------------

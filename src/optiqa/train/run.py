@@ -24,7 +24,7 @@ from optiqa.core.errors import ConfigError
 from optiqa.core.runs import RunFolder
 from optiqa.train import distributed as du
 from optiqa.train.checkpoint import ResumePoint, find_resume_point
-from optiqa.train.config import TrainConfig, load_train_config
+from optiqa.train.config import TrainConfig, load_train_config, resolved_paths, stored_paths
 from optiqa.train.logs import setup_logger
 from optiqa.train.trainer import Trainer
 
@@ -45,16 +45,19 @@ class RunNotFound(ConfigError):
 def run_training(config, overrides=(), study=DEFAULT_STUDY, resume: bool = False,
                  device: str = "auto", progress: bool = True, run_dir=None,
                  console: bool = True, quiet: bool = False,
-                 resume_hint: str | None = None) -> dict:
+                 resume_hint: str | None = None, base_dir=None) -> dict:
     """Load, validate, build, then train (or resume) one run; see the module docstring.
 
     Nothing is written before the config, data and networks have been checked. The run folder is
     ``run_dir`` or ``<study>/runs/<name>``; an existing one needs ``resume=True``. ``quiet``: the
     console shows warnings only. ``resume_hint``: how the caller resumes, for the log when the
-    run is interrupted.
+    run is interrupted. ``base_dir``: the folder relative paths of the config are taken from
+    (default: the working directory); the run's ``config.yaml`` stores paths inside its study
+    folder relative to the run folder, any other path absolute.
     """
-    cfg = load_train_config(config, overrides)
+    cfg = resolved_paths(load_train_config(config, overrides), base_dir or Path.cwd())
     run = RunFolder(Path(run_dir) if run_dir else Path(study) / "runs" / cfg.name)
+    stored = stored_paths(cfg, run)
     if not resume and run.root.exists() and any(run.root.iterdir()):
         raise ConfigError(f"{run.root}: run folder already exists; resume it, or give the run "
                           "another name (name=...) or study folder", option="resume")
@@ -63,7 +66,7 @@ def run_training(config, overrides=(), study=DEFAULT_STUDY, resume: bool = False
         if not run.is_run():
             raise RunNotFound(run.root)
         point = find_resume_point(run)
-        changes = config_changes(_saved_config(run), to_mapping(cfg))
+        changes = config_changes(_saved_config(run), to_mapping(stored))
         if point is not None and cfg.train.total_iter < point.iteration:
             raise ConfigError(f"train.total_iter {cfg.train.total_iter} is below the iteration "
                               f"{point.iteration} that run {run.root} has reached; a run cannot be "
@@ -94,7 +97,7 @@ def run_training(config, overrides=(), study=DEFAULT_STUDY, resume: bool = False
                         "(from iteration %d on): %s", run.root, point.iteration if point else 0,
                         "; ".join(changes))
         if info.is_main and (not resume or changes):
-            save_config(cfg, run.config_path)
+            save_config(stored, run.config_path)
         du.barrier()
         return trainer.fit(resume_hint=resume_hint)
     finally:
