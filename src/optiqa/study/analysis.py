@@ -102,8 +102,8 @@ def assessment_scores(plan):
 
 
 def analysis_key(plan) -> str:
-    """Hash of everything that decides ``analysis.json``: the content of the current evaluation
-    files and of the assessment files it reads, the human votes (the rows of ``judgments.db``,
+    """Hash of everything that decides ``analysis.json``: the scores of the current evaluations
+    and the content of the assessment files it reads, the human votes (the rows of ``judgments.db``,
     not the file's bytes, which SQLite rewrites without a change of content) and the manifest
     that names the judged runs, the settings of the study the analysis reads (no paths: a moved
     study is the same study) and the analysis code."""
@@ -127,7 +127,10 @@ def analysis_key(plan) -> str:
                         c.level, c.backbone, c.architecture] for c in plan.cells]
     manifest = folder.manifest
     return stable_hash({
-        "evaluations": {n: file_sha256(folder.evaluation(n)) for n in current_evaluations(plan)},
+        # what the analysis reads of each current evaluation (not its descriptive fields,
+        # which may name the folder the model was in)
+        "evaluations": {n: stable_hash([ev.get("key"), ev["evaluators"], ev["sets"]])
+                        for n, ev in current_evaluations(plan).items()},
         "assessments": {n: stable_hash(a) for n, a in assessment_files(folder).items()
                         if n in wanted},
         "votes": stable_hash([astuple(v) for v in read_votes(folder.root / DB_NAME)]),
