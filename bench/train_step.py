@@ -41,7 +41,7 @@ CONFIGS = {"tiny": REPO / "configs" / "train" / "tiny_cpu.yaml",
 
 def build(args):
     from optiqa.metrics import metric_available_offline
-    from optiqa.train.config import build_train_datasets, check_train_config, load_train_config
+    from optiqa.train.config import build_train_datasets, check_train_config, read_train_config
     from optiqa.train.trainer import Trainer
 
     overrides = ["train.pixel_only_iter=0", "path.pretrain_network_g=null", "val=null",
@@ -50,7 +50,7 @@ def build(args):
         overrides.append(f"datasets.train.batch_size={args.batch}")
     if args.gt_size:
         overrides.append(f"datasets.train.gt_size={args.gt_size}")
-    cfg = load_train_config(CONFIGS.get(args.config, args.config), overrides + args.set)
+    cfg = read_train_config(CONFIGS.get(args.config, args.config), overrides + args.set)
     fid = cfg.train.fidelity_opt
     if fid and fid.metric in ("dists", "dists_vgg16") and not metric_available_offline(
             fid.metric):

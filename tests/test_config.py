@@ -24,7 +24,11 @@ def _err(overrides, check_data=False, source=TINY) -> str:
         if check_data:
             build_train_datasets(cfg)
     msg = str(e.value)
-    assert "\n" not in msg  # one-line errors
+    # one line per problem (several problems: a count, then one indented line each)
+    problems = getattr(e.value, "problems", [msg])
+    assert all("\n" not in p for p in problems)
+    assert "\n" not in msg if len(problems) == 1 else msg.splitlines()[1:] == [
+        f"  - {p}" for p in problems]
     return msg
 
 

@@ -4,7 +4,8 @@ The loader is generic: :func:`load_config` works with any dataclass schema (the 
 ``TrainConfig`` in :mod:`optiqa.train.config`, the study's in :mod:`optiqa.study.config`). Rules:
 
 - an unknown key is a :class:`ConfigError` naming its dotted path (``unknown key
-  train.optim_g.lrr (did you mean lr?)``), and so is a value of the wrong type;
+  train.optim_g.lrr (did you mean lr?)``), and so is a value of the wrong type; every problem
+  of a config is reported at once (one line each), not one per run;
 - overrides ``a.b.c=value`` are applied to the raw mapping before it is typed; ``value`` is
   parsed as YAML (``train.total_iter=20``, ``val.metrics=[psnr_y,lpips_alex]``, ``network_d=null``);
   missing intermediate mappings are created, so an override can add a whole block;
@@ -16,6 +17,7 @@ The loader is generic: :func:`load_config` works with any dataclass schema (the 
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import difflib
 import types
@@ -27,9 +29,12 @@ from typing import Any, Union
 import yaml
 
 from optiqa.core.atomic import atomic_write_text
-from optiqa.core.errors import ConfigError
+from optiqa.core.errors import ConfigError, Problems
 
 T = typing.TypeVar("T")
+# the Problems that need() records into while a check() runs (None: need() raises)
+_NEEDS: contextvars.ContextVar[Problems | None] = contextvars.ContextVar("optiqa_needs",
+                                                                         default=None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,9 +66,10 @@ def _convert(tp, value, path: str):
             try:
                 return _convert(arg, value, path)
             except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else
-                          f"{path}: expected {' or '.join(_type_name(a) for a in args)}, "
+                errors.append(e)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(f"{path}: expected {' or '.join(_type_name(a) for a in args)}, "
                           f"got {value!r}")
     if dataclasses.is_dataclass(tp):
         return from_mapping(tp, value, path)
@@ -94,7 +100,12 @@ def _convert(tp, value, path: str):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path}: expected a list, got {value!r}")
         (arg,) = typing.get_args(tp) or (Any,)
-        return [_convert(arg, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        problems, out = Problems(), []
+        for i, v in enumerate(value):
+            with problems.collect():
+                out.append(_convert(arg, v, f"{path}[{i}]"))
+        problems.raise_any()
+        return out
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
@@ -106,7 +117,9 @@ def from_mapping(cls: type[T], data, path: str = "") -> T:
     """Build dataclass ``cls`` from a mapping; unknown keys and wrong types name their path.
 
     Fields without a default are required. After construction, ``obj.check(path)`` runs when the
-    class defines it (range checks of its own numbers).
+    class defines it (range checks of its own numbers). Every problem found is reported, not only
+    the first: unknown and missing keys, wrong values of every field, and every failed
+    :func:`need` of ``check`` (:class:`optiqa.core.errors.Problems`).
     """
     if data is None:
         data = {}
@@ -114,22 +127,36 @@ def from_mapping(cls: type[T], data, path: str = "") -> T:
         raise ConfigError(f"{path or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    problems = Problems()
     for key in data:
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"unknown key {join_path(path, key)}{hint}; valid keys here: "
-                              f"{', '.join(fields)}")
+            problems.add(f"unknown key {join_path(path, key)}{hint}; valid keys here: "
+                         f"{', '.join(fields)}")
     kwargs = {}
     for name, f in fields.items():
         if name in data:
-            kwargs[name] = _convert(hints[name], data[name], join_path(path, name))
+            with problems.collect():
+                kwargs[name] = _convert(hints[name], data[name], join_path(path, name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"missing key {join_path(path, name)}")
+            problems.add(f"missing key {join_path(path, name)}")
+    problems.raise_any()
     obj = cls(**kwargs)
     check = getattr(obj, "check", None)
     if callable(check):
-        check(path)
+        token = _NEEDS.set(problems)  # need() records instead of raising: every check runs
+        try:
+            check(path)
+        except ConfigError as e:
+            problems.add(e)
+        except Exception:
+            if not problems:
+                raise
+            # a consequence of a value already reported (a check that assumed it was valid)
+        finally:
+            _NEEDS.reset(token)
+        problems.raise_any()
     return obj
 
 
@@ -155,7 +182,28 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     except yaml.YAMLError as e:
         raise ConfigError(f"override {item!r}: value is not valid YAML "
                           f"({str(e).splitlines()[0]})") from None
+    glued = _glued_keys(value)
+    if glued:
+        # YAML reads `{type:swinir}` as the key "type:swinir" without a value
+        fixed = text.strip()
+        for k in glued:
+            fixed = fixed.replace(k, k.replace(":", ": ", 1), 1)
+        raise ConfigError(f"override {item!r}: {', '.join(repr(k) for k in glued[:3])} "
+                          f"{'is a key' if len(glued) == 1 else 'are keys'} without a value: YAML "
+                          f"needs a space after the colon of a mapping; write "
+                          f"{key.strip()}={fixed!r}")
     return [k.strip() for k in keys], value
+
+
+def _glued_keys(value) -> list[str]:
+    """Keys like ``type:swinir`` with no value anywhere in a parsed override value."""
+    if isinstance(value, dict):
+        return [k for k, v in value.items() if v is None and isinstance(k, str) and ":" in k
+                and not k.startswith("builtin:")] + \
+            [g for v in value.values() for g in _glued_keys(v)]
+    if isinstance(value, list):
+        return [g for v in value for g in _glued_keys(v)]
+    return []
 
 
 def apply_overrides(raw: dict, overrides) -> dict:
@@ -229,8 +277,14 @@ def save_config(cfg, path) -> Path:
     return atomic_write_text(path, text)
 
 
-def need(ok: bool, path: str, what: str, value) -> None:
-    """Raise ``ConfigError("<path>: <what>, got <value>")`` unless ``ok`` (for ``check``)."""
+def need(ok: bool, path: str, what: str, value) -> bool:
+    """``<path>: <what>, got <value>`` unless ``ok`` (for ``check``): recorded when a
+    :func:`from_mapping` is collecting its problems, else raised as a :class:`ConfigError`."""
     if not ok:
-        raise ConfigError(f"{path}: {what}, got {value!r}")
+        message = f"{path}: {what}, got {value!r}"
+        problems = _NEEDS.get()
+        if problems is None:
+            raise ConfigError(message)
+        problems.add(message)
+    return bool(ok)
 

@@ -1,7 +1,8 @@
 """Exceptions that cross module boundaries.
 
 Every error a user can cause (bad image, bad config, missing weights, unknown name) derives from
-:class:`OptiqaError`; the CLI prints its message on one line and exits with code 2.
+:class:`OptiqaError`; the CLI prints its message on one line (a configuration with several
+problems: one line each, :class:`Problems`) and exits with code 2.
 
 Library messages speak of values and parameters, never of command-line flags: an error may name
 the parameter it concerns in ``option`` (e.g. ``"root"``), and the command line adds which flag
@@ -28,7 +29,54 @@ class InputError(OptiqaError, ValueError):
 
 
 class ConfigError(OptiqaError, ValueError):
-    """A configuration or command-line value that is unknown or inconsistent."""
+    """A configuration or command-line value that is unknown or inconsistent.
+
+    ``problems``: every problem found, one line each (a config reports all of them at once,
+    :class:`Problems`); the message is the problem itself when it is alone, else a count and
+    one indented line per problem."""
+
+    def __init__(self, *args, option: str | None = None, problems=None):
+        self.problems = list(dict.fromkeys(problems or ([str(args[0])] if args else [])))
+        if problems and not args:
+            args = (self.problems[0] if len(self.problems) == 1 else
+                    f"{len(self.problems)} problems in the configuration:\n" +
+                    "\n".join(f"  - {p}" for p in self.problems),)
+        super().__init__(*args, option=option)
+
+
+class Problems:
+    """Collects configuration problems so that they are reported together, not one per run::
+
+        problems = Problems()
+        with problems.collect():
+            check_one_thing()        # a ConfigError here is recorded, and the next check runs
+        problems.add("key: what is wrong")
+        problems.raise_any()         # one ConfigError listing them all (if any)
+    """
+
+    def __init__(self):
+        self.items: list[str] = []
+
+    def add(self, problem) -> None:
+        self.items += problem.problems if isinstance(problem, ConfigError) else [str(problem)]
+
+    def collect(self):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def catching():
+            try:
+                yield
+            except ConfigError as e:
+                self.add(e)
+        return catching()
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_any(self) -> None:
+        if self.items:
+            raise ConfigError(problems=self.items)
 
 
 def did_you_mean(name, valid) -> str | None:

@@ -89,9 +89,10 @@ class RunFolder:
         return self.state / f"{iteration}.state"
 
     @property
-    def study_root(self) -> Path:
-        """The study folder the run belongs to (the folder holding ``runs/``)."""
-        return self.root.parent.parent
+    def study_root(self) -> Path | None:
+        """The study folder the run belongs to (the folder holding ``runs/``), None when the run
+        folder is not in a ``runs/`` folder."""
+        return self.root.parent.parent if self.root.parent.name == "runs" else None
 
     def portable(self, path: str | None) -> str | None:
         """``path`` as the run's ``config.yaml`` stores it: a file inside the run's study folder
@@ -101,8 +102,8 @@ class RunFolder:
         if path is None or str(path).startswith("builtin:"):
             return path
         p = Path(os.path.abspath(path))
-        root = Path(os.path.abspath(self.study_root))
-        if root in p.parents:
+        root = Path(os.path.abspath(self.study_root)) if self.study_root else None
+        if root is not None and root in p.parents:
             return os.path.relpath(p, os.path.abspath(self.root))
         return str(p)
 

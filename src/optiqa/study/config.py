@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from optiqa.core.config import join_path, load_config, need
+from optiqa.core.config import apply_overrides, join_path, load_config, need
 
 DEFAULT_TASKS = {"sr_x4": {"scale": 4, "degradation": None}}
 LAUNCHERS = ("local", "slurm")
@@ -301,14 +301,11 @@ PATH_KEYS = ("dataroot_gt", "dataroot_lq", "pretrain_network_g", "pretrain_netwo
 
 
 def _resolve(path: str | None, base: Path) -> str | None:
-    """A relative path is taken from the study file's folder when it exists there, else from
-    the working directory when it exists there, else (for the error message) from the study
-    file's folder; ``builtin:...`` and absolute paths are kept."""
-    if path is None or str(path).startswith("builtin:") or Path(path).is_absolute():
-        return path
-    if (base / path).exists() or not Path(path).exists():
-        return str((base / path).resolve())
-    return str(Path(path).resolve())
+    """A relative path is taken from the study file's folder (the rule of every config file; the
+    errors then show the absolute path tried); ``builtin:...`` and absolute paths are kept."""
+    from optiqa.core.config import resolve_path
+
+    return resolve_path(path, base)
 
 
 def map_paths(cfg: StudyConfig, fn) -> StudyConfig:
@@ -326,10 +323,47 @@ def map_paths(cfg: StudyConfig, fn) -> StudyConfig:
 
 
 def load_study_config(path, overrides=()) -> StudyConfig:
-    """Load a study YAML (plus ``key.path=value`` overrides); relative paths are taken from the
-    study file's folder first, then the working directory. A study folder's ``study.yaml`` stores
-    paths inside the folder relative to it, so it loads wherever the folder lies."""
-    cfg = load_config(path, StudyConfig, overrides)
+    """Load a study YAML (plus ``key.path=value`` overrides); relative paths in the file are taken
+    from its folder, those of overrides from the working directory. A study folder's
+    ``study.yaml`` stores paths inside the folder relative to it, so it loads wherever the folder
+    lies."""
+    from optiqa.core.config import read_yaml
+
     base = Path(path).resolve().parent
+    raw = _map_raw_paths(read_yaml(path), lambda p: _resolve(p, base))
+    # then the overrides; relative paths they give are taken from the working directory
+    raw = _map_raw_paths(apply_overrides(raw, overrides), lambda p: _resolve(p, Path.cwd()))
+    cfg = load_config(raw, StudyConfig)
     cfg.source = str(Path(path).resolve())
-    return map_paths(cfg, lambda p: _resolve(p, base))
+    return cfg
+
+
+def _map_raw_paths(raw: dict, fn) -> dict:
+    """:func:`map_paths` on the raw (YAML) mapping, before it is typed (values of the wrong type
+    are left to the typed loader's errors)."""
+    def at(node, *keys):
+        for k in keys:
+            node = node.get(k) if isinstance(node, dict) else None
+        return node
+
+    def fix(node, key):
+        if isinstance(node, dict) and isinstance(node.get(key), str):
+            node[key] = fn(node[key])
+
+    fix(at(raw, "train"), "base")
+    over = at(raw, "train", "overrides")
+    if isinstance(over, dict):
+        for k in list(over):
+            if str(k).rsplit(".", 1)[-1] in PATH_KEYS:
+                fix(over, k)
+    fix(at(raw, "data"), "train")
+    fix(at(raw, "data"), "train_lq")
+    test = at(raw, "data", "test")
+    if isinstance(test, dict):
+        for k in list(test):
+            fix(test, k)
+    datasets = at(raw, "assessment", "datasets")
+    for ds in [*(datasets if isinstance(datasets, list) else []), at(raw, "transfer", "dataset")]:
+        fix(ds, "root")
+        fix(ds, "meta")
+    return raw

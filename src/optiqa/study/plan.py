@@ -10,13 +10,16 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from optiqa.core.atomic import atomic_write_bytes
-from optiqa.core.config import load_config, save_config
+import yaml
+
+from optiqa.core.atomic import atomic_write_text
+from optiqa.core.config import load_config, read_yaml, save_config
 from optiqa.core.errors import ConfigError
 from optiqa.study.cells import PRETRAIN, Cell, expand_cells, pretrain_config
 from optiqa.study.config import StudyConfig, load_study_config, map_paths
 from optiqa.study.folder import StudyFolder
 from optiqa.study.training import TrainJob
+from optiqa.train.config import resolve_raw_paths
 
 
 @dataclass
@@ -61,9 +64,14 @@ class StudyPlan:
         # the folder holds everything the study needs: a copy of the base training config, and
         # paths inside the folder relative to it (another machine, scratch space, a colleague)
         base = Path(self.cfg.train.base)
-        text = base.read_bytes()
-        if not self.folder.train_base.is_file() or self.folder.train_base.read_bytes() != text:
-            atomic_write_bytes(self.folder.train_base, text)
+        if base.resolve() != self.folder.train_base.resolve():
+            # its relative paths were taken from its own folder: absolute in the copy
+            raw = resolve_raw_paths(read_yaml(base), base.resolve().parent)
+            text = (f"# a copy of {base.name} (paths resolved), the base training config of "
+                    "the study in this folder\n" +
+                    yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=100))
+            if not self.folder.train_base.is_file() or self.folder.train_base.read_text() != text:
+                atomic_write_text(self.folder.train_base, text)
         cfg = map_paths(copy.deepcopy(self.cfg), self.folder.portable)
         cfg.train.base = self.folder.portable(self.folder.train_base)
         cfg.source = None  # where it was started from: a path of one machine

@@ -7,8 +7,9 @@ overrides). Each block checks its own numbers (``check``); :func:`check_train_co
 across blocks and against the registries (generator, discriminator, backbone, metric and GAN type
 names, network options); :func:`build_train_datasets` checks the data (folders exist, ``gt_size``
 fits every training image, LR size x scale equals the HR size) while building the datasets --
-one-line errors, nothing written. Relative paths are relative to the working directory (as in
-BasicSR).
+every problem reported at once, nothing written. Relative paths in a config file are taken from
+the file's folder (:func:`read_train_config`; the study config follows the same rule), those of
+command-line overrides from the working directory; errors show the absolute path tried.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from optiqa.core.config import join_path, load_config, need
-from optiqa.core.errors import ConfigError, OptiqaError, UnknownNameError
+from optiqa.core.errors import ConfigError, OptiqaError, Problems, UnknownNameError
 
 log = logging.getLogger("optiqa.train")
 
@@ -349,6 +350,33 @@ def map_paths(cfg: TrainConfig, fn) -> TrainConfig:
     return cfg
 
 
+def resolve_raw_paths(raw: dict, base) -> dict:
+    """A raw (YAML) training config with every relative path of :data:`PATH_FIELDS` taken from
+    the folder ``base`` (a copy; other values untouched)."""
+    import copy
+
+    from optiqa.core.config import resolve_path
+
+    raw = copy.deepcopy(raw)
+    for *parents, name in PATH_FIELDS:
+        node = raw
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(name), str):
+            node[name] = resolve_path(node[name], base)
+    return raw
+
+
+def read_train_config(path, overrides=()) -> TrainConfig:
+    """A training config file: its relative paths are taken from the file's folder (one rule for
+    every config file), those of ``key.path=value`` overrides from the working directory (where
+    the command was typed); every path of the result is absolute."""
+    from optiqa.core.config import read_yaml
+
+    raw = resolve_raw_paths(read_yaml(path), Path(path).resolve().parent)
+    return resolved_paths(load_train_config(raw, overrides), Path.cwd())
+
+
 def resolved_paths(cfg: TrainConfig, base) -> TrainConfig:
     """``cfg`` with every relative path taken from the folder ``base``
     (:func:`optiqa.core.config.resolve_path`)."""
@@ -412,46 +440,54 @@ def check_train_config(cfg: TrainConfig) -> None:
     from optiqa.nets.generators import generator_options
     from optiqa.train.gan import GAN_TYPES
 
+    problems = Problems()
     trainable = [n for n, s in GENERATORS.items() if s.trainable]
     g_type = cfg.network_g["type"]
-    if g_type not in GENERATORS:  # only trainable types are offered (bicubic is a baseline)
-        raise ConfigError("network_g.type: " + str(UnknownNameError("generator", g_type,
-                                                                   trainable)))
-    if not GENERATORS.get(g_type).trainable:
-        raise ConfigError(f"network_g.type: {g_type!r} has no parameters to train (a "
-                          f"baseline); trainable generators: {', '.join(trainable)}")
-    net_opts = _network_options("generator", "network_g", cfg.network_g, generator_options)
-    for key in ("scale", "upscale"):
-        if key in net_opts and net_opts[key] != cfg.scale:
-            raise ConfigError(f"network_g.{key} is {net_opts[key]!r} but scale is {cfg.scale}")
+    with problems.collect():
+        if g_type not in GENERATORS:  # only trainable types are offered (bicubic: a baseline)
+            raise ConfigError("network_g.type: " + str(UnknownNameError("generator", g_type,
+                                                                       trainable)))
+        if not GENERATORS.get(g_type).trainable:
+            raise ConfigError(f"network_g.type: {g_type!r} has no parameters to train (a "
+                              f"baseline); trainable generators: {', '.join(trainable)}")
+        net_opts = _network_options("generator", "network_g", cfg.network_g, generator_options)
+        for key in ("scale", "upscale"):
+            if key in net_opts and net_opts[key] != cfg.scale:
+                problems.add(f"network_g.{key} is {net_opts[key]!r} but scale is {cfg.scale}")
     t = cfg.train
     if cfg.uses_gan:
         if cfg.network_d is None:
-            raise ConfigError("train.gan_opt.weight > 0 needs a discriminator (network_d)")
+            problems.add("train.gan_opt.weight > 0 needs a discriminator (network_d)")
         if t.gan_opt.type not in GAN_TYPES:
-            raise ConfigError(f"train.gan_opt.type: unknown gan type {t.gan_opt.type!r}; valid: "
-                              f"{', '.join(GAN_TYPES)}")
+            problems.add(f"train.gan_opt.type: unknown gan type {t.gan_opt.type!r}; valid: "
+                         f"{', '.join(GAN_TYPES)}")
     if cfg.network_d is not None:
-        d_opts = _network_options("discriminator", "network_d", cfg.network_d,
-                                  discriminator_options)
-        if "backbone" in d_opts and d_opts["backbone"] not in backbones.REGISTRY:
-            raise ConfigError("network_d.backbone: " + str(UnknownNameError(
-                "backbone", d_opts["backbone"], backbones.names())))
+        with problems.collect():
+            d_opts = _network_options("discriminator", "network_d", cfg.network_d,
+                                      discriminator_options)
+            if "backbone" in d_opts and d_opts["backbone"] not in backbones.REGISTRY:
+                problems.add("network_d.backbone: " + str(UnknownNameError(
+                    "backbone", d_opts["backbone"], backbones.names())))
+    metric_ok = False
     if t.fidelity_weight > 0:
-        _check_metric(t.fidelity_opt.metric, "train.fidelity_opt.metric", need_grad=True)
+        with problems.collect():
+            _check_metric(t.fidelity_opt.metric, "train.fidelity_opt.metric", need_grad=True)
+            metric_ok = True
     if cfg.val is not None:
         for i, m in enumerate(cfg.val.metrics):
-            _check_metric(m, f"val.metrics[{i}]", need_grad=False)
+            with problems.collect():
+                _check_metric(m, f"val.metrics[{i}]", need_grad=False)
         if cfg.datasets.val is None:
-            raise ConfigError("val is set but datasets.val is missing (or remove the val block)")
+            problems.add("val is set but datasets.val is missing (or remove the val block)")
     gt = cfg.datasets.train.gt_size
     if gt % cfg.scale:
-        raise ConfigError(f"datasets.train.gt_size {gt} is not a multiple of scale {cfg.scale}")
-    if t.fidelity_weight > 0:
+        problems.add(f"datasets.train.gt_size {gt} is not a multiple of scale {cfg.scale}")
+    if metric_ok:
         need = get_spec(t.fidelity_opt.metric).info.min_size
         if gt < need:
-            raise ConfigError(f"datasets.train.gt_size {gt} is smaller than the "
-                              f"{need}x{need} that metric {t.fidelity_opt.metric!r} needs")
+            problems.add(f"datasets.train.gt_size {gt} is smaller than the "
+                         f"{need}x{need} that metric {t.fidelity_opt.metric!r} needs")
+    problems.raise_any()
 
 
 def build_train_datasets(cfg: TrainConfig) -> dict:
@@ -463,10 +499,11 @@ def build_train_datasets(cfg: TrainConfig) -> dict:
     """
     from optiqa.data.datasets import build_sr_dataset
 
+    problems = Problems()  # every missing file and folder at once
     for key in ("pretrain_network_g", "pretrain_network_d"):
         p = getattr(cfg.path, key)
         if p is not None and not Path(p).is_file():
-            raise ConfigError(f"path.{key}: {p}: file not found")
+            problems.add(f"path.{key}: {p}: file not found")
     out = {}
     for phase, opts in (("train", cfg.datasets.train), ("val", cfg.datasets.val)):
         if opts is None:
@@ -477,5 +514,23 @@ def build_train_datasets(cfg: TrainConfig) -> dict:
         try:
             out[phase] = build_sr_dataset(kw, scale=cfg.scale, seed=cfg.seed, train=phase == "train")
         except OptiqaError as e:
-            raise ConfigError(f"datasets.{phase}: {e}") from None
+            problems.add(f"datasets.{phase}: {e}")
+    problems.raise_any()
     return out
+
+
+def check_and_build_datasets(cfg: TrainConfig) -> dict:
+    """:func:`check_train_config` and :func:`build_train_datasets` with their problems reported
+    together (a wrong name and a missing folder in one message, not one per run)."""
+    problems = Problems()
+    with problems.collect():
+        check_train_config(cfg)
+    try:
+        datasets = build_train_datasets(cfg)
+    except ConfigError as e:
+        problems.add(e)
+    except Exception:
+        if not problems:
+            raise
+    problems.raise_any()
+    return datasets

@@ -17,6 +17,7 @@ A first SIGINT/SIGTERM stops after the current iteration with a checkpoint
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from optiqa.core.config import save_config, to_mapping
@@ -24,7 +25,8 @@ from optiqa.core.errors import ConfigError
 from optiqa.core.runs import RunFolder
 from optiqa.train import distributed as du
 from optiqa.train.checkpoint import ResumePoint, find_resume_point
-from optiqa.train.config import TrainConfig, load_train_config, resolved_paths, stored_paths
+from optiqa.train.config import (TrainConfig, load_train_config, read_train_config, resolved_paths,
+                                 stored_paths)
 from optiqa.train.logs import setup_logger
 from optiqa.train.trainer import Trainer
 
@@ -51,11 +53,14 @@ def run_training(config, overrides=(), study=DEFAULT_STUDY, resume: bool = False
     Nothing is written before the config, data and networks have been checked. The run folder is
     ``run_dir`` or ``<study>/runs/<name>``; an existing one needs ``resume=True``. ``quiet``: the
     console shows warnings only. ``resume_hint``: how the caller resumes, for the log when the
-    run is interrupted. ``base_dir``: the folder relative paths of the config are taken from
-    (default: the working directory); the run's ``config.yaml`` stores paths inside its study
+    run is interrupted. Relative paths of a config file are taken from its folder; ``base_dir``:
+    the folder those of a config mapping are taken from (default: the working directory); the run's ``config.yaml`` stores paths inside its study
     folder relative to the run folder, any other path absolute.
     """
-    cfg = resolved_paths(load_train_config(config, overrides), base_dir or Path.cwd())
+    if isinstance(config, Mapping):
+        cfg = resolved_paths(load_train_config(config, overrides), base_dir or Path.cwd())
+    else:  # a file: its paths from its folder, the overrides' from the working directory
+        cfg = read_train_config(config, overrides)
     run = RunFolder(Path(run_dir) if run_dir else Path(study) / "runs" / cfg.name)
     stored = stored_paths(cfg, run)
     if not resume and run.root.exists() and any(run.root.iterdir()):

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from optiqa.core.errors import ConfigError
-from optiqa.train.config import TrainConfig, build_train_datasets, check_train_config
+from optiqa.train.config import TrainConfig, check_and_build_datasets
 from optiqa.train import distributed as du
 from optiqa.core.runs import RunFolder
 from optiqa.train.checkpoint import ResumePoint, capture_rng, restore_rng, save_checkpoint
@@ -82,8 +82,7 @@ class Trainer:
         self.run: RunFolder | None = None
         self.tb = None
         if datasets is None:
-            check_train_config(cfg)
-            datasets = build_train_datasets(cfg)
+            datasets = check_and_build_datasets(cfg)  # every problem at once
         data = datasets
         self.train_set, self.val_set = data.get("train"), data.get("val")
         dev = self.device
