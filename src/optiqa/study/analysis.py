@@ -127,9 +127,9 @@ def analysis_key(plan) -> str:
                         c.level, c.backbone, c.architecture] for c in plan.cells]
     manifest = folder.manifest
     return stable_hash({
-        # what the analysis reads of each current evaluation (not its descriptive fields,
-        # which may name the folder the model was in)
-        "evaluations": {n: stable_hash([ev.get("key"), ev["evaluators"], ev["sets"]])
+        # what the analysis reads of each current evaluation: the scores (not its key, which
+        # hashes the checkpoint file's bytes, nor its description, which names the folder)
+        "evaluations": {n: stable_hash([ev["evaluators"], ev["sets"]])
                         for n, ev in current_evaluations(plan).items()},
         "assessments": {n: stable_hash(a) for n, a in assessment_files(folder).items()
                         if n in wanted},
