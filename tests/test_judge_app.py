@@ -285,6 +285,7 @@ def test_fit_command(server, study, tmp_path, capsys):
     out = capsys.readouterr().out
     # the 10th trial repeats an earlier one: it measures consistency and is not scored
     assert "human scores: Bradley-Terry, 11 votes from 1 rater(s)" in out
+    assert "bootstrap resamples of raters and images (1 raters" in out
     assert "DISTS + patch D, w=0.005" in out and "votes per pair" in out
     data = json.loads(out_json.read_text())
     assert data["has_votes"] and (data["n_votes"], data["n_repeat_votes"]) == (11, 1)

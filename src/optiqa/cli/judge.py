@@ -70,7 +70,8 @@ def cmd_fit(args) -> int:
           "-" if r.ci_low is None else f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", r.votes, r.wins]
          for r in sorted(result.runs, key=lambda r: (r.rank is None, r.rank or 0))],
         digits=3, title=f"human scores: Bradley-Terry, {result.message}, "
-                        f"{result.n_boot} bootstrap resamples of votes"))
+                        f"{result.n_boot} bootstrap resamples of {result.resampled} "
+                        f"({result.n_raters} raters, {result.n_images} images)"))
     print(f"scale: {result.scale}")
     print()
     print(format_table(
