@@ -21,9 +21,18 @@ settings, over the metrics trained in every one of them.
 an evaluator of M's family, nor by one sharing a feature extractor with M or with the cell's
 discriminator; that score is left out of every statistic here and listed in ``exclusions``.
 
+**Tests**: every rank agreement comes with the exact permutation test of rho and tau over the k
+metrics (:mod:`optiqa.stats.permutation`; descriptive only below 5 metrics); the panel's median
+rho per setting with its permutation test gives the report's answer (:func:`headlines`); paired
+tests are split into the planned family (``report.comparisons``) and the exploratory one, each
+Holm-adjusted alone (:mod:`optiqa.stats.multiplicity`).
+
+**Seeds**: replicates of one setting (``Cell.seed``) are averaged per test image; the bootstrap
+resamples them too (:mod:`optiqa.study.replicates`).
+
 **Intervals**: percentile bootstrap (Efron & Tibshirani, An introduction to the bootstrap, 1993,
-ch. 13). Every replicate resamples the test images with replacement *and*, in the same replicate,
-the reference contents of each IQA dataset (cluster bootstrap,
+ch. 13). Every replicate resamples the test images with replacement (and each cell's seeds) *and*,
+in the same replicate, the reference contents of each IQA dataset (cluster bootstrap,
 :func:`optiqa.assess.correlation.bootstrap_resamples`), so both sides' uncertainty enters the
 interval of a rank agreement; all statistics share the same replicates, which makes differences
 between them paired.
