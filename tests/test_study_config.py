@@ -169,3 +169,16 @@ def test_two_task_config_takes_the_task_presets():
                             ["tasks.denoise_sigma25={degradation: {type: gaussian_noise, "
                              "sigma: 15}}"])
     assert cfg.task_opts["denoise_sigma25"].degradation["sigma"] == 15
+
+
+def test_a_job_whose_config_omits_total_iter_takes_the_default():
+    """``--dry-run`` and the train stage read a run's length through the typed config, so a
+    cell whose overrides replace the whole ``train`` block still has its (default) length."""
+    from optiqa.study.training import TrainJob
+    from optiqa.train.config import TrainOpts
+
+    base = {"name": "x", "network_g": {"type": "srresnet"}}
+    job = TrainJob("x", {**base, "train": {"ema_decay": 0.5, "pixel_opt": {"weight": 1.0}}})
+    assert job.total_iter == TrainOpts().total_iter == 1000
+    assert TrainJob("y", {**base, "train": {"total_iter": 7, "pixel_opt": {"weight": 1.0}}}
+                    ).total_iter == 7

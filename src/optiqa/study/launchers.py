@@ -125,7 +125,7 @@ def train_torchrun(plan, job: TrainJob, gpus: int) -> None:
     code = subprocess.call(torchrun_command(plan, job, gpus))
     run = plan.folder.run(job.name)
     latest = run.latest("g")
-    total = job.config["train"]["total_iter"]
+    total = job.total_iter
     if code or latest is None or latest[0] != total:
         raise ConfigError(f"cell {job.name}: torchrun exited with {code} before iteration "
                           f"{total}; rerun the same command to continue")

@@ -82,7 +82,7 @@ def status_rows(plan: StudyPlan, cells) -> list[dict]:
             key = evaluation_key(plan.cfg, cell.task, marker["checkpoint_sha256"], data)
             evaluated = "yes" if plan.folder.evaluation_complete(name, key) else "no"
         rows.append({"run": name, "train": st["state"], "iterations":
-                     f"{st['iteration']}/{job.config['train']['total_iter']}",
+                     f"{st['iteration']}/{job.total_iter}",
                      "evaluated": evaluated, "remaining_steps": st["remaining"],
                      "why": st["why"]})
     return rows

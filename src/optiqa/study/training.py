@@ -34,6 +34,13 @@ class TrainJob:
     def config_sha(self) -> str:
         return stable_hash(self.config)
 
+    @property
+    def total_iter(self) -> int:
+        """``train.total_iter`` of the job, its default included (the raw config may omit it)."""
+        from optiqa.train.config import load_train_config
+
+        return load_train_config(self.config).train.total_iter
+
 
 def _differences(old: dict, new: dict, path: str = "") -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
@@ -79,7 +86,7 @@ def config_differences(folder: StudyFolder, job: TrainJob) -> list[str]:
 def train_status(folder: StudyFolder, job: TrainJob) -> dict:
     """Where a run stands and why: ``state`` (trained | partial | pending | other config),
     the newest saved ``iteration``, the ``remaining`` training steps and ``why`` in words."""
-    total = job.config["train"]["total_iter"]
+    total = job.total_iter
     marker = folder.run_complete(job.name, job.config_sha)
     if marker is not None:
         return {"state": "trained", "iteration": marker["iteration"], "remaining": 0, "why": ""}
@@ -131,7 +138,7 @@ def train_job(folder: StudyFolder, job: TrainJob, device: str = "auto",
     resume = bool(run.state_iterations()) or run.config_path.is_file()
     summary = run_training(job.config, run_dir=run.root, resume=resume, device=device,
                            progress=progress, console=progress, base_dir=run.root)
-    total = job.config["train"]["total_iter"]
+    total = job.total_iter
     if summary.get("iteration") != total:
         raise ConfigError(f"cell {job.name}: training stopped at iteration "
                           f"{summary.get('iteration')} of {total}")
