@@ -118,7 +118,7 @@ def _overrides(mapping: dict) -> list[str]:
 
 def base_train_config(cfg: StudyConfig, task: str) -> dict:
     """The base config with the study's overrides, the task and the training data."""
-    from optiqa.train.config import resolve_raw_paths
+    from optiqa.train.paths import resolve_raw_paths
 
     # the base's relative paths are taken from its own folder, as for any config file
     base = resolve_raw_paths(read_yaml(cfg.train.base), Path(cfg.train.base).resolve().parent)

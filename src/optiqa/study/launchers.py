@@ -107,7 +107,8 @@ def spawn_gpu_workers(study_dir: Path, n_gpus: int, stage: str, cells: str | Non
 def torchrun_command(plan, job: TrainJob, gpus: int) -> list[str]:
     """``torchrun`` training one cell on ``gpus`` GPUs (DDP) from a config file in the study."""
     from optiqa.core.config import save_config
-    from optiqa.train.config import load_train_config, resolved_paths
+    from optiqa.train.config import load_train_config
+    from optiqa.train.paths import resolved_paths
 
     cfg_file = plan.folder.root / "configs" / f"{job.name}.yaml"
     run = plan.folder.run(job.name)

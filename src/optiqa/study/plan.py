@@ -19,7 +19,7 @@ from optiqa.study.cells import PRETRAIN, Cell, expand_cells, pretrain_config
 from optiqa.study.config import StudyConfig, load_study_config, map_paths
 from optiqa.study.folder import StudyFolder
 from optiqa.study.training import TrainJob
-from optiqa.train.config import resolve_raw_paths
+from optiqa.train.paths import resolve_raw_paths
 
 
 @dataclass

@@ -55,7 +55,8 @@ def stored_config(folder: StudyFolder, job: TrainJob):
     """The job's training config as its run folder stores it (``config.yaml``): relative paths
     of the job (the pre-training's weights) are taken from the run folder, and paths inside the
     study folder are stored relative to the run folder again."""
-    from optiqa.train.config import load_train_config, resolved_paths, stored_paths
+    from optiqa.train.config import load_train_config
+    from optiqa.train.paths import resolved_paths, stored_paths
 
     run = folder.run(job.name)
     return stored_paths(resolved_paths(load_train_config(job.config), run.root), run)

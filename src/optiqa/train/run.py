@@ -25,8 +25,8 @@ from optiqa.core.errors import ConfigError
 from optiqa.core.runs import RunFolder
 from optiqa.train import distributed as du
 from optiqa.train.checkpoint import ResumePoint, find_resume_point
-from optiqa.train.config import (TrainConfig, load_train_config, read_train_config, resolved_paths,
-                                 stored_paths)
+from optiqa.train.config import TrainConfig, load_train_config
+from optiqa.train.paths import read_train_config, resolved_paths, stored_paths
 from optiqa.train.logs import setup_logger
 from optiqa.train.trainer import Trainer
 
