@@ -324,7 +324,10 @@ def test_pooled_groups_contrasts_and_the_weight_sweep():
     contrast = next(c for c in out["contrasts"] if c["scope"] == "level"
                     and c["evaluator"] == "niqe")
     assert (contrast["first"], contrast["second"]) == ("patch", "image")
-    assert contrast["spearman_difference"] == pytest.approx(0.0)
+    # patch level only on a conv backbone, image level only on a Transformer: confounded, so
+    # no difference is reported (it could be either factor)
+    assert contrast["reason"].startswith("confounded: patch has (backbone_kind")
+    assert contrast["spearman_difference"] is None and contrast["spearman_difference_ci"] is None
     assert contrast["same_metrics"] is False
     curve = next(c for c in out["weight_sweep"]["curves"] if c["fidelity"] == "ssim"
                  and c["discriminator"] == "swin_head" and c["evaluator"] == "psnr")

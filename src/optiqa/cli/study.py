@@ -66,6 +66,14 @@ def cmd_study(args) -> int:
         for r in info["runs"]:
             if r["why"]:
                 print(f"{r['run']}: {r['why']}")
+        design = info["design"]
+        print(f"pooled groups: {len(design['groups'])}, undefined: "
+              f"{len(design['undefined']) or 'none'}; contrasts: {len(design['contrasts'])} "
+              f"defined, {len(design['confounded']) or 'none'} confounded")
+        for line in design["undefined"]:
+            print(f"  undefined group: {line}")
+        for line in design["confounded"]:
+            print(f"  confounded contrast: {line}")
         if info["gpu_hours"] is not None:
             print(f"remaining: {info['remaining_steps']} training steps x "
                   f"{info['step_seconds']:.3f} s x {info['gpus_per_cell']} GPU(s) = "

@@ -156,6 +156,7 @@ def run_analysis(plan, key: str | None = None) -> dict:
     """Write ``analysis.json`` (with its :func:`analysis_key`, computed unless given); returns it
     with a one-line ``summary``."""
     from optiqa.study.asymmetry import analyze
+    from optiqa.study.cells import study_grids
 
     key = key or analysis_key(plan)
     opt = optimization_scores(plan)
@@ -173,7 +174,7 @@ def run_analysis(plan, key: str | None = None) -> dict:
     # the comparisons the report asks for are the planned family (Holm over them alone); every
     # adversarial cell against its counterpart without a discriminator is exploratory (pairs=None)
     result = analyze(opt, assess, n_boot=plan.cfg.assessment.bootstrap, seed=plan.cfg.seed,
-                     planned=pairs)
+                     planned=pairs, grids=study_grids(plan.cfg))
     result["human"] = human_judgments(plan, result)
     result["summary"] = {"cells": len(opt.cells), "evaluators": len(opt.evaluators),
                          "images": len(opt.images), "datasets": len(assess.datasets),
@@ -219,14 +220,18 @@ def human_judgments(plan, analysis: dict) -> dict:
 
     crops, quality = crop_quality(plan, cells)
     by_evaluator = []
-    for e in cfg.evaluators.metrics:
-        judged = [n for n in cells if (n, e) in quality]
-        row = {"evaluator": e, "cells": judged, "stimuli": f"the {len(crops.crops)} crops the "
-               "raters saw", **corr([human[n] for n in judged], [quality[(n, e)] for n in judged],
-                                    "cells judged by both")}
-        if e in crops.unscored:
-            row["reason"] = f"cannot score the crops: {crops.unscored[e]}"
-        by_evaluator.append(row)
+    # per task: votes only ever compare two models of the same task, so the Bradley-Terry
+    # scores of different tasks are on unrelated scales and must not be ranked together
+    for task in cfg.tasks:
+        for e in cfg.evaluators.metrics:
+            judged = [n for n, c in cells.items() if c.task == task and (n, e) in quality]
+            row = {"evaluator": e, "task": task, "cells": judged,
+                   "stimuli": f"the {len(crops.crops)} crops the raters saw",
+                   **corr([human[n] for n in judged], [quality[(n, e)] for n in judged],
+                          "cells judged by both")}
+            if e in crops.unscored:
+                row["reason"] = f"cannot score the crops: {crops.unscored[e]}"
+            by_evaluator.append(row)
     out["crops"] = {"n": len(crops.crops), "crops": [[i, list(b)] for i, b in crops.crops],
                     "unscored": crops.unscored}
     assessed = {r["metric"]: r["quality"] for r in analysis["assessment"]
@@ -236,7 +241,7 @@ def human_judgments(plan, analysis: dict) -> dict:
         if g["scope"] not in ("setting", "adversarial"):
             continue
         points = []
-        for metric in cfg.fidelity.metrics:
+        for metric in g["fidelity"]:
             members = [c for c in cells.values() if c.task == g["task"] and c.fidelity == metric
                        and _setting(c) in g["settings"]]
             if len(members) == len(g["settings"]) and metric in assessed:

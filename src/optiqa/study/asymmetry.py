@@ -14,8 +14,9 @@ For each fidelity metric M two qualities are measured:
 **Rank agreement** for evaluator e and setting s: Spearman's rho and Kendall's tau-b between
 (Q_e(M, s))_M and (A(M))_M over the metrics e may judge; undefined below 3 metrics. Pooled
 groups of settings (with / without a discriminator, patch vs image level, conv vs transformer
-backbone, one adversarial weight over all discriminators) use the mean of Q over the group's
-settings, over the metrics trained in every one of them.
+backbone, one adversarial weight over all discriminators) are defined per grid
+(:mod:`optiqa.study.groups`) and use the mean of Q over the group's settings, over the grid's
+metrics.
 
 **Circularity** (:mod:`optiqa.evaluators.circularity`): a model trained with M is never judged by
 an evaluator of M's family, nor by one sharing a feature extractor with M or with the cell's
@@ -48,14 +49,11 @@ from optiqa.assess import correlation
 from optiqa.core.errors import InputError
 from optiqa.stats.multiplicity import wilcoxon_family, wilcoxon_smallest_p
 from optiqa.study import ranking
+from optiqa.study.groups import (BACKBONE_KINDS, LEVELS, contrast_confound, contrast_pairs,
+                                 setting_groups)
 from optiqa.study.ranking import MIN_METRICS, Agreement, rank_agreement
 
 MIN_RELIABLE_IMAGES = 10
-LEVELS = ("patch", "image")
-BACKBONE_KINDS = ("conv", "transformer")
-# contrasts between pooled groups, reported as (second - first) with a paired bootstrap interval
-CONTRASTS = (("adversarial", "without", "with"), ("level", "patch", "image"),
-             ("backbone", "conv", "transformer"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,39 +352,7 @@ def _optimization(opt: OptimizationScores, n_boot: int, seed: int, per_seed=None
 # ---------------------------------------------------------------------------------------------
 # groups of settings
 # ---------------------------------------------------------------------------------------------
-def setting_groups(cells: list[Cell]) -> list[dict]:
-    """The groups of adversarial settings rank agreement is computed over, per task.
-
-    scope ``setting``: each setting alone; ``adversarial``: ``without`` (no discriminator) and
-    ``with`` (every discriminator and weight); ``level``: patch / image; ``backbone``: conv /
-    transformer; ``weight``: one adversarial weight over all discriminators (``0`` = none).
-    """
-    out = []
-    for task in dict.fromkeys(c.task for c in cells):
-        first = {}
-        for c in cells:
-            if c.task == task:
-                first.setdefault(c.setting, c)
-        order = sorted(first, key=lambda s: (first[s].adversarial, first[s].discriminator,
-                                             first[s].adversarial_weight))
-        adv = [s for s in order if first[s].adversarial]
-
-        def add(scope, group, members, weight=None, task=task):
-            if members:
-                out.append({"task": task, "scope": scope, "group": group, "settings": members,
-                            "adversarial_weight": weight})
-        for s in order:
-            add("setting", s, [s], first[s].adversarial_weight)
-        add("adversarial", "without", [s for s in order if s == "none"])
-        add("adversarial", "with", adv)
-        for lvl in LEVELS:
-            add("level", lvl, [s for s in adv if first[s].level == lvl])
-        for kind in BACKBONE_KINDS:
-            add("backbone", kind, [s for s in adv if first[s].backbone_kind == kind])
-        add("weight", "0", [s for s in order if s == "none"], 0.0)
-        for w in sorted({first[s].adversarial_weight for s in adv}):
-            add("weight", f"{w:g}", [s for s in adv if first[s].adversarial_weight == w], w)
-    return out
+# setting_groups (per grid) and the contrasts' one-factor check: optiqa.study.groups
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,7 +382,7 @@ def _agreement_rows(opt, groups, stats, asm: _Assessed, level,
     by_key = {(c.task, c.fidelity, c.setting): c for c in opt.cells}
     rows, kept, panels = [], {}, {}
     for g in groups:
-        fidelities = sorted({c.fidelity for c in opt.cells if c.task == g["task"]})
+        fidelities = g["fidelity"]     # the grid's metrics: a full cross product
         for e in opt.evaluators:
             left = {"circular": [], "missing_scores": [], "not_trained": [], "not_assessed": []}
             entries = []
@@ -446,7 +412,8 @@ def _agreement_rows(opt, groups, stats, asm: _Assessed, level,
                 a_reps = np.stack([asm.reps[f] for f, _ in entries], axis=1)
             ag = rank_agreement(q, a, q_reps, a_reps)
             if entries:     # the panel's median test (below) needs each evaluator's vector
-                panels.setdefault((g["task"], g["scope"], g["group"]), {})[e.name] = {
+                panels.setdefault((g["task"], g["grid"], g["scope"], g["group"]),
+                                  {})[e.name] = {
                     f: float(q[i]) for i, (f, _) in enumerate(entries)}
             sign = -1.0 if e.lower_better else 1.0
             points = [{"metric": f, "cells": [c.name for c in cells],
@@ -458,7 +425,8 @@ def _agreement_rows(opt, groups, stats, asm: _Assessed, level,
                       for i, (f, cells) in enumerate(entries)]
             rows.append({**g, "evaluator": e.name, **agreement_dict(ag, level, q, a, seed),
                          "metrics": [f for f, _ in entries], "left_out": left, "points": points})
-            kept[(g["task"], g["scope"], g["group"], e.name)] = (ag, rows[-1]["metrics"])
+            kept[(g["task"], g["grid"], g["scope"], g["group"], e.name)] = \
+                (ag, rows[-1]["metrics"])
     return rows, kept, _panel_rows(opt, groups, panels, asm, seed)
 
 
@@ -470,7 +438,7 @@ def _panel_rows(opt, groups, panels, asm: _Assessed, seed: int) -> list[dict]:
 
     out = []
     for i, g in enumerate(groups):
-        per_eval = panels.get((g["task"], g["scope"], g["group"]), {})
+        per_eval = panels.get((g["task"], g["grid"], g["scope"], g["group"]), {})
         metrics = sorted({f for d in per_eval.values() for f in d})
         names = [e.name for e in opt.evaluators if e.name in per_eval]
         if len(metrics) < 1 or not names:
@@ -482,31 +450,33 @@ def _panel_rows(opt, groups, panels, asm: _Assessed, seed: int) -> list[dict]:
     return out
 
 
-def _contrast_rows(opt, kept, level) -> list[dict]:
+def _contrast_rows(opt, groups, kept, level) -> list[dict]:
     rows = []
-    tasks = dict.fromkeys(c.task for c in opt.cells)
-    for task in tasks:
-        for scope, first, second in CONTRASTS:
-            for e in opt.evaluators:
-                if (task, scope, first, e.name) not in kept or \
-                        (task, scope, second, e.name) not in kept:
-                    continue
-                (ag1, m1), (ag2, m2) = (kept[(task, scope, first, e.name)],
-                                        kept[(task, scope, second, e.name)])
-                row = {"task": task, "evaluator": e.name, "scope": scope, "first": first,
-                       "second": second, "n_metrics_first": ag1.n_metrics,
-                       "n_metrics_second": ag2.n_metrics, "same_metrics": m1 == m2,
-                       "reason": None}
+    for task, grid, scope, g1, g2 in contrast_pairs(groups):
+        first, second = g1["group"], g2["group"]
+        confound = contrast_confound(scope, g1, g2, [c for c in opt.cells if c.task == task])
+        for e in opt.evaluators:
+            (ag1, m1), (ag2, m2) = (kept[(task, grid, scope, first, e.name)],
+                                    kept[(task, grid, scope, second, e.name)])
+            row = {"task": task, "grid": grid, "evaluator": e.name, "scope": scope,
+                   "first": first, "second": second, "n_metrics_first": ag1.n_metrics,
+                   "n_metrics_second": ag2.n_metrics, "same_metrics": m1 == m2,
+                   "reason": None}
+            for stat in ("spearman", "kendall"):
+                v1, v2 = getattr(ag1, stat), getattr(ag2, stat)
+                r1, r2 = getattr(ag1, stat + "_reps"), getattr(ag2, stat + "_reps")
+                row[f"{stat}_difference"] = _num(v2 - v1)
+                row[f"{stat}_difference_ci"] = (None if r1 is None or r2 is None
+                                                else correlation.percentile_ci(r2 - r1, level))
+            if ag1.reason or ag2.reason:
+                row["reason"] = f"{first}: {ag1.reason}" if ag1.reason else \
+                    f"{second}: {ag2.reason}"
+            elif confound:
+                row["reason"] = confound
+            if row["reason"]:   # no difference is reported for an undefined contrast
                 for stat in ("spearman", "kendall"):
-                    v1, v2 = getattr(ag1, stat), getattr(ag2, stat)
-                    r1, r2 = getattr(ag1, stat + "_reps"), getattr(ag2, stat + "_reps")
-                    row[f"{stat}_difference"] = _num(v2 - v1)
-                    row[f"{stat}_difference_ci"] = (None if r1 is None or r2 is None
-                                                    else correlation.percentile_ci(r2 - r1, level))
-                if ag1.reason or ag2.reason:
-                    row["reason"] = f"{first}: {ag1.reason}" if ag1.reason else \
-                        f"{second}: {ag2.reason}"
-                rows.append(row)
+                    row[f"{stat}_difference"] = row[f"{stat}_difference_ci"] = None
+            rows.append(row)
     return rows
 
 
@@ -665,7 +635,8 @@ def headlines(panel_rows: list[dict], n_images: int, n_seeds: int = 1) -> list[d
 
 
 def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 2000, seed: int = 0,
-            pairs=None, level: float = 0.95, planned=()) -> dict:
+            pairs=None, level: float = 0.95, planned=(), grids: list[dict] | None = None
+            ) -> dict:
     """The whole asymmetry analysis as JSON-able plain data (None where undefined, never NaN).
 
     ``pairs``: ``[(cell_a, cell_b), ...]`` for the exploratory paired tests (default: every
@@ -673,6 +644,8 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
     comparisons (``report.comparisons``), Holm-adjusted as their own family. Deterministic for a
     given ``seed``. Cells that are replicates (``Cell.seed``) are averaged over their seeds
     per test image, and the bootstrap resamples the seeds too (:mod:`optiqa.study.replicates`).
+    ``grids``: the study's grids (:func:`optiqa.study.groups.setting_groups`; default one grid
+    of every cell).
     """
     from optiqa.study.replicates import collapse, spread_rows
 
@@ -686,7 +659,7 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
     metrics = sorted({c.fidelity for c in opt.cells})
     asm = _assessment(assess, metrics, n_boot, seed, level)
     stats = _optimization(opt, n_boot, seed, per_seed)
-    groups = setting_groups(opt.cells)
+    groups = setting_groups(opt.cells, grids)
     agreement, kept, panel = _agreement_rows(opt, groups, stats, asm, level, seed)
     n_images = len(opt.images)
     images_warning = (None if n_boot <= 0 or n_images >= MIN_RELIABLE_IMAGES else
@@ -713,8 +686,11 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
                                    "orientation differs from the targets' (positive = agrees); "
                                    "within-stratum mean where strata are given; mean over "
                                    "datasets"),
-            "pooling": ("a pooled group of settings averages a metric's optimization quality over "
-                        "the group's settings; only metrics trained in every setting enter"),
+            "pooling": ("a pooled group of settings belongs to one grid (a full cross product of "
+                        "fidelity metrics and settings) and averages a metric's optimization "
+                        "quality over the group's settings, over the grid's metrics; a contrast "
+                        "is reported only between groups that differ in the contrasted factor "
+                        "alone"),
             "circularity": ("a cell trained with metric M is never judged by an evaluator of M's "
                             "family, nor by one that shares a feature extractor (backbone and "
                             "weights) with M or with the cell's discriminator "
@@ -743,7 +719,7 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
                   "spread": spread_rows(opt, per_seed) if per_seed else []},
         "panel_agreement": panel,
         "headline": headlines(panel, n_images, n_seeds),
-        "contrasts": _contrast_rows(opt, kept, level),
+        "contrasts": _contrast_rows(opt, groups, kept, level),
         "weight_sweep": _sweep(opt, stats, level, agreement),
         "evaluator_agreement": [evaluator_agreement(opt, stats, task, n_boot, _seed(seed, 2, i))
                                 for i, task in enumerate(dict.fromkeys(c.task for c in opt.cells))],

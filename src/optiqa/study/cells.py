@@ -108,6 +108,25 @@ def grid_points(cfg: StudyConfig):
                     yield metric, label, net_d, weight
 
 
+def setting_label(discriminator: str, weight: float) -> str:
+    """The analysis' name of a setting: ``none`` or ``<discriminator>@<weight>``."""
+    return NONE if discriminator == NONE else f"{discriminator}@{weight:g}"
+
+
+def study_grids(cfg: StudyConfig) -> list[dict]:
+    """The study's grids as ``{'name', 'fidelity', 'settings'}``: each a full cross product, over
+    which pooled groups are defined (:mod:`optiqa.study.groups`). Without ``grids``, one grid
+    ``all`` of every metric and setting."""
+    out = []
+    for i, grid in enumerate(cfg.grids or [None]):
+        metrics = grid.fidelity if grid and grid.fidelity else cfg.fidelity.metrics
+        out.append({"name": (grid.name if grid and grid.name else
+                             f"grid {i + 1}" if grid else "all"),
+                    "fidelity": list(metrics),
+                    "settings": [setting_label(label, w) for label, _, w in _settings(cfg, grid)]})
+    return out
+
+
 def _overrides(mapping: dict) -> list[str]:
     """``{key.path: value}`` -> ``['key.path=value', ...]`` with values given as YAML."""
     import yaml

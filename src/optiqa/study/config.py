@@ -257,6 +257,8 @@ class StudyConfig:
         for key, task in self.tasks.items():
             need("__" not in str(key) and "/" not in str(key), f"tasks.{key}",
                  "a task name must not contain '__' or '/'", key)
+        names = [g.name for g in self.grids if g.name]
+        need(len(set(names)) == len(names), "grids", "two grids share a name", names)
         for i, g in enumerate(self.grids):
             for j, m in enumerate(g.fidelity):
                 need(m in self.fidelity.metrics, f"grids[{i}].fidelity[{j}]",

@@ -46,26 +46,43 @@ def scatter_panels(panels: list[dict], xlabel: str, ylabel: str) -> bytes:
     return png(fig)
 
 
+def weight_positions(panel: dict) -> tuple[list[float], list[float], dict]:
+    """Where a weight-curve panel draws: ``(ticks, tick weights, {label: (xs, ys)})``.
+
+    Each series carries its own weights (``panel['series'][label] = (weights, ys)``): losses
+    trained at different weights (a sweep for one loss, two weights for the others) are drawn
+    at their own x, never at another series' (which crashed or mislabelled points). Weight 0
+    (no discriminator) sits at a third of the smallest positive weight, the log axis' left edge.
+    """
+    weights = sorted({float(w) for ws, _ in panel["series"].values() for w in ws})
+    positive = [w for w in weights if w > 0]
+    floor = min(positive) / 3 if positive else 1e-3
+    place = {w: (w if w > 0 else floor) for w in weights}
+    series = {}
+    for label, (ws, ys) in panel["series"].items():
+        if len(ws) != len(ys):
+            raise ValueError(f"weight curve {label!r}: {len(ws)} weights but {len(ys)} values")
+        series[label] = ([place[float(w)] for w in ws],
+                         [math.nan if y is None else float(y) for y in ys])
+    return [place[w] for w in weights], weights, series
+
+
 def weight_curves(panels: list[dict], xlabel: str = "adversarial weight") -> bytes:
-    """Per panel (``{'title', 'weights', 'series': {label: [y per weight]}, 'ylabel'}``) one line
-    per series over the adversarial weights (log-scale x, a tick per weight; weight 0, "none",
-    drawn at the left edge)."""
+    """Per panel (``{'title', 'series': {label: (weights, [y per weight])}, 'ylabel'}``) one
+    line per series over its own adversarial weights (log-scale x, a tick per weight; weight 0,
+    "none", drawn at the left edge; see :func:`weight_positions`)."""
     plt = _plt()
     rows, cols = _grid(len(panels), 4)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     for ax, p in zip(axes.flat, panels):
-        w = np.asarray(p["weights"], dtype=float)
-        positive = w[w > 0]
-        floor = positive.min() / 3 if positive.size else 1e-3
-        xs = np.where(w > 0, w, floor)
-        for label, ys in p["series"].items():
-            ys = np.array([np.nan if y is None else y for y in ys], dtype=float)
+        ticks, weights, series = weight_positions(p)
+        for label, (xs, ys) in series.items():
             ax.plot(xs, ys, marker="o", ms=3, lw=1.2, label=label)
         ax.set_xscale("log")
         # one tick per weight, labelled with it ("none" at the left edge), not decades
-        ax.set_xticks(xs, ["none" if v == 0 else f"{v:g}" for v in w])
+        ax.set_xticks(ticks, ["none" if v == 0 else f"{v:g}" for v in weights])
         ax.minorticks_off()
         ax.ticklabel_format(useOffset=False, axis="y")
         ax.set_title(p["title"], fontsize=8.5)
@@ -73,10 +90,12 @@ def weight_curves(panels: list[dict], xlabel: str = "adversarial weight") -> byt
         ax.set_ylabel(p.get("ylabel", ""), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8,
-                   bbox_to_anchor=(0.5, -0.02))
+    labels = dict.fromkeys(label for p in panels for label in p["series"])
+    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_lines()}
+    if labels:
+        fig.legend([handles[k] for k in labels if k in handles],
+                   [k for k in labels if k in handles], loc="lower center",
+                   ncol=min(6, len(labels)), fontsize=8, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return png(fig)
 

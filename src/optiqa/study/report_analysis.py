@@ -143,9 +143,10 @@ def _agreement_table(doc, a, protocol) -> None:
         if row["scope"] not in ("setting", "adversarial"):
             continue
         group = row["group"] if row["scope"] == "setting" else f"{row['group']} D (pooled)"
-        rows.append([row["evaluator"], row["task"], group, row["n_metrics"], row["spearman"],
-                     _ci(row["spearman_ci"]), _p(row), row["kendall"], _ci(row["kendall_ci"]),
-                     _p(row, "kendall"), _k_note(row), row["reason"] or "", _left_out(row)])
+        rows.append([row["evaluator"], row["task"], row["grid"], group, row["n_metrics"],
+                     row["spearman"], _ci(row["spearman_ci"]), _p(row), row["kendall"],
+                     _ci(row["kendall_ci"]), _p(row, "kendall"), _k_note(row),
+                     row["reason"] or "", _left_out(row)])
     protocol += (" p: two-sided permutation p-value of rho and of tau (all k! orders of the "
                  "metrics up to k = 8, Monte Carlo with its standard error beyond); with k "
                  "metrics rho takes only a few values and p cannot be below 2/k!, so below 5 "
@@ -154,8 +155,8 @@ def _agreement_table(doc, a, protocol) -> None:
                  "losses.")
     protocol += " " + _agreement_family(a["rank_agreement"])
     doc.table(Table("Rank agreement between a metric's quality as an IQA model and as a loss",
-                    ["evaluator", "task", "setting", "metrics", "Spearman", "95% CI", "p",
-                     "Kendall", "95% CI", "p", "k", "undefined because", "left out"], rows,
+                    ["evaluator", "task", "grid", "setting", "metrics", "Spearman", "95% CI",
+                     "p", "Kendall", "95% CI", "p", "k", "undefined because", "left out"], rows,
                     csv_name="rank_agreement", protocol=protocol, digits=3))
 
 
@@ -193,7 +194,7 @@ def _scatter(doc, a) -> None:
         if row["scope"] != "adversarial" or not row["points"]:
             continue
         panels.append({"title": f"{row['evaluator']}: {row['group']} discriminator "
-                                f"({row['task']})",
+                                f"({row['task']}, {row['grid']})",
                        "x": [pt["assessment"] for pt in row["points"]],
                        "y": [pt["optimization"] for pt in row["points"]],
                        "labels": [pt["metric"] for pt in row["points"]],
@@ -208,19 +209,22 @@ def _scatter(doc, a) -> None:
 
 
 def _contrasts(doc, a) -> None:
-    rows = [[c["evaluator"], c["task"], f"{c['second']} - {c['first']}", c["spearman_difference"],
+    rows = [[c["evaluator"], c["task"], c["grid"], f"{c['second']} - {c['first']}",
+             c["spearman_difference"],
              _ci(c["spearman_difference_ci"]), c["kendall_difference"],
              _ci(c["kendall_difference_ci"]), "yes" if c["same_metrics"] else "no",
              c["reason"] or ""] for c in a["contrasts"]]
     if rows:
         doc.table(Table("Does the agreement change with the discriminator?",
-                        ["evaluator", "task", "contrast", "Δ Spearman", "95% CI", "Δ Kendall",
-                         "95% CI", "same metrics", "undefined because"], rows,
+                        ["evaluator", "task", "grid", "contrast", "Δ Spearman", "95% CI",
+                         "Δ Kendall", "95% CI", "same metrics", "undefined because"], rows,
                         csv_name="contrasts", digits=3,
                         protocol="Difference of the rank agreement between pooled groups of "
-                        "settings (with vs without a discriminator, image- vs patch-level, "
-                        "Transformer vs convolutional backbone), with a paired bootstrap "
-                        "interval (the same replicates on both sides)."))
+                        "settings of one grid (with vs without a discriminator, image- vs "
+                        "patch-level, Transformer vs convolutional backbone), with a paired "
+                        "bootstrap interval (the same replicates on both sides). A contrast "
+                        "whose two sides differ in more than the contrasted factor is left "
+                        "undefined (confounded)."))
 
 
 def _sweep(doc, a) -> None:
@@ -235,24 +239,22 @@ def _sweep(doc, a) -> None:
         key = (c["task"], c["discriminator"], c["evaluator"])
         p = panels.setdefault(key, {"title": f"{c['evaluator']}: {c['discriminator']} "
                                              f"({c['task']})",
-                                    "weights": c["weights"], "series": {},
-                                    "ylabel": c["evaluator"]})
-        if len(c["weights"]) > len(p["weights"]):
-            p["weights"] = c["weights"]
-        p["series"][c["fidelity"]] = [m if x is None else None
-                                      for m, x in zip(c["mean"], c["excluded"])]
+                                    "series": {}, "ylabel": c["evaluator"]})
+        # each loss at its own weights (a sweep for one loss, one weight for the others)
+        p["series"][c["fidelity"]] = (c["weights"], [m if x is None else None
+                                                     for m, x in zip(c["mean"], c["excluded"])])
     doc.figure(Figure("Evaluator scores over the adversarial weight",
                       figures.weight_curves(list(panels.values())), "weight_curves",
                       "Mean evaluator score (own orientation) of the models trained with each "
                       "fidelity loss, per discriminator, against the adversarial weight (the "
                       "leftmost point: no discriminator). Judgments excluded by the circularity "
                       "rule are not drawn."))
-    rows = [[r["evaluator"], r["task"], r["group"], r["n_metrics"], r["spearman"],
+    rows = [[r["evaluator"], r["task"], r["grid"], r["group"], r["n_metrics"], r["spearman"],
              _ci(r["spearman_ci"]), _p(r), r["kendall"], _ci(r["kendall_ci"]), _p(r, "kendall"),
              _k_note(r), r["reason"] or ""]
             for r in a["weight_sweep"]["rank_agreement"]]
     doc.table(Table("Rank agreement per adversarial weight (pooled over discriminators)",
-                    ["evaluator", "task", "weight", "metrics", "Spearman", "95% CI", "p",
+                    ["evaluator", "task", "grid", "weight", "metrics", "Spearman", "95% CI", "p",
                      "Kendall", "95% CI", "p", "k", "undefined because"], rows,
                     csv_name="rank_agreement_by_weight", digits=3,
                     protocol="As the rank agreement table: permutation p over the k metrics, "
@@ -347,25 +349,29 @@ def human_section(doc: Document, r) -> None:
                     + ("; with fewer than 10 raters the intervals are too narrow"
                        if (fit.get("n_raters") or 0) < 10 else "")
                     + f"); rater consistency on repeated trials: {fit.get('consistency')}."))
-    rows = [[x["evaluator"], x["n"], x["spearman"], _p(x), x["kendall"], x["reason"] or ""]
+    rows = [[x["evaluator"], x.get("task", "-"), x["n"], x["spearman"], _p(x), x["kendall"],
+             x["reason"] or ""]
             for x in h.get("by_evaluator", [])]
     family = _agreement_family([{**x, "n_metrics": x["n"]} for x in h.get("by_evaluator", [])])
     doc.table(Table("Does each evaluator rank the models as people do?",
-                    ["evaluator", "models", "Spearman", "p", "Kendall", "undefined because"],
+                    ["evaluator", "task", "models", "Spearman", "p", "Kendall",
+                     "undefined because"],
                     rows,
                     csv_name="human_vs_evaluators", digits=3,
                     protocol="Rank correlation between the human scores and each evaluator's "
                     f"mean score (oriented: higher = better) on the same stimuli: the "
                     f"{(h.get('crops') or {}).get('n', '?')} crops the raters saw (each model's "
-                    "crop against the reference's), over the models both judge (circularity "
-                    "rule applied to the evaluator); p: exact permutation test over the models. "
-                    + family.replace("rho", "rho (one per evaluator)")))
-    rows = [[x["task"], x["group"] if x["scope"] == "setting" else f"{x['group']} D (pooled)",
+                    "crop against the reference's), over the models of one task both judge "
+                    "(circularity rule applied to the evaluator; tasks are never pooled, since "
+                    "votes only compare models of the same task); p: exact permutation test "
+                    "over the models. " + family.replace("rho", "rho (one per evaluator)")))
+    rows = [[x["task"], x["grid"],
+             x["group"] if x["scope"] == "setting" else f"{x['group']} D (pooled)",
              x["n"], x["spearman"], _p(x), x["kendall"], _p(x, "kendall"),
              _k_note({**x, "n_metrics": x["n"]}), x["reason"] or ""]
             for x in h.get("rank_agreement", [])]
     doc.table(Table("People as the evaluator: assessment vs optimization",
-                    ["task", "setting", "metrics", "Spearman", "p", "Kendall", "p", "k",
+                    ["task", "grid", "setting", "metrics", "Spearman", "p", "Kendall", "p", "k",
                      "undefined because"],
                     rows, csv_name="human_rank_agreement", digits=3,
                     protocol="Optimization quality of a fidelity metric = the mean human score "

@@ -102,9 +102,13 @@ def dry_run(plan: StudyPlan, opts: StudyOptions) -> dict:
         check_data_folders(plan.cfg)
     except ConfigError as e:
         notes.append(f"{e} (the data is checked again when the study runs)")
+    from optiqa.study.design import check_design
+
     seeds = len(plan.cfg.train.seeds) or 1
+    design = check_design(plan.cfg)
     return {"study": plan.cfg.name, "folder": str(plan.folder.root), "cells": len(cells),
             "seeds": seeds, "settings": len({c.setting_name for c in cells}),
+            "design": design.to_json(),
             "runs": rows, "remaining_steps": steps, "step_seconds": step,
             "gpus_per_cell": gpus, "gpu_hours": hours, "notes": notes}
 

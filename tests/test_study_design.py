@@ -1,0 +1,181 @@
+"""The study's design (issue 20): weight curves at each loss's own weights, pooled groups defined
+per grid, one-factor contrasts, the dry run's design check, human comparisons per task."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from optiqa.study.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
+                                    OptimizationScores, analyze)
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ["l1", "ssim", "gmsd", "dists_vgg16", "lpips_vgg"]
+FAMILY = {"l1": "pixel", "ssim": "ssim", "gmsd": "gmsd", "dists_vgg16": "dists",
+          "lpips_vgg": "lpips"}
+PANEL = [Evaluator("niqe", True, "niqe", "nr"), Evaluator("musiq", False, "musiq", "nr")]
+CROSSED = (("vgg_patch", "patch", "conv"), ("vgg_image", "image", "conv"),
+           ("swin_patch", "patch", "transformer"), ("swin_image", "image", "transformer"))
+
+
+# --------------------------------------------------------------------------- the weight figure
+def test_weight_curves_draw_each_loss_at_its_own_weights():
+    from optiqa.study import figures
+    from optiqa.study.document import Document
+    from optiqa.study.report_analysis import _sweep
+
+    sweep = [0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02]
+    curves = [{"task": "sr_x4", "discriminator": "d", "evaluator": "niqe", "fidelity": "dists",
+               "weights": sweep, "mean": list(range(7)), "excluded": [None] * 7},
+              {"task": "sr_x4", "discriminator": "d", "evaluator": "niqe", "fidelity": "l1",
+               "weights": [0.0, 0.005], "mean": [1.0, 2.0], "excluded": [None, None]}]
+    doc = Document("t")
+    # 7 points for one loss and 2 for another: this raised "x and y must have same first
+    # dimension" and ended the paper study with no report
+    _sweep(doc, {"weight_sweep": {"curves": curves, "rank_agreement": []}})
+    fig = next(b[1] for b in doc.blocks if b[0] == "f")
+    assert fig.png.startswith(b"\x89PNG")
+    ticks, weights, series = figures.weight_positions(
+        {"series": {"dists": (sweep, list(range(7))), "l1": ([0.0, 0.005], [1.0, None])}})
+    assert weights == sweep and ticks[0] == pytest.approx(0.0005 / 3)
+    # l1's second point sits at 0.005, not at dists' second weight (0.0005)
+    assert series["l1"][0] == [pytest.approx(0.0005 / 3), 0.005]
+    assert np.isnan(series["l1"][1][1])
+    with pytest.raises(ValueError, match="2 weights but 3 values"):
+        figures.weight_positions({"series": {"l1": ([0, 1], [1, 2, 3])}})
+
+
+# --------------------------------------------------------------------------- groups per grid
+def _study(cells, seed=0):
+    """Metric i trains models of quality i and has assessment SRCC increasing with i."""
+    rng = np.random.default_rng(seed)
+    quality = {m: i for i, m in enumerate(METRICS)}
+    images = [f"img{i}" for i in range(12)]
+    scores = {c.name: {e.name: (-1 if e.lower_better else 1) * (quality[c.fidelity]
+                                                               + rng.normal(0, .01, 12))
+                       for e in PANEL} for c in cells}
+    groups = np.repeat(np.arange(20), 5)
+    target = rng.normal(size=100)
+    preds = {m: {"toy": target * (i + 1) / 5 + rng.normal(0, 1, 100)}
+             for i, m in enumerate(METRICS)}
+    return (OptimizationScores(cells, PANEL, images, scores, FAMILY),
+            AssessmentScores([AssessmentDataset("toy", target, groups)], preds,
+                             {m: False for m in METRICS}))
+
+
+def _grid_cells():
+    """Grid "crossed": every metric x (none + level x backbone at 0.01); grid "sweep": dists
+    alone against vgg_patch over three weights (as paper.yaml's old design)."""
+    cells = []
+    for m in METRICS:
+        cells.append(Cell(m, m))
+        cells += [Cell(f"{m}+{d}@0.01", m, d, lvl, kind, 0.01) for d, lvl, kind in CROSSED]
+    cells += [Cell(f"dists_vgg16+vgg_patch@{w}", "dists_vgg16", "vgg_patch", "patch", "conv", w)
+              for w in (0.001, 0.1)]
+    grids = [{"name": "crossed", "fidelity": METRICS,
+              "settings": ["none"] + [f"{d}@0.01" for d, _, _ in CROSSED]},
+             {"name": "sweep", "fidelity": ["dists_vgg16"],
+              "settings": ["none", "vgg_patch@0.001", "vgg_patch@0.01", "vgg_patch@0.1"]}]
+    return cells, grids
+
+
+def test_pooled_groups_are_defined_per_grid_not_by_a_silent_intersection():
+    cells, grids = _grid_cells()
+    out = analyze(*_study(cells), n_boot=30, grids=grids)
+    by = {(r["grid"], r["scope"], r["group"], r["evaluator"]): r for r in out["rank_agreement"]}
+    # the intersection over all settings kept only dists_vgg16 (the one metric of the sweep)
+    for scope, group in (("adversarial", "with"), ("level", "patch"), ("level", "image"),
+                         ("backbone", "conv"), ("backbone", "transformer")):
+        r = by[("crossed", scope, group, "niqe")]
+        assert r["n_metrics"] == 5 and r["left_out"]["not_trained"] == []
+        assert r["spearman"] == pytest.approx(1.0)
+        assert by[("sweep", "adversarial", "with", "niqe")]["n_metrics"] == 1
+    # a weight of the sweep grid pools only that grid's settings
+    assert [g["settings"] for g in out["groups"] if g["grid"] == "sweep"
+            and g["scope"] == "weight" and g["group"] == "0.01"] == [["vgg_patch@0.01"]]
+    contrasts = {(c["grid"], c["scope"]): c for c in out["contrasts"] if c["evaluator"] == "niqe"}
+    # crossed level x backbone: both one-factor contrasts are defined
+    for scope in ("level", "backbone", "adversarial"):
+        c = contrasts[("crossed", scope)]
+        assert c["reason"] is None and c["spearman_difference"] == pytest.approx(0.0)
+        assert c["same_metrics"] is True
+
+
+def test_a_contrast_whose_sides_differ_in_two_factors_is_confounded():
+    cells = []
+    for m in METRICS:
+        cells += [Cell(m, m), Cell(f"{m}+p", m, "vgg_patch", "patch", "conv", 0.01),
+                  Cell(f"{m}+i", m, "swin_image", "image", "transformer", 0.01)]
+    out = analyze(*_study(cells), n_boot=0)
+    c = next(c for c in out["contrasts"] if c["scope"] == "level" and c["evaluator"] == "niqe")
+    assert c["reason"] == ("confounded: patch has (backbone_kind / adversarial_weight) "
+                           "conv/0.01, image has transformer/0.01")
+    assert c["spearman_difference"] is None
+
+
+def _cfg(tmp_path, text):
+    from optiqa.study.config import load_study_config
+
+    p = tmp_path / "s.yaml"
+    p.write_text(text.replace("BASE", str(ROOT / "configs/train/tiny_cpu.yaml")))
+    return load_study_config(p)
+
+
+STUDY = """
+name: s
+train: {base: BASE}
+fidelity: {metrics: [l1, ssim, gmsd, nlpd]}
+adversarial:
+  discriminators: {p: {type: patchgan}, u: {type: unet}}
+  weights: [0.01, 0.1]
+grids:
+  - {name: all losses, discriminators: [none, p], weights: [0.01]}
+  - {name: sweep, fidelity: [ssim, gmsd]}
+evaluators: {metrics: [psnr_y, ssim_y, niqe]}
+"""
+
+
+def test_dry_run_design_check_flags_undefined_groups_and_confounded_contrasts(tmp_path):
+    from optiqa.study.design import check_design
+
+    check = check_design(_cfg(tmp_path, STUDY))
+    # the sweep grid has two metrics: every one of its groups is undefined, each named
+    assert check.undefined and all(" / sweep / " in u for u in check.undefined)
+    assert any(u.endswith("adversarial with: at most 2 fidelity metric(s) per evaluator (the "
+                          "rank agreement needs 3)") for u in check.undefined)
+    assert not any(" / all losses / " in u for u in check.undefined)
+    # sweep: the level contrast compares PatchGAN (patch) with the U-Net (patch too): no image
+    # side, so no contrast; "all losses" has no second level either
+    assert all("level" not in c for c in check.contrasts + check.confounded)
+    assert "sr_x4 / all losses / adversarial: with - without" in check.contrasts
+
+
+# --------------------------------------------------------------------------- human judgments
+def test_human_vs_evaluator_correlations_are_per_task(monkeypatch):
+    import optiqa.judge
+    from optiqa.study import analysis
+
+    tasks = ["sr_x4", "sr_x2"]
+    cells = [SimpleNamespace(name=f"{t}__{m}", task=t, fidelity=m, discriminator="none",
+                             adversarial=False, adversarial_weight=0.0)
+             for t in tasks for m in METRICS]
+    # within each task people and the evaluator agree perfectly; the tasks' scores are on
+    # unrelated scales (votes never compare two tasks), so pooling them would mislead
+    human = {f"sr_x4__{m}": float(i) for i, m in enumerate(METRICS)}
+    human.update({f"sr_x2__{m}": 10.0 + i for i, m in enumerate(METRICS)})
+    quality = {f"sr_x4__{m}": 10.0 + i for i, m in enumerate(METRICS)}
+    quality.update({f"sr_x2__{m}": float(i) for i, m in enumerate(METRICS)})
+    fitted = SimpleNamespace(has_votes=True, message="m", to_dict=lambda: {"n_votes": 40},
+                             scores=lambda: human)
+    monkeypatch.setattr(optiqa.judge, "fit_study", lambda *a, **k: fitted)
+    cfg = SimpleNamespace(tasks={t: {} for t in tasks}, seed=0, fidelity=SimpleNamespace(
+        metrics=METRICS), evaluators=SimpleNamespace(metrics=["niqe"]),
+        assessment=SimpleNamespace(bootstrap=0))
+    plan = SimpleNamespace(cfg=cfg, cells=cells, folder=SimpleNamespace(root="."))
+    result = {"optimization": [{"cell": n, "evaluator": "niqe", "quality": q, "excluded": None}
+                               for n, q in quality.items()], "assessment": [], "groups": []}
+    rows = analysis.human_judgments(plan, result)["by_evaluator"]
+    assert [(r["task"], r["n"], r["spearman"]) for r in rows] == [
+        ("sr_x4", 5, pytest.approx(1.0)), ("sr_x2", 5, pytest.approx(1.0))]
