@@ -152,6 +152,16 @@ def test_dry_run_design_check_flags_undefined_groups_and_confounded_contrasts(tm
     assert "sr_x4 / all losses / adversarial: with - without" in check.contrasts
 
 
+def test_the_paper_design_has_no_undefined_group_or_confounded_contrast():
+    from optiqa.study.config import load_study_config
+    from optiqa.study.design import check_design
+
+    check = check_design(load_study_config(ROOT / "configs/study/paper.yaml"))
+    assert check.undefined == [] and check.confounded == []
+    scopes = {c.split(" / ")[2].split(":")[0] for c in check.contrasts}
+    assert scopes == {"adversarial", "level", "backbone"}
+
+
 # --------------------------------------------------------------------------- human judgments
 def test_human_vs_evaluator_correlations_are_per_task(monkeypatch):
     import optiqa.judge
@@ -170,12 +180,64 @@ def test_human_vs_evaluator_correlations_are_per_task(monkeypatch):
     fitted = SimpleNamespace(has_votes=True, message="m", to_dict=lambda: {"n_votes": 40},
                              scores=lambda: human)
     monkeypatch.setattr(optiqa.judge, "fit_study", lambda *a, **k: fitted)
+    # the evaluators' scores on the crops the raters saw
+    crops = SimpleNamespace(crops=[], unscored={})
+    monkeypatch.setattr(analysis, "crop_quality",
+                        lambda plan, cells: (crops, {(n, "niqe"): q for n, q in quality.items()}))
     cfg = SimpleNamespace(tasks={t: {} for t in tasks}, seed=0, fidelity=SimpleNamespace(
         metrics=METRICS), evaluators=SimpleNamespace(metrics=["niqe"]),
         assessment=SimpleNamespace(bootstrap=0))
     plan = SimpleNamespace(cfg=cfg, cells=cells, folder=SimpleNamespace(root="."))
-    result = {"optimization": [{"cell": n, "evaluator": "niqe", "quality": q, "excluded": None}
-                               for n, q in quality.items()], "assessment": [], "groups": []}
+    result = {"assessment": [], "groups": []}
     rows = analysis.human_judgments(plan, result)["by_evaluator"]
     assert [(r["task"], r["n"], r["spearman"]) for r in rows] == [
         ("sr_x4", 5, pytest.approx(1.0)), ("sr_x2", 5, pytest.approx(1.0))]
+
+
+# --------------------------------------------------------------------------- greyscale
+def test_built_in_greyscale_photos_are_detected_from_their_pixels():
+    from optiqa.data.sr import SRTestDataset
+    from optiqa.train.evaluate import SetResult, create_scorers, restore_and_score
+    from optiqa.train.inference import load_generator
+
+    ds = SRTestDataset("builtin:test/48", scale=4)
+    model = load_generator("bicubic", scale=4).model
+    res = SetResult("photos", "", ds.lq_source, scores={"psnr_y": []})
+    scorers, kinds = create_scorers(["psnr_y"], "cpu", have_reference=True)
+    restore_and_score(model, 4, ds, res, scorers, kinds, "matlab", progress=False)
+    # camera, coins, page and cell are greyscale photos (no file header to read): compared as
+    # grey under the MATLAB protocol, as the table note says; the colour photos are not
+    assert {"camera", "coins", "page"} <= set(res.greyscale)
+    assert not {"astronaut", "chelsea", "rocket"} & set(res.greyscale)
+
+
+# --------------------------------------------------------------------------- one interval source
+def test_the_report_takes_every_interval_from_the_analysis():
+    from optiqa.study.asymmetry import model_means
+    from optiqa.study.report import optimization_rows
+
+    cells = [Cell(m, m) for m in METRICS[:3]]
+    opt, assess = _study(cells)
+    out = analyze(opt, assess, n_boot=200, seed=4)
+    raw = {c.name: {e.name: opt.scores[c.name][e.name] for e in PANEL} for c in cells}
+    raw["bicubic__sr_x4"] = {e.name: opt.scores["l1"][e.name] + 1.0 for e in PANEL}
+    means = model_means(raw, n_boot=200, seed=4)
+    # the same replicates as the analysis' own: identical intervals for every cell
+    for row in out["optimization"]:
+        m = next(x for x in means if x["model"] == row["cell"]
+                 and x["evaluator"] == row["evaluator"])
+        assert m["mean_ci"] == pytest.approx(row["mean_ci"]) and m["mean"] == row["mean"]
+    # the report's table shows these numbers; it never draws replicates of its own
+    plan = SimpleNamespace(cells=[SimpleNamespace(name="l1", fidelity="l1", discriminator="none",
+                                                  adversarial=False, adversarial_weight=0.0,
+                                                  train_config={})])
+    r = SimpleNamespace(plan=plan, cfg=SimpleNamespace(evaluators=SimpleNamespace(
+        metrics=["niqe"], exclude_family=True)),
+        evaluations={"bicubic__sr_x4": {}, "l1": {}},
+        analysis={"model_means": [{"model": "bicubic__sr_x4", "evaluator": "niqe", "mean": 7.0,
+                                   "mean_ci": [6.5, 7.5]},
+                                  {"model": "l1", "evaluator": "niqe", "mean": 3.0,
+                                   "mean_ci": [2.0, 4.0]}]})
+    rows, _ = optimization_rows(r, ["niqe"])
+    assert rows == [["bicubic__sr_x4", "(baseline)", "-", None, 7.0, "[6.500, 7.500]"],
+                    ["l1", "l1", "none", None, 3.0, "[2.000, 4.000]"]]

@@ -137,3 +137,21 @@ def test_gan_init_refuses_discriminators_without_a_backbone(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no discriminator checkpoint"):
         create_backbone("effnet_lite0", f"gan:{tmp_path / 'empty'}")
+
+
+def test_gan_init_uses_only_the_stages_the_discriminator_trained(tmp_path):
+    from optiqa.transfer.init import trained_maps
+
+    staged = {**NET_D, "stage": 2}
+    d = _trained_d()
+    run = _write_run(tmp_path / "run_s", d, network_d=staged)
+    full = backbones.create("effnet_lite0", pretrained=False)
+    bb, info = create_backbone("effnet_lite0", f"gan:{run}")
+    # maps 0 (the image), 1 and 2 were trained by the head on stage 2; the deeper stages are
+    # the backbone's own weights, which a "gan" initialisation must not pass off as trained
+    assert info["trained_maps"] == 3 and info["maps"] == len(full.channels)
+    assert bb.channels == full.channels[:3]
+    feats = bb(torch.rand(1, 3, 64, 64))
+    assert len(feats) == 3 and [f.shape[1] for f in feats] == bb.channels
+    assert trained_maps({**NET_D, "stage": -1}, 6) == 6
+    assert trained_maps({**NET_D, "freeze_backbone": True}, 6) == 0

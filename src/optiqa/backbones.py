@@ -49,6 +49,7 @@ package index (:mod:`optiqa.core.packaged`; a ``<file>.json`` beside each record
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import os
@@ -606,12 +607,34 @@ def create(name: str, pretrained: bool = True) -> Backbone:
     if s.factory is not None:
         return _create_user_backbone(s, pretrained)
     load = pretrained and s.name != "vgg16_r"
-    path = (find_weights(name) or fetch(name, suggest_fetch=True)) if load else None
+    try:
+        path = (find_weights(name) or fetch(name, suggest_fetch=True)) if load else None
+    except WeightsUnavailable:
+        from optiqa.core import rehearsal
+
+        if not rehearsal.substitutes_allowed():
+            raise
+        # a rehearsal only: fixed-seed random weights stand in, and the report lists it
+        seed = rehearsal.name_seed(name)
+        rehearsal.record(f"backbone {name} ({s.title}): pretrained weights not on this "
+                         f"machine, replaced by a fixed-seed random init (seed {seed})")
+        return copy.deepcopy(_stand_in(name, seed))
     trunk, indices = _build_trunk(s, random_init=not load and s.name != "vgg16_r")
     if s.name == "vgg16_r":
         _fixed_seed_init(trunk, VGG16_R_SEED)
     elif load:
         _load_trunk(s, trunk, path)
+    return Backbone(s, trunk, indices).eval()
+
+
+@functools.lru_cache(maxsize=None)
+def _stand_in(name: str, seed: int) -> Backbone:
+    """A rehearsal's fixed-seed random backbone, built once per process (a timm random init of
+    a large model costs seconds; every cell copies it instead)."""
+    s = spec(name)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        trunk, indices = _build_trunk(s, random_init=True)
     return Backbone(s, trunk, indices).eval()
 
 

@@ -39,7 +39,7 @@ def cmd_study(args) -> int:
                               option="out")
         config, out = folder.config, str(folder.root)
     cfg = load_study_config(config, args.overrides)
-    out = out or f"studies/{cfg.name}"
+    out = out or f"studies/{cfg.name}{'-rehearsal' if args.rehearse else ''}"
     step = step_seconds_from(args.step_time) if args.step_time else None
     opts = StudyOptions(stages=_stages(args.stage), cells=args.cells, launcher=args.launcher,
                         device=args.device, progress=not args.quiet, worker=args.worker,
@@ -84,7 +84,15 @@ def cmd_study(args) -> int:
                   "measure a step with `python bench/train_step.py --json STEP.json` on the "
                   "target GPU and pass --step-time STEP.json (or set launcher.step_seconds)")
         return 0
-    summary = run_study(cfg, out, opts)
+    if args.rehearse:
+        if args.dry_run or args.worker:
+            raise ConfigError("--rehearse runs the whole study on this CPU: not with --dry-run "
+                              "or --worker", option="rehearse")
+        from optiqa.study.rehearsal import run_rehearsal
+
+        summary = run_rehearsal(cfg, out, opts)
+    else:
+        summary = run_study(cfg, out, opts)
     report = summary["stages"].get("report", {}).get("result", {})
     for stage, info in summary["stages"].items():
         warn(f"{stage}: done in {info['seconds']:.0f} s")
@@ -124,6 +132,11 @@ def add_parsers(sub) -> None:
                    help="only these stages (repeatable or comma-separated): assess, train, "
                    "evaluate, transfer, analyze, report")
     s.add_argument("--cells", metavar="GLOB", help="only the cells whose name matches")
+    s.add_argument("--rehearse", action="store_true",
+                   help="run every cell, evaluator, assessment, transfer and report section "
+                   "shrunk on this CPU (tiny generator, a few iterations and images; missing "
+                   "data and weights replaced, each listed in the report); default folder "
+                   "studies/<name>-rehearsal")
     s.add_argument("--dry-run", action="store_true",
                    help="list the cells, what is done, and the estimated GPU hours")
     s.add_argument("--step-time", metavar="FILE",

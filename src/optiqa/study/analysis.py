@@ -31,15 +31,36 @@ def discriminator_features(cell) -> str | None:
         else None
 
 
+def pixel_weight(train_config: dict) -> float:
+    """The weight of the L1 pixel term (``train.pixel_opt``) a cell keeps beside its fidelity
+    loss (0 when off)."""
+    opt = (train_config.get("train") or {}).get("pixel_opt") or {}
+    return float(opt.get("weight", 0.0) or 0.0)
+
+
+def extra_families(cfg, cell) -> tuple:
+    """The families of the loss terms a cell has beside its fidelity loss: the pixel family
+    when it keeps ``pixel_opt`` (its loss is then M + w L1, so pixel evaluators may not judge it
+    either)."""
+    if pixel_weight(cell.train_config) <= 0:
+        return ()
+    return (family("l1", cfg.evaluators.exclude_family),)
+
+
 def excluded_evaluators(cfg, cell) -> dict[str, str]:
     """``{evaluator: reason}`` of the evaluators that may not judge study cell ``cell``
-    (:func:`optiqa.evaluators.exclusion`, the one circularity rule)."""
+    (:func:`optiqa.evaluators.exclusion`, the one circularity rule, and the pixel term a cell
+    keeps)."""
     from optiqa.evaluators import exclusion
 
     disc = discriminator_features(cell)
+    extra = extra_families(cfg, cell)
     out = {}
     for e in cfg.evaluators.metrics:
         why = exclusion(e, cell.fidelity, disc, cfg.evaluators.exclude_family)
+        if not why and family(e, cfg.evaluators.exclude_family) in extra:
+            why = (f"its objective also has an L1 pixel term (train.pixel_opt); {e} is of the "
+                   "pixel family")
         if why:
             out[e] = why
     return out
@@ -68,7 +89,7 @@ def optimization_scores(plan):
                               "rerun the evaluate stage")
         cells.append(Cell(c.name, c.fidelity, c.discriminator, c.level, c.architecture,
                           c.adversarial_weight, c.task, discriminator_features(c), c.seed,
-                          c.setting_name))
+                          c.setting_name, extra_families(cfg, c)))
         scores[c.name] = {m: np.array([v for st in ev["sets"].values()
                                        for v in st["scores"][m]])
                           for m in ev["evaluators"] if m in cfg.evaluators.metrics}
@@ -175,6 +196,8 @@ def run_analysis(plan, key: str | None = None) -> dict:
     # adversarial cell against its counterpart without a discriminator is exploratory (pairs=None)
     result = analyze(opt, assess, n_boot=plan.cfg.assessment.bootstrap, seed=plan.cfg.seed,
                      planned=pairs, grids=study_grids(plan.cfg))
+    result["protocol"]["assessment_quality"] = assessment_sentence(plan)
+    result["model_means"] = _model_means(plan, opt.images)
     result["human"] = human_judgments(plan, result)
     result["summary"] = {"cells": len(opt.cells), "evaluators": len(opt.evaluators),
                          "images": len(opt.images), "datasets": len(assess.datasets),
@@ -182,6 +205,39 @@ def run_analysis(plan, key: str | None = None) -> dict:
     result["key"] = key
     write_json(plan.folder.analysis, result)
     return result
+
+
+def assessment_sentence(plan) -> str:
+    """What "assessment quality" is, generated from the assessed datasets' own targets (a
+    known-order set has distortion levels, not human scores)."""
+    from optiqa.study.assessment import assessment_files
+
+    wanted = {d.name.lower() for d in plan.cfg.assessment.datasets}
+    parts = []
+    for name, a in assessment_files(plan.folder).items():
+        if name in wanted:
+            how = ("mean SRCC within (content, distortion) groups" if a["evaluation"] == "within"
+                   else "SRCC over all items")
+            parts.append(f"{name}: {how} with {a['target']}")
+    return ("Spearman correlation of each metric's scores with each dataset's target, the metric's "
+            "sign flipped where its orientation differs (positive = agrees): "
+            + "; ".join(parts) + (". Mean over the datasets." if len(parts) > 1 else "."))
+
+
+def _model_means(plan, images: list[str]) -> list[dict]:
+    """Every evaluated model's (baselines too) mean evaluator scores with intervals from the
+    analysis' own image replicates (:func:`optiqa.study.asymmetry.model_means`)."""
+    from optiqa.study.asymmetry import model_means
+    from optiqa.study.evaluation import current_evaluations
+
+    scores = {}
+    for name, ev in current_evaluations(plan).items():
+        ids = [f"{s}/{k}" for s, st in ev["sets"].items() for k in st["images"]]
+        if ids != images:
+            continue
+        scores[name] = {m: np.array([v for st in ev["sets"].values() for v in st["scores"][m]])
+                        for m in ev["evaluators"] if m in plan.cfg.evaluators.metrics}
+    return model_means(scores, plan.cfg.assessment.bootstrap, plan.cfg.seed)
 
 
 def human_judgments(plan, analysis: dict) -> dict:

@@ -27,7 +27,7 @@ def load_iqa_dataset(opts):
         photos = opts.photos
         if isinstance(photos, str):
             photos = sample_names(photos) if photos in SPLITS else [photos]
-        kwargs = {"photos": photos}
+        kwargs = {"photos": photos, "distortions": opts.distortions}
         if opts.size:
             kwargs["size"] = opts.size
         return load_dataset("synthetic", **kwargs)

@@ -73,6 +73,7 @@ class Cell:
     discriminator_features: str | None = None   # its pretrained backbone (circularity rule)
     seed: int | None = None               # training seed of a replicate (train.seeds)
     unit: str | None = None               # the name every replicate of this setting shares
+    extra_families: tuple = ()            # other loss terms' families (e.g. a kept pixel_opt)
 
     @property
     def adversarial(self) -> bool:
@@ -125,6 +126,9 @@ class OptimizationScores:
                               self.features.get(cell.fidelity), cell.discriminator_features)
         if why:
             return "circular", why
+        if evaluator.family in cell.extra_families:
+            return "circular", (f"its objective also has a {evaluator.family}-family term; "
+                                f"{evaluator.name} is of that family")
         if evaluator.name not in self.scores.get(cell.name, {}):
             return "missing", "no scores for this cell and evaluator"
         return None
@@ -349,6 +353,36 @@ def _optimization(opt: OptimizationScores, n_boot: int, seed: int, per_seed=None
             for j, (c, e) in enumerate(judged)}
 
 
+def _image_means(scores: np.ndarray, n_boot: int, seed: int):
+    """Means over the images (rows) of ``scores`` ``(n, k)`` and their bootstrap replicate means
+    ``(n_boot, k)``: one draw of the images per replicate, shared by every column and by every
+    call with the same ``seed`` and ``n`` (so the report's intervals and the analysis' are the
+    same replicates)."""
+    n = scores.shape[0]
+    point = scores.mean(axis=0)
+    if n_boot <= 0 or n < 2:
+        return point, None
+    draws = np.random.default_rng(_seed(seed, 0)).integers(0, n, size=(n_boot, n))
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
+    return point, counts @ scores / n
+
+
+def model_means(scores: dict[str, dict[str, np.ndarray]], n_boot: int, seed: int,
+                level: float = 0.95) -> list[dict]:
+    """Mean per-image score of every model and evaluator (own orientation) with its percentile
+    bootstrap interval over images, from the same replicates as the analysis (baselines
+    included): the one source of the report's evaluator table."""
+    keys = [(m, e) for m, per in scores.items() for e in per]
+    if not keys:
+        return []
+    matrix = np.stack([np.asarray(scores[m][e], np.float64) for m, e in keys], axis=1)
+    point, reps = _image_means(matrix, n_boot, seed)
+    return [{"model": m, "evaluator": e, "mean": _num(point[j]),
+             "mean_ci": None if reps is None else _ci(reps[:, j], level)}
+            for j, (m, e) in enumerate(keys)]
+
+
 # ---------------------------------------------------------------------------------------------
 # groups of settings
 # ---------------------------------------------------------------------------------------------
@@ -539,7 +573,13 @@ def evaluator_agreement(opt: OptimizationScores, stats: dict, task: str, n_perm:
             if len(both) >= 2:
                 pairwise[i, j] = _num(correlation.srcc([stats[(c.name, a.name)][0] for c in both],
                                                        [stats[(c.name, b.name)][0] for c in both]))
+    from optiqa.stats.incomplete import incomplete_agreement
+
+    every = np.array([[stats[(c.name, e.name)][0] if (c.name, e.name) in stats else np.nan
+                       for c in cells] for e in evs]).reshape(len(evs), len(cells))
+    incomplete = incomplete_agreement(every, n_perm=n_perm, seed=seed).to_json()
     return {"task": task, "n_evaluators": len(evs), "n_cells": len(common),
+            "incomplete": incomplete,
             "cells": [c.name for c in common], "cells_left_out": left,
             "w": _num(conc.w), "chi2": _num(conc.chi2), "df": conc.df,
             "p_chi2": _num(conc.p_value),

@@ -177,6 +177,30 @@ def pretrain_config(cfg: StudyConfig, task: str) -> dict:
     return raw
 
 
+START = "start"
+
+
+def shared_starts(cfg: StudyConfig, cells) -> dict[str, str]:
+    """``{start__<task>: path}``: a generator file every cell of a task starts from
+    (``path.pretrain_network_g``, e.g. the official SwinIR PSNR model), evaluated as a baseline
+    so that each cell's change from its start is visible. The study's own pre-training is
+    evaluated as ``pretrain__<task>`` instead."""
+    out = {}
+    if cfg.train.pretrain is not None:
+        return out
+    for task in cfg.tasks:
+        paths = {((c.train_config.get("path") or {}).get("pretrain_network_g"))
+                 for c in cells if c.task == task}
+        if len(paths) == 1 and None not in paths:
+            out[f"{START}__{task}"] = paths.pop()
+    return out
+
+
+def pretrained_weights(study_dir: str | Path, task: str, cfg: StudyConfig) -> Path:
+    """Where the pre-training of ``task`` leaves its final generator."""
+    total = cfg.train.pretrain.total_iter
+    return Path(study_dir).resolve() / "runs" / f"{PRETRAIN}__{task}" / "models" / \
+        f"net_g_{total}.pth"
 def pretrained_weights(task: str, cfg: StudyConfig) -> str:
     """Where the pre-training of ``task`` leaves its final generator, as a cell's config names
     it: relative to the cell's run folder (``runs/<cell>/``), so that neither the cells' configs

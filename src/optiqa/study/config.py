@@ -142,7 +142,10 @@ class IQADataOpts:
     root: str | None = None
     meta: str | None = None
     size: int | None = None                 # synthetic: picture size
-    photos: Union[str, list, None] = None   # synthetic: photo names or a split ("test")
+    # synthetic: photo names or a split; by default the held-out "test" split (the six classic
+    # photos, the old default, include coffee and motorcycle, two training photos)
+    photos: Union[str, list, None] = "test"
+    distortions: list | None = None         # synthetic: distortion kinds (default: all)
 
 
 @dataclass
@@ -232,6 +235,14 @@ class ReportOpts:
 
 
 @dataclass
+class RehearsalInfo:
+    """Set by ``--rehearse`` only: the config rehearsed and every substitution made."""
+
+    source: str = ""
+    substitutions: list[str] = field(default_factory=list)
+
+
+@dataclass
 class StudyConfig:
     name: str
     train: TrainBlock
@@ -249,6 +260,7 @@ class StudyConfig:
     launcher: LauncherOpts = field(default_factory=LauncherOpts)
     report: ReportOpts = field(default_factory=ReportOpts)
     source: str | None = None   # the study file (filled in by load_study_config)
+    rehearsal: RehearsalInfo | None = None   # a CPU rehearsal of another config (--rehearse)
 
     def check(self, path):
         need(bool(self.name) and "/" not in self.name and self.name not in (".", ".."), "name",

@@ -28,16 +28,25 @@ class DesignCheck:
 def check_design(cfg) -> DesignCheck:
     from optiqa.study.analysis import excluded_evaluators
     from optiqa.study.asymmetry import Cell
-    from optiqa.study.cells import expand_cells, study_grids
+    from optiqa.study.cells import expand_cells, setting_label, study_grids
     from optiqa.study.groups import contrast_confound, contrast_pairs, setting_groups
     from optiqa.study.ranking import MIN_METRICS
 
+    study_cells = expand_cells(cfg)
     cells = [Cell(c.name, c.fidelity, c.discriminator, c.level, c.architecture,
-                  c.adversarial_weight, c.task) for c in expand_cells(cfg)]
+                  c.adversarial_weight, c.task) for c in study_cells]
+    # the evaluators each cell excludes (circularity rule, a kept pixel term), once per setting
+    excluded = {}
+    for c in study_cells:
+        key = (c.task, c.fidelity, setting_label(c.discriminator, c.adversarial_weight))
+        if key not in excluded:
+            excluded[key] = set(excluded_evaluators(cfg, c))
     groups = setting_groups(cells, study_grids(cfg))
     out = DesignCheck()
     for g in groups:
-        counts = {e: sum(e not in excluded_evaluators(cfg, m) for m in g["fidelity"])
+        # as the analysis: a metric enters for an evaluator that may judge all its cells
+        counts = {e: sum(all(e not in excluded.get((g["task"], m, s), set())
+                             for s in g["settings"]) for m in g["fidelity"])
                   for e in cfg.evaluators.metrics}
         best = max(counts.values(), default=0)
         out.groups.append({"task": g["task"], "grid": g["grid"], "scope": g["scope"],

@@ -44,6 +44,7 @@ class Table:
     protocol: str = ""          # how the numbers were obtained, stated above the table
     muted: set = field(default_factory=set)   # (row, col) cells shown greyed (e.g. excluded)
     digits: int = 4
+    stamp: str = ""             # written as a first "# ..." line of the CSV (e.g. a rehearsal)
 
 
 @dataclass
@@ -70,6 +71,19 @@ class Document:
 
     def figure(self, fig: Figure) -> None:
         self.blocks.append(("f", fig))
+
+    def bullets(self, items: list[str]) -> None:
+        self.blocks.append(("l", list(items)))
+
+    def stamp(self, text: str) -> None:
+        """Mark the page, every table (title and CSV) and every figure with ``text`` (e.g. a
+        rehearsal's)."""
+        self.title = f"{text}: {self.title}"
+        for kind, *rest in self.blocks:
+            if kind in ("t", "f"):
+                rest[0].title = f"[{text}] {rest[0].title}"
+            if kind == "t":
+                rest[0].stamp = text
 
     # -- rendering ----------------------------------------------------------------------------
     def write(self, folder: Path) -> dict[str, Path]:
@@ -102,6 +116,9 @@ class Document:
                 cls, text = rest
                 out.append(f"<p class='{cls}'>{html.escape(text)}</p>" if cls else
                            f"<p>{html.escape(text)}</p>")
+            elif kind == "l":
+                out.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in rest[0])
+                           + "</ul>")
             elif kind == "t":
                 out.append(_html_table(rest[0]))
             elif kind == "f":
@@ -122,6 +139,8 @@ class Document:
             elif kind == "p":
                 prefix = "- " if rest[0] == "answer" else "> " if rest[0] else ""
                 out += [prefix + rest[1], ""]
+            elif kind == "l":
+                out += [f"- {x}" for x in rest[0]] + [""]
             elif kind == "t":
                 t = rest[0]
                 if t.title:
@@ -179,6 +198,8 @@ def write_csv(path: Path, t: Table) -> Path:
     def writer(tmp):
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
+            if t.stamp:
+                f.write(f"# {t.stamp}\n")
             w.writerow(t.headers)
             w.writerows(["" if v is None else v for v in row] for row in t.rows)
     return atomic_write(path, writer)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from optiqa.core.hashing import files_sha256, stable_hash
+from optiqa.core.errors import ConfigError
+from optiqa.core.hashing import file_sha256, files_sha256, stable_hash
 from optiqa.core.sources import code_fingerprint
 from optiqa.study.folder import StudyFolder, read_json, write_json
 from optiqa.study.locks import CellLock
@@ -103,10 +104,10 @@ def evaluate_model(model, scale: int, datasets: dict, metrics: list[str], out_di
     (:func:`optiqa.train.evaluate.restore_and_score`:
     ``psnr_y``/``ssim_y`` under ``protocol``, greyscale ground truth compared as grey under
     ``matlab``, NR metrics on the output alone)."""
-    from optiqa.train.evaluate import SetResult, create_scorers, restore_and_score
+    from optiqa.train.evaluate import SetResult, restore_and_score
 
     names = list(dict.fromkeys(metrics))
-    scorers, kinds = create_scorers(names, device, have_reference=True)
+    scorers, kinds = _scorers(tuple(names), str(device))
     out = {}
     for name, ds in datasets.items():
         res = SetResult(name, "", ds.lq_source, scores={m: [] for m in names})
@@ -115,6 +116,16 @@ def evaluate_model(model, scale: int, datasets: dict, metrics: list[str], out_di
         out[name] = {"images": res.keys, "scores": res.scores, "lq_source": ds.lq_source,
                      "greyscale": res.greyscale}
     return out
+
+
+@functools.lru_cache(maxsize=2)
+def _scorers(names: tuple[str, ...], device: str):
+    """The evaluator panel, built once per process: the metrics are frozen modules in eval mode
+    (no state changes when they score), so every cell a runner evaluates shares them instead of
+    rebuilding (and re-reading the weights of) every evaluator per cell."""
+    from optiqa.train.evaluate import create_scorers
+
+    return create_scorers(list(names), device, have_reference=True)
 
 
 def write_references(folder: StudyFolder, cfg, task: str) -> None:
@@ -183,7 +194,7 @@ def evaluate_baselines(folder: StudyFolder, cfg, device="cpu", progress=False,
                        data: dict | None = None) -> list[str]:
     """The model-free baseline (:func:`degraded_baseline`) and the shared pre-trained generator
     of each task."""
-    from optiqa.study.cells import PRETRAIN
+    from optiqa.study.cells import PRETRAIN, expand_cells, shared_starts
     from optiqa.train.inference import load_generator
 
     names = []
@@ -201,7 +212,25 @@ def evaluate_baselines(folder: StudyFolder, cfg, device="cpu", progress=False,
                                folder.run(pre).root / m["checkpoint"], device=device),
                            device, progress, data)
             names.append(pre)
+    for name, path in shared_starts(cfg, expand_cells(cfg, folder.root)).items():
+        task = name.split("__", 1)[1]
+        if not Path(path).is_file():
+            raise ConfigError(f"{name}: the start model {path} (path.pretrain_network_g) is not "
+                              "on this machine")
+        evaluate_entry(folder, cfg, name, task, file_sha256(path),
+                       lambda path=path, task=task: _load_start(cfg, task, path, device),
+                       device, progress, data)
+        names.append(name)
     return names
+
+
+def _load_start(cfg, task: str, path: str, device):
+    """The cells' generator architecture with the shared start weights."""
+    from optiqa.study.cells import base_train_config
+    from optiqa.train.inference import load_generator
+
+    return load_generator(path, arch=dict(base_train_config(cfg, task)["network_g"]),
+                          device=device)
 
 
 def write_manifest(folder: StudyFolder, cfg, labels: dict[str, str]) -> dict:
@@ -228,13 +257,15 @@ def write_manifest(folder: StudyFolder, cfg, labels: dict[str, str]) -> dict:
 
 def baseline_names(cfg, folder: StudyFolder) -> list[tuple[str, str]]:
     """``(name, task)`` of the baselines evaluated beside the cells."""
-    from optiqa.study.cells import PRETRAIN
+    from optiqa.study.cells import PRETRAIN, expand_cells, shared_starts
 
     out = []
     for task, t in cfg.task_opts.items():
         out.append((degraded_baseline(task, t), task))
         if cfg.train.pretrain is not None:
             out.append((f"{PRETRAIN}__{task}", task))
+    out += [(name, name.split("__", 1)[1])
+            for name in shared_starts(cfg, expand_cells(cfg, folder.root))]
     return out
 
 
@@ -245,9 +276,16 @@ def current_evaluations(plan) -> dict:
     data = data_identity(cfg)
     out = {}
     models = [*baseline_names(cfg, folder), *((c.name, c.task) for c in plan.cells)]
+    from optiqa.study.cells import shared_starts
+
+    starts = shared_starts(cfg, plan.cells)
     for name, task in models:
         if name.startswith((f"{BICUBIC}__", f"{INPUT}__")):
             sha = name.split("__")[0]
+        elif name in starts:
+            sha = file_sha256(starts[name]) if Path(starts[name]).is_file() else None
+            if sha is None:
+                continue
         else:
             marker = read_json(folder.run_marker(name))
             if marker is None:

@@ -132,6 +132,21 @@ class StudyFolder:
         return self.root / "analysis.json"
 
     @property
+    def rehearsal_record(self) -> Path:
+        """A rehearsal's substitutions made while it ran (:mod:`optiqa.core.rehearsal`)."""
+        return self.root / "rehearsal-substitutions.txt"
+
+    @property
+    def rehearsal_data(self) -> Path:
+        """The small data a rehearsal writes (:mod:`optiqa.study.rehearsal`)."""
+        return self.root / "rehearsal-data"
+
+    @property
+    def heldout(self) -> Path:
+        """The held-out check's record (:mod:`optiqa.study.heldout`)."""
+        return self.root / "heldout.json"
+
+    @property
     def report(self) -> Path:
         return self.root / "report"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
 from optiqa.study.document import Document, Figure, Table
 from optiqa.study.folder import read_json
@@ -31,17 +30,6 @@ def table_note_y(cfg) -> str:
     else:
         border = "the task's scale in px (" + ", ".join(f"{n}: {s}" for n, s in scales.items()) + ")"
     return TABLE_NOTE_Y.format(protocol=PROTOCOLS[cfg.evaluators.protocol], border=border)
-
-
-def _mean_ci(values, n_boot: int = 2000, seed: int = 0):
-    """Mean and percentile bootstrap 95% CI over images."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return None, None
-    rng = np.random.default_rng(seed)
-    reps = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(1)
-    lo, hi = np.quantile(reps, [0.025, 0.975])
-    return float(v.mean()), [float(lo), float(hi)]
 
 
 def _ci_text(ci, digits=3) -> str:
@@ -89,6 +77,7 @@ def write_report(plan) -> dict:
     """Write the report into ``<study>/report/``; returns the paths written."""
     r = StudyResults(plan)
     doc = Document(f"optiqa study: {plan.cfg.name}")
+    _rehearsal(doc, r)           # a rehearsal says so, and what it replaced, first
     from optiqa.study.report_analysis import answer_section
 
     answer_section(doc, r)       # the answer first; the long tables follow as detail
@@ -104,46 +93,68 @@ def write_report(plan) -> dict:
     _transfer(doc, r)
     _visual(doc, r)
     _training(doc, r)
+    if plan.cfg.rehearsal is not None:
+        doc.stamp(REHEARSAL_STAMP)
     return doc.write(plan.folder.report)
 
 
-def _intro(doc: Document, r: StudyResults) -> None:
-    from optiqa.data.samples import SPLITS
+REHEARSAL_STAMP = "REHEARSAL (shrunk CPU run, not results)"
 
+
+def _rehearsal(doc: Document, r: StudyResults) -> None:
+    """A rehearsal's page opens with what it is and every substitution it made."""
+    from optiqa.core.rehearsal import recorded
+
+    info = r.cfg.rehearsal
+    if info is None:
+        return
+    subs = [*info.substitutions, *recorded(r.folder.rehearsal_record)]
+    doc.para(f"This is a rehearsal of {info.source or r.cfg.name}: every cell, baseline, "
+             "evaluator, assessment, transfer experiment and report section ran, shrunk, on a "
+             "CPU, to show that the study runs end to end. Its numbers test the machinery and "
+             "say nothing about the questions. Substitutions:", "note")
+    doc.bullets(subs)
+
+
+def _intro(doc: Document, r: StudyResults) -> None:
     cfg = r.cfg
     if cfg.report.note:
         doc.para(cfg.report.note.strip(), "note")
     if cfg.description:
         doc.para(cfg.description.strip())
-    cells = r.plan.cells
-    doc.para(f"{len(cells)} trained models (cells): tasks {', '.join(cfg.tasks)}; fidelity "
-             f"losses {', '.join(cfg.fidelity.metrics)}; discriminators "
-             f"{', '.join(cfg.adversarial.discriminators) or 'none'} at adversarial weights "
-             f"{', '.join(f'{w:g}' for w in cfg.adversarial.weights) or '-'}"
-             f"{' and without a discriminator' if cfg.adversarial.include_none else ''}. "
-             f"Evaluators: {', '.join(cfg.evaluators.metrics)}.")
-    train, tests = cfg.data.train, cfg.data.test
-    held = [f"training images: {train}"]
-    for split, names in SPLITS.items():
-        if str(train).startswith(f"builtin:{split}"):
-            held[0] += f" ({', '.join(names)})"
-    for name, path in tests.items():
-        text = f"test set {name}: {path}"
-        for split, names in SPLITS.items():
-            if str(path).startswith(f"builtin:{split}"):
-                text += f" ({', '.join(names)})"
-        held.append(text)
-    for d in cfg.assessment.datasets:
-        if d.name == "synthetic":
-            photos = d.photos if isinstance(d.photos, str) else ", ".join(d.photos or [])
-            held.append(f"assessment: the built-in known-order set made from the images "
-                        f"{photos or 'of builtin:samples'} (distortion levels, not human "
-                        "opinion)")
-    doc.para("Held-out data: the images the generators and discriminators trained on are "
-             "never used to assess, evaluate or transfer. " + "; ".join(held) + ".",
+    doc.para(design_sentence(r.plan))
+    from optiqa.study.heldout import heldout_sentence
+
+    held = heldout_sentence(read_json(r.folder.heldout), cfg)
+    sets = [f"training images: {cfg.data.train}"] + [
+        f"test set {name}: {path}" for name, path in cfg.data.test.items()]
+    doc.para((held or "Held-out data: NOT CHECKED for this configuration (rerun the study: "
+              "the check runs before any work).") + " Data: " + "; ".join(sets) + ".",
              "protocol")
     doc.para(f"Generated {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC from "
              f"{r.folder.root}; rerun `optiqa report {r.folder.root}` to regenerate it.")
+
+
+def design_sentence(plan) -> str:
+    """What was trained, generated from the cells and grids (never from the full cross product
+    when ``grids`` trains a part of it), and what each cell's objective holds."""
+    from optiqa.study.analysis import pixel_weight
+    from optiqa.study.cells import study_grids
+
+    cfg, cells = plan.cfg, plan.cells
+    grids = study_grids(cfg)
+    parts = [f"'{g['name']}': {len(g['fidelity'])} fidelity loss(es) x {len(g['settings'])} "
+             f"setting(s) ({', '.join(g['settings'])})" for g in grids]
+    text = (f"{len(cells)} trained models (cells) over tasks {', '.join(cfg.tasks)} in "
+            f"{len(grids)} grid(s): " + "; ".join(parts) + ". ")
+    kept = sorted({pixel_weight(c.train_config) for c in cells} - {0.0})
+    with_pixel = sum(pixel_weight(c.train_config) > 0 for c in cells)
+    text += (f"{with_pixel} of {len(cells)} cells keep an L1 pixel term (train.pixel_opt, weight "
+             f"{', '.join(f'{w:g}' for w in kept)}) beside their fidelity loss: the pixel family "
+             "is one of their loss families, so pixel evaluators do not judge them. "
+             if with_pixel else "Each cell's objective is its fidelity loss (plus the "
+             "adversarial term where it has a discriminator), with no pixel term. ")
+    return text + f"Evaluators: {', '.join(cfg.evaluators.metrics)}."
 
 
 def _assessment(doc: Document, r: StudyResults) -> None:
@@ -190,6 +201,9 @@ def optimization_rows(r: StudyResults, evaluators: list[str]):
     from optiqa.study.analysis import excluded_evaluators
 
     rows, muted = [], set()
+    # one source for every interval: the analysis' own image replicates (analysis.json)
+    means = {(x["model"], x["evaluator"]): (x["mean"], x["mean_ci"])
+             for x in (r.analysis or {}).get("model_means", [])}
     baselines = [n for n in r.evaluations if n not in {c.name for c in r.plan.cells}]
     for name in baselines + [c.name for c in r.plan.cells]:
         if name not in r.evaluations:
@@ -204,7 +218,7 @@ def optimization_rows(r: StudyResults, evaluators: list[str]):
                 row += [EXCLUDED_MARK, "-"]
                 muted |= {(len(rows), 4 + 2 * j), (len(rows), 5 + 2 * j)}
                 continue
-            mean, ci = _mean_ci(r.per_image(name, m))
+            mean, ci = means.get((name, m), (None, None))
             row += [mean, _ci_text(ci)]
         rows.append(row)
     return rows, muted
@@ -223,11 +237,14 @@ def _optimization(doc: Document, r: StudyResults) -> None:
     headers = ["model", "fidelity loss", "discriminator", "adv. weight"]
     for m in evaluators:
         headers += [f"{m} ({'↓' if infos[m].lower_better else '↑'})", "95% CI"]
-    protocol = (f"Mean over {r.n_images} held-out test images with a percentile bootstrap 95% CI "
-                "over images. " + table_note_y(r.cfg) + ". 'excluded (circular)': the "
+    protocol = (f"Mean over {r.n_images} test images with a percentile bootstrap 95% CI "
+                f"over images ({r.cfg.assessment.bootstrap} replicates, the analysis' own: "
+                "analysis.json model_means; '-' before the analyze stage). "
+                + table_note_y(r.cfg) + ". 'excluded (circular)': the "
                 "evaluator is of the model's loss family or shares a feature extractor "
                 "(backbone and weights) with its loss or its discriminator "
-                "(optiqa.evaluators.circularity), so that judgment is neither shown nor used. "
+                "(optiqa.evaluators.circularity), or the model keeps a pixel term and the "
+                "evaluator is a pixel metric, so that judgment is neither shown nor used. "
                 "↑ higher is better, ↓ lower is better.")
     doc.table(Table("Evaluator panel on the restored test images", headers, rows,
                     csv_name="optimization", protocol=protocol, muted=muted))
@@ -249,18 +266,35 @@ def _transfer(doc: Document, r: StudyResults) -> None:
         test = t.get("test") or {}
         srcc, krcc = test.get("srcc") or {}, test.get("krcc") or {}
         init = t.get("init", "")
-        init = f"gan ({name.split('__gan__')[-1]})" if str(init).startswith("gan:") else init
+        if str(init).startswith("gan:"):
+            info = t.get("init_info") or {}
+            k, n = info.get("trained_maps"), info.get("maps")
+            depth = ("" if k is None else
+                     "; backbone frozen in D: its ImageNet weights" if k == 0 else
+                     f"; the {k - 1} of {n - 1} stages D trained" if k < n else
+                     "; every stage, trained by D")
+            init = f"gan ({name.split('__gan__')[-1]}{depth})"
         rows.append([name.split("__gan__")[0] if "__gan__" in name else name, init,
                      t.get("mode"), srcc.get("mean"),
                      f"± {srcc['std']:.3f}" if srcc.get("std") is not None else "-",
                      krcc.get("mean"), srcc.get("median"), srcc.get("n")])
     first = next(iter(r.transfer.values()))
-    protocol = (f"{first.get('dataset')}: {first.get('target', '')}. IQA models on the "
-                "discriminator backbones: linear probes on frozen features, trained on content "
-                "splits (test contents held out, early stopping on validation contents); mean "
-                "and standard deviation of the test SRCC over repeats. Zero-shot: the trained "
-                "discriminator's own mean logit as a quality score (higher = judged real), SRCC "
-                "with a bootstrap CI over contents.")
+    probes = [t for n, t in r.transfer.items() if not n.startswith("zeroshot__")]
+    protocol = f"{first.get('dataset')}: {first.get('target', '')}. "
+    if probes:
+        # generated from the experiments' own settings, not assumed
+        how = sorted({"linear probes on frozen features" if t.get("mode") == "frozen" else
+                      f"the backbone fine-tuned with a {t.get('head')} head" for t in probes})
+        repeats = sorted({str((t.get("test") or {}).get("srcc", {}).get("n")) for t in probes})
+        protocol += (f"IQA models on the discriminator backbones: {' / '.join(how)}, trained on "
+                     "content splits (test contents held out, early stopping on validation "
+                     "contents); mean and standard deviation of the test SRCC over "
+                     f"{' / '.join(repeats)} repeat(s). A gan initialisation uses only the "
+                     "backbone stages its discriminator trained (random and imagenet: every "
+                     "stage). ")
+    if len(probes) < len(r.transfer):
+        protocol += ("Zero-shot: the trained discriminator's own mean logit as a quality score "
+                     "(higher = judged real), SRCC with a bootstrap CI over contents.")
     warn = next((t.get("ci_warning") for t in r.transfer.values() if t.get("ci_warning")), None)
     if warn:
         protocol += f" * {warn}."

@@ -267,6 +267,23 @@ def _evaluators(doc, a) -> None:
 
     doc.heading("Agreement among evaluators", 3)
     for ea in a["evaluator_agreement"]:
+        inc = ea.get("incomplete")
+        if inc:
+            doc.table(Table(f"Agreement among evaluators over the cells each may judge "
+                            f"({ea['task']})",
+                            ["evaluators", "cells judged", "evaluator pairs", "mean pairwise "
+                             "Spearman", "W-equivalent", "p (permutation)", "undefined because"],
+                            [[inc["n_raters"], inc["n_objects"], inc["n_pairs"],
+                              inc["mean_spearman"], inc["w_equivalent"], inc["p_permutation"],
+                              inc["reason"] or ""]],
+                            csv_name=f"evaluator_agreement_{ea['task']}", digits=3,
+                            protocol="Each pair of evaluators is compared over the cells both "
+                            "may judge (circularity rule), with at least "
+                            f"{inc['min_shared']} shared cells; the mean pairwise Spearman "
+                            "rho_bar and W = ((m - 1) rho_bar + 1) / m, which equals Kendall's W "
+                            "for complete rankings (Kendall & Gibbons 1990, ch. 6). One-sided "
+                            f"permutation p ({inc['n_permutations']} permutations of each "
+                            "evaluator's scores among its own cells)."))
         doc.table(Table(f"Kendall's W ({ea['task']})",
                         ["evaluators", "cells", "W", "chi2", "df", "p (chi2)", "p (permutation)",
                          "undefined because"],

@@ -216,7 +216,13 @@ def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = Non
         raise ConfigError(f"no cell matches {opts.cells!r}; cells: "
                           f"{', '.join(c.name for c in plan.cells[:6])} ...", option="cells")
     if not opts.worker:
+        from optiqa.study.folder import write_json
+        from optiqa.study.heldout import check_heldout
+
+        # training images never measure: checked by content before anything is written
+        heldout = check_heldout(cfg)
         plan.save()
+        write_json(plan.folder.heldout, heldout)
     store = None if opts.worker else ResultsStore(plan.folder.root)
     summary: dict = {"study": cfg.name, "folder": str(plan.folder.root), "stages": {}}
     device = resolve_device(opts.device)

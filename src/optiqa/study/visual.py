@@ -58,7 +58,7 @@ def comparison_figures(results) -> list[Figure]:
                 lr = _load(folder.images / "input" / task / set_name / f"{key}.png")
                 first = [("input" + (f" (x{t.scale} nearest)" if t.scale > 1 else ""),
                           crop(lr, t.scale))]
-                for base in (f"bicubic__{task}", f"pretrain__{task}"):  # input: shown above
+                for base in (f"bicubic__{task}", f"pretrain__{task}", f"start__{task}"):
                     img = _load(folder.images / "runs" / base / task / set_name / f"{key}.png")
                     if img is not None:
                         first.append((base.split("__")[0], crop(img)))

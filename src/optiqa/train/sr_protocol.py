@@ -68,6 +68,13 @@ def is_greyscale_file(path) -> bool:
         return im.mode in _GREY_MODES
 
 
+def is_greyscale_image(x: torch.Tensor) -> bool:
+    """Whether an RGB ``(N, 3, H, W)`` or ``(3, H, W)`` image is grey: its three channels are
+    equal at every pixel (how a one-channel image is expanded to RGB)."""
+    c = x.shape[-3]
+    return c == 1 or bool((x[..., 0:1, :, :] == x[..., 1:, :, :]).all())
+
+
 def y_planes(x: torch.Tensor, ref: torch.Tensor, protocol: str, greyscale: bool = False
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``(N, 1, H, W)`` float64 planes in [0, 1] that ``protocol`` compares (module docs).

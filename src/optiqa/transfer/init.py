@@ -156,9 +156,41 @@ def load_gan_backbone(path: str | Path, name: str) -> tuple[backbones.Backbone, 
     state = read_checkpoint_state(ckpt.path)
     matched = match_backbone_state(state, target, _describe_d(ckpt))
     target.load_state_dict(matched, strict=True)
+    maps = len(target.channels)
+    trained = trained_maps(ckpt.network_d, maps)
     info = {"init": "gan", "checkpoint": str(ckpt.path), "iteration": ckpt.iteration,
-            "run": ckpt.run_name, "network_d": ckpt.network_d, "sha256": ckpt.sha256()[:16]}
+            "run": ckpt.run_name, "network_d": ckpt.network_d, "sha256": ckpt.sha256()[:16],
+            "maps": maps, "trained_maps": trained}
+    if 0 < trained < maps:
+        # the stages after the discriminator's head were never trained (they are the backbone's
+        # pretrained weights): a "gan" initialisation uses only what the discriminator trained
+        target = TruncatedBackbone(target, trained)
     return target.eval(), info
+
+
+def trained_maps(network_d: Mapping | None, maps: int) -> int:
+    """How many of the backbone's output maps (the image first) a backbone discriminator's
+    training reached: up to the deepest stage its head reads; 0 when its backbone was frozen."""
+    from optiqa.nets.disc_backbone import resolve_stage
+
+    nd = dict(network_d or {})
+    if nd.get("freeze_backbone"):
+        return 0
+    return max(resolve_stage(nd.get("stage", -1), maps, nd.get("head", "image"))) + 1
+
+
+class TruncatedBackbone(torch.nn.Module):
+    """The first ``n_maps`` feature maps of a backbone (the image first), with their widths."""
+
+    def __init__(self, backbone: backbones.Backbone, n_maps: int):
+        super().__init__()
+        self.backbone = backbone
+        self.n_maps = n_maps
+        self.channels = list(backbone.channels[:n_maps])
+        self.name, self.spec = backbone.name, backbone.spec
+
+    def forward(self, x):
+        return self.backbone(x)[:self.n_maps]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""``optiqa study CONFIG --rehearse`` (issue 20): a study whose data, IQA databases, start model
+and backbone weights are not on the machine runs end to end, shrunk, with every substitution
+listed and every page, table and figure marked as a rehearsal."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "tests" / "data" / "rehearsal_study.yaml"
+SECTIONS = ["Metrics as IQA models", "Metrics as training losses", "Assessment vs optimization",
+            "Human judgments", "Why a metric fails as a loss: the recovery test",
+            "Discriminators reused for IQA", "Visual comparison", "Training curves"]
+
+
+@pytest.fixture(scope="module")
+def rehearsed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rehearsal") / "r"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "OPTIQA_CACHE": str(out.parent / "cache")}
+    env.pop("OPTIQA_WEIGHTS", None)
+    proc = subprocess.run([sys.executable, "-m", "optiqa", "study", str(CONFIG), "--rehearse",
+                           "--out", str(out), "-q"], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_every_section_runs_and_the_report_is_marked_as_a_rehearsal(rehearsed):
+    page = (rehearsed / "report" / "report.html").read_text()
+    md = (rehearsed / "report" / "report.md").read_text()
+    assert md.startswith("# REHEARSAL (shrunk CPU run, not results): optiqa study")
+    for section in SECTIONS:
+        assert f">{section}</h2>" in page, section
+    titles = [line for line in md.splitlines() if line.startswith("**")]
+    assert titles and all(t.startswith("**[REHEARSAL") for t in titles)
+    for table in (rehearsed / "report" / "tables").glob("*.csv"):
+        assert table.read_text().startswith("# REHEARSAL"), table.name
+    # every cell and the baselines, including the shared start model, were evaluated
+    evaluated = {p.stem for p in (rehearsed / "evaluate").glob("*.json")}
+    assert {"bicubic__sr_x4", "start__sr_x4"} <= evaluated and len(evaluated) == 2 + 15
+
+
+def test_every_substitution_is_listed_at_the_top(rehearsed):
+    md = (rehearsed / "report" / "report.md").read_text()
+    top = md[:md.index("## ")]
+    for needle in ("generator swinir: tiny version of the same architecture",
+                   "start model path.pretrain_network_g", "training data",
+                   "DF2K_HR (not on this machine): replaced by the built-in photos",
+                   "test set Set5:", "test set Urban100:",
+                   "assessment datasets live, csiq: replaced by the built-in known-order set",
+                   "transfer dataset koniq10k: replaced",
+                   # recorded when the discriminator was built: DINOv2's weights are missing
+                   "backbone dinov2_s14 (DINOv2 ViT-S/14): pretrained weights not on this "
+                   "machine, replaced by a fixed-seed random init"):
+        assert needle in top, needle
+
+
+def test_the_comparisons_of_the_design_are_defined(rehearsed):
+    analysis = json.loads((rehearsed / "analysis.json").read_text())
+    contrasts = {c["scope"]: c for c in analysis["contrasts"] if c["evaluator"] == "piqe"}
+    # with/without, level and backbone kind, each over the same three losses on both sides
+    for scope in ("adversarial", "level", "backbone"):
+        assert contrasts[scope]["reason"] is None, contrasts[scope]
+        assert contrasts[scope]["spearman_difference"] is not None
+        assert contrasts[scope]["same_metrics"]
+    # protocol sentences come from the data they describe: a known-order set has no humans
+    assert "synthetic: mean SRCC within (content, distortion) groups with distortion level" in \
+        analysis["protocol"]["assessment_quality"]
+    assert "human" not in analysis["protocol"]["assessment_quality"]
+    weights = [r for r in analysis["weight_sweep"]["rank_agreement"] if r["evaluator"] == "piqe"]
+    assert {r["group"] for r in weights} == {"0", "0.005"}
+    assert all(r["n_metrics"] == 3 and r["reason"] is None for r in weights)
+    with open(rehearsed / "report" / "tables" / "contrasts.csv") as f:
+        rows = list(csv.reader(line for line in f if not line.startswith("#")))
+    assert rows[0][:4] == ["evaluator", "task", "grid", "contrast"]
