@@ -145,12 +145,16 @@ def score_image(res: SetResult, key: str, x: torch.Tensor, ref: torch.Tensor | N
         res.greyscale.append(key)
 
 
-def gt_is_greyscale(gt: torch.Tensor) -> bool:
-    """Whether the ground truth is grey, from its pixels (all channels equal): a one-channel
-    file is read with equal channels, and so are the built-in greyscale photos, which have no
-    file header to read (they were scored as colour when this looked at the header only)."""
-    from optiqa.train.sr_protocol import is_greyscale_image
+def gt_is_greyscale(ds, i: int, gt: torch.Tensor) -> bool:
+    """Whether item ``i``'s ground truth is grey. A file: from its header (one channel), as
+    MATLAB's ``size(im, 3) == 1`` decides in the published protocol (an RGB file with equal
+    channels is compared as colour there). An image without a file (the built-in photos, which
+    the old check scored as colour): from its pixels, all channels equal."""
+    from optiqa.train.sr_protocol import is_greyscale_file, is_greyscale_image
 
+    paths = getattr(getattr(ds, "gt", None), "paths", None)
+    if paths and Path(paths[i]).is_file():
+        return is_greyscale_file(paths[i])
     return is_greyscale_image(gt)
 
 
@@ -176,7 +180,7 @@ def restore_and_score(model, scale: int, ds, res: SetResult, scorers: dict, kind
         if save_images:
             write_image(Path(save_images) / res.name / f"{item['key']}.png", sr[0])
         score_image(res, item["key"], crop_border(sr, scale), crop_border(gt, scale),
-                    gt_is_greyscale(gt), list(res.scores), scorers, kinds, protocol)
+                    gt_is_greyscale(ds, i, gt), list(res.scores), scorers, kinds, protocol)
     return res
 
 
@@ -244,8 +248,7 @@ def evaluate_images(images, hr=None, metrics=None, device="cpu", crop: int = 0,
         if ref_path is not None:
             from optiqa.train.sr_protocol import is_greyscale_file
 
-            ref = read_image(ref_path)[None].to(device)
-            grey = is_greyscale_file(ref_path) or gt_is_greyscale(ref)
+            ref, grey = read_image(ref_path)[None].to(device), is_greyscale_file(ref_path)
             ref, was_cropped = _fit_ground_truth(ref, x, path, ref_path, scale)
             cropped_gt += was_cropped
         if min(x.shape[-2:]) <= 2 * crop:
