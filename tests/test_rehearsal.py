@@ -73,7 +73,7 @@ def test_the_comparisons_of_the_design_are_defined(rehearsed):
     # protocol sentences come from the data they describe: a known-order set has no humans
     assert "synthetic: mean SRCC within (content, distortion) groups with distortion level" in \
         analysis["protocol"]["assessment_quality"]
-    assert "human" not in analysis["protocol"]["assessment_quality"]
+    assert "with the human scores" not in analysis["protocol"]["assessment_quality"]
     weights = [r for r in analysis["weight_sweep"]["rank_agreement"] if r["evaluator"] == "piqe"]
     assert {r["group"] for r in weights} == {"0", "0.005"}
     assert all(r["n_metrics"] == 3 and r["reason"] is None for r in weights)

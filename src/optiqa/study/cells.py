@@ -196,11 +196,6 @@ def shared_starts(cfg: StudyConfig, cells) -> dict[str, str]:
     return out
 
 
-def pretrained_weights(study_dir: str | Path, task: str, cfg: StudyConfig) -> Path:
-    """Where the pre-training of ``task`` leaves its final generator."""
-    total = cfg.train.pretrain.total_iter
-    return Path(study_dir).resolve() / "runs" / f"{PRETRAIN}__{task}" / "models" / \
-        f"net_g_{total}.pth"
 def pretrained_weights(task: str, cfg: StudyConfig) -> str:
     """Where the pre-training of ``task`` leaves its final generator, as a cell's config names
     it: relative to the cell's run folder (``runs/<cell>/``), so that neither the cells' configs

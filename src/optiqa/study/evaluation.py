@@ -212,7 +212,7 @@ def evaluate_baselines(folder: StudyFolder, cfg, device="cpu", progress=False,
                                folder.run(pre).root / m["checkpoint"], device=device),
                            device, progress, data)
             names.append(pre)
-    for name, path in shared_starts(cfg, expand_cells(cfg, folder.root)).items():
+    for name, path in shared_starts(cfg, expand_cells(cfg)).items():
         task = name.split("__", 1)[1]
         if not Path(path).is_file():
             raise ConfigError(f"{name}: the start model {path} (path.pretrain_network_g) is not "
@@ -265,7 +265,7 @@ def baseline_names(cfg, folder: StudyFolder) -> list[tuple[str, str]]:
         if cfg.train.pretrain is not None:
             out.append((f"{PRETRAIN}__{task}", task))
     out += [(name, name.split("__", 1)[1])
-            for name in shared_starts(cfg, expand_cells(cfg, folder.root))]
+            for name in shared_starts(cfg, expand_cells(cfg))]
     return out
 
 
