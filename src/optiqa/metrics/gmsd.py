@@ -23,22 +23,34 @@ import torch.nn.functional as F
 
 from optiqa.ops.color import rgb_to_gray, rgb_to_gray_8bit
 from optiqa.metrics.base import FRMetric
-from optiqa.ops.filters import conv_depthwise, sqrt_zero_grad
+from optiqa.ops.filters import sqrt_zero_grad
 
 GMSD_C = 170.0 / 255.0 ** 2
 
-# Prewitt x and y kernels (/3), stacked as two output channels of one convolution.
-_PREWITT = torch.tensor([[[1.0, 0.0, -1.0]] * 3,
-                         [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -1.0, -1.0]]]) / 3.0
+def _block_means(img: torch.Tensor) -> torch.Tensor:
+    """2x2 block means of ``(B, 1, H, W)`` (even sides) as two sums of strided slices: the
+    value of ``avg_pool2d(img, 2)``, 3x faster forward on the CPU."""
+    b, c, h, w = img.shape
+    rows = img.view(b, c, h // 2, 2, w)
+    rows = (rows[:, :, :, 0] + rows[:, :, :, 1]).view(b, c, h // 2, w // 2, 2)
+    return (rows[..., 0] + rows[..., 1]) * 0.25
 
 
 def _gradient_magnitude_sq(img: torch.Tensor) -> torch.Tensor:
     """Squared 2x2-downsampled Prewitt gradient magnitude of ``(B, 1, H, W)`` grey images."""
     h, w = img.shape[-2:]
     # conv2(I, ones(2)/4, 'same') then I(1:2:end, 1:2:end): block means, zero-padded when odd.
-    img = F.avg_pool2d(F.pad(img, (0, w % 2, 0, h % 2)), 2)
-    grads = conv_depthwise(F.pad(img, (1, 1, 1, 1)), _PREWITT)  # (B, 2, h/2, w/2)
-    return grads.square().sum(1)
+    if h % 2 or w % 2:
+        img = F.pad(img, (0, w % 2, 0, h % 2))
+    d = F.pad(_block_means(img), (1, 1, 1, 1))[:, 0]  # zero padding, as conv2 'same'
+    # Prewitt h_x = [1 0 -1; 1 0 -1; 1 0 -1] / 3 and h_y = h_x' are separable: a 3-tap sum
+    # across, then a central difference along; on the half-size map plain slices are cheaper
+    # than a convolution (fewer passes over memory, forward and backward).
+    row_sums = d[:, :-2] + d[:, 1:-1] + d[:, 2:]
+    col_sums = d[..., :-2] + d[..., 1:-1] + d[..., 2:]
+    gx = row_sums[..., :-2] - row_sums[..., 2:]
+    gy = col_sums[:, :-2] - col_sums[:, 2:]
+    return (gx.square() + gy.square()) * (1.0 / 9.0)
 
 
 def gmsd(x: torch.Tensor, ref: torch.Tensor, c: float = GMSD_C,
