@@ -38,8 +38,12 @@ weights: $(STAMP)
 demo: weights
 	HF_HUB_OFFLINE=1 $(BIN)/optiqa study configs/study/quick.yaml --out $(DEMO)/study
 
+# One pytest-xdist worker per core (tests/conftest.py gives each cores/workers torch threads);
+# --dist loadfile keeps a test file in one worker, so its module-scoped fixtures are built once.
+# PYTEST_ARGS="-n 0" runs the suite in one process.
+PYTEST_ARGS ?= -n auto --dist loadfile
 test: weights
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/metrics_speed.py

@@ -6,10 +6,24 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Under pytest-xdist (`make test` runs `pytest -n auto`: one worker per core) each worker gets
+# cores / workers threads, so that the workers' intra-op thread pools do not oversubscribe the
+# cores; set before torch is imported, and in the environment so that the CLI subprocesses some
+# tests start inherit it.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+if _WORKERS:
+    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _THREADS
+
+import torch  # noqa: E402
+
+if _WORKERS:
+    torch.set_num_threads(int(_THREADS))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OPTIQA_SHARED", REPO.parent / "shared")) / "data"
