@@ -49,24 +49,38 @@ KADID_PAIRS = 10125
 PER_REFERENCE = 125
 
 
-def build_kadid_like(folder: Path, pairs: int) -> list[tuple[str, str]]:
-    """Write references/distortions (512x384 PNG) and return the (ref, dist) name list."""
+def _write_reference(folder: Path, r: int, count: int) -> list[tuple[str, str]]:
+    """Reference ``r`` (512x384) and its first ``count`` distortions; existing files are kept."""
     kinds = list(DISTORTIONS)
     photos = sample_names()
+    ref_name = f"I{r + 1:02d}.png"
+    square = load_sample(photos[r % len(photos)], 512)
+    ref = square[:, 64:448, :]  # 384 rows x 512 columns, like KADID
+    if not (folder / "images" / ref_name).exists():
+        write_image(folder / "images" / ref_name, ref)
     rows = []
-    for r in range(math.ceil(pairs / PER_REFERENCE)):
-        ref_name = f"I{r + 1:02d}.png"
-        square = load_sample(photos[r % len(photos)], 512)
-        ref = square[:, 64:448, :]  # 384 rows x 512 columns, like KADID
-        if not (folder / "images" / ref_name).exists():
-            write_image(folder / "images" / ref_name, ref)
-        for k in range(min(PER_REFERENCE, pairs - len(rows))):
-            kind, level = kinds[k % len(kinds)], 1 + (k // len(kinds)) % 5
-            name = f"I{r + 1:02d}_{k // 5 + 1:02d}_{k % 5 + 1:02d}.png"
-            if not (folder / "images" / name).exists():
-                write_image(folder / "images" / name, distort(ref, kind, level, seed=k))
-            rows.append((ref_name, name))
+    for k in range(count):
+        kind, level = kinds[k % len(kinds)], 1 + (k // len(kinds)) % 5
+        name = f"I{r + 1:02d}_{k // 5 + 1:02d}_{k % 5 + 1:02d}.png"
+        if not (folder / "images" / name).exists():
+            write_image(folder / "images" / name, distort(ref, kind, level, seed=k))
+        rows.append((ref_name, name))
     return rows
+
+
+def build_kadid_like(folder: Path, pairs: int, jobs: int = 1) -> list[tuple[str, str]]:
+    """Write references/distortions (512x384 PNG) and return the (ref, dist) name list;
+    ``jobs`` processes write different references at the same time."""
+    n_refs = math.ceil(pairs / PER_REFERENCE)
+    counts = [min(PER_REFERENCE, pairs - r * PER_REFERENCE) for r in range(n_refs)]
+    if jobs > 1 and n_refs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(jobs, n_refs)) as pool:
+            parts = list(pool.map(_write_reference, [folder] * n_refs, range(n_refs), counts))
+    else:
+        parts = [_write_reference(folder, r, c) for r, c in enumerate(counts)]
+    return [row for part in parts for row in part]
 
 
 def write_meta(path: Path, rows) -> None:

@@ -1,16 +1,18 @@
 """Forward+backward speed of metrics used as losses: optiqa vs piq vs pyiqa, in one run.
 
-Batch of 16x3x128x128 (configurable) made from the built-in photos with mild distortions. For each
-metric, each implementation runs ``loss = f(x, ref); loss.backward()`` with ``x.requires_grad``;
-the median of ``--repeats`` timed runs after ``--warmup`` runs is reported, with the mean score of
-each implementation so that equal values can be checked. Where piq's definition differs from our
-default (SSIM/MS-SSIM on RGB channels, GMSD without 8-bit rounding) a second row times our metric
-with piq's definition against piq (``ssim as piq``); the first row compares our default
-with pyiqa, which follows the official code as we do. piq's VIF is the pixel-domain VIFp, a
-different definition: its value is shown for information only.
+Batches of 16x3x128x128 and 16x3x256x256 (``--batch``, ``--sizes``) made from the built-in photos
+with mild distortions. For each metric, each implementation runs ``loss = f(x, ref);
+loss.backward()`` with ``x.requires_grad``; the median of ``--repeats`` interleaved runs after
+``--warmup`` runs is reported (CPU: process CPU seconds, so that waiting for a core held by
+another program is not counted; GPU: wall seconds between synchronisations), with the mean score
+of each implementation so that equal values can be checked. Where piq's definition differs from
+our default (SSIM/MS-SSIM on RGB channels, GMSD without 8-bit rounding) a second row times our
+metric with piq's definition against piq (``ssim as piq``): that row is the like-for-like one.
+The first row compares our default with pyiqa, which follows the official code as we do. piq's
+VIF is the pixel-domain VIFp, a different definition: its value is shown for information only.
 
-    python bench/metrics_speed.py                   # CPU
-    python bench/metrics_speed.py --device cuda     # GPU
+    python bench/metrics_speed.py --threads 1 --sections fr     # CPU (shared machine: 1 thread)
+    python bench/metrics_speed.py --device cuda                 # GPU
 Needs piq and (optionally) pyiqa installed: `pip install piq` and
 `pip install --no-deps pyiqa` plus opencv-python-headless, requests (pyiqa's imports).
 
@@ -18,6 +20,11 @@ The NR section (``--sections nr``) scores 512x384 photos (the built-in ones, dis
 NIQE, BRISQUE and PIQE (one batched forward) and with the third-party implementations that run
 here (bench/nr_reference.py: scikit-video's and BasicSR's NIQE, pybrisque and the ``brisque``
 package), one image at a time as their APIs take them; seconds per image, interleaved.
+
+The photos section (``--sections photos``) scores full-resolution photos (Set14's HR images from
+../shared, 276x276 to 720x576, or ``--photos FILES``) one at a time with ours and every
+third-party NIQE, BRISQUE and PIQE that runs here (pass ``--third-party-path DIR`` where
+``pip install --target DIR --no-deps pyiqa`` put IQA-PyTorch), in CPU seconds per image.
 """
 from __future__ import annotations
 
