@@ -41,8 +41,11 @@ def gray_255(x: torch.Tensor) -> torch.Tensor:
     weights = x.new_tensor(MATLAB_GRAY_WEIGHTS, dtype=torch.float64)
     if not (torch.is_grad_enabled() and x.requires_grad):  # same values, fewer passes
         v = x.double().mul_(255.0)
-        levels = torch.round(v)
-        v = torch.where((levels - v).abs_() < 1e-3, levels, v)
+        # v + snap * (|snap| < 1e-3), snap = round(v) - v: the value of where(|snap| < 1e-3,
+        # round(v), v) exactly (snap is exact by Sterbenz's lemma, so v + snap is round(v)),
+        # with a float 0/1 factor instead of a boolean mask (2x faster on the CPU)
+        snap = torch.round(v).sub_(v)
+        v.addcmul_(snap, torch.lt(snap.abs(), 1e-3, out=torch.empty_like(snap)))
         return torch.einsum("c,nchw->nhw", weights, v)[:, None].add_(0.5).floor_()
     v = x * 255.0
     with torch.no_grad():
@@ -184,11 +187,14 @@ def aggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     all-NaN vector returns index 1).
     """
     grid, _, aggd_curve = _curves(x.device)
-    # few passes, none writing a full-size float buffer but x * neg: counts from the sign masks,
-    # sum(x^2 [x < 0]) as a dot product, the positive sum as the rest of sum(x^2)
-    neg = x < 0
-    n_neg, n_pos = neg.sum(-1), (x > 0).sum(-1)
-    sum_neg = torch.linalg.vecdot(x * neg, x)
+    # few passes, one full-size write (the negative part): the counts are the non-zeros of the
+    # negative part and of x (no boolean masks: a compare, a bool buffer and a bool sum cost
+    # several float passes on the CPU), sum(x^2 [x < 0]) as a dot product, the positive sum as
+    # the rest of sum(x^2); the products and their order are those of x * (x < 0), bit for bit
+    negative_part = x.clamp(max=0.0)
+    n_neg = torch.count_nonzero(negative_part, dim=-1)
+    n_pos = torch.count_nonzero(x, dim=-1) - n_neg
+    sum_neg = torch.linalg.vecdot(negative_part, x)
     sum_pos = _sum_sq(x) - sum_neg
     has_neg, has_pos = n_neg > 0, n_pos > 0
     valid = has_neg & has_pos
