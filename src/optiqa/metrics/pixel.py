@@ -23,23 +23,26 @@ def l1(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 class _PerImageMSE(torch.autograd.Function):
     """``mean((x - ref)^2)`` per image with a one-pass backward ``d/dx = 2 (x - ref) / K`` (``K``
     values per image). Autograd's chain of a square, a mean and their backwards makes three
-    more full-size temporaries (2x slower as a loss on the CPU). The backward recomputes the
-    difference from the saved inputs with differentiable operations, so second derivatives
-    (diagnose's Hessian-vector products) stay exact.
+    more full-size temporaries (2x slower as a loss on the CPU). When a second derivative is
+    asked for (``create_graph``: diagnose's Hessian-vector products), the backward recomputes
+    the difference from the saved inputs with differentiable operations, so it stays exact.
     """
 
     @staticmethod
     def forward(ctx, x, ref):
-        ctx.save_for_backward(x, ref)
-        diff = (x - ref).flatten(1)
+        diff = x - ref
+        ctx.save_for_backward(x, ref, diff)
+        flat = diff.flatten(1)
         # the sum of squares as one dot product per image (no squared temporary)
-        return torch.linalg.vecdot(diff, diff) / diff.shape[1]
+        return torch.linalg.vecdot(flat, flat) / flat.shape[1]
 
     @staticmethod
     def backward(ctx, grad):
-        x, ref = ctx.saved_tensors
+        x, ref, diff = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: keep the graph through x and ref
+            diff = x - ref
         k = x[0].numel()
-        g = (x - ref) * (grad * (2.0 / k)).view(-1, *([1] * (x.ndim - 1)))
+        g = diff * (grad * (2.0 / k)).view(-1, *([1] * (x.ndim - 1)))
         return (g if ctx.needs_input_grad[0] else None,
                 -g if ctx.needs_input_grad[1] else None)
 
