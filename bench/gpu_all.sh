@@ -33,7 +33,8 @@ step() {  # step NAME LIMIT_S ARGS...: one bench, its output kept even when it t
     local name=$1 limit=$2
     shift 2
     echo "== $name ($limit s max): $*"
-    timeout "$limit" "$py" "$@" 2>&1 | tee "$out/$name.txt"
+    # -u: a step cut off by its time limit still leaves what it printed
+    timeout "$limit" "$py" -u "$@" 2>&1 | tee "$out/$name.txt"
 }
 
 if [ "$tiny" = 1 ]; then
