@@ -181,7 +181,7 @@ def test_stored_images_with_and_without_ground_truth(tmp_path, nr_metric):
     hr, out = _restored_folder(tmp_path)
     from optiqa.core.errors import InputError
 
-    with pytest.raises(InputError, match=r"bird_x4_SR.png: 38x38 differs from its ground truth"):
+    with pytest.raises(InputError, match=r"bird_x4_SR.png: size 38x38 differs from its ground truth"):
         evaluate_images(out, hr, progress=False)  # no scale: sizes must match
     res = evaluate_images(out, hr, ["psnr_y", "ssim_y", nr_metric], crop=4, scale=4,
                           progress=False)

@@ -531,7 +531,7 @@ class Backbone(nn.Module):
         """Stage feature maps of an already-normalised input (LPIPS feeds its own scaling)."""
         h, w = z.shape[-2:]
         if min(h, w) < self.spec.min_size:
-            raise InputError(f"image of {h}x{w} is too small for backbone {self.name!r}: it needs "
+            raise InputError(f"image of {w}x{h} is too small for backbone {self.name!r}: it needs "
                              f"at least {self.spec.min_size}x{self.spec.min_size}")
         m = self.spec.pad_multiple
         padded = h % m or w % m

@@ -66,7 +66,7 @@ def load_pair(dist_path: Path, ref_path: Path) -> tuple[torch.Tensor, torch.Tens
     x, ref = read_image(dist_path), read_image(ref_path)
     if x.shape != ref.shape:
         raise InputError(f"{dist_path}: size {x.shape[2]}x{x.shape[1]} differs from its reference "
-                         f"{ref_path} ({ref.shape[2]}x{ref.shape[1]})")
+                         f"{ref_path} ({ref.shape[2]}x{ref.shape[1]}; width x height)")
     return x[None], ref[None]
 
 

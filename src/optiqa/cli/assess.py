@@ -1,7 +1,7 @@
 """``optiqa assess`` and ``optiqa fit``: metrics against human scores of IQA databases."""
 from __future__ import annotations
 
-from optiqa.cli.common import add_device, add_quiet, warn
+from optiqa.cli.common import add_device, add_quiet, show_progress, warn
 
 
 def weights_options(values, metric_names) -> dict:
@@ -65,7 +65,7 @@ def cmd_assess(args) -> int:
     try:
         results = assess(metrics, dataset, device=args.device, batch_size=args.batch_size,
                          workers=args.workers, store=store, n_boot=args.bootstrap,
-                         seed=args.seed, progress=not args.quiet, metric_kwargs=kwargs)
+                         seed=args.seed, progress=show_progress(args), metric_kwargs=kwargs)
     finally:
         if store is not None:
             store.close()
@@ -99,7 +99,7 @@ def cmd_fit(args) -> int:
     result = fit_dists(args.metric, dataset, args.out, device=args.device,
                        batch_size=args.batch_size, workers=args.workers,
                        test_fraction=args.test_fraction, seed=args.seed, steps=args.steps,
-                       lr=args.lr, n_boot=args.bootstrap, progress=not args.quiet)
+                       lr=args.lr, n_boot=args.bootstrap, progress=show_progress(args))
     print("\n".join(fit_lines(result)))
     if args.json:
         write_json(args.json, result)

@@ -15,6 +15,12 @@ def warn(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def show_progress(args) -> bool:
+    """Progress bars only on a terminal and without ``-q``: tqdm redraws its line with carriage
+    returns, which a log file or a pipe would keep as one line per update."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
 def add_quiet(s, help: str = "no progress bar") -> None:
     s.add_argument("-q", "--quiet", action="store_true", help=help)
 

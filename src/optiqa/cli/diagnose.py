@@ -1,7 +1,7 @@
 """``optiqa diagnose recovery|spectrum|local|mad|eigen``: why a metric fails as a loss."""
 from __future__ import annotations
 
-from optiqa.cli.common import add_quiet, warn
+from optiqa.cli.common import add_quiet, show_progress, warn
 
 
 def _metric_names(args) -> list[str]:
@@ -62,7 +62,7 @@ def cmd_recovery(args) -> int:
                               seed=args.seed, dists=args.dists, bounds=args.bounds,
                               device=args.device)
     report = run_recovery(_metric_names(args), _references(args), options,
-                          progress=not args.quiet)
+                          progress=show_progress(args))
     print(recovery_table(report))
     _done(write_recovery(report, args.out, palette_colours=args.palette,
                          images=not args.no_images), args.out)
@@ -112,7 +112,7 @@ def cmd_mad(args) -> int:
     options = MADOptions(noise_std=args.noise, steps=args.steps, lr=args.lr, seed=args.seed,
                          stiffness=args.stiffness, tradeoff=args.tradeoff, device=args.device)
     result = mad_competition(names[0], names[1], load_reference(args.reference, args.crop),
-                             options, progress=not args.quiet)
+                             options, progress=show_progress(args))
     print(mad_table(result))
     for img in result.images:
         if img.fixed_drift > 0.01:
@@ -134,7 +134,7 @@ def cmd_eigen(args) -> int:
     options = EigenOptions(max_iter=args.max_iter, epsilon=args.epsilon, seed=args.seed,
                            device=args.device)
     result = eigendistortions(names[0], load_reference(args.reference, args.crop), options,
-                              progress=not args.quiet)
+                              progress=show_progress(args))
     print(eigen_table(result))
     _done(write_eigen(result, args.out, args.palette), args.out)
     return 0

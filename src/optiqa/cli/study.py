@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from optiqa.cli.common import add_quiet, warn
+from optiqa.cli.common import add_quiet, show_progress, warn
 
 
 def _stages(values):
@@ -42,8 +42,9 @@ def cmd_study(args) -> int:
     out = out or f"studies/{cfg.name}{'-rehearsal' if args.rehearse else ''}"
     step = step_seconds_from(args.step_time) if args.step_time else None
     opts = StudyOptions(stages=_stages(args.stage), cells=args.cells, launcher=args.launcher,
-                        device=args.device, progress=not args.quiet, worker=args.worker,
-                        step_seconds=step, wait=not args.no_wait)
+                        device=args.device, progress=show_progress(args), worker=args.worker,
+                        step_seconds=step, wait=not args.no_wait,
+                        measure_cpu=not args.no_cpu_estimate)
     if not args.quiet:
         logging.getLogger("optiqa.study").setLevel(logging.INFO)
     if args.dry_run:
@@ -83,6 +84,13 @@ def cmd_study(args) -> int:
             print(f"remaining: {info['remaining_steps']} training steps; GPU hours unknown: "
                   "measure a step with `python bench/train_step.py --json STEP.json` on the "
                   "target GPU and pass --step-time STEP.json (or set launcher.step_seconds)")
+            cpu = info.get("cpu_estimate")
+            if cpu and cpu["cpu_hours"] is not None:
+                print(f"on this machine's CPU: about {cpu['cpu_hours']:.2f} hours of training "
+                      f"(steps of {cpu['measured']} of {cpu['groups']} kind(s) of run timed "
+                      "here, batches over 8 at batch 1 and scaled: a rough figure)")
+            for note in (cpu or {}).get("notes", []):
+                warn(f"note: CPU estimate: {note}")
         return 0
     if args.rehearse:
         if args.dry_run or args.worker:
@@ -146,6 +154,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--no-wait", action="store_true", help="slurm: submit and return")
     s.add_argument("--device", default="auto",
                    help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
+    s.add_argument("--no-cpu-estimate", action="store_true",
+                   help="--dry-run without a step time: do not time training steps on this "
+                   "CPU for an estimate")
     s.add_argument("--json", action="store_true", help="--dry-run: print JSON")
     s.add_argument("--worker", action="store_true", help=argparse_suppress())
     add_quiet(s)

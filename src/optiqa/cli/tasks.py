@@ -1,7 +1,7 @@
 """``optiqa tasks``: list the restoration tasks, show one, make a task's test set."""
 from __future__ import annotations
 
-from optiqa.cli.common import add_quiet
+from optiqa.cli.common import add_quiet, show_progress
 
 
 def cmd_list(args) -> int:
@@ -32,7 +32,7 @@ def cmd_show(args) -> int:
 def cmd_make_testset(args) -> int:
     from optiqa.data.testsets import make_testset
 
-    m = make_testset(args.task, args.hr, args.out, seed=args.seed, progress=not args.quiet)
+    m = make_testset(args.task, args.hr, args.out, seed=args.seed, progress=show_progress(args))
     print(f"test set of task {m['task']} (x{m['scale']}, seed {m['seed']}): {len(m['images'])} "
           f"image(s) in {args.out}; {m['description']}")
     return 0

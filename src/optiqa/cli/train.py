@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import shlex
 
-from optiqa.cli.common import add_device, add_quiet, warn
+from optiqa.cli.common import add_device, add_quiet, show_progress, warn
 
 
 def _command(argv, resume: bool) -> str:
@@ -25,7 +25,7 @@ def cmd_train(args) -> int:
     try:
         summary = run_training(args.config, args.overrides, study=args.study,
                                resume=args.resume, device=args.device,
-                               progress=not args.quiet, quiet=args.quiet, run_dir=args.run_dir,
+                               progress=show_progress(args), quiet=args.quiet, run_dir=args.run_dir,
                                resume_hint=resume_hint)
     except RunNotFound as e:
         warn(f"optiqa: error: {e.root}: there is no run to resume; start it with: "
@@ -45,15 +45,38 @@ def cmd_train(args) -> int:
     return 0
 
 
+DESCRIPTION = ("Iteration-based training (an optional L1-only stage, then pixel + fidelity + "
+               "adversarial terms) into <study>/runs/<name>/; under torchrun on several GPUs "
+               "with DDP. Ctrl-C (or SIGTERM) stops after the current iteration with a "
+               "checkpoint (exit status 130); a second one exits at once.")
+
+
+def network_help() -> str:
+    """The generator and discriminator types, read from their registries when help is shown
+    (so that every registered type, a user's included, is listed; torch is imported only then)."""
+    from optiqa.nets import list_discriminators, list_generators
+
+    gens = list_generators()
+    trainable = ", ".join(n for n, s in gens.items() if s.trainable)
+    baselines = ", ".join(n for n, s in gens.items() if not s.trainable)
+    text = f"Generators (network_g.type): {trainable}."
+    if baselines:
+        text += f" Not trainable (baselines for `optiqa evaluate`): {baselines}."
+    discs = ", ".join(list_discriminators())
+    return (text + f" Discriminators (network_d.type): {discs}. `optiqa metrics` lists the "
+            "metrics for train.fidelity_opt.")
+
+
 def add_parsers(sub) -> None:
     s = sub.add_parser("train", help="train a restoration network from a YAML config",
-                       description="Iteration-based training (an optional L1-only stage, then "
-                       "pixel + fidelity + adversarial terms) into <study>/runs/<name>/; under "
-                       "torchrun on several GPUs with DDP. Ctrl-C (or SIGTERM) stops after the "
-                       "current iteration with a checkpoint (exit status 130); a second one "
-                       "exits at once. Generators: swinir, swinir_light, rrdbnet, srresnet "
-                       "(network_g.type; bicubic is a baseline for `optiqa evaluate`, not "
-                       "trainable).")
+                       description=DESCRIPTION)
+    base_help = s.format_help
+
+    def format_help() -> str:  # the lists are built only when help is printed
+        s.description = f"{DESCRIPTION} {network_help()}"
+        return base_help()
+
+    s.format_help = format_help
     s.add_argument("config", help="YAML config (see configs/train/)")
     s.add_argument("overrides", nargs="*", metavar="key.path=value",
                    help="override config values, e.g. train.total_iter=100 (YAML values)")

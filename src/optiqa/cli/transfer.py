@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from optiqa.cli.assess import add_iqa_data_args, add_run_args, load_iqa_dataset, warn_notes
+from optiqa.cli.common import show_progress
 
 
 REQUIRED_MODEL = ("backbone", "init", "kind")
@@ -85,13 +86,13 @@ def cmd_transfer(args) -> int:
             result = run_zero_shot(args.zero_shot, dataset, crop=args.crop, grid=args.grid,
                                    device=args.device, n_boot=args.bootstrap, seed=args.seed,
                                    workers=args.workers, store=store, force=args.force,
-                                   progress=not args.quiet)
+                                   progress=show_progress(args))
             lines = zero_shot_lines(result)
         else:
             from optiqa.transfer.experiment import run_transfer
 
             result = run_transfer(opts, dataset, cross, store=store, force=args.force,
-                                  progress=not args.quiet)
+                                  progress=show_progress(args))
             lines = result_lines(result)
     finally:
         if store is not None:

@@ -268,7 +268,7 @@ class RealESRGANDegradation:
 
         h, w = gt.shape[-2:]
         if h % self.scale or w % self.scale:
-            raise ValueError(f"realesrgan x{self.scale}: image size {h}x{w} is not a multiple "
+            raise ValueError(f"realesrgan x{self.scale}: image size {w}x{h} is not a multiple "
                              "of the scale (crop it first)")
         out_size = (h // self.scale, w // self.scale)
         x = usm_sharpen(gt.float()) if self.usm_input else gt.float()

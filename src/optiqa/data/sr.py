@@ -173,8 +173,8 @@ def pair_lr_folder(hr: ImageFolder, lr_root, scale: int) -> ImageFolder:
             raise ConfigError(f"{path}: no LR image named {k!r} in {lr_root}")
         lh, lw = lr.sizes[i]
         if (lh * scale, lw * scale) != (h - h % scale, w - w % scale):
-            raise ConfigError(f"{lr.paths[i]}: LR size {lh}x{lw} times scale {scale} does not "
-                              f"match HR {path} ({h}x{w}, {h - h % scale}x{w - w % scale} after "
+            raise ConfigError(f"{lr.paths[i]}: LR size {lw}x{lh} times scale {scale} does not "
+                              f"match HR {path} ({w}x{h}, {w - w % scale}x{h - h % scale} after "
                               "cropping to a multiple of the scale)")
         order.append(i)
     lr.paths = [lr.paths[i] for i in order]
@@ -221,14 +221,14 @@ class SRTrainDataset(Dataset):
         for path, (h, w) in zip(self.gt.paths, self.gt.sizes):
             if min(h - h % self.scale, w - w % self.scale) < self.gt_size:
                 raise ConfigError(f"gt_size {self.gt_size} is larger than image {path} "
-                                  f"({h}x{w})")
+                                  f"({w}x{h})")
         self.lq = pair_lr_folder(self.gt, dataroot_lq, self.scale) if dataroot_lq else None
         if self.lq is not None and cache:
             self.lq.cache = True
         self.degradation = None if self.lq else create_degradation(degradation, self.scale)
         if self.degrade_on_device and self.degradation is None:
             raise ConfigError("degrade_on_device needs a degradation (there is an LR folder)")
-        self.lq_source = lq_source(dataroot_lq, self.degradation)
+        self.lq_source = lq_source(dataroot_lq, self.degradation, self.scale)
 
     def __len__(self) -> int:
         return len(self.gt)
@@ -343,10 +343,10 @@ class SRTestDataset(Dataset):
         self.gt = ImageFolder(dataroot_gt, cache=cache)
         for path, (h, w) in zip(self.gt.paths, self.gt.sizes):
             if min(h, w) < self.scale:
-                raise ConfigError(f"{path}: image of {h}x{w} is smaller than the scale")
+                raise ConfigError(f"{path}: image of {w}x{h} is smaller than the scale")
         self.lq = pair_lr_folder(self.gt, dataroot_lq, self.scale) if dataroot_lq else None
         self.degradation = None if self.lq else create_degradation(degradation, self.scale)
-        self.lq_source = lq_source(dataroot_lq, self.degradation)
+        self.lq_source = lq_source(dataroot_lq, self.degradation, self.scale)
 
     def __len__(self) -> int:
         return len(self.gt)
@@ -361,11 +361,17 @@ class SRTestDataset(Dataset):
         return {"lq": lq, "gt": gt, "key": key}
 
 
-def lq_source(dataroot_lq, degradation) -> str:
-    """Where a dataset's LR images come from, in words (the training log and tables say it)."""
+def lq_source(dataroot_lq, degradation, scale: int | None = None) -> str:
+    """Where a dataset's inputs come from, in words (the training log and tables say it): "LR
+    images" from "HR images" when the task upscales, degraded inputs from the ground truth when
+    it does not (denoising, JPEG, deblurring: scale 1)."""
+    if scale == 1:
+        inputs, truth = "inputs (no upscaling)", "ground-truth images"
+    else:
+        inputs, truth = "LR images", "HR images"
     if dataroot_lq:
-        return f"LR images: files under {dataroot_lq}"
-    return f"LR images: made on the fly from the HR images ({describe_degradation(degradation)})"
+        return f"{inputs}: files under {dataroot_lq}"
+    return f"{inputs}: made on the fly from the {truth} ({describe_degradation(degradation)})"
 
 
 def describe_degradation(d) -> str:

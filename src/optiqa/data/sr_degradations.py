@@ -70,7 +70,7 @@ class BicubicDownscale:
 
         h, w = gt.shape[-2:]
         if h % self.scale or w % self.scale:
-            raise ValueError(f"bicubic x{self.scale}: image size {h}x{w} is not a multiple of "
+            raise ValueError(f"bicubic x{self.scale}: image size {w}x{h} is not a multiple of "
                              "the scale (crop it first)")
         size = (h // self.scale, w // self.scale)
         if self.scale == 1:

@@ -14,7 +14,7 @@ def centre_crop(img: torch.Tensor, size: int | None) -> torch.Tensor:
         return img
     h, w = img.shape[-2:]
     if size < 1 or size > min(h, w):
-        raise InputError(f"crop of {size}x{size} does not fit in an image of {h}x{w}",
+        raise InputError(f"crop of {size}x{size} does not fit in an image of {w}x{h}",
                          option="crop")
     top, left = (h - size) // 2, (w - size) // 2
     return img[..., top:top + size, left:left + size]
@@ -37,6 +37,6 @@ def bicubic_restoration(ref: torch.Tensor, scale: int = 4) -> torch.Tensor:
     h, w = x.shape[-2:]
     if h % scale or w % scale:
         raise InputError(f"the bicubic x{scale} stand-in needs sides divisible by {scale}, "
-                         f"got {h}x{w}", option="restored")
+                         f"got {w}x{h}", option="restored")
     out = imresize(imresize(x, scale=1 / scale), size=(h, w)).clamp(0, 1)
     return out[0] if single else out

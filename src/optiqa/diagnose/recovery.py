@@ -249,7 +249,7 @@ def run_recovery(metrics, references: dict[str, torch.Tensor],
             for name in metrics:
                 metric = create_metric(name, device=options.device)
                 if min(ref.shape[-2:]) < metric.min_size:
-                    raise InputError(f"{ref_name}: {ref.shape[-2]}x{ref.shape[-1]} is too small "
+                    raise InputError(f"{ref_name}: {ref.shape[-1]}x{ref.shape[-2]} is too small "
                                      f"for {name} (needs {metric.min_size}x{metric.min_size})")
                 if bar is not None:
                     bar.set_postfix_str(f"{ref_name}/{name}")

@@ -108,6 +108,9 @@ def create_app(service: JudgingService, token: str | None = None,
 
     @app.after_request
     def headers(response):
+        # the path without its query string: a ``?token=`` must never reach a log
+        REQUEST_LOG.info("%s %s %s %d", request.remote_addr, request.method, request.path,
+                         response.status_code)
         response.headers.update(SECURITY_HEADERS)
         if request.path.startswith("/api/") and response.mimetype == "application/json":
             response.headers["Cache-Control"] = "no-store"
@@ -236,6 +239,21 @@ class JudgeServer:
         self.stop()
 
 
+REQUEST_LOG = logging.getLogger("optiqa.judge.requests")
+
+
 def quiet_request_log(verbose: bool = False) -> None:
-    """Werkzeug logs every request at INFO; keep that for ``--verbose`` only."""
+    """Werkzeug logs every request at INFO, query string (a token) included; keep that for
+    ``--verbose`` only. :data:`REQUEST_LOG` logs each request without its query string."""
     logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def log_requests(stream, enabled: bool = True) -> None:
+    """One line per request (time, client, method, path, status) on ``stream``."""
+    for handler in list(REQUEST_LOG.handlers):
+        REQUEST_LOG.removeHandler(handler)
+    REQUEST_LOG.propagate = False
+    REQUEST_LOG.setLevel(logging.INFO if enabled else logging.WARNING)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    REQUEST_LOG.addHandler(handler)

@@ -125,7 +125,7 @@ def check_pair(x, ref, min_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
                          f"{tuple(ref.shape)}")
     h, w = x.shape[-2:]
     if min(h, w) < min_size:
-        raise InputError(f"image of {h}x{w} is too small for this metric: it needs at least "
+        raise InputError(f"image of {w}x{h} is too small for this metric: it needs at least "
                          f"{min_size}x{min_size}")
     check_values(x, ref)
     return x, ref
@@ -136,7 +136,7 @@ def check_image(x, min_size: int = 1) -> torch.Tensor:
     x = check_image_tensor(x, "image")
     h, w = x.shape[-2:]
     if min(h, w) < min_size:
-        raise InputError(f"image of {h}x{w} is too small for this metric: it needs at least "
+        raise InputError(f"image of {w}x{h} is too small for this metric: it needs at least "
                          f"{min_size}x{min_size}")
     check_values(x, names=("image",))
     return x

@@ -389,7 +389,7 @@ def mad_components(x: torch.Tensor, ref: torch.Tensor, quantize: bool = True
     """``(MAD, d_detect, d_appear)`` per image, each ``(N,)``; see the module docstring."""
     h, w = x.shape[-2:]
     if min(h, w) < MIN_SIZE:
-        raise ValueError(f"MAD needs images of at least {MIN_SIZE}x{MIN_SIZE}, got {h}x{w}")
+        raise ValueError(f"MAD needs images of at least {MIN_SIZE}x{MIN_SIZE}, got {w}x{h}")
     x_gray, ref_gray = to_gray255(x, quantize), to_gray255(ref, quantize)
     hi = detection_distortion(ref_gray, x_gray)
     lo = appearance_distortion(ref_gray, x_gray)
@@ -442,5 +442,5 @@ class MAD(FRMetric):
     def compute_prepared(self, x, prepared):
         if min(x.shape[-2:]) < MIN_SIZE:
             raise ValueError(f"MAD needs images of at least {MIN_SIZE}x{MIN_SIZE}, "
-                             f"got {x.shape[-2]}x{x.shape[-1]}")
+                             f"got {x.shape[-1]}x{x.shape[-2]}")
         return mad_components_prepared(x, prepared, self.quantize)[0]

@@ -271,7 +271,7 @@ def cw_ssim(x: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantiz
     corr = bx * by.conj()
     n, c, kk, h, w = corr.shape
     if min(h, w) < win_size:
-        raise ValueError(f"CW-SSIM: the level-{level} band is {h}x{w}, smaller than the "
+        raise ValueError(f"CW-SSIM: the level-{level} band is {w}x{h}, smaller than the "
                          f"{win_size}x{win_size} window; use a larger image or fewer levels")
     # real part, imaginary part and energy through one box-filter call
     energy = torch.view_as_real(bx).square().sum(-1) + torch.view_as_real(by).square().sum(-1)

@@ -268,7 +268,7 @@ def vif(x: torch.Tensor, ref: torch.Tensor, quantize: bool = True) -> torch.Tens
     n = x.shape[0]
     scales = _scales_with_blocks(*x.shape[-2:])
     if scales == 0:
-        raise ValueError(f"VIF needs at least 21x21 pixels, got {tuple(x.shape[-2:])}")
+        raise ValueError(f"VIF needs at least 21x21 pixels, got {x.shape[-1]}x{x.shape[-2]}")
     pyramid = steerable_subbands(255.0 * torch.cat([to_gray(ref), to_gray(x)]), scales)
     pyramid = [b[..., :b.shape[-2] // BLOCK * BLOCK, :b.shape[-1] // BLOCK * BLOCK]
                for b in pyramid]

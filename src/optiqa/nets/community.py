@@ -140,7 +140,7 @@ def _at_least(size: int, name: str):
     def check(module, inputs):
         h, w = inputs[0].shape[-2:]
         if min(h, w) < size:
-            raise ValueError(f"{name} needs inputs of at least {size}x{size} pixels, got {h}x{w}")
+            raise ValueError(f"{name} needs inputs of at least {size}x{size} pixels, got {w}x{h}")
     return check
 
 

@@ -27,7 +27,7 @@ def check_min_size(x: torch.Tensor, min_size: int, what: str) -> None:
         raise InputError(f"{what}: expected a 4-D NCHW tensor, got shape {tuple(x.shape)}")
     h, w = x.shape[-2:]
     if min(h, w) < min_size:
-        raise InputError(f"{what}: input of {h}x{w} is too small; it needs at least "
+        raise InputError(f"{what}: input of {w}x{h} is too small; it needs at least "
                          f"{min_size}x{min_size}")
 
 

@@ -40,7 +40,7 @@ def _pad_symmetric(x: torch.Tensor, pads) -> torch.Tensor:
     left, right, top, bottom = pads
     h, w = x.shape[-2:]
     if max(left, right) > w or max(top, bottom) > h:
-        raise ValueError(f"symmetric padding {pads} larger than image {h}x{w}")
+        raise ValueError(f"symmetric padding {pads} larger than image {w}x{h}")
     rows = torch.cat([torch.arange(top - 1, -1, -1), torch.arange(h),
                       torch.arange(h - 1, h - 1 - bottom, -1)]).to(x.device)
     cols = torch.cat([torch.arange(left - 1, -1, -1), torch.arange(w),

@@ -113,7 +113,7 @@ def oriented_bands(img: torch.Tensor, level: int, n_orient: int) -> torch.Tensor
     """
     h, w = img.shape[-2:]
     if level < 1 or level > max_height(h, w):
-        raise ValueError(f"a {h}x{w} image allows pyramid levels 1..{max_height(h, w)} "
+        raise ValueError(f"a {w}x{h} image allows pyramid levels 1..{max_height(h, w)} "
                          f"(buildSCFpyr), got level {level}")
     real_dtype = img.dtype if img.dtype == torch.float64 else torch.float32
     masks, (top, left) = _level_masks(h, w, level, n_orient)

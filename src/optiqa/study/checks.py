@@ -47,7 +47,15 @@ def check_study_config(cfg: StudyConfig, check_data: bool = True) -> None:
         key = f"fidelity.metrics[{i}]"
         with problems.collect():
             _named(key, lambda m=m: get_spec(m))
-            if not get_spec(m).info.differentiable or get_spec(m).info.kind != "fr":
+            info = get_spec(m).info
+            if info.kind == "nr" and info.differentiable:
+                problems.add(
+                    f"{key}: {m!r} is a no-reference metric: a study compares full-reference "
+                    "fidelity losses. Train with it as a no-reference term instead (optiqa train "
+                    f"CONFIG train.fidelity_opt.metric={m} train.fidelity_opt.weight=0.01, beside "
+                    "pixel_opt; docs/metrics.md), or judge the study's outputs with it "
+                    "(evaluators.metrics)")
+            elif not info.differentiable or info.kind != "fr":
                 problems.add(f"{key}: metric {m!r} cannot be a training loss (it is not a "
                              "differentiable full-reference metric)")
     for i, m in enumerate(cfg.evaluators.metrics):

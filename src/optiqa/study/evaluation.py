@@ -145,6 +145,8 @@ def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_sha: st
                    load, device="cpu", progress: bool = False, data: dict | None = None
                    ) -> dict:
     """Evaluate one model (``load()`` builds it) unless its result is current; returns it."""
+    from optiqa.train.evaluate import border_words, scale_words
+
     data = data if data is not None else data_identity(cfg)
     key = evaluation_key(cfg, task, model_sha, data)
     done = folder.evaluation_complete(name, key)
@@ -158,8 +160,9 @@ def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_sha: st
                              cfg.evaluators.tile, progress, cfg.evaluators.protocol)
     result = {"name": name, "key": key, "task": task, "model": loaded.describe(),
               "scale": loaded.scale, "evaluators": list(metrics), "sets": per_set,
-              "convention": (f"x{loaded.scale}; output clamped and rounded to 8 bits; border "
-                             f"crop {loaded.scale} px before every evaluator; psnr_y/ssim_y on "
+              "convention": (f"{scale_words(loaded.scale)}; output clamped and rounded to 8 "
+                             f"bits; border crop {loaded.scale} px before every evaluator "
+                             f"({border_words(loaded.scale)}); psnr_y/ssim_y on "
                              f"BT.601 Y, {cfg.evaluators.protocol} protocol; NR evaluators on "
                              "the output alone"),
               "seconds": round(time.time() - t0, 1)}

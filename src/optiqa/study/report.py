@@ -22,11 +22,13 @@ TABLE_NOTE_Y = ("PSNR and SSIM on the Y channel of BT.601 YCbCr under the {proto
 def table_note_y(cfg) -> str:
     """The evaluation protocol of a study's tables (protocol, and the border = each task's
     scale)."""
+    from optiqa.train.evaluate import border_words
     from optiqa.train.sr_protocol import PROTOCOLS
 
     scales = {name: t.scale for name, t in cfg.task_opts.items()}
     if len(set(scales.values())) == 1:
-        border = f"{next(iter(scales.values()))} px (= scale)"
+        scale = next(iter(scales.values()))
+        border = f"{scale} px ({border_words(scale)})"
     else:
         border = "the task's scale in px (" + ", ".join(f"{n}: {s}" for n, s in scales.items()) + ")"
     return TABLE_NOTE_Y.format(protocol=PROTOCOLS[cfg.evaluators.protocol], border=border)

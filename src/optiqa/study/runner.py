@@ -37,6 +37,7 @@ class StudyOptions:
     worker: bool = False              # a GPU worker: train/evaluate cells only, no store
     step_seconds: float | None = None  # measured seconds per training step (for --dry-run)
     wait: bool = True                 # SLURM: wait for the jobs
+    measure_cpu: bool = True          # --dry-run without a step time: time CPU steps here
     notes: list = field(default_factory=list)
 
 
@@ -106,11 +107,16 @@ def dry_run(plan: StudyPlan, opts: StudyOptions) -> dict:
 
     seeds = len(plan.cfg.train.seeds) or 1
     design = check_design(plan.cfg)
+    cpu = None
+    if not step and steps and opts.measure_cpu:  # no GPU step time: time steps on this CPU
+        from optiqa.study.estimate import cpu_estimate
+
+        cpu = cpu_estimate(plan.train_jobs(), rows)
     return {"study": plan.cfg.name, "folder": str(plan.folder.root), "cells": len(cells),
             "seeds": seeds, "settings": len({c.setting_name for c in cells}),
             "design": design.to_json(),
             "runs": rows, "remaining_steps": steps, "step_seconds": step,
-            "gpus_per_cell": gpus, "gpu_hours": hours, "notes": notes}
+            "gpus_per_cell": gpus, "gpu_hours": hours, "cpu_estimate": cpu, "notes": notes}
 
 
 # ---------------------------------------------------------------------------------------------

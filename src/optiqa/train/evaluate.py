@@ -66,6 +66,7 @@ class EvaluationResult:
     protocol: str = DEFAULT_PROTOCOL
     crop: int | None = None      # border removed before every metric (default: the scale)
     kinds: dict[str, str] = field(default_factory=dict)  # metric -> "fr" / "nr"
+    warnings: list[str] = field(default_factory=list)    # for stderr (skipped images, ...)
 
     @property
     def border(self) -> int:
@@ -73,10 +74,10 @@ class EvaluationResult:
 
     @property
     def convention(self) -> str:
-        what = (f"x{self.scale}; output clamped and rounded to 8 bits" if self.scale else
-                "restored images as stored (8-bit files)")
+        what = (f"{scale_words(self.scale)}; output clamped and rounded to 8 bits" if self.scale
+                else "restored images as stored (8-bit files)")
         return (f"{what}; border crop {self.border} px before every metric"
-                + (" (= scale)" if self.scale and self.crop is None else "")
+                + (f" ({border_words(self.scale)})" if self.scale and self.crop is None else "")
                 + f"; psnr_y/ssim_y: {PROTOCOLS[self.protocol]}"
                 + ("; NR metrics on the output alone" if "nr" in self.kinds.values() else ""))
 
@@ -94,6 +95,17 @@ class EvaluationResult:
                               for i, k in enumerate(s.keys)],
             } for s in self.sets},
         }
+
+
+def scale_words(scale: int) -> str:
+    """``x4``, or for tasks that do not upscale (denoising, JPEG, deblurring) ``x1 (no
+    upscaling)``."""
+    return f"x{scale}" if scale != 1 else "x1 (no upscaling)"
+
+
+def border_words(scale: int) -> str:
+    """Why the border crop is ``scale`` pixels, in words fitting the task."""
+    return "= scale" if scale != 1 else "the SR tables' border of scale px, kept at scale 1"
 
 
 def create_metrics(names, device) -> dict:
@@ -214,7 +226,8 @@ def evaluate_sets(loaded: LoadedGenerator, sets: dict[str, str], metrics=DEFAULT
 @torch.inference_mode()
 def evaluate_images(images, hr=None, metrics=None, device="cpu", crop: int = 0,
                     scale: int | None = None, protocol: str = DEFAULT_PROTOCOL,
-                    progress: bool = True, name: str | None = None) -> EvaluationResult:
+                    progress: bool = True, name: str | None = None,
+                    strict: bool = False) -> EvaluationResult:
     """Score a folder of restored images as they are stored, with no model.
 
     With ``hr`` (a folder of ground truth) each image pairs with the ground truth of the same
@@ -223,11 +236,15 @@ def evaluate_images(images, hr=None, metrics=None, device="cpu", crop: int = 0,
     defaults to ``psnr_y``/``ssim_y``; without it only no-reference metrics can be given. A
     ground truth larger than its image by less than ``scale`` pixels (a multiple-of-the-scale
     crop) is cropped at the bottom/right; any other size difference is an error. ``crop``
-    pixels are removed on each side before every metric.
+    pixels are removed on each side before every metric. ``hr`` may also be a benchmark set
+    root (``<set>/HR``), as ``--set`` takes.
+
+    A restored image without ground truth is skipped with a warning (``optiqa score``'s rule;
+    the mean row counts the images scored); ``strict=True`` makes it an error.
     """
     from tqdm import tqdm
 
-    from optiqa.data.io import list_images, pair_paths, read_image
+    from optiqa.data.io import list_images, match_pairs, read_image
 
     check_protocol(protocol)
     if crop < 0:
@@ -235,9 +252,25 @@ def evaluate_images(images, hr=None, metrics=None, device="cpu", crop: int = 0,
     names = list(dict.fromkeys(list((DEFAULT_METRICS if hr is not None else ())
                                     if metrics is None else metrics)))
     scorers, kinds = create_scorers(names, device, have_reference=hr is not None)
-    pairs = (pair_paths(images, hr) if hr is not None else
-             [(p, None) for p in list_images(images)])
+    warnings, skipped = [], []
+    if hr is not None:
+        if (Path(hr) / "HR").is_dir():  # a set root, as --set takes it
+            hr = Path(hr) / "HR"
+        pairing = match_pairs(images, hr)
+        pairs, skipped = pairing.pairs, [p.name for p in pairing.unmatched]
+        if skipped:
+            shown = ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+            what = f"restored image(s) in {images} without ground truth in {hr}: {shown}"
+            if strict or not pairs:
+                raise InputError(f"{len(skipped)} {what}" if pairs else
+                                 f"none of the restored images has ground truth; {what}",
+                                 option=None if pairs else "hr")
+            warnings.append(f"skipped {len(skipped)} {what}")
+    else:
+        pairs = [(p, None) for p in list_images(images)]
     source = f"ground truth from {hr}" if hr is not None else "no ground truth"
+    if skipped:
+        source += f"; {len(skipped)} image(s) without ground truth skipped"
     res = SetResult(name or Path(images).name, str(images), source,
                     scores={m: [] for m in names})
     cropped_gt = 0
@@ -252,7 +285,7 @@ def evaluate_images(images, hr=None, metrics=None, device="cpu", crop: int = 0,
             ref, was_cropped = _fit_ground_truth(ref, x, path, ref_path, scale)
             cropped_gt += was_cropped
         if min(x.shape[-2:]) <= 2 * crop:
-            raise InputError(f"{path}: {tuple(x.shape[-2:])} is too small for a border crop "
+            raise InputError(f"{path}: {x.shape[-1]}x{x.shape[-2]} is too small for a border crop "
                              f"of {crop} px")
         score_image(res, path.stem, crop_border(x, crop),
                     None if ref is None else crop_border(ref, crop), grey, names, scorers, kinds,
@@ -261,7 +294,7 @@ def evaluate_images(images, hr=None, metrics=None, device="cpu", crop: int = 0,
         res.lq_source += (f"; {cropped_gt} ground truth image(s) cropped at the bottom/right "
                           "to the output size")
     return EvaluationResult(f"restored images in {images}", None, names, [res],
-                            protocol=protocol, crop=crop, kinds=kinds)
+                            protocol=protocol, crop=crop, kinds=kinds, warnings=warnings)
 
 
 def _fit_ground_truth(ref, x, path, ref_path, scale):
@@ -272,7 +305,7 @@ def _fit_ground_truth(ref, x, path, ref_path, scale):
         return ref, False
     if scale and 0 <= H - h < scale and 0 <= W - w < scale:
         return ref[..., :h, :w], True
-    raise InputError(f"{path}: {h}x{w} differs from its ground truth {ref_path} ({H}x{W})"
+    raise InputError(f"{path}: size {w}x{h} differs from its ground truth {ref_path} ({W}x{H}; width x height)"
                      + ("" if scale else "; give the scale to allow a crop of the ground truth "
                         "to a multiple of it"))
 

@@ -146,7 +146,12 @@ class PerceptualObjective(nn.Module):
         return total, logged
 
     def _fidelity(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        info = getattr(self.fidelity_metric, "info", None)
         try:
+            if info is not None and info.kind == "nr":
+                # a no-reference metric (NIQE, BRISQUE) scores the output alone: a naturalness
+                # term beside the pixel term that ties the output to the ground truth
+                return self.fidelity_metric.loss(straight_through_clamp(sr)).float()
             return self.fidelity_metric.loss(straight_through_clamp(sr), hr).float()
         except InputError:
             # Only a non-finite generator output is turned into NaN; other input errors are real.

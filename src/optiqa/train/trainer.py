@@ -504,6 +504,15 @@ class Trainer:
         cap = self.cfg.datasets.val.max_images
         return len(self.val_set) if cap is None else min(cap, len(self.val_set))
 
+    def stage_of(self, iteration: int) -> str:
+        """The log's stage label: ``pixel_only`` when the iteration's objective is the pixel
+        term alone (the L1-only stage, or an L1-only run), else ``perceptual``."""
+        o = self.objective
+        if iteration <= self.cfg.train.pixel_only_iter or o is None or (
+                o.fidelity_weight == 0 and (self.net_d is None or o.adversarial_weight == 0)):
+            return "pixel_only"
+        return "perceptual"
+
     def _log_iteration(self, it: int, logs: dict, per_it: float) -> None:
         logs = dict(logs)
         lr = float(logs.pop("lr"))
@@ -512,7 +521,7 @@ class Trainer:
         if self.info.enabled:  # the mean over ranks = the value for the whole global batch
             vec = du.all_reduce_sum(vec) / self.info.world_size
         values = dict(zip(keys, vec.tolist()))
-        stage = "pixel_only" if it <= self.cfg.train.pixel_only_iter else "perceptual"
+        stage = self.stage_of(it)
         eta = per_it * (self.cfg.train.total_iter - it)
         log.info("iter %d/%d [%s] lr %.3e | %s | %.3f s/it, eta %s", it,
                  self.cfg.train.total_iter, stage, lr, format_terms(values), per_it,

@@ -50,7 +50,7 @@ def crop_positions(height: int, width: int, crop: int, grid: int = DEFAULT_GRID
     if grid < 1:
         raise ConfigError(f"grid must be at least 1, got {grid}", option="grid")
     if crop > min(height, width):
-        raise InputError(f"crop {crop} is larger than the {height}x{width} image")
+        raise InputError(f"crop {crop} is larger than the {width}x{height} image")
 
     def spots(n: int) -> list[int]:
         if grid == 1:
