@@ -52,19 +52,19 @@ DESCRIPTION = ("Iteration-based training (an optional L1-only stage, then pixel 
 
 
 def network_help() -> str:
-    """The generator and discriminator types, read from their registries when help is shown
-    (so that every registered type, a user's included, is listed; torch is imported only then)."""
-    from optiqa.nets import list_discriminators, list_generators
+    """The generator types, read from their registry when help is shown (so that every
+    registered type, a user's included, is listed); the registry is data and imports no torch."""
+    from optiqa.nets.generator_specs import REGISTRY
 
-    gens = list_generators()
+    gens = dict(REGISTRY.items())
     trainable = ", ".join(n for n, s in gens.items() if s.trainable)
     baselines = ", ".join(n for n, s in gens.items() if not s.trainable)
     text = f"Generators (network_g.type): {trainable}."
     if baselines:
         text += f" Not trainable (baselines for `optiqa evaluate`): {baselines}."
-    discs = ", ".join(list_discriminators())
-    return (text + f" Discriminators (network_d.type): {discs}. `optiqa metrics` lists the "
-            "metrics for train.fidelity_opt.")
+    return (text + " Discriminators (network_d.type): patchgan, unet, vgg, backbone, and "
+            "<backbone>_image / <backbone>_patch for every backbone of `optiqa weights list`. "
+            "`optiqa metrics` lists the metrics for train.fidelity_opt.")
 
 
 def add_parsers(sub) -> None:

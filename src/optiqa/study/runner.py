@@ -37,7 +37,7 @@ class StudyOptions:
     worker: bool = False              # a GPU worker: train/evaluate cells only, no store
     step_seconds: float | None = None  # measured seconds per training step (for --dry-run)
     wait: bool = True                 # SLURM: wait for the jobs
-    measure_cpu: bool = True          # --dry-run without a step time: time CPU steps here
+    measure_cpu: bool = False         # --dry-run without a step time: time CPU steps here
     notes: list = field(default_factory=list)
 
 
