@@ -174,5 +174,5 @@ def test_bicubic_is_not_a_trainable_generator(tmp_path):
                                      "--run-dir", tmp_path / "r"))
     assert "did you mean 'swinir'" in line and "bicubic" not in line
     proc = run_optiqa("train", "--help")
-    assert "bicubic is a baseline for `optiqa evaluate`, not trainable" in " ".join(
+    assert "Not trainable (baselines for `optiqa evaluate`): bicubic." in " ".join(
         proc.stdout.split())
