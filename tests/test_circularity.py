@@ -91,7 +91,11 @@ def test_every_output_marks_excluded_judgments_the_same(tmp_path):
     rng = np.random.default_rng(0)
     per_image = {(c.name, e): list(rng.normal(size=4)) for c in cells for e in evaluators}
     plan = SimpleNamespace(cells=cells)
+    # the report reads its means from the analysis (one source for every number and interval)
+    model_means = [{"model": c.name, "evaluator": e, "mean": float(np.mean(per_image[(c.name, e)])),
+                    "mean_ci": None} for c in cells for e in evaluators]
     r = SimpleNamespace(cfg=cfg, plan=plan, evaluations={c.name: {} for c in cells},
+                        analysis={"model_means": model_means},
                         per_image=lambda name, m: per_image[(name, m)])
     rows, muted = optimization_rows(r, evaluators)
     headers = ["model", "fidelity", "disc", "w"] + [x for e in evaluators for x in (e, e + " CI")]
@@ -107,6 +111,8 @@ def test_every_output_marks_excluded_judgments_the_same(tmp_path):
     for row in table:
         for e in evaluators:
             assert (row[e] == EXCLUDED_MARK) == ((row["model"], e) in marked)
+            if (row["model"], e) not in marked:   # the others carry the analysis' mean
+                assert float(row[e]) == pytest.approx(np.mean(per_image[(row["model"], e)]), abs=1e-3)
     md_rows = [line for line in md.splitlines() if line.startswith("| sr_x4__")]
     assert sum(line.count(EXCLUDED_MARK) for line in md_rows) == len(marked)
     assert len(re.findall(r"class='[^']*muted[^']*'>" + re.escape(EXCLUDED_MARK), html)) == \

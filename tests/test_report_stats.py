@@ -78,7 +78,7 @@ def test_human_tables_state_stimuli_resampling_and_family(tmp_path):
                      "rank": 1, "votes": 30, "wins": 16}]}
     h = {"has_votes": True, "message": "30 votes from 3 rater(s)", "fit": fit,
          "crops": {"n": 6}, "by_evaluator": [{"evaluator": "psnr_y", **corr(6)}],
-         "rank_agreement": [{"task": "sr_x4", "scope": "setting", "group": "none", **corr(4)}]}
+         "rank_agreement": [{"task": "sr_x4", "grid": "main", "scope": "setting", "group": "none", **corr(4)}]}
     doc = Document("t")
     human_section(doc, SimpleNamespace(analysis={"human": h}, folder=SimpleNamespace(root="x")))
     doc.write(tmp_path)

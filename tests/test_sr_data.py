@@ -180,7 +180,7 @@ def test_paired_folder_greyscale_recursive_and_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"gt_size 48 is larger than image .*0003\.jpg"):
         SRTrainDataset(hr_dir, scale=4, gt_size=48)
     _write(lr_dir / "0003x4.png", _rand_u8(12, 11, 4))
-    with pytest.raises(ConfigError, match=r"0003x4\.png: LR size 12x11 times scale 4"):
+    with pytest.raises(ConfigError, match=r"0003x4\.png: LR size 11x12 times scale 4"):
         SRTrainDataset(hr_dir, scale=4, gt_size=32, dataroot_lq=lr_dir)
     (lr_dir / "0003x4.png").unlink()
     with pytest.raises(ConfigError, match=r"0003\.jpg: no LR image"):

@@ -178,10 +178,13 @@ def test_planned_comparisons_are_their_own_holm_family():
 def test_bootstrap_defaults_are_at_least_2000():
     import inspect
 
+    from optiqa.assess import correlation
+    from optiqa.judge.fit import fit_study
     from optiqa.study.asymmetry import analyze
     from optiqa.study.config import AssessmentOpts
-    from optiqa.study.report import _mean_ci
 
+    # the report reads its intervals from the analysis (one source), so these are all of them
     assert AssessmentOpts().bootstrap >= 2000
-    for fn in (analyze, _mean_ci):
+    assert correlation.DEFAULT_BOOTSTRAP >= 2000
+    for fn in (analyze, fit_study):
         assert inspect.signature(fn).parameters["n_boot"].default >= 2000

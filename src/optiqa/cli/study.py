@@ -86,7 +86,7 @@ def cmd_study(args) -> int:
                   "target GPU and pass --step-time STEP.json (or set launcher.step_seconds)")
             cpu = info.get("cpu_estimate")
             if cpu and cpu["cpu_hours"] is not None:
-                print(f"on this machine's CPU: about {cpu['cpu_hours']:.2f} hours of training "
+                print(f"on this machine's CPU: about {cpu['cpu_hours']:.3g} hours of training "
                       f"(steps of {cpu['measured']} of {cpu['groups']} kind(s) of run timed "
                       "here, batches over 8 at batch 1 and scaled: a rough figure)")
             for note in (cpu or {}).get("notes", []):

@@ -107,7 +107,9 @@ class LossGradient(nn.Module):
             leaf = x if track else x.detach().requires_grad_(True)
             loss = self.metric.loss(leaf, self.ref)
             (g,) = torch.autograd.grad(loss, leaf, create_graph=track)
-        return g
+        # contiguous: a metric's backward may hand back a strided gradient (e.g. through the
+        # grey/Y matrix product), and plenoptic flattens this output with .view()
+        return g.contiguous()
 
 
 def hessian_vector_product(metric, ref: torch.Tensor, x: torch.Tensor, v: torch.Tensor

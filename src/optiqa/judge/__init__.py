@@ -7,7 +7,7 @@ of the same crop and stores each vote in ``STUDY_DIR/judgments.db`` (:mod:`optiq
 
 API for the study report
 ------------------------
-``fit_study(study_dir, n_boot=1000, seed=0, alpha=0.01, ci_level=0.95) -> HumanScores``
+``fit_study(study_dir, n_boot=2000, seed=0, alpha=0.01, ci_level=0.95) -> HumanScores``
 
 Reads the votes (read-only, safe while the server runs) and the manifest; never raises for a
 study without votes. :class:`HumanScores` (frozen dataclass; ``to_dict()`` gives plain JSON):
