@@ -104,7 +104,11 @@ def run_training(config, overrides=(), study=DEFAULT_STUDY, resume: bool = False
         if info.is_main and (not resume or changes):
             save_config(stored, run.config_path)
         du.barrier()
-        return trainer.fit(resume_hint=resume_hint)
+        result = trainer.fit(resume_hint=resume_hint)
+        # every rank finishes its last collective before any rank tears the group down (a
+        # rank that destroys the gloo group while a peer is still in a collective can abort it)
+        du.barrier()
+        return result
     finally:
         du.cleanup()
         for handler in list(log.handlers):  # release log.txt (several runs in one process)
