@@ -52,12 +52,12 @@ so this faithful implementation does not reproduce that row (see ``tests/test_ma
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
+from optiqa.ops.cache import tensor_cache
 from optiqa.ops.color import rgb_to_gray, rgb_to_gray_8bit
 from optiqa.metrics.base import FRMetric
 
@@ -102,7 +102,7 @@ GABOR_VAR_FLOOR = 1e-6
 DETECT_FLOOR = 1e-20
 
 
-@functools.lru_cache(maxsize=16)
+@tensor_cache(maxsize=16)
 def csf_centred(h: int, w: int, nfreq: float = CSF_NFREQ) -> torch.Tensor:
     """The official ``make_csf(H, W, nfreq)'``, centred (DC near ``[H/2, W/2]``), float64.
 
@@ -123,7 +123,7 @@ def csf_centred(h: int, w: int, nfreq: float = CSF_NFREQ) -> torch.Tensor:
     return torch.where(f < 7.8909, torch.full_like(csf, 0.9809), csf)
 
 
-@functools.lru_cache(maxsize=16)
+@tensor_cache(maxsize=16)
 def _csf_rfft(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """CSF for ``rfft2``: ``real(ifft2(F .* H)) = irfft2(F .* (H(k) + H(-k)) / 2)``, real images."""
     hf = torch.fft.ifftshift(csf_centred(h, w))  # DC at [0, 0]
@@ -131,7 +131,7 @@ def _csf_rfft(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch
     return ((hf + mirrored) / 2)[:, : w // 2 + 1].to(dtype=dtype, device=device)
 
 
-@functools.lru_cache(maxsize=4)  # 20 H x W planes each: keep few sizes
+@tensor_cache(maxsize=4)  # 20 H x W planes each: keep few sizes
 def log_gabor_bank(h: int, w: int, dtype: torch.dtype = torch.float64,
                    device: torch.device | str = "cpu") -> torch.Tensor:
     """The 20 real transfer functions of the official ``gaborconvolve``, in FFT order.

@@ -19,11 +19,11 @@ Shared conventions:
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
+from optiqa.ops.cache import tensor_cache
 from optiqa.ops.color import rgb_to_gray, rgb_to_y, round_to_8bit
 from optiqa.ops import filters
 from optiqa.metrics.base import FRMetric
@@ -83,7 +83,7 @@ def box_downsample(img: torch.Tensor, f: int) -> torch.Tensor:
     return F.avg_pool2d(img, f, stride=f, ceil_mode=False)
 
 
-@lru_cache(maxsize=64)
+@tensor_cache(maxsize=64)
 def _banded(n: int, win_size: int, sigma: float | None) -> torch.Tensor:
     """``(n, n - k + 1)`` float64 matrix ``M`` with ``(v @ M)[j] = sum_i v[j + i] g[i]``: 'valid'
     correlation with the Gaussian ``g`` (``sigma``) or the box (``sigma=None``) of length ``k``."""

@@ -16,13 +16,13 @@ involved (256 x 256 inputs, see tests/test_vsi.py).
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from optiqa.ops.cache import tensor_cache
 from optiqa.ops.color import rgb_to_lmn
 from optiqa.ops.resize import imresize_matrix
 from optiqa.metrics.base import FRMetric
@@ -40,7 +40,7 @@ SDSP_SIZE = 256
 TINY = 1e-12
 
 
-@functools.lru_cache(maxsize=16)
+@tensor_cache(maxsize=16)
 def _bilinear_matrix(n_in: int, n_out: int, dtype: torch.dtype,
                      device: torch.device) -> torch.Tensor:
     """MATLAB ``imresize(..., 'bilinear')`` (antialiased) along one axis, as ``dtype`` on
@@ -137,7 +137,7 @@ def _sdsp_lab(rgb: torch.Tensor) -> torch.Tensor:
     return _mix(_F_TO_LAB, f)
 
 
-@functools.lru_cache(maxsize=4)
+@tensor_cache(maxsize=4)
 def _sdsp_priors(size: int, dtype: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
     """The SDSP log-Gabor transfer (rfft half plane) and the centre prior, both ``(size, size)``."""
     u, v = frequency_grid(size, size)

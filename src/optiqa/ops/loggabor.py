@@ -15,12 +15,12 @@ the dtype in which a metric happens to run first.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
+from optiqa.ops.cache import tensor_cache
 from optiqa.ops.filters import conv_depthwise
 
 
@@ -49,7 +49,7 @@ def average_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool2d(x, factor, stride=factor)
 
 
-@functools.lru_cache(maxsize=8)
+@tensor_cache(maxsize=8)
 def _scharr_kernels(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     dx = torch.tensor([[3.0, 0.0, -3.0], [10.0, 0.0, -10.0], [3.0, 0.0, -3.0]]) / 16.0
     return torch.stack([dx, dx.t()]).to(dtype=dtype, device=device)
@@ -132,7 +132,7 @@ def phase_congruency_filters(h: int, w: int, scales: int = 4, orientations: int 
     return spread[:, None] * radial[None]
 
 
-@functools.lru_cache(maxsize=8)
+@tensor_cache(maxsize=8)
 def phase_congruency_bank(h: int, w: int, dtype: torch.dtype = torch.float32,
                           device: torch.device | str = "cpu", scales: int = 4,
                           orientations: int = 4, k: float = 2.0

@@ -18,10 +18,9 @@ independent of the device and of the convolution algorithm.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 
+from optiqa.ops.cache import tensor_cache
 from optiqa.ops.color import MATLAB_GRAY_WEIGHTS
 from optiqa.ops.filters import gaussian_kernel1d, pad, sqrt_zero_grad
 
@@ -119,7 +118,7 @@ def flat_windows(img: torch.Tensor, padding) -> torch.Tensor:
     return hi - lo <= FLAT_TOLERANCE
 
 
-@lru_cache(maxsize=16)
+@tensor_cache(maxsize=16)
 def _grid_and_curves(device_type: str, device_index):
     # MATLAB 0.2:0.001:10, 9801 values; as k / 1000 so that each value is the nearest double
     grid = torch.arange(200, 10001, dtype=torch.float64,

@@ -28,10 +28,11 @@ bilinear ``imresize`` that VSI's official code uses (:mod:`optiqa.metrics.vsi`).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+
+from optiqa.ops.cache import tensor_cache
 
 
 def cubic(x: torch.Tensor) -> torch.Tensor:
@@ -52,7 +53,7 @@ def triangle(x: torch.Tensor) -> torch.Tensor:
 KERNELS = {"bicubic": (cubic, 4.0), "bilinear": (triangle, 2.0)}
 
 
-@lru_cache(maxsize=64)
+@tensor_cache(maxsize=64)
 def imresize_matrix(in_len: int, out_len: int, scale: float | None = None,
                     antialias: bool = True, method: str = "bicubic") -> torch.Tensor:
     """Dense ``(out_len, in_len)`` float64 matrix W with ``out = W @ in`` along one dimension.

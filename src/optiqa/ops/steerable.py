@@ -19,9 +19,10 @@ through ``pointOp``'s 1024-entry look-up tables; the two agree to ~1e-5.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
+
+from optiqa.ops.cache import tensor_cache
 
 
 def _centre(d: int) -> int:
@@ -29,7 +30,7 @@ def _centre(d: int) -> int:
     return d // 2
 
 
-@lru_cache(maxsize=32)
+@tensor_cache(maxsize=32)
 def _polar_grid(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``log2`` radius and angle of the fftshift-ed frequency grid, in float64 on the CPU.
 
@@ -76,7 +77,7 @@ def max_height(h: int, w: int) -> int:
     return int(math.floor(math.log2(min(h, w)))) - 2
 
 
-@lru_cache(maxsize=32)
+@tensor_cache(maxsize=32)
 def _level_masks(h: int, w: int, level: int, n_orient: int) -> tuple[torch.Tensor, tuple]:
     """Full spectral masks of the oriented bands at ``level``, cropped to that level's size.
 
