@@ -32,15 +32,6 @@ def _pretrained(name):
     return _CACHE[name]
 
 
-@pytest.fixture
-def offline_and_empty(monkeypatch, tmp_path):
-    """No weights anywhere: empty $OPTIQA_WEIGHTS and $TORCH_HOME, no HF cache hits, offline."""
-    import huggingface_hub
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("OPTIQA_WEIGHTS", str(tmp_path / "weights"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
-    return tmp_path
 
 
 def test_names_and_spec():

@@ -225,13 +225,9 @@ def test_real_pin_and_conversion_layout():
 
 
 @pytest.fixture
-def tiny_vgg(monkeypatch, tmp_path):
+def tiny_vgg(monkeypatch, offline_and_empty):
     """vgg16 and alexnet pointed at a synthetic archive; empty, offline weight folders."""
-    import huggingface_hub
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("OPTIQA_WEIGHTS", str(tmp_path / "weights"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    tmp_path = offline_and_empty
     path = tmp_path / "tiny-0.1.tar.gz"
     other = "tiny-0.1/tiny/weights/other.ckpt"
     archive = _archive(path, _targz(path, {MEMBER: pickle.dumps(_tree()),
