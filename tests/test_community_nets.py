@@ -49,7 +49,11 @@ def test_generators_build_train_and_keep_the_official_keys(kind):
     assert all(p.grad is not None for p in trained)
     ref = _spandrel(kind, 2)
     assert list(g.state_dict()) == list(ref.state_dict())  # the official parameter names
-    assert {"scale", "upscale"} <= generator_options(kind) or kind == "omnisr"
+    # the scale under our name and under every official name of the release's configs
+    official = {"hat": {"upscale"}, "span": {"upscale"}, "omnisr": {"upsampling", "up_scale"}}
+    assert {"scale"} | official[kind] <= generator_options(kind)
+    for name in official[kind]:
+        assert create_generator(kind, **{name: 3}, **SMALL[kind]).scale == 3
 
 
 def test_span_reparameterisation_is_exact_and_eval_conv_is_not_trained():

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,7 +81,20 @@ def test_every_stage_writes_its_artifacts(finished):
     # psnr_y may not judge the l1 model (pixel family): 3 metrics, a defined correlation
     psnr = next(r for r in rows if r["evaluator"] == "psnr_y" and r["group"] == "none")
     assert psnr["n_metrics"] == 3 and psnr["left_out"]["circular"] == ["l1"]
-    assert -1 <= psnr["spearman"] <= 1 and psnr["reason"] is None
+    assert psnr["reason"] is None
+    # rho recomputed from the files: each point's optimization quality is the mean PSNR-Y
+    # (higher-better, so not negated) over the test images of its cells' evaluations
+    from scipy.stats import spearmanr
+    for p in psnr["points"]:
+        means = []
+        for cell in p["cells"]:
+            sets = json.loads((out / "evaluate" / f"{cell}.json").read_text())["sets"]
+            means.append(float(np.mean([v for st in sets.values()
+                                        for v in st["scores"]["psnr_y"]])))
+        assert p["optimization"] == pytest.approx(np.mean(means), rel=1e-9)
+    expected = spearmanr([p["optimization"] for p in psnr["points"]],
+                         [p["assessment"] for p in psnr["points"]]).statistic
+    assert psnr["spearman"] == pytest.approx(expected, abs=1e-12)
     # circularity: the l1 model is never judged by a pixel metric, the ssim model not by ssim_y
     excl = {(x["cell"], x["evaluator"]) for x in analysis["exclusions"]}
     assert ("sr_x4__l1__none", "psnr_y") in excl and ("sr_x4__ssim__none", "ssim_y") in excl
@@ -92,6 +106,14 @@ def test_every_stage_writes_its_artifacts(finished):
                     "the recovery test", "Human judgments"):
         assert section in html
     assert "data:image/png;base64," in html and "<script" not in html
+    # the held-out sentence is true: the built-in training split shares no photo with the test
+    # split or the assessed photos, and the sentence counts what the config names
+    from optiqa.data.samples import SPLITS
+    assert not set(SPLITS["train"]) & (set(SPLITS["test"]) | {"astronaut", "chelsea", "rocket"})
+    heldout = json.loads((out / "heldout.json").read_text())
+    assert heldout["passed"] and heldout["training_images"] == len(SPLITS["train"])
+    assert f"None of the {len(SPLITS['train'])} training images" in html
+    assert "data.test.photos (10 images)" in html
     assert (out / "report" / "report.md").is_file()
     for table in ("optimization", "iqa_synthetic", "rank_agreement", "transfer"):
         assert (out / "report" / "tables" / f"{table}.csv").is_file()

@@ -76,11 +76,15 @@ def test_score_is_the_mean_logit_over_the_crops(blur_set, tmp_path):
 
 
 def test_run_zero_shot_and_store(blur_set, tmp_path):
-    run, _ = _run(tmp_path / "pg")
+    run, d = _run(tmp_path / "pg")
     store = ResultsStore(tmp_path / "study")
     r = run_zero_shot(run, blur_set, n_boot=50, store=store)
     assert r["crop"] == 32 and r["grid"] == 3 and r["evaluation"] == "within"
-    assert -1 <= r["srcc"] <= 1 and r["srcc_ci"] is not None
+    # the saved discriminator's own logits at the run's crop size, correlated (higher = better)
+    from optiqa.transfer.protocol import evaluate
+    expected = evaluate(zero_shot_scores(d, [it.dist for it in blur_set.items], crop=32),
+                        blur_set)["srcc"]
+    assert r["srcc"] == pytest.approx(expected, abs=1e-12) and r["srcc_ci"] is not None
     assert "higher = judged more real = better quality" in r["sign_note"]
     assert store.get_result("transfer", r["key"])["srcc"] == r["srcc"]
     again = run_zero_shot(run, blur_set, n_boot=50, store=store)
