@@ -5,6 +5,7 @@
     config.yaml                 the resolved configuration of the run
     log.txt                     the training log (appended across resumes)
     train_log.jsonl             the logged losses per iteration, one JSON line each
+    gradient_ratio.json         a GAN run's adversarial/fidelity gradient ratio and lambda
     models/net_g_<iter>.pth     {'params': G, 'params_ema': EMA of G, ...}  (BasicSR keys)
     models/net_d_<iter>.pth     {'params': D}
     state/<iter>.state          optimizers, iteration, every RNG state (see optiqa.train)
@@ -69,6 +70,22 @@ class RunFolder:
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut short by a crash
         return [rows[k] for k in sorted(rows)]
+
+    @property
+    def gradient_ratio(self) -> Path:
+        """``gradient_ratio.json``: the adversarial/fidelity gradient ratio measured at the start
+        of a GAN run and the adversarial weight it used (:mod:`optiqa.train.gradient_ratio`)."""
+        return self.root / "gradient_ratio.json"
+
+    def gradient_ratio_record(self) -> dict | None:
+        """``gradient_ratio.json`` as a mapping, None when absent or unreadable."""
+        import json
+
+        try:
+            data = json.loads(self.gradient_ratio.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     @property
     def models(self) -> Path:

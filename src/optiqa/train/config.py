@@ -150,9 +150,12 @@ class FidelityOpts:
 @dataclass
 class GanOpts:
     type: str = "vanilla"          # vanilla | hinge | lsgan | ragan
-    weight: float = 0.0            # adversarial_weight
+    weight: float = 0.0            # adversarial_weight (with relative: the gradient ratio)
     r1_weight: float = 0.0
     d_steps: int = 1
+    # true: weight is the adversarial/fidelity gradient ratio at the start, and lambda is set
+    # from it (optiqa.train.gradient_ratio)
+    relative: bool = False
 
 
 @dataclass
@@ -200,6 +203,13 @@ class TrainOpts:
         if self.gan_opt is not None:
             need(self.gan_opt.d_steps >= 1, p("gan_opt.d_steps"), "must be >= 1",
                   self.gan_opt.d_steps)
+            if self.gan_opt.relative:
+                need(self.gan_opt.weight > 0, p("gan_opt.weight"), "with gan_opt.relative: "
+                     "true it is the adversarial/fidelity gradient ratio and must be > 0",
+                     self.gan_opt.weight)
+                need(self.pixel_weight + self.fidelity_weight > 0, p("gan_opt.relative"),
+                     "needs a pixel or fidelity term to be relative to (pixel_opt and "
+                     "fidelity_opt weights are 0 or absent)", self.gan_opt.relative)
         if self.fidelity_opt is not None and self.fidelity_opt.weight > 0:
             need(self.fidelity_opt.metric is not None, p("fidelity_opt.metric"),
                   "a metric name is required when fidelity_opt.weight > 0", None)

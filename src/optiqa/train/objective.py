@@ -122,6 +122,17 @@ class PerceptualObjective(nn.Module):
         logged["total"] = total.detach()
         return total, logged
 
+    def reference_loss(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """``pixel_weight * L1 + fidelity_weight * M``: the generator's non-adversarial terms,
+        against which the adversarial term's gradient is measured
+        (:mod:`optiqa.train.gradient_ratio`); a constant 0 when both weights are 0."""
+        total = sr.new_zeros((), dtype=torch.float32)
+        if self.pixel_weight > 0:
+            total = total + self.pixel_weight * pixel_l1(sr, hr)
+        if self.fidelity_weight > 0:
+            total = total + self.fidelity_weight * self._fidelity(sr, hr)
+        return total
+
     def discriminator_terms(self, real_logits: torch.Tensor, fake_logits: torch.Tensor,
                             real_images: torch.Tensor | None = None):
         """``(total, {"d_loss", "r1", "d_real", "d_fake", "total"})`` for one discriminator step.
@@ -171,7 +182,8 @@ class PerceptualObjective(nn.Module):
         """
         pixel = _block(pixel_opt, "pixel_opt", {"weight", "type"})
         fidelity = _block(fidelity_opt, "fidelity_opt", {"metric", "weight"})
-        gan = _block(gan_opt, "gan_opt", {"type", "weight", "r1_weight", "d_steps"})
+        # relative: the trainer turns the weight into lambda (optiqa.train.gradient_ratio)
+        gan = _block(gan_opt, "gan_opt", {"type", "weight", "r1_weight", "d_steps", "relative"})
         pixel_type = pixel.get("type", "l1")
         if pixel_type not in ("l1", "L1Loss"):
             raise ConfigError(f"train.pixel_opt.type: only 'l1' is supported, got {pixel_type!r}")

@@ -8,6 +8,9 @@ Iteration-based, BasicSR-style (Wang et al., BasicSR; ESRGAN's two stages):
    (:class:`optiqa.train.objective.PerceptualObjective`): one generator step with D frozen,
    then ``gan_opt.d_steps`` discriminator steps on the same batch (fake logits from
    ``sr.detach()``; R1 through :func:`optiqa.train.gan.r1_forward` when ``r1_weight > 0``).
+   Before the first adversarial step the adversarial/fidelity gradient ratio is measured once
+   and recorded, and with ``gan_opt.relative`` the adversarial weight set from it
+   (:mod:`optiqa.train.gradient_ratio`).
 
 Optimisers are Adam or AdamW over the parameters that require gradients (frozen backbones stay
 out); learning rates follow :func:`optiqa.train.optim.lr_at` (constant, step or cosine, with a
@@ -140,6 +143,7 @@ class Trainer:
         self.guard = NaNGuard(t.max_nan_skips, log)
         self.iteration = 0
         self.last_val: dict = {}
+        self.gradient_ratio = None   # measured before the first GAN step (train.gradient_ratio)
         self._seed_rngs(0)
 
     def _seed_rngs(self, iteration: int) -> None:
@@ -208,6 +212,10 @@ class Trainer:
         perceptual = iteration > t.pixel_only_iter
         objective = self.objective if perceptual else self.pixel_only_objective
         use_gan = perceptual and self.net_d is not None
+        if use_gan and self.gradient_ratio is None:  # lambda (relative) and the ratio, once
+            from optiqa.train.gradient_ratio import start_record
+
+            self.gradient_ratio = start_record(self, iteration, lq, hr)
         sched = t.scheduler
         lr_g = lr_at(iteration, t.optim_g.lr, t.total_iter, sched.type, sched.milestones,
                      sched.gamma, sched.eta_min, t.lr_warmup_iter)
@@ -303,6 +311,10 @@ class Trainer:
                     self.opt_d.load_state_dict(s["optimizers"]["d"])
             else:
                 log.warning("checkpoint %d has no discriminator; D starts fresh", point.iteration)
+        if self.net_d is not None:  # the lambda measured at the start, never measured again
+            from optiqa.train.gradient_ratio import resumed_record
+
+            self.gradient_ratio = resumed_record(self, s)
         self.opt_g.load_state_dict(s["optimizers"]["g"])
         self.guard.skips = int(s.get("nan_skips", 0))
         rngs = s.get("rng", [])
@@ -374,6 +386,7 @@ class Trainer:
             state = {
                 "optimizers": optimizers, "nan_skips": self.guard.skips, "rng": rngs,
                 "ema": self.ema_record(),
+                "gradient_ratio": self.gradient_ratio.to_json() if self.gradient_ratio else None,
                 "schedulers": {k: dict(sched, base_lr=getattr(t, f"optim_{k}").lr,
                                        warmup_iter=t.lr_warmup_iter, total_iter=t.total_iter)
                                for k in optimizers},
