@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from optiqa.assess import correlation as C
+from optiqa.stats import correlation as C
 from optiqa.core.errors import InputError
-from optiqa.study import ranking as R
+from optiqa.stats import ranking as R
 from optiqa.study.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
                                     OptimizationScores, analyze, default_pairs, setting_groups)
 

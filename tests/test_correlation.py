@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from optiqa.assess import correlation as C
+from optiqa.stats import correlation as C
 
 
 # --------------------------------------------------------------------------- rank correlations

@@ -12,7 +12,7 @@ from test_asymmetry import FAMILY, METRICS, PANEL
 from optiqa.stats.replicates import SeedSpread, seed_spread
 from optiqa.study.asymmetry import (AssessmentDataset, AssessmentScores, Cell,
                                     OptimizationScores, _optimization, analyze)
-from optiqa.study.replicates import collapse
+from optiqa.stats.seeds import collapse
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -178,7 +178,7 @@ def test_planned_comparisons_are_their_own_holm_family():
 def test_bootstrap_defaults_are_at_least_2000():
     import inspect
 
-    from optiqa.assess import correlation
+    from optiqa.stats import correlation
     from optiqa.judge.fit import fit_study
     from optiqa.study.asymmetry import analyze
     from optiqa.study.config import AssessmentOpts

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from optiqa.stats.incomplete import incomplete_agreement
-from optiqa.study.ranking import kendalls_w
+from optiqa.stats.ranking import kendalls_w
 
 
 def test_complete_rankings_give_kendalls_w():

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from optiqa.assess import correlation
+from optiqa.stats import correlation
 from optiqa.assess.batches import score_items
 from optiqa.data.iqa import IQADataset, item_signatures
 from optiqa.core.errors import InputError

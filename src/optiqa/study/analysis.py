@@ -248,10 +248,10 @@ def human_judgments(plan, analysis: dict) -> dict:
     (:func:`crop_quality`), not on whole images. The human side has one score per model (not
     per image), so these are point estimates without a bootstrap interval (the scores' own
     intervals come from a cluster bootstrap over raters and images)."""
-    from optiqa.assess.correlation import krcc, srcc
+    from optiqa.stats.correlation import krcc, srcc
     from optiqa.judge import fit_study
     from optiqa.stats.permutation import DESCRIPTIVE_BELOW, rank_test
-    from optiqa.study.ranking import MIN_METRICS
+    from optiqa.stats.ranking import MIN_METRICS
 
     cfg = plan.cfg
     fitted = fit_study(plan.folder.root, n_boot=cfg.assessment.bootstrap, seed=cfg.seed)

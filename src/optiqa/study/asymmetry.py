@@ -6,7 +6,7 @@ For each fidelity metric M two qualities are measured:
   metric's sign flipped where its orientation differs from the targets' (positive = agrees), as
   :mod:`optiqa.assess.benchmark` does; pooled over the items, or the mean of the within-stratum
   SRCCs (known-order set: strata = (content, distortion)) as
-  :func:`optiqa.assess.correlation.summarize_within`; over several datasets, the mean.
+  :func:`optiqa.stats.correlation.summarize_within`; over several datasets, the mean.
 - **optimization** Q_e(M, s): the mean over test images of evaluator e's score of the model trained
   with M under adversarial setting s (discriminator and weight; "none" is one setting), negated
   when e is lower-better, so that higher = better in every table.
@@ -15,7 +15,7 @@ For each fidelity metric M two qualities are measured:
 (Q_e(M, s))_M and (A(M))_M over the metrics e may judge; undefined below 3 metrics. Pooled
 groups of settings (with / without a discriminator, patch vs image level, conv vs transformer
 backbone, one adversarial weight over all discriminators) are defined per grid
-(:mod:`optiqa.study.groups`) and use the mean of Q over the group's settings, over the grid's
+(:mod:`optiqa.stats.groups`) and use the mean of Q over the group's settings, over the grid's
 metrics.
 
 **Circularity** (:mod:`optiqa.evaluators.circularity`): a model trained with M is never judged by
@@ -29,12 +29,12 @@ tests are split into the planned family (``report.comparisons``) and the explora
 Holm-adjusted alone (:mod:`optiqa.stats.multiplicity`).
 
 **Seeds**: replicates of one setting (``Cell.seed``) are averaged per test image; the bootstrap
-resamples them too (:mod:`optiqa.study.replicates`).
+resamples them too (:mod:`optiqa.stats.seeds`).
 
 **Intervals**: percentile bootstrap (Efron & Tibshirani, An introduction to the bootstrap, 1993,
 ch. 13). Every replicate resamples the test images with replacement (and each cell's seeds) *and*,
 in the same replicate, the reference contents of each IQA dataset (cluster bootstrap,
-:func:`optiqa.assess.correlation.bootstrap_resamples`), so both sides' uncertainty enters the
+:func:`optiqa.stats.correlation.bootstrap_resamples`), so both sides' uncertainty enters the
 interval of a rank agreement; all statistics share the same replicates, which makes differences
 between them paired.
 """
@@ -45,13 +45,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optiqa.assess import correlation
+from optiqa.stats import correlation
 from optiqa.core.errors import InputError
 from optiqa.stats.multiplicity import wilcoxon_family, wilcoxon_smallest_p
-from optiqa.study import ranking
-from optiqa.study.groups import (BACKBONE_KINDS, LEVELS, contrast_confound, contrast_pairs,
+from optiqa.stats import ranking
+from optiqa.stats.groups import (BACKBONE_KINDS, LEVELS, contrast_confound, contrast_pairs,
                                  setting_groups)
-from optiqa.study.ranking import MIN_METRICS, Agreement, rank_agreement
+from optiqa.stats.ranking import MIN_METRICS, Agreement, rank_agreement
 
 MIN_RELIABLE_IMAGES = 10
 
@@ -227,7 +227,7 @@ def check_inputs(opt: OptimizationScores, assess: AssessmentScores) -> None:
 # ---------------------------------------------------------------------------------------------
 def agreement_dict(ag: Agreement, level: float = 0.95, optimization=None, assessment=None,
                    seed: int = 0) -> dict:
-    """JSON-able form of an :class:`~optiqa.study.ranking.Agreement` with percentile CIs and,
+    """JSON-able form of an :class:`~optiqa.stats.ranking.Agreement` with percentile CIs and,
     given the two quality vectors, the exact permutation tests of rho and tau
     (:func:`optiqa.stats.permutation.rank_test`: p-values, attainable values, and the
     ``descriptive_only`` flag below 5 metrics)."""
@@ -329,8 +329,8 @@ def _optimization(opt: OptimizationScores, n_boot: int, seed: int, per_seed=None
 
     Each replicate draws the test images with replacement (one draw shared by every cell and
     evaluator); the replicate means are the bootstrap counts times the scores, divided by n.
-    With seeds (``per_seed``, :func:`optiqa.study.replicates.collapse`) each replicate also
-    draws every cell's seeds with replacement (:func:`optiqa.study.replicates.resample_seeds`).
+    With seeds (``per_seed``, :func:`optiqa.stats.seeds.collapse`) each replicate also
+    draws every cell's seeds with replacement (:func:`optiqa.stats.seeds.resample_seeds`).
     """
     judged = [(c, e) for c in opt.cells for e in opt.evaluators if opt.exclusion(c, e) is None]
     n = len(opt.images)
@@ -345,7 +345,7 @@ def _optimization(opt: OptimizationScores, n_boot: int, seed: int, per_seed=None
         np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
         reps = counts @ scores / n
         if per_seed:
-            from optiqa.study.replicates import resample_seeds
+            from optiqa.stats.seeds import resample_seeds
 
             resample_seeds(reps, counts, judged, per_seed,
                            np.random.default_rng(_seed(seed, 4)))
@@ -386,7 +386,7 @@ def model_means(scores: dict[str, dict[str, np.ndarray]], n_boot: int, seed: int
 # ---------------------------------------------------------------------------------------------
 # groups of settings
 # ---------------------------------------------------------------------------------------------
-# setting_groups (per grid) and the contrasts' one-factor check: optiqa.study.groups
+# setting_groups (per grid) and the contrasts' one-factor check: optiqa.stats.groups
 
 
 # ---------------------------------------------------------------------------------------------
@@ -683,11 +683,11 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
     adversarial cell against its counterpart without a discriminator); ``planned``: the planned
     comparisons (``report.comparisons``), Holm-adjusted as their own family. Deterministic for a
     given ``seed``. Cells that are replicates (``Cell.seed``) are averaged over their seeds
-    per test image, and the bootstrap resamples the seeds too (:mod:`optiqa.study.replicates`).
-    ``grids``: the study's grids (:func:`optiqa.study.groups.setting_groups`; default one grid
+    per test image, and the bootstrap resamples the seeds too (:mod:`optiqa.stats.seeds`).
+    ``grids``: the study's grids (:func:`optiqa.stats.groups.setting_groups`; default one grid
     of every cell).
     """
-    from optiqa.study.replicates import collapse, spread_rows
+    from optiqa.stats.seeds import collapse, spread_rows
 
     check_inputs(opt, assess)
     runs = opt

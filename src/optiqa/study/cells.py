@@ -115,7 +115,7 @@ def setting_label(discriminator: str, weight: float) -> str:
 
 def study_grids(cfg: StudyConfig) -> list[dict]:
     """The study's grids as ``{'name', 'fidelity', 'settings'}``: each a full cross product, over
-    which pooled groups are defined (:mod:`optiqa.study.groups`). Without ``grids``, one grid
+    which pooled groups are defined (:mod:`optiqa.stats.groups`). Without ``grids``, one grid
     ``all`` of every metric and setting."""
     out = []
     for i, grid in enumerate(cfg.grids or [None]):

@@ -1,9 +1,9 @@
 """Can the study's design answer its questions? Checked from the config alone (``--dry-run``),
 before any GPU hour is spent.
 
-For every pooled group of every grid (:mod:`optiqa.study.groups`) it counts, per evaluator, the
+For every pooled group of every grid (:mod:`optiqa.stats.groups`) it counts, per evaluator, the
 fidelity metrics that evaluator may judge (the circularity rule removes a metric's own family);
-a group where no evaluator reaches :data:`~optiqa.study.ranking.MIN_METRICS` is *undefined*. For
+a group where no evaluator reaches :data:`~optiqa.stats.ranking.MIN_METRICS` is *undefined*. For
 every contrast it checks that the two sides differ in the contrasted factor alone (else
 *confounded*). The report computes the same groups from the same grids, so what the dry run
 calls defined is what the report shows.
@@ -29,8 +29,8 @@ def check_design(cfg) -> DesignCheck:
     from optiqa.study.analysis import excluded_evaluators
     from optiqa.study.asymmetry import Cell
     from optiqa.study.cells import expand_cells, setting_label, study_grids
-    from optiqa.study.groups import contrast_confound, contrast_pairs, setting_groups
-    from optiqa.study.ranking import MIN_METRICS
+    from optiqa.stats.groups import contrast_confound, contrast_pairs, setting_groups
+    from optiqa.stats.ranking import MIN_METRICS
 
     study_cells = expand_cells(cfg)
     cells = [Cell(c.name, c.fidelity, c.discriminator, c.level, c.architecture,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from optiqa.assess import correlation
+from optiqa.stats import correlation
 from optiqa.assess.benchmark import statistics
 from optiqa.assess.fit import plcc_loss, ranking_loss
 from optiqa.data.iqa import IQADataset, content_split

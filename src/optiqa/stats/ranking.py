@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from optiqa.assess.correlation import bootstrap_resamples, srcc
+from optiqa.stats.correlation import bootstrap_resamples, srcc
 from optiqa.stats.multiplicity import holm  # noqa: F401 (re-exported)
 from optiqa.stats.ranks import _rows, kendall_rows, spearman_rows  # noqa: F401 (re-exported)
 
@@ -179,13 +179,13 @@ def wilcoxon_signed_rank(a, b) -> dict:
 # SRCC of several predictors with one target, with cluster-bootstrap replicates
 # ---------------------------------------------------------------------------------------------
 def _is_constant(a: np.ndarray) -> bool:
-    # the same tolerance as optiqa.assess.correlation, so that strata are judged alike
+    # the same tolerance as optiqa.stats.correlation, so that strata are judged alike
     return a.size == 0 or bool(np.ptp(a) <= 1e-12 * max(1.0, float(np.abs(a).max())))
 
 
 def stratum_srcc(predictions, target, strata, groups) -> tuple[np.ndarray, np.ndarray, dict]:
     """SRCC of each predictor (rows of ``predictions``) within each stratum, as
-    :func:`optiqa.assess.correlation.summarize_within` counts them.
+    :func:`optiqa.stats.correlation.summarize_within` counts them.
 
     A stratum with fewer than 2 items or a constant target has no order to recover and is left
     out (for every predictor alike); a predictor constant inside a stratum whose target varies
