@@ -91,7 +91,10 @@ def write_report(plan) -> dict:
 
     analysis_sections(doc, r)
     human_section(doc, r)
-    recovery_section(doc, r)
+    from optiqa.study.diagnostics import recovery_folder
+
+    recovery = recovery_folder(plan)
+    recovery_section(doc, plan.cfg.report.recovery, recovery, read_json(recovery / "key.json"))
     _transfer(doc, r)
     _visual(doc, r)
     _training(doc, r)

@@ -398,16 +398,11 @@ def human_section(doc: Document, r) -> None:
                                          for x in h.get("rank_agreement", [])])))
 
 
-def recovery_section(doc: Document, r) -> None:
-    """The recovery test of the fidelity metrics (``report.recovery``), when the study ran it."""
+def recovery_section(doc: Document, opts, folder, done: dict | None) -> None:
+    """The recovery test of the fidelity metrics (``report.recovery`` options ``opts``), when the
+    study ran it: ``folder`` holds its files, ``done`` its completion record (None: not run)."""
     import csv
 
-    from optiqa.study.diagnostics import recovery_folder
-    from optiqa.study.folder import read_json
-
-    opts = r.cfg.report.recovery
-    folder = recovery_folder(r.plan)
-    done = read_json(folder / "key.json")
     if opts is None or done is None:
         return
     doc.heading("Why a metric fails as a loss: the recovery test")
