@@ -82,7 +82,7 @@ def test_every_output_marks_excluded_judgments_the_same(tmp_path):
                                         OptimizationScores, analyze)
     from optiqa.study.cells import expand_cells
     from optiqa.study.config import load_study_config
-    from optiqa.study.document import Document, Table
+    from optiqa.report.document import Document, Table
     from optiqa.study.report import optimization_rows
 
     cfg = load_study_config(ROOT / "configs" / "study" / "quick.yaml")

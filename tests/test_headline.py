@@ -10,8 +10,8 @@ from test_asymmetry import METRICS, make_study
 
 from optiqa.stats.headline import Headline
 from optiqa.study.asymmetry import analyze
-from optiqa.study.document import Document
-from optiqa.study.report_analysis import answer_section
+from optiqa.report.document import Document
+from optiqa.report.analysis import answer_section
 
 
 def null_study():

@@ -17,7 +17,7 @@ LAYERS = [
     ("models", {"optiqa.backbones", "optiqa.metrics", "optiqa.nets", "optiqa.testing"}),
     ("data", {"optiqa.data"}),
     ("workflows", {"optiqa.train", "optiqa.assess", "optiqa.transfer", "optiqa.evaluators",
-                   "optiqa.diagnose", "optiqa.study", "optiqa.judge"}),
+                   "optiqa.diagnose", "optiqa.study", "optiqa.judge", "optiqa.report"}),
     ("cli", {"optiqa.cli", "optiqa.__main__"}),
 ]
 # the package facade: it re-exports lazily and may name anything below the CLI

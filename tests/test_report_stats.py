@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import pytest
 from test_asymmetry import make_study
 
-from optiqa.study import figures
+from optiqa.report import figures
 from optiqa.study.asymmetry import analyze
-from optiqa.study.document import Document
-from optiqa.study.report_analysis import analysis_sections
+from optiqa.report.document import Document
+from optiqa.report.analysis import analysis_sections
 
 FOUR = ["l1", "ssim", "gmsd", "dists_vgg16"]
 
@@ -64,7 +64,7 @@ def test_test_tables_state_family_size_and_floor(rendered):
 
 def test_human_tables_state_stimuli_resampling_and_family(tmp_path):
     from optiqa.stats.permutation import rank_test
-    from optiqa.study.report_analysis import human_section
+    from optiqa.report.analysis import human_section
 
     def corr(n):
         xs = list(range(n))

@@ -148,8 +148,8 @@ def test_the_report_gives_the_seed_spread_per_evaluator(tmp_path):
     import csv
     from types import SimpleNamespace
 
-    from optiqa.study.document import Document
-    from optiqa.study.report_analysis import analysis_sections
+    from optiqa.report.document import Document
+    from optiqa.report.analysis import analysis_sections
 
     out = analyze(*seeded_study()[:2], n_boot=50, pairs=[])
     doc = Document("t")

@@ -22,9 +22,9 @@ CROSSED = (("vgg_patch", "patch", "conv"), ("vgg_image", "image", "conv"),
 
 # --------------------------------------------------------------------------- the weight figure
 def test_weight_curves_draw_each_loss_at_its_own_weights():
-    from optiqa.study import figures
-    from optiqa.study.document import Document
-    from optiqa.study.report_analysis import _sweep
+    from optiqa.report import figures
+    from optiqa.report.document import Document
+    from optiqa.report.analysis import _sweep
 
     sweep = [0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02]
     curves = [{"task": "sr_x4", "discriminator": "d", "evaluator": "niqe", "fidelity": "dists",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 
-from optiqa.study.document import Document, Figure, Table
+from optiqa.report.document import Document, Figure, Table
 from optiqa.study.folder import read_json
 
 TABLE_NOTE_Y = ("PSNR and SSIM on the Y channel of BT.601 YCbCr under the {protocol}; outputs "
@@ -80,14 +80,14 @@ def write_report(plan) -> dict:
     r = StudyResults(plan)
     doc = Document(f"optiqa study: {plan.cfg.name}")
     _rehearsal(doc, r)           # a rehearsal says so, and what it replaced, first
-    from optiqa.study.report_analysis import answer_section
+    from optiqa.report.analysis import answer_section
 
     answer_section(doc, r)       # the answer first; the long tables follow as detail
     doc.heading("The study")
     _intro(doc, r)
     _assessment(doc, r)
     _optimization(doc, r)
-    from optiqa.study.report_analysis import analysis_sections, human_section, recovery_section
+    from optiqa.report.analysis import analysis_sections, human_section, recovery_section
 
     analysis_sections(doc, r)
     human_section(doc, r)
@@ -309,7 +309,7 @@ def _transfer(doc: Document, r: StudyResults) -> None:
 
 
 def _training(doc: Document, r: StudyResults) -> None:
-    from optiqa.study import figures
+    from optiqa.report import figures
 
     curves = {}
     for name in [*r.plan.pretrain_jobs(), *(c.name for c in r.plan.cells)]:
@@ -326,7 +326,7 @@ def _training(doc: Document, r: StudyResults) -> None:
 
 
 def _visual(doc: Document, r: StudyResults) -> None:
-    from optiqa.study.visual import comparison_figures
+    from optiqa.report.visual import comparison_figures
 
     doc.heading("Visual comparison")
     figs = comparison_figures(r)

@@ -1,7 +1,7 @@
 """The report's analysis sections, from ``analysis.json`` (:mod:`optiqa.study.asymmetry`)."""
 from __future__ import annotations
 
-from optiqa.study.document import Document, Figure, Table
+from optiqa.report.document import Document, Figure, Table
 
 
 def _ci(ci) -> str:
@@ -80,7 +80,7 @@ def answer_section(doc: Document, r) -> None:
 
 
 def _agreement_heatmap(doc: Document, a) -> None:
-    from optiqa.study import figures
+    from optiqa.report import figures
 
     rows = {(x["task"], x["scope"], x["group"], x["evaluator"]): x for x in a["rank_agreement"]}
     for task in dict.fromkeys(h["task"] for h in a["headline"]):
@@ -187,7 +187,7 @@ def _seeds(doc, a) -> None:
 
 
 def _scatter(doc, a) -> None:
-    from optiqa.study import figures
+    from optiqa.report import figures
 
     panels = []
     for row in a["rank_agreement"]:
@@ -228,7 +228,7 @@ def _contrasts(doc, a) -> None:
 
 
 def _sweep(doc, a) -> None:
-    from optiqa.study import figures
+    from optiqa.report import figures
 
     curves = a["weight_sweep"]["curves"]
     if not curves:
@@ -263,7 +263,7 @@ def _sweep(doc, a) -> None:
 
 
 def _evaluators(doc, a) -> None:
-    from optiqa.study import figures
+    from optiqa.report import figures
 
     doc.heading("Agreement among evaluators", 3)
     for ea in a["evaluator_agreement"]:
@@ -419,7 +419,7 @@ def recovery_section(doc: Document, opts, folder, done: dict | None) -> None:
                     "(Ding et al., IJCV 2021). Recovered: PSNR >= 35 dB. Exposed: not recovered, "
                     "yet the metric scores the result at least as well as the reference plus "
                     "noise at 35 dB. The image is a held-out test image."))
-    from optiqa.study.document import Figure
+    from optiqa.report.document import Figure
 
     doc.figure(Figure("Recovery test", (folder / done["figure"]).read_bytes(), "recovery",
                       "Rows: fidelity losses; columns: starts and their results."))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from optiqa.study.document import Figure
+from optiqa.report.document import Figure
 
 
 def _load(path: Path) -> np.ndarray | None:
@@ -81,7 +81,7 @@ def comparison_figures(results) -> list[Figure]:
                     row_labels.append(metric)
                 if all(im is None for row in rows[1:] for im in row):
                     continue
-                from optiqa.study import figures
+                from optiqa.report import figures
 
                 png = figures.crop_grid(rows, row_labels, labels,
                                         f"{task} / {set_name} / {key}: {s}x{s} crop at "

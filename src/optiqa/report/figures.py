@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from optiqa.study.document import png
+from optiqa.report.document import png
 
 
 def _plt():
