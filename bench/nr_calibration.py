@@ -9,7 +9,6 @@ it is below 15 (NIQE, BRISQUE); 2% for PIQE.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch  # noqa: E402
 
 import optiqa  # noqa: E402
 from optiqa.data.io import read_image  # noqa: E402
+from optiqa.data.tabular import read_csv_rows  # noqa: E402
 
 
 def main() -> int:
@@ -27,8 +27,7 @@ def main() -> int:
                                          / "iqa" / "calibration"))
     args = p.parse_args()
     root = Path(args.root)
-    with open(root / "nr_official_scores.csv", newline="") as f:
-        rows = list(csv.reader(f))
+    rows = read_csv_rows(root / "nr_official_scores.csv", "official scores")
     names = rows[0][1:]
     official = {r[0]: list(map(float, r[1:])) for r in rows[1:]}
     x = torch.stack([read_image(root / "dist" / n) for n in names])

@@ -26,7 +26,7 @@ from optiqa.metrics.pixel import psnr
 from optiqa.metrics.ssim import ssim
 from optiqa.ops.color import rgb_to_y, round_to_8bit
 from optiqa.ops.resize import imresize
-from optiqa.train.inference import quantize_8bit
+from optiqa.ops.rounding import quantize_8bit
 from optiqa.train.sr_protocol import is_greyscale_file, protocol_scores, y_planes
 
 PUBLISHED = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027), "BSD100": (25.96, 0.6675)}

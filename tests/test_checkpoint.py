@@ -110,3 +110,22 @@ def test_prune_keeps_the_newest_k(tmp_path):
     assert run.state_iterations() == [20, 15]
     assert sorted(it for _, it, _ in run.model_files()) == [15, 15, 20, 20]
     assert find_resume_point(run).iteration == 20
+
+
+def test_weight_files_of_metrics_and_backbones_go_through_the_one_reader(tmp_path):
+    """DISTS' alpha/beta and backbone weight files were read with a bare ``torch.load``: a
+    truncated file gave torch's own error. Now it is the reader's CheckpointError naming it."""
+    from optiqa.backbones import _read_state_dict
+    from optiqa.core.checkpoints import CheckpointError
+    from optiqa.metrics.deep import load_dists_weights
+
+    bad = tmp_path / "weights.pt"
+    torch.save({"alpha": torch.ones(6), "beta": torch.ones(6)}, bad)
+    bad.write_bytes(bad.read_bytes()[:40])
+    with pytest.raises(CheckpointError, match=f"{bad}: cannot read checkpoint"):
+        load_dists_weights(bad, [3, 3])
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        _read_state_dict(bad)
+    good = tmp_path / "bb.pth"
+    torch.save({"state_dict": {"module.conv.weight": torch.ones(2)}, "epoch": 3}, good)
+    assert list(_read_state_dict(good)) == ["conv.weight"]  # unwrapped, DDP prefix removed

@@ -182,3 +182,15 @@ def test_config_file_errors(tmp_path):
     with pytest.raises(ConfigError, match="missing key network_g"):
         load_train_config(bad)
     assert isinstance(load_train_config(TINY), TrainConfig)
+
+
+def test_config_differences_name_every_changed_leaf():
+    """The one config diff (a resumed run's warning, a study's run-folder check)."""
+    from optiqa.core.config import config_differences
+
+    old = {"train": {"total_iter": 4, "optim_g": {"lr": 1e-4}}, "name": "a", "gone": 1}
+    new = {"train": {"total_iter": 8, "optim_g": {"lr": 1e-4}}, "name": "a", "new": [1]}
+    assert config_differences(old, new) == ["gone: 1 -> None", "new: None -> [1]",
+                                            "train.total_iter: 4 -> 8"]
+    assert config_differences(None, {"a": {"b": 1}}) == ["a: None -> {'b': 1}"]  # whole section
+    assert config_differences(new, new) == []

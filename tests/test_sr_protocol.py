@@ -18,7 +18,8 @@ from optiqa.data.io import write_image
 from optiqa.metrics import MetricInfo, NRMetric, register_metric
 from optiqa.metrics.registry import REGISTRY as METRICS
 from optiqa.train.evaluate import evaluate_images, evaluate_sets, format_results
-from optiqa.train.inference import load_generator, quantize_8bit
+from optiqa.ops.rounding import quantize_8bit
+from optiqa.train.inference import load_generator
 from optiqa.train.sr_protocol import protocol_scores, y_planes
 
 # x4 bicubic, PSNR-Y / SSIM-Y with a 4 px border, as printed in EDSR, RCAN, ... (from VDSR)

@@ -182,3 +182,15 @@ def test_a_job_whose_config_omits_total_iter_takes_the_default():
     assert job.total_iter == TrainOpts().total_iter == 1000
     assert TrainJob("y", {**base, "train": {"total_iter": 7, "pixel_opt": {"weight": 1.0}}}
                     ).total_iter == 7
+
+
+def test_the_library_checks_the_device_like_the_cli(tmp_path):
+    """``run_study`` called from Python checks the device as the CLI does (its own resolver
+    passed any name on to torch), before anything is written."""
+    from optiqa.study.runner import StudyOptions, run_study
+
+    cfg = load_study_config(REPO / "tests" / "data" / "tiny_study.yaml")
+    for bad, why in (("gpu", "unknown device 'gpu'"), ("cuda:99", "not available")):
+        with pytest.raises(ConfigError, match=why):
+            run_study(cfg, tmp_path / "s", StudyOptions(device=bad))
+    assert not (tmp_path / "s").exists()

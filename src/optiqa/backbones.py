@@ -406,15 +406,11 @@ def _fetch_packaged(name: str, local, progress: bool) -> Path:
 
 # ----------------------------------------------------------------------------- loading
 def _read_state_dict(path: Path) -> dict:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        sd = load_file(str(path))
-    else:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):  # training checkpoints wrap the weights
-        if isinstance(sd.get(key), dict):
-            sd = sd[key]
-    return sd
+    """The weights of a backbone file (any wrapping, e.g. a training checkpoint's
+    ``state_dict``), read by the one checkpoint reader."""
+    from optiqa.core.checkpoints import read_checkpoint, unwrap_state_dict
+
+    return unwrap_state_dict(read_checkpoint(path), source=str(path))[0]
 
 
 def _lite0_to_timm(sd: dict, trunk: nn.Module) -> dict:

@@ -6,10 +6,11 @@ points, not targets: the source's PLCC has no logistic fit, and its numbers are 
 """
 from __future__ import annotations
 
-import csv
 import importlib.resources
 from dataclasses import dataclass
 from functools import lru_cache
+
+from optiqa.data.tabular import read_csv_dicts
 
 DATA_FILE = "published_fr.csv"
 SOURCE = ("IQA-PyTorch FR benchmark (github.com/chaofengc/IQA-PyTorch, "
@@ -28,9 +29,9 @@ class PublishedFigure:
 
 @lru_cache(maxsize=None)
 def published_figures() -> tuple[PublishedFigure, ...]:
-    text = importlib.resources.files("optiqa.assess").joinpath(DATA_FILE).read_text()
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    rows = list(csv.DictReader(lines))
+    with importlib.resources.as_file(
+            importlib.resources.files("optiqa.assess").joinpath(DATA_FILE)) as path:
+        rows = read_csv_dicts(path, "published figures", comment="#")
     return tuple(PublishedFigure(r["metric"], r["optiqa_metric"], r["dataset"], float(r["plcc"]),
                                  float(r["srcc"]), float(r["krcc"])) for r in rows)
 

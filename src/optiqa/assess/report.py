@@ -5,7 +5,7 @@ import math
 
 from optiqa.assess.benchmark import PLCC_NOTE, SIGN_NOTE
 from optiqa.data.iqa import IQADataset
-from optiqa.core.tables import format_table
+from optiqa.core.tables import format_table, format_value
 
 STATS = ("srcc", "krcc", "plcc", "rmse")
 
@@ -115,8 +115,7 @@ def fit_lines(result: dict) -> list[str]:
                  f"{' ...' if len(result['test_contents']) > 8 else ''})")
     lines.append(f"ranking: {result['ranking']}")
 
-    def fmt(v):
-        return "-" if v is None else f"{v:.4f}"
+    fmt = format_value
     lines.append(f"held-out SRCC: before {fmt(b['srcc'])} -> after {fmt(a['srcc'])}   "
                  f"(KRCC {fmt(b['krcc'])} -> {fmt(a['krcc'])}; training SRCC after "
                  f"{fmt(result['train_after']['srcc'])})")

@@ -171,6 +171,22 @@ def to_mapping(obj) -> dict:
     return plain(dataclasses.asdict(obj))
 
 
+def config_differences(old: dict | None, new: dict) -> list[str]:
+    """``key.path: old -> new`` for every leaf in which two config mappings differ (keys sorted;
+    a key missing on one side counts as None there). The one diff behind a resumed run's
+    warning and a study's check that a run folder was trained under the cell's config."""
+    changed: list[str] = []
+
+    def walk(a, b, path):
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b), key=str):
+                walk(a.get(k), b.get(k), join_path(path, k))
+        elif a != b:
+            changed.append(f"{path}: {a!r} -> {b!r}")
+    walk(old or {}, new, "")
+    return changed
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``a.b.c=value`` -> (``['a', 'b', 'c']``, YAML-parsed value)."""
     key, eq, text = item.partition("=")

@@ -45,14 +45,6 @@ def sha256_prefix_of(file_name: str) -> str | None:
     return m.group(1) if m else None
 
 
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 class _Redirects(urllib.request.HTTPRedirectHandler):
     """Follows redirects like urllib does, keeping the headers of each redirect response."""
 

@@ -216,14 +216,14 @@ def _write(path: Path, tensors: dict, record: dict) -> None:
     from safetensors.torch import save_file
 
     from optiqa.core.atomic import atomic_write, atomic_write_text
-    from optiqa.core.download import sha256_file
+    from optiqa.core.hashing import file_sha256
 
     # One metadata entry, a JSON string with sorted keys, and no time in it: safetensors writes
     # its metadata map in hash order, and the file's bytes (its sha256) should be reproducible.
     meta = {"optiqa_provenance": json.dumps({k: v for k, v in record.items()
                                              if k != "converted"}, sort_keys=True)}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
-    record = {**record, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    record = {**record, "sha256": file_sha256(path), "bytes": path.stat().st_size}
     atomic_write_text(Path(str(path) + ".json"), json.dumps(record, indent=2) + "\n")
 
 
@@ -234,12 +234,12 @@ def convert_archive(archive: Archive, archive_path: Path,
 
     Nothing is written unless every member was read, unpickled and converted.
     """
-    from optiqa.core.download import sha256_file
+    from optiqa.core.hashing import file_sha256
 
     archive_path = Path(archive_path)
     if not archive_path.is_file():
         raise WeightsUnavailable(f"{archive_path}: no such file")
-    size, digest = archive_path.stat().st_size, sha256_file(archive_path)
+    size, digest = archive_path.stat().st_size, file_sha256(archive_path)
     if digest != archive.sha256 or size != archive.size:
         raise WeightsUnavailable(
             f"{archive_path}: not {archive.title}: {size} bytes with sha256 {digest}, expected "

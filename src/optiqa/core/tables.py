@@ -13,6 +13,10 @@ from optiqa.core.atomic import atomic_write
 
 
 def format_value(v, digits: int = 4) -> str:
+    """A table cell, the same in every table (CLI, HTML, Markdown, figure labels): ``-`` for a
+    missing value (None), ``nan`` / ``inf`` / ``-inf`` for a non-finite number (an undefined
+    value is not a missing one), ``yes`` / ``no``, floats with ``digits`` decimals and never
+    ``-0.0000`` (a negative number that rounds to zero prints as zero)."""
     if v is None:
         return "-"
     if isinstance(v, bool):
@@ -22,7 +26,8 @@ def format_value(v, digits: int = 4) -> str:
             return "nan"
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
-        return f"{v:.{digits}f}"
+        text = f"{v:.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text
     return str(v)
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from optiqa.core.errors import ConfigError
+from optiqa.ops.rounding import quantize_8bit
 
 
 def _uniform(g: torch.Generator, lo: float = 0.0, hi: float = 1.0) -> float:
@@ -88,7 +89,7 @@ class _BlurBase:
             noise = torch.randn(blurred.shape, generator=g, dtype=torch.float32)
             blurred = blurred + (self.noise_sigma / 255.0) * noise.to(blurred)
         if self.quantize:
-            blurred = torch.floor(blurred.clamp(0, 1) * 255.0 + 0.5) / 255.0
+            blurred = quantize_8bit(blurred)
         return blurred
 
     def __call__(self, gt: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

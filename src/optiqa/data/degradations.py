@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from optiqa.ops.color import rgb_to_gray
+from optiqa.ops.rounding import to_uint8
 from optiqa.core.errors import UnknownNameError
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -54,7 +55,7 @@ def gaussian_blur(x, sigma, g):
 def jpeg(x, quality, g):
     out = []
     for img in x:
-        arr = img.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+        arr = to_uint8(img).permute(1, 2, 0).cpu().numpy()
         buf = io.BytesIO()
         Image.fromarray(arr).save(buf, format="JPEG", quality=int(quality))
         buf.seek(0)

@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from optiqa.core.atomic import atomic_write
 from optiqa.core.errors import InputError
+from optiqa.ops import rounding
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -149,7 +150,8 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
         if img.shape[0] != 1:
             raise ValueError(f"expected one image, got a batch of {img.shape[0]}")
         img = img[0]
-    arr = img.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    # half away from zero (MATLAB's imwrite), like every 8-bit conversion here (ops/rounding)
+    arr = rounding.to_uint8(img).permute(1, 2, 0).cpu().numpy()
     return arr[:, :, 0] if arr.shape[2] == 1 else arr
 
 

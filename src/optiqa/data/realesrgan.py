@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from optiqa.core.errors import ConfigError
+from optiqa.ops.rounding import quantize_8bit, to_uint8
 
 KERNEL_FAMILIES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso",
                    "plateau_aniso")
@@ -292,7 +293,7 @@ class RealESRGANDegradation:
         else:
             x = jpeg_roundtrip(x, d.final_jpeg_quality)
             x = blur(F.interpolate(x, size=out_size, mode=d.final_resize_mode), sinc)
-        return torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
+        return quantize_8bit(x)
 
     def describe(self) -> str:
         return (f"Real-ESRGAN second-order degradation x{self.scale} (official x4plus ranges"
@@ -334,7 +335,7 @@ def add_noise(x: torch.Tensor, s: StageDraw) -> torch.Tensor:
         src = x
         if s.gray_noise:  # torchvision's rgb_to_grayscale weights, as BasicSR
             src = (x * x.new_tensor([0.2989, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        src = torch.floor(src.clamp(0, 1) * 255.0 + 0.5) / 255.0
+        src = quantize_8bit(src)
         levels = torch.tensor([2.0 ** math.ceil(math.log2(len(torch.unique(im)))) for im in src],
                               device=x.device, dtype=x.dtype).view(n, 1, 1, 1)
         noise = (torch.poisson(src * levels, generator=g) / levels - src) * s.noise_level
@@ -347,7 +348,7 @@ def jpeg_roundtrip(x: torch.Tensor, quality: float) -> torch.Tensor:
     from torchvision.io import decode_jpeg, encode_jpeg
 
     q = int(min(100, max(1, round(quality))))
-    u8 = torch.floor(x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
+    u8 = to_uint8(x)
     data = encode_jpeg(list(u8), quality=q)
     device = "cuda" if x.is_cuda else "cpu"
     dec = decode_jpeg(data, device=device)

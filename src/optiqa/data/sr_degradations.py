@@ -38,6 +38,7 @@ from optiqa.core.errors import ConfigError
 from optiqa.core.registry import Registry
 from optiqa.data.blur import GaussianBlur, MotionBlur
 from optiqa.data.realesrgan import RealESRGANDegradation
+from optiqa.ops.rounding import quantize_8bit
 
 # HR pixels of context, in LR pixels, that make "degrade a crop" equal "crop the degraded image"
 # for the bicubic step: the stretched kernel reaches 2 LR pixels either side; one more is spare.
@@ -80,7 +81,7 @@ class BicubicDownscale:
         else:
             lq = torch_bicubic(gt, size=size)
             if self.quantize:
-                lq = torch.floor(lq.clamp(0, 1) * 255.0 + 0.5) / 255.0
+                lq = quantize_8bit(lq)
         return lq
 
     def describe(self) -> str:

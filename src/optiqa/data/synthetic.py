@@ -32,6 +32,7 @@ from optiqa.data.degradations import DISTORTIONS, LEVELS, distort
 from optiqa.data.io import to_uint8
 from optiqa.data.iqa import DatasetSpec, IQADataset, IQAItem
 from optiqa.data.samples import load_sample, sample_names
+from optiqa.data.tabular import read_csv_dicts
 
 SYNTHETIC_LABEL = "synthetic known-order set, not human opinion"
 DEFAULT_SIZE = 192
@@ -134,14 +135,13 @@ def load_synthetic(size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED, photos=No
     """The known-order set as an :class:`IQADataset` evaluated within (content, distortion)."""
     folder = ensure_synthetic(size, seed, photos, distortions, cache)
     items, strata = [], []
-    with open(folder / MANIFEST, newline="") as f:
-        for r in csv.DictReader(f):
-            extra = {"content": r["content"], "distortion": r["distortion"],
-                     "static": r["static"] == "1"}
-            items.append(IQAItem(r["dist_name"], float(r["level"]), r["content"],
-                                 folder / "distorted" / r["dist_name"],
-                                 folder / "reference" / r["ref_name"], extra))
-            strata.append(f"{r['content']}/{r['distortion']}")
+    for r in read_csv_dicts(folder / MANIFEST, "manifest"):
+        extra = {"content": r["content"], "distortion": r["distortion"],
+                 "static": r["static"] == "1"}
+        items.append(IQAItem(r["dist_name"], float(r["level"]), r["content"],
+                             folder / "distorted" / r["dist_name"],
+                             folder / "reference" / r["ref_name"], extra))
+        strata.append(f"{r['content']}/{r['distortion']}")
     return IQADataset(SYNTHETIC_SPEC, items, meta_path=folder / MANIFEST, root=folder,
                       evaluation="within", strata=strata, label=SYNTHETIC_LABEL,
                       version=folder.name)

@@ -132,16 +132,33 @@ def mat_numbers(arr, path: Path, var: str) -> list[float]:
     return [float(v) for v in flat]
 
 
-def read_csv_rows(path: Path, what: str = "file") -> list[list[str]]:
-    """Every row of a CSV file (BOM dropped); an unreadable or empty ``what`` is an error."""
+def read_csv_rows(path: Path, what: str = "file", comment: str | None = None
+                  ) -> list[list[str]]:
+    """Every row of a CSV file (UTF-8, BOM dropped; lines starting with ``comment`` and blank
+    lines skipped when ``comment`` is given); an unreadable or empty ``what`` is an error.
+    The one CSV reader: meta-info files, manifests, published figures, recovery tables."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
+            lines = f if comment is None else [ln for ln in f
+                                                if ln.strip() and not ln.startswith(comment)]
+            rows = list(csv.reader(lines))
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read {what} ({e})") from None
     if not rows:
         raise InputError(f"{path}: empty {what}")
     return rows
+
+
+def read_csv_dicts(path: Path, what: str = "file", comment: str | None = None) -> list[dict]:
+    """The data rows of a CSV file as ``{header: text}`` (:func:`read_csv_rows`); a row whose
+    length differs from the header's is an error naming its line."""
+    rows = read_csv_rows(path, what, comment)
+    header = rows[0]
+    for n, r in enumerate(rows[1:], start=2):
+        if len(r) != len(header):
+            raise InputError(f"{path}: {what} row {n} has {len(r)} fields, the header "
+                             f"{len(header)}")
+    return [dict(zip(header, r)) for r in rows[1:]]
 
 
 def csv_records(path: Path, wanted: tuple, optional: tuple = ()):

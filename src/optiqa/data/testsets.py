@@ -33,17 +33,10 @@ import torch
 from torch.utils.data import Dataset
 
 from optiqa.core.errors import ConfigError, InputError
+from optiqa.core.hashing import file_sha256
 
 MANIFEST = "manifest.json"
 FORMAT = "optiqa-testset-1"
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _source_hash(folder, i: int) -> str:
@@ -53,7 +46,7 @@ def _source_hash(folder, i: int) -> str:
         t = folder.load(i)
         return hashlib.sha256(repr(tuple(t.shape)).encode()
                               + t.contiguous().numpy().tobytes()).hexdigest()
-    return sha256_file(path)
+    return file_sha256(path)
 
 
 def is_testset(path) -> bool:
@@ -91,7 +84,7 @@ def _files_intact(root: Path, manifest: dict) -> str | None:
             path = root / rel
             if not path.is_file():
                 return f"{rel} is missing"
-            if sha256_file(path) != im[what + "_sha256"]:
+            if file_sha256(path) != im[what + "_sha256"]:
                 return f"{rel} was modified (its SHA-256 differs from the manifest)"
     return None
 
@@ -177,7 +170,7 @@ def make_testset(task, hr, out, seed: int = 0, progress: bool = True) -> dict:
             np.save(build / entry["kernel"], kernel.float().numpy(), allow_pickle=False)
         for what in ("hr", "lq", "kernel"):
             if what in entry:
-                entry[what + "_sha256"] = sha256_file(build / entry[what])
+                entry[what + "_sha256"] = file_sha256(build / entry[what])
         entry["params"] = _jsonable(params)
         images.append(entry)
     manifest = {**recipe_head, "description": _describe(degradation), "summary": spec.summary,

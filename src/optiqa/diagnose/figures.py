@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from optiqa.core.tables import format_value
+
 VERDICT_COLOURS = {"recovered": "#1a9850", "exposed": "#d73027", "stuck": "#878787"}
 
 
@@ -53,12 +55,6 @@ def save_figure(fig, path: str | os.PathLike, dpi: float | None = None,
     return atomic_write(path, lambda tmp: im.save(tmp, format="PNG", optimize=True))
 
 
-def _fmt(v, spec: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return ("inf" if v > 0 else "-inf") if math.isinf(v) else format(v, spec)
-
-
 def recovery_grid(report, reference: str, tile: float = 1.3):
     """Metrics (rows) x initial images (columns) for one reference: the starts on top, then what
     each metric made of them, framed by verdict (green recovered, red exposed, grey stuck) and
@@ -78,8 +74,8 @@ def recovery_grid(report, reference: str, tile: float = 1.3):
     for j, kind in enumerate(starts):
         r = rows[(runs[0].metric, kind)]
         _show(axes[0, j + 1], runs[0].initial[j], f"start: {kind}", fontsize=8)
-        axes[0, j + 1].set_xlabel(f"{_fmt(r['psnr_start'], '.1f')} / "
-                                  f"{_fmt(r['psnr_y_start'], '.1f')} dB", fontsize=6.5,
+        axes[0, j + 1].set_xlabel(f"{format_value(r['psnr_start'], 1)} / "
+                                  f"{format_value(r['psnr_y_start'], 1)} dB", fontsize=6.5,
                                   labelpad=1.5)
     for i, run in enumerate(runs):
         ax = axes[i + 1, 0]
@@ -90,8 +86,8 @@ def recovery_grid(report, reference: str, tile: float = 1.3):
             r = rows[(run.metric, kind)]
             ax = axes[i + 1, j + 1]
             _show(ax, run.result[j], None, VERDICT_COLOURS[r["verdict"]])
-            ax.set_xlabel(f"{_fmt(r['psnr'], '.1f')} / {_fmt(r['psnr_y'], '.1f')} dB\n"
-                          f"SSIM-Y {_fmt(r['ssim_y'], '.2f')}  D {_fmt(r[dists_name], '.2f')}",
+            ax.set_xlabel(f"{format_value(r['psnr'], 1)} / {format_value(r['psnr_y'], 1)} dB\n"
+                          f"SSIM-Y {format_value(r['ssim_y'], 2)}  D {format_value(r[dists_name], 2)}",
                           fontsize=6, labelpad=1.5, linespacing=1.1)
     o = report.options
     fig.suptitle(f"Recovery test: '{reference}', {o.steps} Adam steps", fontsize=9, y=1.0,
@@ -169,7 +165,7 @@ def local_figure(scans, cols: int = 4):
         ax.axvline(0, color="k", lw=0.6, ls=":")
         ax.axhline(0, color="k", lw=0.6)
         ax.set_title(f"{scan.metric}: min at t={scan.restored_argmin:+.2f}, "
-                     f"k={_fmt(scan.restored_exponent, '.2f')}", fontsize=7.5)
+                     f"k={format_value(scan.restored_exponent, 2)}", fontsize=7.5)
         ax.tick_params(labelsize=6)
         ax.grid(True, lw=0.3, alpha=0.5)
     for ax in axes[n:]:

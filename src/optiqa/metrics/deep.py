@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from optiqa import backbones
+from optiqa.core.checkpoints import read_checkpoint
 from optiqa.core.errors import ConfigError, WeightsUnavailable
 from optiqa.metrics.base import FRMetric, MetricInfo
 
@@ -143,7 +144,7 @@ def load_dists_weights(source, channels: list[int]) -> tuple[torch.Tensor, torch
             path = Path(source)
             if not path.is_file():
                 raise ConfigError(f"DISTS weights file not found: {path}")
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = read_checkpoint(path)
         if not isinstance(data, dict) or not {"alpha", "beta"} <= data.keys():
             raise ConfigError(f"{path}: expected a dict with 'alpha' and 'beta' tensors")
         alpha, beta = data["alpha"].flatten().float(), data["beta"].flatten().float()
@@ -270,7 +271,7 @@ class LPIPS(FRMetric):
         self.backbone = backbones.create(backbone_name)
         heads_file = _package_file("lpips", f"weights/v0.1/{net}.pth")
         self._files = [backbone_weight_file(backbone_name, True), heads_file]
-        sd = torch.load(heads_file, map_location="cpu", weights_only=True)
+        sd = read_checkpoint(heads_file)
         heads = [sd[f"lin{k}.model.1.weight"].flatten().float() for k in range(5)]
         if [h.numel() for h in heads] != self.backbone.channels[1:]:
             raise WeightsUnavailable(f"lpips {net}.pth heads do not match {backbone_name}")

@@ -27,6 +27,7 @@ from optiqa.ops.cache import tensor_cache
 from optiqa.ops.color import rgb_to_gray, rgb_to_y, round_to_8bit
 from optiqa.ops import filters
 from optiqa.metrics.base import FRMetric
+from optiqa.ops.rounding import matlab_downsample_factor, matlab_round  # noqa: F401
 from optiqa.ops.steerable import oriented_bands
 
 K1, K2 = 0.01, 0.03
@@ -60,14 +61,8 @@ def to_colour(img: torch.Tensor, colour: str, quantize: bool = False) -> torch.T
     return img
 
 
-def matlab_round(v: float) -> int:
-    """MATLAB ``round``: halves away from zero (Python's ``round`` goes to even)."""
-    return int(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
-
-
-def auto_downsample_factor(h: int, w: int) -> int:
-    """``ssim.m`` (2009): ``f = max(1, round(min(H, W) / 256))`` so the window sees ~256 px."""
-    return max(1, matlab_round(min(h, w) / 256))
+# ``ssim.m`` (2009): ``f = max(1, round(min(H, W) / 256))`` so the window sees ~256 px
+auto_downsample_factor = matlab_downsample_factor
 
 
 def box_downsample(img: torch.Tensor, f: int) -> torch.Tensor:

@@ -22,16 +22,11 @@ import torch.nn.functional as F
 
 from optiqa.ops.cache import tensor_cache
 from optiqa.ops.filters import conv_depthwise
+from optiqa.ops.rounding import matlab_downsample_factor
 
 
-def matlab_round(v: float) -> int:
-    """MATLAB ``round``: halves away from zero (Python's ``round`` is banker's rounding)."""
-    return int(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
-
-
-def downsample_factor(h: int, w: int) -> int:
-    """``F = max(1, round(min(H, W) / 256))`` of FeatureSIM.m and VSI.m."""
-    return max(1, matlab_round(min(h, w) / 256))
+# ``F = max(1, round(min(H, W) / 256))`` of FeatureSIM.m and VSI.m (MATLAB's round)
+downsample_factor = matlab_downsample_factor
 
 
 def average_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:

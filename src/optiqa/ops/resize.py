@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from optiqa.ops.cache import tensor_cache
+from optiqa.ops.rounding import quantize_8bit
 
 
 def cubic(x: torch.Tensor) -> torch.Tensor:
@@ -127,7 +128,7 @@ def imresize(img: torch.Tensor, scale: float | None = None, size: tuple[int, int
     for d in order:
         out = _resize_dim(out, d - 2, size[d], scales[d], antialias, method)
         if round_uint8:
-            out = torch.floor(out.clamp(0, 1) * 255.0 + 0.5) / 255.0
+            out = quantize_8bit(out)
     return out
 
 

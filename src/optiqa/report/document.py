@@ -10,11 +10,11 @@ import base64
 import csv
 import html
 import io
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from optiqa.core.atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from optiqa.core.tables import format_value
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1b1b1b;
@@ -149,26 +149,14 @@ class Document:
                     out += [f"*{t.protocol}*", ""]
                 out.append("| " + " | ".join(t.headers) + " |")
                 out.append("|" + "---|" * len(t.headers))
-                out += ["| " + " | ".join(fmt(v, t.digits) for v in r) + " |" for r in t.rows]
+                out += ["| " + " | ".join(format_value(v, t.digits) for v in r) + " |"
+                        for r in t.rows]
                 out.append("")
             elif kind == "f":
                 f = rest[0]
                 out += [f"![{f.title}](figures/{f.name}.png)", "", f"*{f.title}.* {f.caption}",
                         ""]
         return "\n".join(out)
-
-
-def fmt(v, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return "-"
-        text = f"{v:.{digits}f}"
-        return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
-    return str(v)
 
 
 def _anchor(text: str) -> str:
@@ -188,7 +176,8 @@ def _html_table(t: Table) -> str:
         for c, v in enumerate(row):
             text = isinstance(v, str) and not v.startswith(("[", "±", "-"))
             cls = ("text " if text else "") + ("muted" if (r, c) in t.muted else "")
-            cells.append(f"<td class='{cls.strip()}'>{html.escape(fmt(v, t.digits))}</td>")
+            text = html.escape(format_value(v, t.digits))
+            cells.append(f"<td class='{cls.strip()}'>{text}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     return "\n".join(out)

@@ -28,7 +28,7 @@ from optiqa.core.errors import ConfigError
 from optiqa.core.hashing import file_sha256, files_sha256, stable_hash
 from optiqa.core.sources import code_fingerprint
 from optiqa.study.folder import StudyFolder, read_json, write_json
-from optiqa.study.locks import CellLock
+from optiqa.study.locks import run_locked
 
 log = logging.getLogger("optiqa.study")
 BICUBIC = "bicubic"
@@ -178,10 +178,8 @@ def evaluate_cell_locked(folder: StudyFolder, cfg, cell, device="cpu", progress=
     marker = read_json(folder.run_marker(cell.name))
     if marker is None:
         return "untrained"
-    lock = CellLock(folder.lock("evaluate", cell.name))
-    if not lock.acquire():
-        return "busy"
-    try:
+
+    def work():  # evaluate_entry itself reuses an evaluation whose key is current
         before = read_json(folder.evaluation(cell.name))
         result = evaluate_entry(
             folder, cfg, cell.name, cell.task, marker["checkpoint_sha256"],
@@ -189,8 +187,7 @@ def evaluate_cell_locked(folder: StudyFolder, cfg, cell, device="cpu", progress=
                                    device=device), device, progress, data)
         return "done" if before is not None and before.get("key") == result["key"] \
             else "evaluated"
-    finally:
-        lock.release()
+    return run_locked(folder.lock("evaluate", cell.name), lambda: False, work)
 
 
 def evaluate_baselines(folder: StudyFolder, cfg, device="cpu", progress=False,

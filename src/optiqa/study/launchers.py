@@ -24,10 +24,10 @@ from pathlib import Path
 
 from optiqa.core.errors import ConfigError
 from optiqa.study.folder import read_json, write_json
-from optiqa.study.training import TrainJob, is_trained, train_locked
+from optiqa.study.locks import POLL_SECONDS, poll_until_done
+from optiqa.study.training import TrainJob, is_trained, train_locked, write_marker
 
 log = logging.getLogger("optiqa.study")
-POLL_SECONDS = 5.0
 
 
 def _ready(plan, job: TrainJob) -> bool:
@@ -42,44 +42,11 @@ def train_local(plan, jobs: list[TrainJob], device: str = "auto", progress: bool
     Returns ``{name: 'trained' | 'done'}``. ``runner(job)`` replaces the in-process training
     (e.g. a ``torchrun`` subprocess for multi-GPU cells).
     """
-    status: dict[str, str] = {}
-    pending = list(jobs)
-    while pending:
-        progressed, waiting = False, []
-        for job in pending:
-            if not _ready(plan, job):
-                waiting.append(job)
-                continue
-            if runner is not None and not is_trained(plan.folder, job):
-                result = _locked(plan, job, lambda j=job: runner(j))
-            else:
-                result = train_locked(plan.folder, job, device, progress)
-            if result == "busy":
-                waiting.append(job)
-            else:
-                status[job.name] = result
-                progressed = True
-        if waiting and not progressed:
-            log.info("waiting for %d cell(s) another runner is training: %s", len(waiting),
-                     ", ".join(j.name for j in waiting[:4]))
-            time.sleep(poll)
-        pending = waiting
-    return status
-
-
-def _locked(plan, job: TrainJob, run) -> str:
-    from optiqa.study.locks import CellLock
-
-    lock = CellLock(plan.folder.lock("train", job.name))
-    if not lock.acquire():
-        return "busy"
-    try:
-        if is_trained(plan.folder, job):
-            return "done"
-        run()
-        return "trained"
-    finally:
-        lock.release()
+    def attempt(job):
+        if not _ready(plan, job):
+            return None  # waits for the run it starts from
+        return train_locked(plan.folder, job, device, progress, runner)
+    return poll_until_done(jobs, attempt, poll)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,19 +88,12 @@ def torchrun_command(plan, job: TrainJob, gpus: int) -> list[str]:
 
 
 def train_torchrun(plan, job: TrainJob, gpus: int) -> None:
-    from optiqa.core.hashing import file_sha256
-
+    started = time.time()
     code = subprocess.call(torchrun_command(plan, job, gpus))
-    run = plan.folder.run(job.name)
-    latest = run.latest("g")
-    total = job.total_iter
-    if code or latest is None or latest[0] != total:
+    if code:
         raise ConfigError(f"cell {job.name}: torchrun exited with {code} before iteration "
-                          f"{total}; rerun the same command to continue")
-    write_json(plan.folder.run_marker(job.name), {
-        "cell": job.name, "config_sha": job.config_sha, "iteration": total,
-        "checkpoint": str(latest[1].relative_to(run.root)),
-        "checkpoint_sha256": file_sha256(latest[1]), "finished": time.time()})
+                          f"{job.total_iter}; rerun the same command to continue")
+    write_marker(plan.folder, job, started)  # the same marker as a run in this process
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +140,7 @@ def run_cell_job(study_dir: str, name: str) -> str:
     job = plan.train_jobs()[name]
     gpus = plan.cfg.launcher.gpus_per_cell
     if gpus > 1:
-        return _locked(plan, job, lambda: train_torchrun(plan, job, gpus))
+        return train_locked(plan.folder, job, runner=lambda j: train_torchrun(plan, j, gpus))
     return train_locked(plan.folder, job, device="auto", progress=False)
 
 

@@ -10,6 +10,7 @@ once, only one rename succeeds) and then taking the lock anew.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -17,7 +18,10 @@ import time
 import uuid
 from pathlib import Path
 
+log = logging.getLogger("optiqa.study")
+
 HEARTBEAT_SECONDS = 30.0
+POLL_SECONDS = 5.0  # between passes over cells that other runners hold
 STALE_AFTER_SECONDS = 600.0
 
 
@@ -119,3 +123,46 @@ class CellLock:
     def owner(self) -> str:
         info = read_lock(self.path) or {}
         return f"{info.get('host', '?')}:{info.get('pid', '?')}"
+
+
+def run_locked(path: str | os.PathLike, is_done, work) -> str:
+    """Lock, check, run: the one way a cell's work is done by one of several runners.
+
+    ``'done'`` when ``is_done()`` holds before the lock is taken or once it is held (another
+    runner finished meanwhile: checked again under the lock, else both would do the work),
+    ``'busy'`` when another live runner holds the lock, else ``work()``'s result. The lock is
+    released however ``work`` ends.
+    """
+    if is_done():
+        return "done"
+    lock = CellLock(path)
+    if not lock.acquire():
+        return "busy"
+    try:
+        return "done" if is_done() else work()
+    finally:
+        lock.release()
+
+
+def poll_until_done(items, attempt, poll: float, name=lambda item: item.name,
+                    sleep=time.sleep) -> dict[str, str]:
+    """Call ``attempt(item)`` on every item until each has returned a status other than
+    ``'busy'`` (or ``None``: not ready yet); after a pass in which nothing progressed, sleep
+    ``poll`` seconds before the next (another runner holds what is left). Returns
+    ``{name(item): status}``."""
+    status: dict[str, str] = {}
+    pending = list(items)
+    while pending:
+        waiting = []
+        for item in pending:
+            result = attempt(item)
+            if result in (None, "busy"):
+                waiting.append(item)
+            else:
+                status[name(item)] = result
+        if waiting and len(waiting) == len(pending):
+            log.info("waiting for %d item(s) another runner holds: %s", len(waiting),
+                     ", ".join(name(i) for i in waiting[:4]))
+            sleep(poll)
+        pending = waiting
+    return status

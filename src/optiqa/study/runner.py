@@ -16,11 +16,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from optiqa.core.device import device_name
 from optiqa.core.errors import ConfigError
 from optiqa.study.cells import select_cells
 from optiqa.study.checks import check_metric_weights, check_study_config
 from optiqa.study.config import StudyConfig
 from optiqa.study.folder import StudyFolder, read_json
+from optiqa.study.locks import POLL_SECONDS, poll_until_done
 from optiqa.study.plan import StudyPlan
 
 log = logging.getLogger("optiqa.study")
@@ -39,14 +41,6 @@ class StudyOptions:
     wait: bool = True                 # SLURM: wait for the jobs
     measure_cpu: bool = False         # --dry-run without a step time: time CPU steps here
     notes: list = field(default_factory=list)
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def step_seconds_from(path) -> float:
@@ -141,7 +135,7 @@ def stage_train(plan: StudyPlan, cells, opts: StudyOptions, store) -> dict:
               if n in wanted or any(n in jobs[w].after for w in wanted)]
     launcher = opts.launcher or plan.cfg.launcher.type
     gpus_per_cell = plan.cfg.launcher.gpus_per_cell
-    device = resolve_device(opts.device)
+    device = device_name(opts.device)
     if launcher == "slurm" and not opts.worker:
         status = launchers.train_slurm(plan, needed, wait=opts.wait)
     elif gpus_per_cell > 1:
@@ -173,7 +167,7 @@ def stage_evaluate(plan: StudyPlan, cells, opts: StudyOptions) -> dict:
     from optiqa.study.evaluation import (data_identity, evaluate_baselines,
                                          evaluate_cell_locked, write_manifest, write_references)
 
-    device = resolve_device(opts.device)
+    device = device_name(opts.device)
     cfg, folder = plan.cfg, plan.folder
     missing = [c.name for c in cells if read_json(folder.run_marker(c.name)) is None]
     if missing:
@@ -186,18 +180,9 @@ def stage_evaluate(plan: StudyPlan, cells, opts: StudyOptions) -> dict:
     if not opts.worker:
         for name in evaluate_baselines(folder, cfg, device, opts.progress, data):
             status[name] = "done"
-    pending = list(cells)
-    while pending:
-        waiting = []
-        for c in pending:
-            r = evaluate_cell_locked(folder, cfg, c, device, opts.progress, data)
-            if r == "busy":
-                waiting.append(c)
-            else:
-                status[c.name] = r
-        if waiting and len(waiting) == len(pending):
-            time.sleep(5.0)
-        pending = waiting
+    status.update(poll_until_done(
+        cells, lambda c: evaluate_cell_locked(folder, cfg, c, device, opts.progress, data),
+        POLL_SECONDS))
     labels = {name: name for name in status}
     labels.update({c.name: c.describe() for c in plan.cells})
     write_manifest(folder, cfg, labels)
@@ -213,6 +198,7 @@ def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = Non
     if unknown:
         raise ConfigError(f"unknown stage {unknown[0]!r}; stages: {', '.join(STAGES)}",
                           option="stage")
+    device_name(opts.device)       # the one device check (cli and library callers alike)
     check_study_config(cfg)        # every name and folder, before any work
     if not opts.worker:
         check_metric_weights(cfg, opts.stages)  # every weight file, before any training
@@ -231,7 +217,7 @@ def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = Non
         write_json(plan.folder.heldout, heldout)
     store = None if opts.worker else ResultsStore(plan.folder.root)
     summary: dict = {"study": cfg.name, "folder": str(plan.folder.root), "stages": {}}
-    device = resolve_device(opts.device)
+    device = device_name(opts.device)
     try:
         for stage in opts.stages:
             t0 = time.time()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from optiqa.core.errors import ConfigError
 from optiqa.core.hashing import file_sha256, stable_hash
 from optiqa.study.folder import StudyFolder, read_json, write_json
-from optiqa.study.locks import CellLock
+from optiqa.study.locks import run_locked
 
 log = logging.getLogger("optiqa.study")
 
@@ -40,15 +40,6 @@ class TrainJob:
         from optiqa.train.config import load_train_config
 
         return load_train_config(self.config).train.total_iter
-
-
-def _differences(old: dict, new: dict, path: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(old) | set(new), key=str):
-            out += _differences(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))
-        return out
-    return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
 
 
 def stored_config(folder: StudyFolder, job: TrainJob):
@@ -76,12 +67,12 @@ def check_existing_run(folder: StudyFolder, job: TrainJob) -> None:
 def config_differences(folder: StudyFolder, job: TrainJob) -> list[str]:
     """``key: saved -> wanted`` for every setting in which the run folder's ``config.yaml``
     differs from the job's (empty when there is no run folder yet)."""
-    from optiqa.core.config import to_mapping
+    from optiqa.core.config import config_differences as mapping_differences, to_mapping
 
     run = folder.run(job.name)
     if not run.config_path.is_file():
         return []
-    return _differences(run.raw_config(), to_mapping(stored_config(folder, job)))
+    return mapping_differences(run.raw_config(), to_mapping(stored_config(folder, job)))
 
 
 def train_status(folder: StudyFolder, job: TrainJob) -> dict:
@@ -143,28 +134,42 @@ def train_job(folder: StudyFolder, job: TrainJob, device: str = "auto",
     if summary.get("iteration") != total:
         raise ConfigError(f"cell {job.name}: training stopped at iteration "
                           f"{summary.get('iteration')} of {total}")
+    return write_marker(folder, job, started, summary.get("nan_skips"))
+
+
+def write_marker(folder: StudyFolder, job: TrainJob, started: float | None = None,
+                 nan_skips: int | None = None) -> dict:
+    """Write ``job``'s completion marker (last: the run is complete from here on) and return it:
+    the cell, its config hash, the final iteration, the final generator checkpoint and its
+    SHA-256, the skipped non-finite steps and the seconds since ``started`` (None when the
+    trainer ran in another process, e.g. under torchrun). Raises when the newest generator
+    checkpoint is not the final iteration's."""
+    run = folder.run(job.name)
     latest = run.latest("g")
-    marker = {"cell": job.name, "config_sha": job.config_sha, "iteration": total,
+    if latest is None or latest[0] != job.total_iter:
+        raise ConfigError(f"cell {job.name}: no generator checkpoint of iteration "
+                          f"{job.total_iter} in {run.root / 'models'} (newest: "
+                          f"{latest[0] if latest else 'none'}); rerun the same command to "
+                          "continue")
+    marker = {"cell": job.name, "config_sha": job.config_sha, "iteration": job.total_iter,
               "checkpoint": str(latest[1].relative_to(run.root)),
-              "checkpoint_sha256": file_sha256(latest[1]), "nan_skips": summary.get("nan_skips"),
-              "seconds": round(time.time() - started, 1), "finished": time.time()}
-    write_json(folder.run_marker(job.name), marker)  # last: the run is complete from here on
+              "checkpoint_sha256": file_sha256(latest[1]), "nan_skips": nan_skips,
+              "seconds": None if started is None else round(time.time() - started, 1),
+              "finished": time.time()}
+    write_json(folder.run_marker(job.name), marker)
     return marker
 
 
 def train_locked(folder: StudyFolder, job: TrainJob, device: str = "auto",
-                 progress: bool = False) -> str:
-    """Train ``job`` under its lock: 'done' (already), 'trained', or 'busy' (another runner)."""
-    if is_trained(folder, job):
-        return "done"
-    lock = CellLock(folder.lock("train", job.name))
-    if not lock.acquire():
-        return "busy"
-    try:
-        if is_trained(folder, job):  # finished by the other runner meanwhile
-            return "done"
+                 progress: bool = False, runner=None) -> str:
+    """Train ``job`` under its lock: 'done' (already), 'trained', or 'busy' (another runner).
+    ``runner(job)`` replaces the training in this process (a ``torchrun`` subprocess for a
+    multi-GPU cell); it writes the completion marker itself."""
+    def work():
         log.info("training %s", job.name)
-        train_job(folder, job, device, progress)
+        if runner is None:
+            train_job(folder, job, device, progress)
+        else:
+            runner(job)
         return "trained"
-    finally:
-        lock.release()
+    return run_locked(folder.lock("train", job.name), lambda: is_trained(folder, job), work)

@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from optiqa.core.errors import ConfigError, InputError
-from optiqa.train.inference import LoadedGenerator, quantize_8bit, restore
+from optiqa.ops.rounding import quantize_8bit
+from optiqa.train.inference import LoadedGenerator, restore
 from optiqa.train.sr_protocol import PROTOCOL_METRICS, PROTOCOLS, check_protocol, protocol_scores
 
 DEFAULT_METRICS = ("psnr_y", "ssim_y")

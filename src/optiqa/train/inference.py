@@ -201,9 +201,6 @@ def restore(model, lr: torch.Tensor, tile: int | None = None, overlap: int = 32,
     return (out / weight).clamp(0, 1)
 
 
-def quantize_8bit(img: torch.Tensor) -> torch.Tensor:
-    """Round [0, 1] values to the 256 levels of an 8-bit image (what a saved PNG holds)."""
-    return torch.floor(img.clamp(0, 1) * 255.0 + 0.5) / 255.0
 
 
 def restore_files(loaded: LoadedGenerator, input_path, output_path, device="cpu",

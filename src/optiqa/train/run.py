@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from optiqa.core.config import save_config, to_mapping
+from optiqa.core.config import config_differences, save_config, to_mapping
 from optiqa.core.errors import ConfigError
 from optiqa.core.runs import RunFolder
 from optiqa.train import distributed as du
@@ -71,7 +71,7 @@ def run_training(config, overrides=(), study=DEFAULT_STUDY, resume: bool = False
         if not run.is_run():
             raise RunNotFound(run.root)
         point = find_resume_point(run)
-        changes = config_changes(_saved_config(run), to_mapping(stored))
+        changes = config_differences(_saved_config(run), to_mapping(stored))
         if point is not None and cfg.train.total_iter < point.iteration:
             raise ConfigError(f"train.total_iter {cfg.train.total_iter} is below the iteration "
                               f"{point.iteration} that run {run.root} has reached; a run cannot be "
@@ -143,17 +143,3 @@ def _saved_config(run: RunFolder) -> dict:
         return to_mapping(run.config(TrainConfig))
     except ConfigError:
         return run.raw_config()
-
-
-def config_changes(old: dict, new: dict) -> list[str]:
-    """``key.path: old -> new`` for every value that differs between two config mappings."""
-    changed = []
-
-    def walk(a, b, path):
-        if isinstance(a, dict) and isinstance(b, dict):
-            for k in sorted(set(a) | set(b), key=str):
-                walk(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
-        elif a != b:
-            changed.append(f"{path}: {a!r} -> {b!r}")
-    walk(old or {}, new, "")
-    return changed

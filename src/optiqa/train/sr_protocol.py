@@ -38,6 +38,7 @@ import torch
 from optiqa.metrics.pixel import psnr
 from optiqa.metrics.ssim import ssim
 from optiqa.ops.color import rgb_to_gray, rgb_to_y, round_to_8bit
+from optiqa.ops.rounding import round_half_away
 
 PROTOCOLS = {
     "matlab": "MATLAB protocol (rgb2ycbcr of uint8: Y rounded to 8 bits; greyscale files "
@@ -101,7 +102,7 @@ def _rgb2ycbcr_uint8_y(img: torch.Tensor) -> torch.Tensor:
     """Y of MATLAB ``rgb2ycbcr`` on a uint8 image, in [0, 1]: from the integer levels
     ``round(255 img)``, ``16 + (T / 255) . [R G B]`` rounded half up to an integer (the uint8
     output). Working from the integers keeps rounding ties where MATLAB has them."""
-    levels = torch.round(img.double() * 255.0)
+    levels = round_half_away(img.double() * 255.0)
     weights = levels.new_tensor(_RGB2YCBCR_Y).view(1, 3, 1, 1) / 255.0
     y = 16.0 + (levels * weights).sum(1, keepdim=True)
     return torch.floor(y + 0.5) / 255.0

@@ -17,7 +17,8 @@ import torch
 
 from optiqa.train import distributed as dist_utils
 from optiqa.train.evaluate import crop_border
-from optiqa.train.inference import quantize_8bit, restore
+from optiqa.ops.rounding import quantize_8bit
+from optiqa.train.inference import restore
 
 
 def centre_crop(img: torch.Tensor, size: int) -> torch.Tensor:
