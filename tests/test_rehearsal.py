@@ -75,8 +75,46 @@ def test_the_comparisons_of_the_design_are_defined(rehearsed):
         analysis["protocol"]["assessment_quality"]
     assert "with the human scores" not in analysis["protocol"]["assessment_quality"]
     weights = [r for r in analysis["weight_sweep"]["rank_agreement"] if r["evaluator"] == "piqe"]
-    assert {r["group"] for r in weights} == {"0", "0.005"}
+    assert {r["group"] for r in weights} == {"0", "0.1"}
     assert all(r["n_metrics"] == 3 and r["reason"] is None for r in weights)
     with open(rehearsed / "report" / "tables" / "contrasts.csv") as f:
         rows = list(csv.reader(line for line in f if not line.startswith("#")))
     assert rows[0][:4] == ["evaluator", "task", "grid", "contrast"]
+
+
+def test_every_gan_cell_trained_with_the_ratio_it_was_given_and_the_report_shows_it(rehearsed):
+    """adversarial.relative end to end: each GAN cell's lambda makes the measured adversarial /
+    fidelity gradient ratio 0.1 (lambda = 0.1 g_fid / g_adv from its own recorded norms, which
+    differ from loss to loss), recorded in the run folder, its completion marker and the report."""
+    gan = sorted(p.parent.name for p in (rehearsed / "runs").glob("*/gradient_ratio.json"))
+    assert len(gan) == 12 and all(n.endswith("__r0.1") for n in gan)
+    lambdas = {}
+    for name in gan:
+        rec = json.loads((rehearsed / "runs" / name / "gradient_ratio.json").read_text())
+        assert rec["relative"] and rec["weight"] == 0.1 and rec["iteration"] == 1
+        assert rec["adversarial_weight"] == pytest.approx(
+            0.1 * rec["reference_norm"] / rec["adversarial_norm"], rel=1e-12)
+        assert rec["ratio"] == pytest.approx(0.1, rel=1e-12)
+        marker = json.loads((rehearsed / "runs" / name / "complete.json").read_text())
+        assert marker["gradient_ratio"] == rec
+        lambdas[name] = rec["adversarial_weight"]
+    assert len({round(v, 12) for v in lambdas.values()}) > 3      # one lambda per loss scale
+    with open(rehearsed / "report" / "tables" / "gradient_ratio.csv") as f:
+        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
+    assert sorted(r["model"] for r in rows) == gan
+    assert all(r["weight is"] == "ratio" and float(r["ratio"]) == pytest.approx(0.1, rel=1e-3)
+               for r in rows)
+    md = (rehearsed / "report" / "report.md").read_text()
+    assert "Adversarial/fidelity gradient ratio at the start of training" in md
+    assert "at adversarial/fidelity gradient ratio 0.1" in md        # the answer's wording
+
+
+def test_a_finished_rehearsed_cell_keeps_only_what_later_stages_read(rehearsed):
+    """No resume state is left of a finished cell, and the discriminators, bit-identical after
+    one step whatever the loss, are stored once per discriminator (hard links)."""
+    runs = [p for p in (rehearsed / "runs").iterdir() if (p / "complete.json").is_file()]
+    assert len(runs) == 15
+    assert not [s for run in runs for s in (run / "state").glob("*.state")]
+    d_files = [f for run in runs for f in (run / "models").glob("net_d_*.pth")]
+    assert len(d_files) == 12
+    assert len({os.stat(f).st_ino for f in d_files}) == 4      # conv/vit x patch/image

@@ -233,7 +233,9 @@ def _sweep(doc, a) -> None:
     curves = a["weight_sweep"]["curves"]
     if not curves:
         return
-    doc.heading("Adversarial weight", 3)
+    # lambda itself, or the adversarial/fidelity gradient ratio (adversarial.relative)
+    name = (a.get("protocol") or {}).get("weight_name", "adversarial weight")
+    doc.heading(name[0].upper() + name[1:], 3)
     panels = {}
     for c in curves:
         key = (c["task"], c["discriminator"], c["evaluator"])
@@ -243,22 +245,25 @@ def _sweep(doc, a) -> None:
         # each loss at its own weights (a sweep for one loss, one weight for the others)
         p["series"][c["fidelity"]] = (c["weights"], [m if x is None else None
                                                      for m, x in zip(c["mean"], c["excluded"])])
-    doc.figure(Figure("Evaluator scores over the adversarial weight",
-                      figures.weight_curves(list(panels.values())), "weight_curves",
+    doc.figure(Figure(f"Evaluator scores over the {name}",
+                      figures.weight_curves(list(panels.values()), xlabel=name), "weight_curves",
                       "Mean evaluator score (own orientation) of the models trained with each "
-                      "fidelity loss, per discriminator, against the adversarial weight (the "
+                      f"fidelity loss, per discriminator, against the {name} (the "
                       "leftmost point: no discriminator). Judgments excluded by the circularity "
                       "rule are not drawn."))
     rows = [[r["evaluator"], r["task"], r["grid"], r["group"], r["n_metrics"], r["spearman"],
              _ci(r["spearman_ci"]), _p(r), r["kendall"], _ci(r["kendall_ci"]), _p(r, "kendall"),
              _k_note(r), r["reason"] or ""]
             for r in a["weight_sweep"]["rank_agreement"]]
-    doc.table(Table("Rank agreement per adversarial weight (pooled over discriminators)",
-                    ["evaluator", "task", "grid", "weight", "metrics", "Spearman", "95% CI", "p",
+    doc.table(Table(f"Rank agreement per {name} (pooled over discriminators)",
+                    ["evaluator", "task", "grid", "ratio" if "ratio" in name else "weight",
+                     "metrics", "Spearman", "95% CI", "p",
                      "Kendall", "95% CI", "p", "k", "undefined because"], rows,
                     csv_name="rank_agreement_by_weight", digits=3,
                     protocol="As the rank agreement table: permutation p over the k metrics, "
-                    "descriptive only below 5. " + _agreement_family(
+                    "descriptive only below 5. Weights: "
+                    + (a.get("protocol") or {}).get("adversarial_weight", "lambda") + ". "
+                    + _agreement_family(
                         a["weight_sweep"]["rank_agreement"])))
 
 

@@ -106,14 +106,15 @@ def headline(panel: PanelAgreement, task: str, setting: str, n_seeds: int = 1,
                     panel.median, t.p_value, t.method, n_seeds, n_images)
 
 
-def setting_label(scope: str, group: str, n_settings: int = 1) -> str:
+def setting_label(scope: str, group: str, n_settings: int = 1,
+                  weight_name: str = "adversarial weight") -> str:
     """``none`` -> 'without a discriminator', ``patch@0.03`` -> 'with the patch discriminator
-    at adversarial weight 0.03', pooled ``with`` -> 'with a discriminator (pooled over N
-    settings)'."""
+    at adversarial weight 0.03' (``weight_name``: what the number is, e.g. a gradient ratio),
+    pooled ``with`` -> 'with a discriminator (pooled over N settings)'."""
     if scope == "adversarial":
         return ("without a discriminator" if group == "without" else
                 f"with a discriminator (pooled over {_plural(n_settings, 'setting')})")
     if group == "none":
         return "without a discriminator"
     disc, _, weight = group.partition("@")
-    return f"with the {disc} discriminator at adversarial weight {weight}"
+    return f"with the {disc} discriminator at {weight_name} {weight}"

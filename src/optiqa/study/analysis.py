@@ -194,9 +194,13 @@ def run_analysis(plan, key: str | None = None) -> dict:
         pairs.append((a, b))
     # the comparisons the report asks for are the planned family (Holm over them alone); every
     # adversarial cell against its counterpart without a discriminator is exploratory (pairs=None)
+    from optiqa.study.gradient_ratios import weight_name, weight_sentence
+
     result = analyze(opt, assess, n_boot=plan.cfg.assessment.bootstrap, seed=plan.cfg.seed,
-                     planned=pairs, grids=study_grids(plan.cfg))
+                     planned=pairs, grids=study_grids(plan.cfg), weight_name=weight_name(plan.cfg))
     result["protocol"]["assessment_quality"] = assessment_sentence(plan)
+    result["protocol"]["adversarial_weight"] = weight_sentence(plan.cfg)
+    result["protocol"]["weight_name"] = weight_name(plan.cfg)
     result["model_means"] = _model_means(plan, opt.images)
     result["human"] = human_judgments(plan, result)
     result["summary"] = {"cells": len(opt.cells), "evaluators": len(opt.evaluators),

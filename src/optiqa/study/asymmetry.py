@@ -652,9 +652,11 @@ test_family.__test__ = False      # a name pytest would collect
 # ---------------------------------------------------------------------------------------------
 # everything
 # ---------------------------------------------------------------------------------------------
-def headlines(panel_rows: list[dict], n_images: int, n_seeds: int = 1) -> list[dict]:
+def headlines(panel_rows: list[dict], n_images: int, n_seeds: int = 1,
+              weight_name: str = "adversarial weight") -> list[dict]:
     """The answer, one sentence per task and setting (:func:`optiqa.stats.headline.headline`):
-    without a discriminator, with one (pooled), then each adversarial setting."""
+    without a discriminator, with one (pooled), then each adversarial setting (its weight
+    called ``weight_name``)."""
     from optiqa.stats.headline import headline, setting_label
     from optiqa.stats.permutation import PanelAgreement
 
@@ -668,15 +670,15 @@ def headlines(panel_rows: list[dict], n_images: int, n_seeds: int = 1) -> list[d
                       key=order):
         if row["scope"] == "adversarial" and len(row["settings"]) < 2:
             continue        # one adversarial setting: the same as its own row
-        label = setting_label(row["scope"], row["group"], len(row["settings"]))
+        label = setting_label(row["scope"], row["group"], len(row["settings"]), weight_name)
         out.append({"scope": row["scope"], "group": row["group"], **headline(
             PanelAgreement.from_json(row), row["task"], label, n_seeds, n_images).to_json()})
     return out
 
 
 def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 2000, seed: int = 0,
-            pairs=None, level: float = 0.95, planned=(), grids: list[dict] | None = None
-            ) -> dict:
+            pairs=None, level: float = 0.95, planned=(), grids: list[dict] | None = None,
+            weight_name: str = "adversarial weight") -> dict:
     """The whole asymmetry analysis as JSON-able plain data (None where undefined, never NaN).
 
     ``pairs``: ``[(cell_a, cell_b), ...]`` for the exploratory paired tests (default: every
@@ -685,7 +687,7 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
     given ``seed``. Cells that are replicates (``Cell.seed``) are averaged over their seeds
     per test image, and the bootstrap resamples the seeds too (:mod:`optiqa.stats.seeds`).
     ``grids``: the study's grids (:func:`optiqa.stats.groups.setting_groups`; default one grid
-    of every cell).
+    of every cell). ``weight_name``: what an adversarial weight is, for the answer's sentences.
     """
     from optiqa.stats.seeds import collapse, spread_rows
 
@@ -758,7 +760,7 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
         "seeds": {"n_seeds": n_seeds, "runs": [c.name for c in runs.cells],
                   "spread": spread_rows(opt, per_seed) if per_seed else []},
         "panel_agreement": panel,
-        "headline": headlines(panel, n_images, n_seeds),
+        "headline": headlines(panel, n_images, n_seeds, weight_name),
         "contrasts": _contrast_rows(opt, groups, kept, level),
         "weight_sweep": _sweep(opt, stats, level, agreement),
         "evaluator_agreement": [evaluator_agreement(opt, stats, task, n_boot, _seed(seed, 2, i))

@@ -3,18 +3,19 @@
 The grid is ``tasks x fidelity metrics x settings``, where the settings are "no discriminator"
 (``include_none``) and every (discriminator, adversarial weight) pair. A cell's name joins its
 settings: ``<task>__<fidelity>__none`` or ``<task>__<fidelity>__<discriminator>__w<weight>``
-(``sr_x4__ssim__patch__w0.005``), with ``__s<seed>`` for each replicate when ``train.seeds``
-lists seeds (``sr_x4__ssim__none__s1``: the same cell trained with seed 1; the shared
-pre-training is not replicated); it never depends on the order of the config, so adding a
-metric or a weight adds cells and leaves the others' names (and finished runs) alone.
+(``sr_x4__ssim__patch__w0.005``; ``__r<ratio>`` when ``adversarial.relative`` makes the weight the
+adversarial/fidelity gradient ratio, ``sr_x4__ssim__patch__r0.1``), with ``__s<seed>`` for each
+replicate when ``train.seeds`` lists seeds (``sr_x4__ssim__none__s1``: the same cell trained with
+seed 1; the shared pre-training is not replicated); it never depends on the order of the config, so
+adding a metric or a weight adds cells and leaves the others' names (and finished runs) alone.
 
-A cell's training config is the base config with, in order: the study's ``train.overrides``;
-the task (``scale`` and the degradation making the inputs); the training data; the fidelity term
+A cell's training config is the base config with, in order: the study's ``train.overrides``; the
+task (``scale`` and the degradation making the inputs); the training data; the fidelity term
 (``train.fidelity_opt``); the discriminator and adversarial weight (``network_d``,
-``train.gan_opt.weight``) or none; the shared pre-training's weights as the generator's start
-(``path.pretrain_network_g``, relative to the cell's run folder; no L1-only stage); the ``cells``
-overrides whose glob matches the name; and no validation block (the test images are never looked
-at during training).
+``train.gan_opt.weight`` and ``relative``) or none; the shared pre-training's weights as the
+generator's start (``path.pretrain_network_g``, relative to the cell's run folder; no L1-only
+stage); the ``cells`` overrides whose glob matches the name; and no validation block (the test
+images are never looked at during training).
 """
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ NONE = "none"
 PRETRAIN = "pretrain"
 
 
-def weight_label(weight: float) -> str:
-    """``0.005 -> 'w0.005'``, ``1e-05 -> 'w1e-05'``: short, exact and file-name safe."""
-    return f"w{weight:g}"
+def weight_label(weight: float, relative: bool = False) -> str:
+    """``0.005 -> 'w0.005'``, ``1e-05 -> 'w1e-05'``: short, exact and file-name safe; a ratio of
+    gradient norms (``adversarial.relative``) ``0.1 -> 'r0.1'``, so that a name never leaves
+    open which of the two a number is."""
+    return f"{'r' if relative else 'w'}{weight:g}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Cell:
     architecture: str | None      # "conv" | "transformer" | None
     train_config: dict            # the raw training config (YAML mapping) of the run
     seed: int | None = None       # the training seed of a replicate (train.seeds), else None
+    relative: bool = False        # adversarial_weight is the gradient ratio (gan_opt.relative)
 
     @property
     def adversarial(self) -> bool:
@@ -59,22 +63,25 @@ class Cell:
     @property
     def setting_name(self) -> str:
         """The name without its seed: every replicate of one setting shares it."""
-        return cell_name(self.task, self.fidelity, self.discriminator, self.adversarial_weight)
+        return cell_name(self.task, self.fidelity, self.discriminator, self.adversarial_weight,
+                         relative=self.relative)
 
     def describe(self) -> str:
         if not self.adversarial:
             return f"{self.fidelity}, no discriminator ({self.task})"
         return (f"{self.fidelity} + {self.discriminator} ({self.level}-level"
-                f"{', ' + self.backbone if self.backbone else ''}) w={self.adversarial_weight:g} "
+                f"{', ' + self.backbone if self.backbone else ''}) "
+                f"{'gradient ratio' if self.relative else 'w'}={self.adversarial_weight:g} "
                 f"({self.task})")
 
 
 def cell_name(task: str, fidelity: str, discriminator: str, weight: float | None,
-              seed: int | None = None) -> str:
-    """``<task>__<loss>__<disc>__w<weight>[__s<seed>]`` (``__none`` without a discriminator)."""
+              seed: int | None = None, relative: bool = False) -> str:
+    """``<task>__<loss>__<disc>__w<weight>[__s<seed>]`` (``__none`` without a discriminator;
+    ``__r<ratio>`` for a relative weight)."""
     parts = [task, fidelity, discriminator]
     if discriminator != NONE:
-        parts.append(weight_label(weight))
+        parts.append(weight_label(weight, relative))
     if seed is not None:
         parts.append(f"s{seed}")
     return "__".join(parts)
@@ -217,7 +224,8 @@ def expand_cells(cfg: StudyConfig) -> list[Cell]:
     for task in cfg.tasks:
         base = base_train_config(cfg, task)
         for (metric, label, net_d, weight), seed in itertools.product(grid_points(cfg), seeds):
-            name = cell_name(task, metric, label, weight, seed)
+            relative = cfg.adversarial.relative and net_d is not None
+            name = cell_name(task, metric, label, weight, seed, relative)
             raw = copy.deepcopy(base)
             if seed is not None:     # a replicate: its own initialisation and data order
                 raw["seed"] = seed
@@ -225,6 +233,8 @@ def expand_cells(cfg: StudyConfig) -> list[Cell]:
             train["fidelity_opt"] = {"metric": metric, "weight": cfg.fidelity.weight}
             gan = dict(train.get("gan_opt") or {})
             gan["weight"] = weight
+            if relative:    # absolute cells' configs (and hashes) stay as they were
+                gan["relative"] = True
             train["gan_opt"] = gan if net_d is not None else None
             if cfg.train.pretrain is not None:
                 train["pixel_only_iter"] = 0
@@ -239,7 +249,7 @@ def expand_cells(cfg: StudyConfig) -> list[Cell]:
             raw["name"] = name
             d = describe_discriminator(net_d)
             cells.append(Cell(name, task, metric, label, weight, d["level"], d["backbone"],
-                              d["architecture"], raw, seed))
+                              d["architecture"], raw, seed, relative))
     return cells
 
 

@@ -89,6 +89,9 @@ class AdversarialOpts:
     discriminators: dict = field(default_factory=dict)  # label -> network_d mapping
     weights: list[float] = field(default_factory=list)
     include_none: bool = True   # also the cells without a discriminator
+    # true: each weight is the adversarial/fidelity gradient ratio at the start of a cell, and
+    # its lambda is set from it (train.gan_opt.relative); the cells are named __r<ratio>
+    relative: bool = False
 
     def check(self, path):
         for i, w in enumerate(self.weights):

@@ -142,6 +142,12 @@ class StudyFolder:
         return self.root / "rehearsal-data"
 
     @property
+    def rehearsal_models(self) -> Path:
+        """One stored copy per content of a rehearsal's model files, hard-linked from the runs
+        (:mod:`optiqa.study.footprint`)."""
+        return self.rehearsal_data / "models"
+
+    @property
     def heldout(self) -> Path:
         """The held-out check's record (:mod:`optiqa.study.heldout`)."""
         return self.root / "heldout.json"

@@ -159,6 +159,10 @@ def design_sentence(plan) -> str:
              "is one of their loss families, so pixel evaluators do not judge them. "
              if with_pixel else "Each cell's objective is its fidelity loss (plus the "
              "adversarial term where it has a discriminator), with no pixel term. ")
+    if any(c.adversarial for c in cells):
+        from optiqa.study.gradient_ratios import weight_sentence
+
+        text += f"Adversarial weights: {weight_sentence(cfg)}. "
     return text + f"Evaluators: {', '.join(cfg.evaluators.metrics)}."
 
 
@@ -239,7 +243,8 @@ def _optimization(doc: Document, r: StudyResults) -> None:
     evaluators = list(r.cfg.evaluators.metrics)
     infos = list_metrics()
     rows, muted = optimization_rows(r, evaluators)
-    headers = ["model", "fidelity loss", "discriminator", "adv. weight"]
+    headers = ["model", "fidelity loss", "discriminator",
+               "adv. ratio r" if r.cfg.adversarial.relative else "adv. weight"]
     for m in evaluators:
         headers += [f"{m} ({'↓' if infos[m].lower_better else '↑'})", "95% CI"]
     protocol = (f"Mean over {r.n_images} test images with a percentile bootstrap 95% CI "
@@ -253,6 +258,11 @@ def _optimization(doc: Document, r: StudyResults) -> None:
                 "↑ higher is better, ↓ lower is better.")
     doc.table(Table("Evaluator panel on the restored test images", headers, rows,
                     csv_name="optimization", protocol=protocol, muted=muted))
+    from optiqa.study.gradient_ratios import gradient_ratio_table
+
+    ratios = gradient_ratio_table(r.folder, r.cfg, r.plan.cells)   # every GAN cell's
+    if ratios is not None:
+        doc.table(ratios)
 
 
 def _transfer(doc: Document, r: StudyResults) -> None:

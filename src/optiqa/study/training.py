@@ -120,6 +120,7 @@ def train_job(folder: StudyFolder, job: TrainJob, device: str = "auto",
 
     done = folder.run_complete(job.name, job.config_sha)
     if done is not None:
+        _compact_if_rehearsal(folder, run=folder.run(job.name))
         return done
     for dep in job.after:
         if read_json(folder.run_marker(dep)) is None:
@@ -155,9 +156,23 @@ def write_marker(folder: StudyFolder, job: TrainJob, started: float | None = Non
               "checkpoint": str(latest[1].relative_to(run.root)),
               "checkpoint_sha256": file_sha256(latest[1]), "nan_skips": nan_skips,
               "seconds": None if started is None else round(time.time() - started, 1),
-              "finished": time.time()}
+              "finished": time.time(),
+              # the lambda and adversarial/fidelity gradient ratio it trained with (GAN runs)
+              "gradient_ratio": run.gradient_ratio_record()}
     write_json(folder.run_marker(job.name), marker)
+    _compact_if_rehearsal(folder, run)
     return marker
+
+
+def _compact_if_rehearsal(folder: StudyFolder, run) -> None:
+    """In a rehearsal, a finished run keeps only what later stages read (its resume states
+    go, its model files are stored once per content: :mod:`optiqa.study.footprint`)."""
+    from optiqa.core import rehearsal
+
+    if rehearsal.substitutes_allowed():
+        from optiqa.study.footprint import compact_finished_run
+
+        compact_finished_run(run, folder.rehearsal_models)
 
 
 def train_locked(folder: StudyFolder, job: TrainJob, device: str = "auto",
