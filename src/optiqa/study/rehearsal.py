@@ -10,6 +10,8 @@ fixed-seed random ones (:mod:`optiqa.core.rehearsal`, the only place that may). 
 generator stands in for it. Every substitution is a line of the rehearsal's record
 (``StudyConfig.rehearsal``), listed at the top of the report, which is marked as a rehearsal on
 its page, every table and every figure. Its numbers test the machinery, never the hypotheses.
+A finished cell keeps only what later stages read (no resume state, one file per distinct
+discriminator: :mod:`optiqa.study.footprint`), so that a laptop's disk holds the rehearsal.
 """
 from __future__ import annotations
 
