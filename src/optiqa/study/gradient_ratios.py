@@ -65,8 +65,8 @@ def spread_sentence(rows: list[dict]) -> str:
 
 
 def gradient_ratio_table(folder, cfg, cells):
-    """The report's table (:class:`optiqa.study.document.Table`), None without GAN cells."""
-    from optiqa.study.document import Table
+    """The report's table (:class:`optiqa.report.document.Table`), None without GAN cells."""
+    from optiqa.report.document import Table
 
     rows = ratio_rows(folder, cells)
     if not rows:
