@@ -98,21 +98,25 @@ def metric_identity(name: str) -> str:
 @torch.inference_mode()
 def evaluate_model(model, scale: int, datasets: dict, metrics: list[str], out_dir: Path | None,
                    device="cpu", tile: int | None = None, progress: bool = False,
-                   protocol: str = "matlab") -> dict:
+                   protocol: str = "matlab", references=None) -> dict:
     """Per-image scores ``{set: {'images': [...], 'scores': {metric: [...]}, ...}}`` of one
     model, restored and scored by ``optiqa evaluate``'s own loop
     (:func:`optiqa.train.evaluate.restore_and_score`:
     ``psnr_y``/``ssim_y`` under ``protocol``, greyscale ground truth compared as grey under
-    ``matlab``, NR metrics on the output alone)."""
+    ``matlab``, NR metrics on the output alone). ``references``: where the full-reference
+    evaluators keep their share of each ground truth between models (default: the process's
+    :func:`_references`; ``False``: nothing kept, every score computed from the pair)."""
     from optiqa.train.evaluate import SetResult, restore_and_score
 
     names = list(dict.fromkeys(metrics))
     scorers, kinds = _scorers(tuple(names), str(device))
+    if references is None:
+        references = _references(tuple(names), str(device))
     out = {}
     for name, ds in datasets.items():
         res = SetResult(name, "", ds.lq_source, scores={m: [] for m in names})
         restore_and_score(model, scale, ds, res, scorers, kinds, protocol, device, tile, 32,
-                          out_dir, progress)
+                          out_dir, progress, references or None)
         out[name] = {"images": res.keys, "scores": res.scores, "lq_source": ds.lq_source,
                      "greyscale": res.greyscale}
     return out
@@ -126,6 +130,17 @@ def _scorers(names: tuple[str, ...], device: str):
     from optiqa.train.evaluate import create_scorers
 
     return create_scorers(list(names), device, have_reference=True)
+
+
+@functools.lru_cache(maxsize=2)
+def _references(names: tuple[str, ...], device: str):
+    """The prepared ground truths of the panel ``names`` (same key as :func:`_scorers`): every
+    model of a study is scored against the same test images, so each full-reference
+    evaluator's share of a ground truth (DISTS: its backbone features) is done once per process,
+    not once per model (:class:`optiqa.assess.refcache.ReferenceCache`; at most 1 GiB kept)."""
+    from optiqa.assess.refcache import ReferenceCache
+
+    return ReferenceCache()
 
 
 def write_references(folder: StudyFolder, cfg, task: str) -> None:

@@ -138,8 +138,11 @@ def create_scorers(names: list[str], device, have_reference: bool
 
 def score_image(res: SetResult, key: str, x: torch.Tensor, ref: torch.Tensor | None,
                 greyscale: bool, names: list[str], scorers: dict, kinds: dict,
-                protocol: str) -> None:
-    """Append one image's scores (``x``, ``ref`` cropped, ``(1, 3, H, W)``) to ``res``."""
+                protocol: str, references=None) -> None:
+    """Append one image's scores (``x``, ``ref`` cropped, ``(1, 3, H, W)``) to ``res``.
+
+    ``references``: an :class:`optiqa.assess.refcache.ReferenceCache` shared by calls that score
+    other outputs against the same ground truth (the reference's share is then done once)."""
     try:
         prot = (protocol_scores(x, ref, protocol, greyscale)
                 if ref is not None and any(n in PROTOCOL_METRICS for n in names) else {})
@@ -148,6 +151,8 @@ def score_image(res: SetResult, key: str, x: torch.Tensor, ref: torch.Tensor | N
                 value = prot[m]
             elif kinds[m] == "nr":
                 value = scorers[m](x)
+            elif references is not None:
+                value = references(m, scorers[m], (res.name, key), x, ref)
             else:
                 value = scorers[m](x, ref)
             res.scores[m].append(float(value[0]))
@@ -174,10 +179,12 @@ def gt_is_greyscale(ds, i: int, gt: torch.Tensor) -> bool:
 @torch.inference_mode()
 def restore_and_score(model, scale: int, ds, res: SetResult, scorers: dict, kinds: dict,
                       protocol: str, device="cpu", tile: int | None = None, overlap: int = 32,
-                      save_images: str | Path | None = None, progress: bool = True) -> SetResult:
+                      save_images: str | Path | None = None, progress: bool = True,
+                      references=None) -> SetResult:
     """Restore every item of the test set ``ds`` with ``model`` (output clamped and rounded to 8
     bits), optionally save it as ``save_images/<res.name>/<key>.png``, and append its scores
-    (border = ``scale``; :func:`score_image`) to ``res``, which it returns."""
+    (border = ``scale``; :func:`score_image`, ``references`` passed on) to ``res``, which it
+    returns."""
     from tqdm import tqdm
 
     from optiqa.data.io import write_image
@@ -193,7 +200,8 @@ def restore_and_score(model, scale: int, ds, res: SetResult, scorers: dict, kind
         if save_images:
             write_image(Path(save_images) / res.name / f"{item['key']}.png", sr[0])
         score_image(res, item["key"], crop_border(sr, scale), crop_border(gt, scale),
-                    gt_is_greyscale(ds, i, gt), list(res.scores), scorers, kinds, protocol)
+                    gt_is_greyscale(ds, i, gt), list(res.scores), scorers, kinds, protocol,
+                    references)
     return res
 
 
