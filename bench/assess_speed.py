@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 from optiqa import create_metric  # noqa: E402
 from optiqa.assess.benchmark import assess  # noqa: E402
-from optiqa.data.degradations import DISTORTIONS, distort  # noqa: E402
+from optiqa.data.distortions import DISTORTIONS, distort  # noqa: E402
 from optiqa.data.io import read_image, write_image  # noqa: E402
 from optiqa.data.iqa import load_dataset  # noqa: E402
 from optiqa.data.samples import load_sample, sample_names  # noqa: E402

@@ -40,7 +40,7 @@ def main() -> None:
     from optiqa.study.cells import base_train_config
     from optiqa.study.config import load_study_config
     from optiqa.study.evaluation import evaluate_model, test_datasets
-    from optiqa.train.inference import load_generator
+    from optiqa.restore.generator import load_generator
 
     cfg = load_study_config(args.config)
     task = next(iter(cfg.tasks))

@@ -42,7 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 import optiqa  # noqa: E402
-from optiqa.data.degradations import distort  # noqa: E402
+from optiqa.data.distortions import distort  # noqa: E402
 from optiqa.data.samples import load_samples  # noqa: E402
 
 DEFAULT_METRICS = ["psnr", "ssim", "ms_ssim", "gmsd", "nlpd", "fsim", "vif", "vsi", "dists_vgg16"]
@@ -102,7 +102,7 @@ def pyiqa_fn(name, device):
 def vgg16_standin(device):
     """Pretrained VGG-16 is not downloadable here: give ours, DISTS_pytorch and pyiqa the same
     fixed-seed random VGG-16 (speed does not depend on the weight values)."""
-    from optiqa.testing import standin_weights
+    from optiqa.models.testing import standin_weights
 
     with standin_weights("vgg16"):
         yield
@@ -425,7 +425,7 @@ def fr_table(args, device, size: int) -> None:
 
 def dists_pytorch_fn(device):
     """The reference DISTS package with the same stand-in VGG-16 and uniform alpha/beta as ours."""
-    from optiqa.testing import torchvision_state_dict
+    from optiqa.models.testing import torchvision_state_dict
 
     with tempfile.TemporaryDirectory() as home:
         ckpt = Path(home) / "hub" / "checkpoints"

@@ -6,7 +6,7 @@ baseline (``optiqa.nets`` ``bicubic``: MATLAB ``imresize`` x4, output rounded to
 4 px) is scored
 
 - as published (EDSR/RCAN-era tables, first printed by SRCNN/VDSR);
-- ``matlab`` and ``basicsr`` (:mod:`optiqa.train.sr_protocol`, what ``optiqa evaluate`` prints);
+- ``matlab`` and ``basicsr`` (:mod:`optiqa.restore.protocol`, what ``optiqa evaluate`` prints);
 - ``matlab`` with one step undone: Y not rounded; the greyscale image expanded to RGB; MATLAB's
   built-in ``ssim`` (replicate padding, full-size map) instead of ``ssim_index.m``;
 - SRCNN's own pipeline for the bicubic row: Y of the HR image (``rgb2ycbcr`` of uint8), down-
@@ -27,7 +27,7 @@ from optiqa.metrics.ssim import ssim
 from optiqa.ops.color import rgb_to_y, round_to_8bit
 from optiqa.ops.resize import imresize
 from optiqa.ops.rounding import quantize_8bit
-from optiqa.train.sr_protocol import is_greyscale_file, protocol_scores, y_planes
+from optiqa.restore.protocol import is_greyscale_file, protocol_scores, y_planes
 
 PUBLISHED = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027), "BSD100": (25.96, 0.6675)}
 SCALE = 4

@@ -10,7 +10,7 @@ import pytest
 from optiqa.assess import benchmark
 from optiqa.cli import main
 from optiqa.cli.assess import weights_options
-from optiqa.data.degradations import distort
+from optiqa.data.distortions import distort
 from optiqa.data.io import write_image
 from optiqa.data.samples import load_sample
 

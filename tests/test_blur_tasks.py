@@ -9,8 +9,8 @@ import torch
 
 from optiqa.core.errors import ConfigError
 from optiqa.data.blur import GaussianBlur, MotionBlur, camera_shake_trajectory
-from optiqa.data.sr import SRTrainDataset, mod_crop
-from optiqa.data.sr_degradations import DEGRADATIONS, create_degradation
+from optiqa.data.task_datasets import SRTrainDataset, mod_crop
+from optiqa.data.task_degradations import DEGRADATIONS, create_degradation
 from optiqa.ops import kernels as K
 from optiqa.ops.filters import gaussian_kernel1d
 

@@ -15,9 +15,10 @@ import optiqa
 from optiqa.assess.benchmark import assess, metric_fingerprint
 from optiqa.core import sources
 from optiqa.core.store import ResultsStore
-from optiqa.data.degradations import distort
+from optiqa.data.distortions import distort
 from optiqa.data.io import read_image, write_image
-from optiqa.data.iqa import item_signatures, load_dataset
+from optiqa.data.iqa import item_signatures
+from optiqa.data.iqa import load_database as load_dataset
 from optiqa.data.samples import load_sample
 
 PHOTOS = ["astronaut", "coffee", "chelsea"]
@@ -138,7 +139,7 @@ def test_metric_fingerprint_follows_the_source_it_imports(tmp_path, monkeypatch)
 
 
 def test_metric_fingerprint_follows_weight_files(tmp_path, monkeypatch):
-    from optiqa.testing import write_standin_weights
+    from optiqa.models.testing import write_standin_weights
 
     # a trained alpha/beta file: same path, new content -> a different metric
     channels = optiqa.create_metric("dists_vgg16_r").backbone.channels
@@ -167,7 +168,7 @@ def test_synthetic_set_follows_its_code(tmp_path, monkeypatch):
     shutil.copytree(sources.PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(sources, "PACKAGE_ROOT", copy)
     assert synthetic.version_string(**small) == v
-    with open(copy / "data" / "degradations.py", "a") as f:
+    with open(copy / "data" / "distortions.py", "a") as f:
         f.write("\n# a changed distortion\n")
     assert synthetic.version_string(**small) != v
 

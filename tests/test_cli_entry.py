@@ -229,7 +229,7 @@ class Brightness(NRMetric):  # a stand-in no-reference metric: the mean pixel va
         return x.mean(dim=(1, 2, 3))
 
 register_metric(MetricInfo("test_brightness", lower_better=False, differentiable=True,
-                           score_range=(0.0, 1.0), family="test", reference="a stand-in",
+                           score_range=(0.0, 1.0), approach="test", citation="a stand-in",
                            min_size=40, kind="nr"), Brightness)
 from optiqa.cli import main
 sys.exit(main(sys.argv[1:]))

@@ -10,7 +10,7 @@ from optiqa.cli import main
 from optiqa.core.checkpoints import CheckpointError
 from optiqa.core.errors import ConfigError
 from optiqa.nets.generators import create_generator, generator_options
-from optiqa.train.inference import load_generator
+from optiqa.restore.generator import load_generator
 
 pytestmark = pytest.mark.filterwarnings("ignore:torch.meshgrid")
 

@@ -74,7 +74,7 @@ def test_rounding_overshoot_is_tolerated():
 
 def _info(lower_better, score_range):
     return MetricInfo(name="t", lower_better=lower_better, differentiable=True,
-                      score_range=score_range, family="t", reference="t")
+                      score_range=score_range, approach="t", citation="t")
 
 
 @pytest.mark.parametrize("lower_better, score_range, scores, expected", [
@@ -122,7 +122,7 @@ def test_metric_info_entries_are_consistent():
         lo, hi = info.score_range
         assert lo < hi, name
         assert info.min_size >= 1, name
-        assert info.reference, name
+        assert info.citation, name
 
 
 

@@ -15,7 +15,7 @@ import optiqa
 from optiqa import backbones
 from optiqa.core.errors import ConfigError, WeightsUnavailable
 from optiqa.metrics.deep import dists_from_features, l2_pool
-from optiqa.testing import standin_weights, torchvision_state_dict
+from optiqa.models.testing import standin_weights, torchvision_state_dict
 
 TOL = 1e-5
 

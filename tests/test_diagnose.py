@@ -166,7 +166,7 @@ class BlurredMSE(FRMetric):
     """MSE between Gaussian-blurred images: its gradient is low-pass (a known non-flat case)."""
 
     def compute(self, x, ref):
-        from optiqa.data.degradations import gaussian_blur
+        from optiqa.data.distortions import gaussian_blur
 
         return (gaussian_blur(x, 2.0, None) - gaussian_blur(ref, 2.0, None)).pow(2).flatten(1).mean(1)
 

@@ -100,7 +100,7 @@ def test_diagnose_help_does_not_import_torch(tmp_path):
 
 
 def test_spectrum_at_a_given_restored_image(ref_file, tmp_path, capsys):
-    from optiqa.data.degradations import distort
+    from optiqa.data.distortions import distort
 
     restored = tmp_path / "restored.png"
     write_image(restored, distort(load_sample("chelsea", 80), "jpeg", 3))

@@ -13,7 +13,7 @@ from optiqa.data.io import read_image, write_image
 from optiqa.core.errors import ConfigError
 from optiqa.nets import create_generator
 from optiqa.cli.evaluate import parse_set_args
-from optiqa.train.inference import load_generator, restore, tile_starts
+from optiqa.restore.generator import load_generator, restore, tile_starts
 
 TINY = {"type": "srresnet", "num_feat": 8, "num_block": 1}
 

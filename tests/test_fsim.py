@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import optiqa
-from optiqa.data.degradations import distort
+from optiqa.data.distortions import distort
 from optiqa.data.samples import load_samples
 from optiqa.metrics import fsim as FS
 from optiqa.ops.loggabor import (average_downsample, downsample_factor, frequency_grid,

@@ -262,7 +262,7 @@ def test_tid_as_shipped_loads_without_a_csv(tmp_path, monkeypatch):
     monkeypatch.delenv(iqa.META_ENV, raising=False)
     native = _tid_tree(tmp_path)
     assert "i01_01_1.bmp" in native.read_text()  # lower case in the file, upper case on disk
-    ds = iqa.load_dataset("tid2013", root=tmp_path)
+    ds = iqa.load_database("tid2013", root=tmp_path)
     assert ds.meta_path == native and len(ds) == 3 and not ds.missing
     first = ds.items[0]
     assert first.dist.name == "I01_01_1.bmp" and first.ref.name == "I01.BMP"
@@ -278,13 +278,13 @@ def test_precedence_explicit_then_csv_under_root_then_native_then_env(tmp_path, 
     (tmp_path / "env" / "TID2013.csv").write_text(csv_text)
     monkeypatch.setenv(iqa.META_ENV, str(tmp_path / "env"))
     # the authors' file under the root wins over the CSV folder of $OPTIQA_META
-    assert iqa.load_dataset("tid2013", root=tmp_path / "root").meta_path == native
+    assert iqa.load_database("tid2013", root=tmp_path / "root").meta_path == native
     # a CSV put under the root on purpose wins over the authors' file
     (tmp_path / "root" / "TID2013.csv").write_text(csv_text)
-    ds = iqa.load_dataset("tid2013", root=tmp_path / "root")
+    ds = iqa.load_database("tid2013", root=tmp_path / "root")
     assert ds.meta_path.name == "TID2013.csv" and len(ds) == 1
     # an explicit file always wins, native or CSV
-    assert iqa.load_dataset("tid2013", root=tmp_path / "root", meta=native).meta_path == native
+    assert iqa.load_database("tid2013", root=tmp_path / "root", meta=native).meta_path == native
 
 
 def test_two_native_files_under_the_root_is_an_error(tmp_path, monkeypatch):
@@ -292,7 +292,7 @@ def test_two_native_files_under_the_root_is_an_error(tmp_path, monkeypatch):
     _tid_tree(tmp_path / "tid2013")
     write_tid(tmp_path / "copy", TID_ROWS)
     with pytest.raises(InputError, match="2 files named mos_with_names.txt") as err:
-        iqa.load_dataset("tid2013", root=tmp_path)
+        iqa.load_database("tid2013", root=tmp_path)
     assert err.value.option == "meta"
 
 
@@ -300,7 +300,7 @@ def test_no_scores_names_the_native_files(tmp_path, monkeypatch):
     monkeypatch.delenv(iqa.META_ENV, raising=False)
     _touch(tmp_path / "images" / "I01_01_01.png")
     with pytest.raises(InputError, match="dmos.csv or KADID10k.csv"):
-        iqa.load_dataset("kadid10k", root=tmp_path)
+        iqa.load_database("kadid10k", root=tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +376,7 @@ def test_live_drops_the_reference_entries_flagged_by_orgs(tmp_path, monkeypatch)
             _touch(root / f / f"img{k}.bmp")
     _touch(root / "refimgs" / "parrots.bmp")
     _touch(root / "refimgs" / "bikes.bmp")
-    ds = iqa.load_dataset("live", root=tmp_path)
+    ds = iqa.load_database("live", root=tmp_path)
     assert ds.meta_path == native
     assert len(ds) == 15 and not ds.missing  # 982 entries, 967 of them orgs = 1 here
     assert all(not it.key.endswith("/img1.bmp") for it in ds.items)
@@ -477,10 +477,10 @@ def test_pipal_label_folder_found_under_the_root(tmp_path, monkeypatch):
     for r in rows:
         _touch(tmp_path / "PIPAL" / "Train_Dist" / r["image"])
         _touch(tmp_path / "PIPAL" / "Train_Ref" / r["reference"])
-    ds = iqa.load_dataset("pipal", root=tmp_path)
+    ds = iqa.load_database("pipal", root=tmp_path)
     assert ds.meta_path == labels and [it.score for it in ds.items] == [1520.0648, 1401.5]
     assert [it.group for it in ds.items] == ["a0001", "a0002"]
-    assert iqa.load_dataset("pipal", root=tmp_path, meta=labels).meta_path == labels
+    assert iqa.load_database("pipal", root=tmp_path, meta=labels).meta_path == labels
     (labels / "A0003.txt").write_text("A0003_00_00.bmp 1500\n")
     with pytest.raises(InputError, match=r"A0003.txt:1: expected '<ref>_<type>_<n>.bmp,<Elo"):
         iqa_native.read_native("pipal", labels)
@@ -501,7 +501,7 @@ def test_every_database_has_a_native_reader():
 def test_assess_runs_on_tid2013_as_shipped(tmp_path, monkeypatch, capsys):
     """`optiqa assess -d tid2013 --root DIR` with only the authors' files (no CSV anywhere)."""
     from optiqa.cli import main
-    from optiqa.data.degradations import distort
+    from optiqa.data.distortions import distort
     from optiqa.data.io import write_image
     from optiqa.data.samples import load_sample
 

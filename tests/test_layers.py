@@ -14,10 +14,12 @@ from optiqa.core.sources import all_modules, dependencies, imports_of
 LAYERS = [
     ("core", {"optiqa.core"}),
     ("ops", {"optiqa.ops", "optiqa.stats"}),
-    ("models", {"optiqa.backbones", "optiqa.metrics", "optiqa.nets", "optiqa.testing"}),
+    ("models", {"optiqa.models", "optiqa.backbones", "optiqa.metrics", "optiqa.nets",
+                "optiqa.testing"}),
     ("data", {"optiqa.data"}),
-    ("workflows", {"optiqa.train", "optiqa.assess", "optiqa.transfer", "optiqa.evaluators",
-                   "optiqa.diagnose", "optiqa.study", "optiqa.judge", "optiqa.report"}),
+    ("workflows", {"optiqa.train", "optiqa.restore", "optiqa.assess", "optiqa.transfer",
+                   "optiqa.evaluators", "optiqa.diagnose", "optiqa.study", "optiqa.judge",
+                   "optiqa.report"}),
     ("cli", {"optiqa.cli", "optiqa.__main__"}),
 ]
 # the package facade: it re-exports lazily and may name anything below the CLI
@@ -122,7 +124,7 @@ def test_the_facade_imports_nothing_eagerly():
 @pytest.mark.parametrize("metric_module,inside,outside", [
     ("optiqa.metrics.ssim", ["optiqa.ops.filters", "optiqa.ops.color", "optiqa.metrics.base"],
      ["optiqa.metrics.deep", "optiqa.train.trainer", "optiqa.cli"]),
-    ("optiqa.metrics.deep", ["optiqa.backbones", "optiqa.metrics.base"],
+    ("optiqa.metrics.deep", ["optiqa.models.backbones", "optiqa.metrics.base"],
      ["optiqa.metrics.ssim", "optiqa.ops.filters"]),
 ])
 def test_dependencies_are_transitive_and_precise(metric_module, inside, outside):

@@ -3,7 +3,7 @@
 Inputs: random, identical, constant-flat, 1-channel and anti-correlated, at the training patch
 sizes 64 and 128, in float32 and under bf16 autocast. Metrics whose pretrained backbone weights
 are not on this machine are run with fixed-seed stand-in weights (see
-``optiqa.testing.standin_weights``).
+``optiqa.models.testing.standin_weights``).
 """
 import pytest
 import torch
@@ -41,7 +41,7 @@ def _make(name):
         return optiqa.create_metric(name)
     except optiqa.WeightsUnavailable:
         # no pretrained weights here: fixed-seed stand-in files through the same code path
-        from optiqa.testing import standin_weights
+        from optiqa.models.testing import standin_weights
         backbone = REGISTRY[name].info.backbone
         if backbone is None:
             raise

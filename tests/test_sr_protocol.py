@@ -17,10 +17,10 @@ from optiqa.core.errors import ConfigError
 from optiqa.data.io import write_image
 from optiqa.metrics import MetricInfo, NRMetric, register_metric
 from optiqa.metrics.registry import REGISTRY as METRICS
-from optiqa.train.evaluate import evaluate_images, evaluate_sets, format_results
+from optiqa.restore.scoring import evaluate_images, evaluate_sets, format_results
 from optiqa.ops.rounding import quantize_8bit
-from optiqa.train.inference import load_generator
-from optiqa.train.sr_protocol import protocol_scores, y_planes
+from optiqa.restore.generator import load_generator
+from optiqa.restore.protocol import protocol_scores, y_planes
 
 # x4 bicubic, PSNR-Y / SSIM-Y with a 4 px border, as printed in EDSR, RCAN, ... (from VDSR)
 PUBLISHED_BICUBIC_X4 = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027),
@@ -146,7 +146,7 @@ class Brightness(NRMetric):
 @pytest.fixture
 def nr_metric():
     info = MetricInfo("test_nr_brightness", lower_better=False, differentiable=False,
-                      score_range=(0.0, 1.0), family="test", reference="a stand-in", kind="nr")
+                      score_range=(0.0, 1.0), approach="test", citation="a stand-in", kind="nr")
     register_metric(info, Brightness)
     yield "test_nr_brightness"
     METRICS.unregister("test_nr_brightness")
@@ -157,7 +157,7 @@ def test_nr_metric_on_sr_sets_scores_the_cropped_output(nr_metric):
     res = evaluate_sets(loaded, {"S": "builtin:samples/32"}, ["psnr_y", nr_metric],
                         progress=False, protocol="basicsr")
     assert res.kinds == {"psnr_y": "fr", nr_metric: "nr"}
-    from optiqa.data.sr import SRTestDataset
+    from optiqa.data.task_datasets import SRTestDataset
 
     item = SRTestDataset("builtin:samples/32", scale=2)[0]
     sr = quantize_8bit(loaded.model(item["lq"][None]).clamp(0, 1))[..., 2:-2, 2:-2]

@@ -196,9 +196,9 @@ def test_human_vs_evaluator_correlations_are_per_task(monkeypatch):
 
 # --------------------------------------------------------------------------- greyscale
 def test_built_in_greyscale_photos_are_detected_from_their_pixels():
-    from optiqa.data.sr import SRTestDataset
-    from optiqa.train.evaluate import SetResult, create_scorers, restore_and_score
-    from optiqa.train.inference import load_generator
+    from optiqa.data.task_datasets import SRTestDataset
+    from optiqa.restore.scoring import SetResult, create_scorers, restore_and_score
+    from optiqa.restore.generator import load_generator
 
     ds = SRTestDataset("builtin:test/48", scale=4)
     model = load_generator("bicubic", scale=4).model

@@ -4,7 +4,7 @@ import pytest
 
 from optiqa.assess.benchmark import score_items, statistics
 from optiqa.data import synthetic
-from optiqa.data.degradations import DISTORTIONS, LEVELS
+from optiqa.data.distortions import DISTORTIONS, LEVELS
 from optiqa.data.io import read_image
 from optiqa.data.samples import sample_names
 from optiqa.metrics import create_metric

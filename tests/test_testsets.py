@@ -12,7 +12,7 @@ from optiqa.cli import main
 from optiqa.core.errors import ConfigError, InputError
 from optiqa.data import testsets
 from optiqa.data.blur import GaussianBlur
-from optiqa.data.sr import SRTestDataset
+from optiqa.data.task_datasets import SRTestDataset
 from optiqa.data.tasks import TASKS, task_overrides
 from optiqa.data.testsets import TaskTestSet, check_testset, make_testset, open_test_set
 
@@ -20,7 +20,7 @@ HR = "builtin:samples/48"  # six 48x48 photos, no files needed
 
 
 def test_every_task_preset_builds_its_degradation():
-    from optiqa.data.sr_degradations import create_degradation
+    from optiqa.data.task_degradations import create_degradation
 
     assert {"sr_x4", "denoise_sigma25", "jpeg_q10", "deblur_gaussian", "deblur_motion",
             "realsr_x4"} <= set(TASKS.names())
@@ -100,8 +100,8 @@ def test_source_change_and_folder_rules(tmp_path):
 
 
 def test_evaluate_reports_per_task(tmp_path, capsys):
-    from optiqa.train.evaluate import evaluate_sets, format_results
-    from optiqa.train.inference import load_generator
+    from optiqa.restore.scoring import evaluate_sets, format_results
+    from optiqa.restore.generator import load_generator
 
     sets = testsets.task_test_sets({"S": HR}, ["deblur_gaussian", "jpeg_q10"],
                                    tmp_path / "testsets", progress=False)
@@ -154,7 +154,7 @@ def test_a_task_and_a_community_generator_train_from_a_config(tmp_path):
     import math
 
     from optiqa.train.config import load_train_config
-    from optiqa.train.inference import load_generator
+    from optiqa.restore.generator import load_generator
 
     assert summary["iteration"] == 3 and math.isfinite(summary["val"]["psnr_y"])
     saved = load_train_config(tmp_path / "run" / "config.yaml")

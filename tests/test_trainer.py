@@ -176,8 +176,8 @@ def test_short_run_writes_the_run_folder(tmp_path):
     assert {p.name for p in (run.samples / "astronaut").iterdir()} == {"gt.png", "3.png",
                                                                        "6.png"}
     # the run folder is what `optiqa evaluate` reads
-    from optiqa.train.evaluate import evaluate_sets
-    from optiqa.train.inference import load_generator
+    from optiqa.restore.scoring import evaluate_sets
+    from optiqa.restore.generator import load_generator
 
     loaded = load_generator(run.root)
     assert loaded.iteration == 6 and loaded.weights_key == "params_ema"

@@ -9,7 +9,7 @@ import torch
 from optiqa import backbones
 from optiqa.data import synthetic
 from optiqa.data.io import read_image
-from optiqa.data.iqa import load_dataset
+from optiqa.data.iqa import load_database as load_dataset
 from optiqa.core.errors import ConfigError, InputError
 from optiqa.core.store import ResultsStore
 from optiqa.transfer import experiment, fitting

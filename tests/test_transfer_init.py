@@ -6,7 +6,7 @@ import yaml
 from optiqa import backbones
 from optiqa.core.errors import ConfigError, InputError, WeightsUnavailable
 from optiqa.nets import create_discriminator
-from optiqa.testing import standin_state_dict, standin_weights
+from optiqa.models.testing import standin_state_dict, standin_weights
 from optiqa.transfer.init import (create_backbone, find_discriminator_checkpoint, parse_init)
 
 NET_D = {"type": "backbone", "backbone": "effnet_lite0", "head": "patch", "pretrained": False}

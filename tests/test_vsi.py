@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import optiqa
-from optiqa.data.degradations import distort
+from optiqa.data.distortions import distort
 from optiqa.ops.resize import imresize, imresize_matrix
 from optiqa.data.samples import load_sample, load_samples
 from optiqa.metrics import vsi as V

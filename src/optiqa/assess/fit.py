@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from optiqa import backbones
+from optiqa.models import backbones
 from optiqa.assess.benchmark import statistics
 from optiqa.assess.batches import PairBatches, loader_for, size_batches
 from optiqa.data.io import as_float

@@ -25,7 +25,7 @@ def parse_set_args(items) -> dict[str, str]:
 
 def _load_generator_from_args(args):
     from optiqa.nets.generators import parse_arch
-    from optiqa.train.inference import load_generator
+    from optiqa.restore.generator import load_generator
 
     arch = parse_arch(args.arch) if args.arch else None
     return load_generator(args.source, arch=arch, device=args.device, key=args.weights,
@@ -35,7 +35,7 @@ def _load_generator_from_args(args):
 def cmd_evaluate(args) -> int:
     from optiqa.core.errors import ConfigError
     from optiqa.core.tables import write_json
-    from optiqa.train.evaluate import (DEFAULT_METRICS, evaluate_images, evaluate_sets,
+    from optiqa.restore.scoring import (DEFAULT_METRICS, evaluate_images, evaluate_sets,
                                        format_results)
 
     if args.images is not None:
@@ -77,7 +77,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from optiqa.train.inference import restore_files
+    from optiqa.restore.generator import restore_files
 
     loaded = _load_generator_from_args(args)
     warn(f"model: {loaded.describe()}")  # a diagnostic: stdout says what was written

@@ -22,10 +22,10 @@ def cmd_metrics(args) -> int:
             "name": name, "kind": info.kind, "orientation": info.orientation,
             "lower_better": info.lower_better,
             "differentiable": info.differentiable, "range": list(info.score_range),
-            "colour": info.colour, "min_size": info.min_size, "family": info.family,
+            "colour": info.colour, "min_size": info.min_size, "approach": info.approach,
             "needs_weights": info.backbone, "needs": metric_needs(name),
             "available_offline": metric_available_offline(name),
-            "reference": info.reference,
+            "citation": info.citation,
         })
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -131,7 +131,7 @@ def cmd_score(args) -> int:
 
 
 def cmd_weights(args) -> int:
-    from optiqa import backbones
+    from optiqa.models import backbones
     from optiqa.core.tables import format_table
 
     if args.action == "list":

@@ -6,8 +6,8 @@ from optiqa.cli.common import add_quiet, show_progress
 
 def cmd_list(args) -> int:
     from optiqa.core.tables import format_table
-    from optiqa.data.sr import describe_degradation
-    from optiqa.data.sr_degradations import create_degradation
+    from optiqa.data.task_datasets import describe_degradation
+    from optiqa.data.task_degradations import create_degradation
     from optiqa.data.tasks import TASKS
 
     rows = []

@@ -11,7 +11,7 @@ REQUIRED_MODEL = ("backbone", "init", "kind")
 def transfer_options(args):
     """:class:`~optiqa.transfer.experiment.TransferOptions` from the arguments, checked: the
     values given first (a typo is reported as such), then what is missing."""
-    from optiqa import backbones
+    from optiqa.models import backbones
     from optiqa.core.errors import ConfigError
     from optiqa.transfer.experiment import TransferOptions
     from optiqa.transfer.fitting import TrainSettings

@@ -3,7 +3,7 @@
 :func:`load_dataset`: every IQA dataset (the human-opinion databases of :mod:`optiqa.data.iqa`
 and the built-in known-order set of :mod:`optiqa.data.synthetic`); :func:`build_sr_dataset`: a
 restoration dataset from a ``datasets.train`` / ``datasets.val`` config mapping (the SR data of
-:mod:`optiqa.data.sr` or a made task test set of :mod:`optiqa.data.testsets`). The modules below
+:mod:`optiqa.data.task_datasets` or a made task test set of :mod:`optiqa.data.testsets`). The modules below
 never import each other's loaders.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ import os
 from torch.utils.data import Dataset
 
 from optiqa.core.errors import ConfigError, UnknownNameError
-from optiqa.data import sr
+from optiqa.data import task_datasets as sr
 from optiqa.data.iqa import DATASETS, IQADataset
-from optiqa.data.iqa import load_dataset as load_database
+from optiqa.data.iqa import load_database
 from optiqa.data.synthetic import SYNTHETIC_SPEC, load_synthetic
 from optiqa.data.testsets import is_testset, open_test_set
 

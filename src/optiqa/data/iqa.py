@@ -368,11 +368,11 @@ def content_of(reference_name: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------------------------
-def load_dataset(name: str, root: str | os.PathLike | None = None,
-                 meta: str | os.PathLike | None = None, allow_missing: bool = False
-                 ) -> IQADataset:
-    """Load a database with its images found (``optiqa.data.datasets.load_dataset`` also loads
-    the built-in known-order set).
+def load_database(name: str, root: str | os.PathLike | None = None,
+                  meta: str | os.PathLike | None = None, allow_missing: bool = False
+                  ) -> IQADataset:
+    """Load a human-opinion database with its images found
+    (:func:`optiqa.data.datasets.load_dataset` loads these and the built-in known-order set).
 
     Missing images are an error giving their count and the first names, unless
     ``allow_missing``: then the items whose images are present are kept and ``notes`` says how
@@ -431,3 +431,14 @@ def load_dataset(name: str, root: str | os.PathLike | None = None,
         ds.notes.append(f"missing images allowed: {what}; running on {len(items)} of {len(rows)} "
                         "items, so results are NOT comparable with published figures")
     return ds
+
+
+def load_dataset(*args, **kwargs) -> IQADataset:
+    """Old name of :func:`load_database`, kept for one release (0.2.x): two functions called
+    ``load_dataset`` meant different things (this one cannot load ``synthetic``)."""
+    import warnings
+
+    warnings.warn("optiqa.data.iqa.load_dataset is now load_database (or use "
+                  "optiqa.data.datasets.load_dataset, which also loads 'synthetic'); the old "
+                  "name goes in 0.3", DeprecationWarning, stacklevel=2)
+    return load_database(*args, **kwargs)

@@ -100,7 +100,7 @@ def write_sample_pairs(folder, size: int = 256, photos=DEMO_PHOTOS,
     """
     from pathlib import Path
 
-    from optiqa.data.degradations import distort
+    from optiqa.data.distortions import distort
     from optiqa.data.io import write_image
 
     folder = Path(folder)

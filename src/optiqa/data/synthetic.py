@@ -1,7 +1,7 @@
 """The built-in known-order set: sample photos x distortions x 5 levels, with the level as target.
 
 Real photographs (:mod:`optiqa.data.samples`) are distorted by every kind in
-:mod:`optiqa.data.degradations` at levels 1-5, deterministically (fixed seed), and cached as PNG
+:mod:`optiqa.data.distortions` at levels 1-5, deterministically (fixed seed), and cached as PNG
 files under ``$OPTIQA_CACHE/synthetic/<version>`` (default ``~/.cache/optiqa``). The version
 string hashes everything that determines the pixels, so a change to a distortion's parameters
 makes a new cache entry instead of reusing stale images.
@@ -28,7 +28,7 @@ from PIL import Image
 
 from optiqa.core.hashing import stable_hash
 from optiqa.core.sources import dependencies, source_hash
-from optiqa.data.degradations import DISTORTIONS, LEVELS, distort
+from optiqa.data.distortions import DISTORTIONS, LEVELS, distort
 from optiqa.data.io import to_uint8
 from optiqa.data.iqa import DatasetSpec, IQADataset, IQAItem
 from optiqa.data.samples import load_sample, sample_names

@@ -1,7 +1,7 @@
 """Restoration tasks: named presets of a degradation and a scale, kept as data.
 
 A task is what a study puts on its grid: ``TASKS.get('deblur_motion')`` gives the scale and the
-degradation mapping (``{type, **options}`` of :data:`optiqa.data.sr_degradations.DEGRADATIONS`).
+degradation mapping (``{type, **options}`` of :data:`optiqa.data.task_degradations.DEGRADATIONS`).
 In a training config either name the task as the degradation (``datasets.train.degradation:
 deblur_motion`` with ``scale: 1``) or apply :func:`task_overrides` (``scale`` and the train/val
 degradations). Test sets of a task are made once from HR folders by

@@ -3,7 +3,7 @@
 :func:`make_testset` degrades every ground-truth image of an HR folder (a plain folder, a set root
 with ``HR/``, or ``builtin:samples``) with a task's degradation, image ``key`` drawing from a
 ``torch.Generator`` seeded with ``crc32(repr((seed, 'test', key)))`` -- the same rule as the
-on-the-fly test data of :class:`optiqa.data.sr.SRTestDataset`, so both give identical inputs. It
+on-the-fly test data of :class:`optiqa.data.task_datasets.SRTestDataset`, so both give identical inputs. It
 writes::
 
     <out>/manifest.json       task, scale, degradation spec and version, seed, per image: the
@@ -109,8 +109,8 @@ def make_testset(task, hr, out, seed: int = 0, progress: bool = True) -> dict:
 
     from optiqa import __version__
     from optiqa.data.io import write_image
-    from optiqa.data.sr import ImageFolder, mod_crop, resolve_sr_set, seeded_generator
-    from optiqa.data.sr_degradations import create_degradation, degradation_spec
+    from optiqa.data.task_datasets import ImageFolder, mod_crop, resolve_sr_set, seeded_generator
+    from optiqa.data.task_degradations import create_degradation, degradation_spec
     from optiqa.data.tasks import get_task
 
     spec = get_task(task)
@@ -185,7 +185,7 @@ def make_testset(task, hr, out, seed: int = 0, progress: bool = True) -> dict:
 
 
 def _describe(d) -> str:
-    from optiqa.data.sr import describe_degradation
+    from optiqa.data.task_datasets import describe_degradation
 
     return describe_degradation(d)
 
@@ -205,8 +205,8 @@ def _swap_in(build: Path, out: Path) -> None:
 def check_testset(root) -> dict:
     """The manifest of a made set after checking it (files, degradation version, source);
     :class:`InputError` naming the problem and how to rebuild otherwise."""
-    from optiqa.data.sr import ImageFolder
-    from optiqa.data.sr_degradations import DEGRADATIONS
+    from optiqa.data.task_datasets import ImageFolder
+    from optiqa.data.task_degradations import DEGRADATIONS
 
     root = Path(root)
     manifest = read_manifest(root)
@@ -224,7 +224,7 @@ def check_testset(root) -> dict:
                              f"the code is at version {current}; {rebuild}")
     src = manifest.get("source_resolved") or manifest.get("source")
     if src and (str(src).startswith("builtin:") or Path(src).exists()):
-        from optiqa.data.sr import resolve_sr_set
+        from optiqa.data.task_datasets import resolve_sr_set
 
         folder = ImageFolder(resolve_sr_set(src, manifest["scale"])[0])
         now = [(k, _source_hash(folder, i)) for i, k in enumerate(folder.keys)]
@@ -268,8 +268,8 @@ class TaskTestSet(Dataset):
 
 def open_test_set(path, scale: int):
     """A made task test set (:class:`TaskTestSet`) when ``path`` holds a manifest, else the SR
-    test data of :class:`optiqa.data.sr.SRTestDataset` (benchmark set or HR folder)."""
-    from optiqa.data.sr import SRTestDataset
+    test data of :class:`optiqa.data.task_datasets.SRTestDataset` (benchmark set or HR folder)."""
+    from optiqa.data.task_datasets import SRTestDataset
 
     if is_testset(path):
         ts = TaskTestSet(path)

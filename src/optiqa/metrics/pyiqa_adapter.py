@@ -67,8 +67,8 @@ def pyiqa_spec(name: str):
     mode = str(cfg.get("metric_mode", "NR")).upper()
     info = MetricInfo(
         name=name, lower_better=bool(cfg.get("lower_better", False)), differentiable=False,
-        score_range=_score_range(cfg.get("score_range")), family=f"pyiqa {model}",
-        reference=f"IQA-PyTorch (pyiqa) model {model!r}: see its model card",
+        score_range=_score_range(cfg.get("score_range")), approach=f"pyiqa {model}",
+        citation=f"IQA-PyTorch (pyiqa) model {model!r}: see its model card",
         kind="fr" if mode == "FR" else "nr",
         summary=f"IQA-PyTorch's {model}, wrapped (non-commercial licence)",
         extra={"needs": "pyiqa package"})

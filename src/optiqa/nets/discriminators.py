@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from optiqa import backbones
+from optiqa.models import backbones
 from optiqa.core.checkpoints import load_into, read_checkpoint, unwrap_state_dict
 from optiqa.core.errors import ConfigError
 from optiqa.core.registry import Registry

@@ -20,7 +20,7 @@ size), so it runs on any device and is differentiable. :func:`torch_bicubic` is
 ``torch.nn.functional.interpolate(mode="bicubic", antialias=True)``: the same kernel and sample
 positions in the interior (torch's antialias path is Pillow's algorithm) but, at the borders, the
 kernel is truncated and renormalised instead of mirrored, so it differs from the MATLAB LR files
-in the outer ~2 LR pixels (measured in the report of ``optiqa.data.sr``).
+in the outer ~2 LR pixels (measured in the report of ``optiqa.data.task_datasets``).
 
 The same weights with MATLAB's triangle kernel (``method="bilinear"``) are the antialiased
 bilinear ``imresize`` that VSI's official code uses (:mod:`optiqa.metrics.vsi`).

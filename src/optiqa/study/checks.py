@@ -35,7 +35,7 @@ def check_study_config(cfg: StudyConfig, check_data: bool = True) -> None:
     """Every name and folder of the study, checked before any work starts; every problem found
     is reported (one line each, naming the study key), and the generated training config of
     every cell is checked too (a problem shared by many cells is reported once)."""
-    from optiqa import backbones
+    from optiqa.models import backbones
     from optiqa.data.datasets import dataset_names
     from optiqa.metrics.registry import get_spec
 
@@ -88,7 +88,7 @@ def check_study_config(cfg: StudyConfig, check_data: bool = True) -> None:
                 _named(f"adversarial.discriminators.{label}.backbone",
                        lambda net=net: backbones.spec(net["backbone"]))
     for name, task in cfg.task_opts.items():
-        from optiqa.data.sr_degradations import create_degradation
+        from optiqa.data.task_degradations import create_degradation
 
         with problems.collect():
             _named(f"tasks.{name}.degradation",
@@ -123,7 +123,7 @@ def _check_cell_configs(cfg: StudyConfig, problems: Problems) -> None:
 
 
 def check_data_folders(cfg: StudyConfig) -> None:
-    from optiqa.data.sr import ImageFolder
+    from optiqa.data.task_datasets import ImageFolder
 
     problems = Problems()  # every missing folder at once
 

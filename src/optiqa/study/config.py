@@ -71,7 +71,10 @@ class TaskOpts:
 
 
 @dataclass
-class FidelityOpts:
+class FidelityGrid:
+    """The study's fidelity axis: every metric trained as a loss, at one weight (not
+    :class:`optiqa.train.config.FidelityOpts`, the one fidelity term of a single run)."""
+
     metrics: list[str] = field(default_factory=list)
     weight: float = 1.0
 
@@ -249,7 +252,7 @@ class RehearsalInfo:
 class StudyConfig:
     name: str
     train: TrainBlock
-    fidelity: FidelityOpts
+    fidelity: FidelityGrid
     description: str = ""
     seed: int = 0
     adversarial: AdversarialOpts = field(default_factory=AdversarialOpts)

@@ -43,7 +43,7 @@ def degraded_baseline(task: str, t) -> str:
 
 def test_datasets(cfg, task: str) -> dict:
     """``{set name: SRTestDataset}`` of ``task`` (HR from ``data.test``; inputs per the task)."""
-    from optiqa.data.sr import SRTestDataset
+    from optiqa.data.task_datasets import SRTestDataset
 
     t = cfg.task_opts[task]
     return {name: SRTestDataset(path, scale=t.scale, degradation=t.degradation, seed=cfg.seed)
@@ -101,12 +101,12 @@ def evaluate_model(model, scale: int, datasets: dict, metrics: list[str], out_di
                    protocol: str = "matlab", references=None) -> dict:
     """Per-image scores ``{set: {'images': [...], 'scores': {metric: [...]}, ...}}`` of one
     model, restored and scored by ``optiqa evaluate``'s own loop
-    (:func:`optiqa.train.evaluate.restore_and_score`:
+    (:func:`optiqa.restore.scoring.restore_and_score`:
     ``psnr_y``/``ssim_y`` under ``protocol``, greyscale ground truth compared as grey under
     ``matlab``, NR metrics on the output alone). ``references``: where the full-reference
     evaluators keep their share of each ground truth between models (default: the process's
     :func:`_references`; ``False``: nothing kept, every score computed from the pair)."""
-    from optiqa.train.evaluate import SetResult, restore_and_score
+    from optiqa.restore.scoring import SetResult, restore_and_score
 
     names = list(dict.fromkeys(metrics))
     scorers, kinds = _scorers(tuple(names), str(device))
@@ -127,7 +127,7 @@ def _scorers(names: tuple[str, ...], device: str):
     """The evaluator panel, built once per process: the metrics are frozen modules in eval mode
     (no state changes when they score), so every cell a runner evaluates shares them instead of
     rebuilding (and re-reading the weights of) every evaluator per cell."""
-    from optiqa.train.evaluate import create_scorers
+    from optiqa.restore.scoring import create_scorers
 
     return create_scorers(list(names), device, have_reference=True)
 
@@ -160,7 +160,7 @@ def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_sha: st
                    load, device="cpu", progress: bool = False, data: dict | None = None
                    ) -> dict:
     """Evaluate one model (``load()`` builds it) unless its result is current; returns it."""
-    from optiqa.train.evaluate import border_words, scale_words
+    from optiqa.restore.scoring import border_words, scale_words
 
     data = data if data is not None else data_identity(cfg)
     key = evaluation_key(cfg, task, model_sha, data)
@@ -188,7 +188,7 @@ def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_sha: st
 def evaluate_cell_locked(folder: StudyFolder, cfg, cell, device="cpu", progress=False,
                          data: dict | None = None) -> str:
     """Evaluate a trained cell under its lock: 'done', 'evaluated', 'busy' or 'untrained'."""
-    from optiqa.train.inference import load_generator
+    from optiqa.restore.generator import load_generator
 
     marker = read_json(folder.run_marker(cell.name))
     if marker is None:
@@ -210,7 +210,7 @@ def evaluate_baselines(folder: StudyFolder, cfg, device="cpu", progress=False,
     """The model-free baseline (:func:`degraded_baseline`) and the shared pre-trained generator
     of each task."""
     from optiqa.study.cells import PRETRAIN, expand_cells, shared_starts
-    from optiqa.train.inference import load_generator
+    from optiqa.restore.generator import load_generator
 
     names = []
     for task, t in cfg.task_opts.items():
@@ -242,7 +242,7 @@ def evaluate_baselines(folder: StudyFolder, cfg, device="cpu", progress=False,
 def _load_start(cfg, task: str, path: str, device):
     """The cells' generator architecture with the shared start weights."""
     from optiqa.study.cells import base_train_config
-    from optiqa.train.inference import load_generator
+    from optiqa.restore.generator import load_generator
 
     return load_generator(path, arch=dict(base_train_config(cfg, task)["network_g"]),
                           device=device)

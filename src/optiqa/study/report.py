@@ -22,8 +22,8 @@ TABLE_NOTE_Y = ("PSNR and SSIM on the Y channel of BT.601 YCbCr under the {proto
 def table_note_y(cfg) -> str:
     """The evaluation protocol of a study's tables (protocol, and the border = each task's
     scale)."""
-    from optiqa.train.evaluate import border_words
-    from optiqa.train.sr_protocol import PROTOCOLS
+    from optiqa.restore.scoring import border_words
+    from optiqa.restore.protocol import PROTOCOLS
 
     scales = {name: t.scale for name, t in cfg.task_opts.items()}
     if len(set(scales.values())) == 1:

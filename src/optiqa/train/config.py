@@ -379,7 +379,7 @@ def check_train_config(cfg: TrainConfig) -> None:
     Raises :class:`ConfigError` naming the key. The data are checked by
     :func:`build_train_datasets`.
     """
-    from optiqa import backbones
+    from optiqa.models import backbones
     from optiqa.metrics.registry import get_spec
     from optiqa.nets.discriminators import discriminator_options
     from optiqa.nets.generators import REGISTRY as GENERATORS

@@ -25,7 +25,7 @@ norm skips the step (the flag is all-reduced, so every rank skips together; a sk
 step skips the iteration's discriminator steps too) and too many skips stop the run
 (:class:`optiqa.train.guard.TrainingDiverged`).
 
-Reproducibility: batch ``i`` is a pure function of ``(seed, i, rank)`` (:mod:`optiqa.data.sr`),
+Reproducibility: batch ``i`` is a pure function of ``(seed, i, rank)`` (:mod:`optiqa.data.task_datasets`),
 learning rates are pure functions of ``i``, and every RNG state, optimizer state and counter is
 saved with the checkpoint; so on the CPU a run killed at any moment and resumed from its newest
 complete checkpoint produces the same losses and weights as an uninterrupted run.
@@ -127,7 +127,7 @@ class Trainer:
                                                              t.gan_opt, device=dev)
         fid = self.objective.fidelity_metric if self.objective else None
         info_ = getattr(fid, "info", None)
-        self.bf16_fidelity = self.bf16 and info_ is not None and info_.family == "deep"
+        self.bf16_fidelity = self.bf16 and info_ is not None and info_.approach == "deep"
 
         self.opt_g = make_optimizer(t.optim_g, self.g_params, dev)
         self.d_params, self.opt_d = [], None
@@ -136,7 +136,7 @@ class Trainer:
             self.opt_d = make_optimizer(t.optim_d, self.d_params, dev)
         self.val_metrics = {}
         if cfg.val is not None and self.val_set is not None:
-            from optiqa.train.evaluate import create_metrics
+            from optiqa.restore.scoring import create_metrics
 
             self.val_metrics = create_metrics(cfg.val.metrics, dev)
         self._wrap()
@@ -435,7 +435,7 @@ class Trainer:
         how to resume (the caller knows its own command)."""
         from tqdm import tqdm
 
-        from optiqa.data.sr import create_train_loader
+        from optiqa.data.task_datasets import create_train_loader
         from optiqa.train.interrupt import StopOnSignal, TrainingInterrupted
 
         cfg, t = self.cfg, self.cfg.train

@@ -1,7 +1,7 @@
 """Validation during training: mean metric scores on the val set, reduced across ranks, plus
 sample crops.
 
-The convention is :mod:`optiqa.train.evaluate`'s (so that the numbers in ``log.txt`` and those of
+The convention is :mod:`optiqa.restore.scoring`'s (so that the numbers in ``log.txt`` and those of
 ``optiqa evaluate --protocol basicsr`` agree): output clamped and rounded to 8 bits, a border of
 ``scale`` pixels removed before every metric, PSNR/SSIM on the BT.601 Y channel (the registered
 ``psnr_y``, ``ssim_y``: Y not rounded, greyscale images expanded to RGB). Under
@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from optiqa.train import distributed as dist_utils
-from optiqa.train.evaluate import crop_border
+from optiqa.restore.scoring import crop_border
 from optiqa.ops.rounding import quantize_8bit
-from optiqa.train.inference import restore
+from optiqa.restore.generator import restore
 
 
 def centre_crop(img: torch.Tensor, size: int) -> torch.Tensor:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from optiqa import backbones
+from optiqa.models import backbones
 from optiqa.assess.benchmark import PLCC_NOTE
 from optiqa.data.iqa import IQADataset
 from optiqa.core.errors import ConfigError, InputError

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from optiqa import backbones
+from optiqa.models import backbones
 from optiqa.core.checkpoints import (CheckpointError, match_state_dict, read_checkpoint,
                                     unwrap_state_dict)
 from optiqa.core.errors import ConfigError, InputError

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optiqa.backbones import Backbone
+from optiqa.models.backbones import Backbone
 from optiqa.core.errors import ConfigError
 from optiqa.metrics.deep import dists_from_features
 
