@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from optiqa.core.errors import ConfigError
-from optiqa.study.cells import cell_name, expand_cells, select_cells
+from optiqa.study.cells import expand_cells, select_cells
+from optiqa.study.names import cell_name
 from optiqa.study.checks import check_study_config
 from optiqa.study.config import load_study_config
 
@@ -147,7 +148,7 @@ def test_paper_config_dry_run_works_here(tmp_path):
 def test_two_task_config_takes_the_task_presets():
     """`denoise_sigma25: {}` is scale 1 with its noise; `sr_x4: {}` keeps the sets' LR files;
     every cell trains its own task, and each task gets its model-free baseline."""
-    from optiqa.study.evaluation import degraded_baseline
+    from optiqa.study.names import degraded_name
 
     cfg = load_study_config(REPO / "configs" / "study" / "two_tasks.yaml")
     check_study_config(cfg)
@@ -163,8 +164,8 @@ def test_two_task_config_takes_the_task_presets():
     sr = next(c for c in cells if c.name == "sr_x4__ssim__none")
     assert sr.train_config["scale"] == 4 and "degradation" not in sr.train_config["datasets"][
         "train"]
-    assert degraded_baseline("sr_x4", tasks["sr_x4"]) == "bicubic__sr_x4"
-    assert degraded_baseline("denoise_sigma25", tasks["denoise_sigma25"]) == \
+    assert degraded_name("sr_x4", tasks["sr_x4"].scale) == "bicubic__sr_x4"
+    assert degraded_name("denoise_sigma25", tasks["denoise_sigma25"].scale) == \
         "input__denoise_sigma25"
     # what the study gives wins over the preset
     cfg = load_study_config(REPO / "configs" / "study" / "two_tasks.yaml",

@@ -28,6 +28,7 @@ from optiqa.core.errors import ConfigError
 
 T = TypeVar("T")
 NETS = ("g", "d")
+RUNS = "runs"   # a study folder's sub-folder of run folders (its one spelling: in_study)
 _STATE = re.compile(r"^(\d+)\.state$")
 _MODEL = re.compile(r"^net_([a-z]+)_(\d+)\.pth$")
 
@@ -38,6 +39,12 @@ class RunFolder:
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
+
+    @classmethod
+    def in_study(cls, study: str | os.PathLike, name: str) -> "RunFolder":
+        """The run folder of run ``name`` in study folder ``study``: ``<study>/runs/<name>/``
+        (:class:`optiqa.study.folder.StudyFolder` and ``optiqa train --study`` both come here)."""
+        return cls(Path(study) / RUNS / name)
 
     # -- layout -----------------------------------------------------------------------------
     @property
@@ -109,7 +116,7 @@ class RunFolder:
     def study_root(self) -> Path | None:
         """The study folder the run belongs to (the folder holding ``runs/``), None when the run
         folder is not in a ``runs/`` folder."""
-        return self.root.parent.parent if self.root.parent.name == "runs" else None
+        return self.root.parent.parent if self.root.parent.name == RUNS else None
 
     def portable(self, path: str | None) -> str | None:
         """``path`` as the run's ``config.yaml`` stores it: a file inside the run's study folder

@@ -33,18 +33,21 @@ def detail_crop(hr: np.ndarray, size: int) -> tuple[int, int]:
     return int(top), int(left)
 
 
-def comparison_figures(results) -> list[Figure]:
+def comparison_figures(results, baselines: dict[str, list[tuple[str, str]]]) -> list[Figure]:
+    """One crop grid per test image: the input, ``baselines[task]`` (``(label, run)`` pairs,
+    shown where the run has images) and the ground truth, then one row per fidelity loss.
+    Image paths come from ``results.folder`` (the study folder's own methods)."""
     cfg, folder = results.cfg, results.folder
     size = cfg.report.crop_size
     cells = results.plan.cells
     figs = []
     for task, t in cfg.task_opts.items():
         for set_name in cfg.data.test:
-            ref_dir = folder.images / "reference" / task / set_name
+            ref_dir = folder.test_set("reference", task, set_name)
             keys = sorted(p.stem for p in ref_dir.glob("*.png"))[:cfg.report.crop_images] \
                 if ref_dir.is_dir() else []
             for key in keys:
-                hr = _load(ref_dir / f"{key}.png")
+                hr = _load(folder.test_image("reference", task, set_name, key))
                 top, left = detail_crop(hr, size)
                 s = min(size, *hr.shape[:2])
 
@@ -55,13 +58,13 @@ def comparison_figures(results) -> list[Figure]:
                     c = img[y:y + n, x:x + n]
                     return np.kron(c, np.ones((scale, scale, 1), dtype=c.dtype)) if scale > 1 \
                         else c
-                lr = _load(folder.images / "input" / task / set_name / f"{key}.png")
+                lr = _load(folder.test_image("input", task, set_name, key))
                 first = [("input" + (f" (x{t.scale} nearest)" if t.scale > 1 else ""),
                           crop(lr, t.scale))]
-                for base in (f"bicubic__{task}", f"pretrain__{task}", f"start__{task}"):
-                    img = _load(folder.images / "runs" / base / task / set_name / f"{key}.png")
+                for label, run in baselines.get(task, []):
+                    img = _load(folder.run_image(run, task, set_name, key))
                     if img is not None:
-                        first.append((base.split("__")[0], crop(img)))
+                        first.append((label, crop(img)))
                 first.append(("ground truth", crop(hr)))
                 settings = list(dict.fromkeys(
                     (c.discriminator, c.adversarial_weight) for c in cells if c.task == task))
@@ -72,8 +75,8 @@ def comparison_figures(results) -> list[Figure]:
                         cell = next((c for c in cells if c.task == task and c.fidelity == metric
                                      and c.discriminator == d and c.adversarial_weight == w),
                                     None)
-                        img = _load(folder.images / "runs" / cell.name / task / set_name /
-                                    f"{key}.png") if cell else None
+                        img = _load(folder.run_image(cell.name, task, set_name, key)) \
+                            if cell else None
                         row.append(crop(img))
                         lab.append("no D" if d == "none" else f"{d} w={w:g}")
                     rows.append(row)

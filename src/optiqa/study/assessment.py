@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from optiqa.study import names
 from optiqa.study.folder import StudyFolder, write_json
 
 log = logging.getLogger("optiqa.study")
@@ -72,11 +73,11 @@ def transfer_experiments(cfg, folder: StudyFolder, cells) -> list[tuple[str, str
     for bb in t.backbones:
         for init in t.inits:
             if init != "gan":
-                out.append((f"{t.kind}__{bb}__{init}", bb, init))
+                out.append((names.transfer_name(t.kind, bb, init), bb, init))
                 continue
             for c in cells:
                 if c.backbone == bb and folder.run(c.name).latest("d") is not None:
-                    out.append((f"{t.kind}__{bb}__gan__{c.name}", bb,
+                    out.append((names.transfer_name(t.kind, bb, init, c.name), bb,
                                 f"gan:{folder.run(c.name).root}"))
     return out
 
@@ -103,7 +104,7 @@ def run_transfer_stage(folder: StudyFolder, cfg, cells, store, device="cpu",
         write_json(folder.transfer(name), r, drop_volatile=True)
         results[name] = r
     for name in zero_shot_names(cfg, folder, cells):
-        c = next(c for c in cells if name == f"zeroshot__{c.name}")
+        c = next(c for c in cells if c.name == names.parse_zeroshot(name))
         r = run_zero_shot(folder.run(c.name).root, ds, device=device, seed=cfg.seed,
                           store=store, n_boot=cfg.assessment.bootstrap, progress=progress)
         r["study_name"] = name
@@ -116,13 +117,13 @@ def zero_shot_names(cfg, folder: StudyFolder, cells) -> list[str]:
     """``zeroshot__<cell>`` for every trained cell with a discriminator (when asked for)."""
     if cfg.transfer is None or not cfg.transfer.zero_shot:
         return []
-    return [f"zeroshot__{c.name}" for c in cells
+    return [names.zeroshot_name(c.name) for c in cells
             if c.adversarial and folder.run(c.name).latest("d") is not None]
 
 
 def assessment_files(folder: StudyFolder) -> dict:
     from optiqa.study.folder import read_json
 
-    base = folder.root / "assess"
+    base = folder.assessments
     return {p.stem: read_json(p) for p in sorted(Path(base).glob("*.json"))} \
         if base.is_dir() else {}

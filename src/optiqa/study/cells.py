@@ -28,16 +28,7 @@ from pathlib import Path
 
 from optiqa.core.config import apply_overrides, read_yaml
 from optiqa.study.config import StudyConfig
-
-NONE = "none"
-PRETRAIN = "pretrain"
-
-
-def weight_label(weight: float, relative: bool = False) -> str:
-    """``0.005 -> 'w0.005'``, ``1e-05 -> 'w1e-05'``: short, exact and file-name safe; a ratio of
-    gradient norms (``adversarial.relative``) ``0.1 -> 'r0.1'``, so that a name never leaves
-    open which of the two a number is."""
-    return f"{'r' if relative else 'w'}{weight:g}"
+from optiqa.study.names import NONE, cell_name, pretrain_name, start_name
 
 
 @dataclass(frozen=True)
@@ -73,18 +64,6 @@ class Cell:
                 f"{', ' + self.backbone if self.backbone else ''}) "
                 f"{'gradient ratio' if self.relative else 'w'}={self.adversarial_weight:g} "
                 f"({self.task})")
-
-
-def cell_name(task: str, fidelity: str, discriminator: str, weight: float | None,
-              seed: int | None = None, relative: bool = False) -> str:
-    """``<task>__<loss>__<disc>__w<weight>[__s<seed>]`` (``__none`` without a discriminator;
-    ``__r<ratio>`` for a relative weight)."""
-    parts = [task, fidelity, discriminator]
-    if discriminator != NONE:
-        parts.append(weight_label(weight, relative))
-    if seed is not None:
-        parts.append(f"s{seed}")
-    return "__".join(parts)
 
 
 def _settings(cfg: StudyConfig, grid=None):
@@ -180,11 +159,8 @@ def pretrain_config(cfg: StudyConfig, task: str) -> dict:
     train["pixel_opt"] = {"weight": 1.0}
     raw["train"] = train
     raw["network_d"] = None
-    raw["name"] = f"{PRETRAIN}__{task}"
+    raw["name"] = pretrain_name(task)
     return raw
-
-
-START = "start"
 
 
 def shared_starts(cfg: StudyConfig, cells) -> dict[str, str]:
@@ -199,7 +175,7 @@ def shared_starts(cfg: StudyConfig, cells) -> dict[str, str]:
         paths = {((c.train_config.get("path") or {}).get("pretrain_network_g"))
                  for c in cells if c.task == task}
         if len(paths) == 1 and None not in paths:
-            out[f"{START}__{task}"] = paths.pop()
+            out[start_name(task)] = paths.pop()
     return out
 
 
@@ -209,10 +185,9 @@ def pretrained_weights(task: str, cfg: StudyConfig) -> str:
     nor their hashes depend on where the study folder lies."""
     from optiqa.core.runs import RunFolder
 
-    runs = Path("runs")
-    pretrain = RunFolder(runs / f"{PRETRAIN}__{task}")
+    pretrain = RunFolder.in_study("", pretrain_name(task))
     return os.path.relpath(pretrain.model_path("g", cfg.train.pretrain.total_iter),
-                           runs / "cell")
+                           RunFolder.in_study("", "cell").root)
 
 
 def expand_cells(cfg: StudyConfig) -> list[Cell]:

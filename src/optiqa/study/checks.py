@@ -9,6 +9,7 @@ from pathlib import Path
 from optiqa.core.errors import ConfigError, OptiqaError, Problems
 from optiqa.study.cells import expand_cells, pretrain_config
 from optiqa.study.config import StudyConfig
+from optiqa.study.names import pretrain_name
 
 
 def _named(path: str, check) -> None:
@@ -105,7 +106,7 @@ def _check_cell_configs(cfg: StudyConfig, problems: Problems) -> None:
     from optiqa.train.config import check_train_config, load_train_config
 
     configs = [(c.name, c.train_config) for c in expand_cells(cfg)]
-    configs += [(f"pretrain__{t}", pretrain_config(cfg, t)) for t in cfg.tasks
+    configs += [(pretrain_name(t), pretrain_config(cfg, t)) for t in cfg.tasks
                 if cfg.train.pretrain is not None]
     cells_of: dict[str, list[str]] = {}
     for name, raw in configs:

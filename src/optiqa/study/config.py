@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from optiqa.core.config import apply_overrides, join_path, load_config, need
+from optiqa.study import names as run_names
 
 DEFAULT_TASKS = {"sr_x4": {"scale": 4, "degradation": None}}
 LAUNCHERS = ("local", "slurm")
@@ -104,7 +105,7 @@ class AdversarialOpts:
              "lists a weight twice", self.weights)
         for label, net in self.discriminators.items():
             key = join_path(join_path(path, "discriminators"), label)
-            need(label != "none" and "__" not in str(label) and "/" not in str(label), key,
+            need(label != run_names.NONE and run_names.valid_part(label), key,
                  "label must not be 'none' nor contain '__' or '/'", label)
             need(isinstance(net, dict) and isinstance(net.get("type"), str), key,
                  "must be a network_d mapping with a type", net)
@@ -273,7 +274,7 @@ class StudyConfig:
              "must be a non-empty folder name", self.name)
         need(bool(self.tasks), "tasks", "needs at least one task", self.tasks)
         for key, task in self.tasks.items():
-            need("__" not in str(key) and "/" not in str(key), f"tasks.{key}",
+            need(run_names.valid_part(key), f"tasks.{key}",
                  "a task name must not contain '__' or '/'", key)
         names = [g.name for g in self.grids if g.name]
         need(len(set(names)) == len(names), "grids", "two grids share a name", names)

@@ -14,10 +14,6 @@ from optiqa.core.sources import code_fingerprint
 from optiqa.study.folder import read_json, write_json
 
 
-def recovery_folder(plan):
-    return plan.folder.root / "diagnose" / "recovery"
-
-
 def run_recovery_for_study(plan, device: str = "cpu", progress: bool = False) -> dict | None:
     """Run (or reuse) the recovery test; ``None`` when the study does not ask for it."""
     from optiqa.data.samples import load_sample
@@ -31,7 +27,7 @@ def run_recovery_for_study(plan, device: str = "cpu", progress: bool = False) ->
     key = stable_hash({"metrics": metrics, "image": opts.image, "size": opts.size,
                        "steps": opts.steps, "starts": opts.starts, "seed": plan.cfg.seed,
                        "code": code_fingerprint(run_recovery)})
-    folder = recovery_folder(plan)
+    folder = plan.folder.recovery
     done = read_json(folder / "key.json")
     if done and done.get("key") == key:
         return done

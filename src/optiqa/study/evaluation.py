@@ -27,18 +27,21 @@ import torch
 from optiqa.core.errors import ConfigError
 from optiqa.core.hashing import file_sha256, files_sha256, stable_hash
 from optiqa.core.sources import code_fingerprint
+from optiqa.study import names
 from optiqa.study.folder import StudyFolder, read_json, write_json
 from optiqa.study.locks import run_locked
 
 log = logging.getLogger("optiqa.study")
-BICUBIC = "bicubic"
-INPUT = "input"
 
 
-def degraded_baseline(task: str, t) -> str:
-    """The model-free baseline of a task: bicubic upsampling of the input for SR tasks
-    (``bicubic__<task>``), the degraded input itself for scale-1 tasks (``input__<task>``)."""
-    return f"{BICUBIC if t.scale > 1 else INPUT}__{task}"
+def degraded_identity(scale: int) -> str:
+    """What decides the model-free baseline's outputs, in place of a checkpoint's hash (it has
+    none): the bicubic upsampler at ``scale`` and the code that builds it (scale 1 passes the
+    input through)."""
+    from optiqa.nets.generators import BicubicUpsampler
+
+    return stable_hash({"generator": "bicubic", "scale": scale,
+                        "code": code_fingerprint(BicubicUpsampler)})
 
 
 def test_datasets(cfg, task: str) -> dict:
@@ -151,19 +154,20 @@ def write_references(folder: StudyFolder, cfg, task: str) -> None:
         for i in range(len(ds)):
             item = ds[i]
             for kind, img in (("reference", item["gt"]), ("input", item["lq"])):
-                path = folder.images / kind / task / name / f"{item['key']}.png"
+                path = folder.test_image(kind, task, name, item["key"])
                 if not path.is_file():
                     write_image(path, img.clamp(0, 1))
 
 
-def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_sha: str,
+def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_id: str,
                    load, device="cpu", progress: bool = False, data: dict | None = None
                    ) -> dict:
-    """Evaluate one model (``load()`` builds it) unless its result is current; returns it."""
+    """Evaluate one model (``load()`` builds it) unless its result is current; returns it.
+    ``model_id``: the checkpoint's SHA-256, or :func:`degraded_identity` for the baseline."""
     from optiqa.restore.scoring import border_words, scale_words
 
     data = data if data is not None else data_identity(cfg)
-    key = evaluation_key(cfg, task, model_sha, data)
+    key = evaluation_key(cfg, task, model_id, data)
     done = folder.evaluation_complete(name, key)
     if done is not None:
         return done
@@ -171,7 +175,7 @@ def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_sha: st
     loaded = load()
     metrics = list(cfg.evaluators.metrics)
     per_set = evaluate_model(loaded.model.to(device), loaded.scale, test_datasets(cfg, task),
-                             metrics, folder.images / "runs" / name / task, device,
+                             metrics, folder.run_images(name, task), device,
                              cfg.evaluators.tile, progress, cfg.evaluators.protocol)
     result = {"name": name, "key": key, "task": task, "model": loaded.describe(),
               "scale": loaded.scale, "evaluators": list(metrics), "sets": per_set,
@@ -209,34 +213,34 @@ def evaluate_baselines(folder: StudyFolder, cfg, device="cpu", progress=False,
                        data: dict | None = None) -> list[str]:
     """The model-free baseline (:func:`degraded_baseline`) and the shared pre-trained generator
     of each task."""
-    from optiqa.study.cells import PRETRAIN, expand_cells, shared_starts
+    from optiqa.study.cells import expand_cells, shared_starts
     from optiqa.restore.generator import load_generator
 
-    names = []
+    done = []
     for task, t in cfg.task_opts.items():
-        name = degraded_baseline(task, t)
-        evaluate_entry(folder, cfg, name, task, name.split("__")[0],
-                       lambda t=t: load_generator(BICUBIC, scale=t.scale, device=device),
+        name = names.degraded_name(task, t.scale)
+        evaluate_entry(folder, cfg, name, task, degraded_identity(t.scale),
+                       lambda t=t: load_generator("bicubic", scale=t.scale, device=device),
                        device, progress, data)
-        names.append(name)
-        pre = f"{PRETRAIN}__{task}"
+        done.append(name)
+        pre = names.pretrain_name(task)
         marker = read_json(folder.run_marker(pre))
         if marker is not None:
             evaluate_entry(folder, cfg, pre, task, marker["checkpoint_sha256"],
                            lambda pre=pre, m=marker: load_generator(
                                folder.run(pre).root / m["checkpoint"], device=device),
                            device, progress, data)
-            names.append(pre)
+            done.append(pre)
     for name, path in shared_starts(cfg, expand_cells(cfg)).items():
-        task = name.split("__", 1)[1]
+        task = names.parse_baseline(name)[1]
         if not Path(path).is_file():
             raise ConfigError(f"{name}: the start model {path} (path.pretrain_network_g) is not "
                               "on this machine")
         evaluate_entry(folder, cfg, name, task, file_sha256(path),
                        lambda path=path, task=task: _load_start(cfg, task, path, device),
                        device, progress, data)
-        names.append(name)
-    return names
+        done.append(name)
+    return done
 
 
 def _load_start(cfg, task: str, path: str, device):
@@ -254,12 +258,12 @@ def write_manifest(folder: StudyFolder, cfg, labels: dict[str, str]) -> dict:
     root = folder.root
     manifest = {"version": 1, "study": cfg.name, "references": {}, "inputs": {}, "runs": {}}
     for kind, key in (("reference", "references"), ("input", "inputs")):
-        base = folder.images / kind
+        base = folder.test_images(kind)
         for p in sorted(base.rglob("*.png")) if base.is_dir() else []:
             manifest[key][p.relative_to(base).with_suffix("").as_posix()] = \
                 p.relative_to(root).as_posix()
     for name, label in labels.items():
-        base = folder.images / "runs" / name
+        base = folder.run_images(name)
         result = read_json(folder.evaluation(name))
         if result is None or not base.is_dir():
             continue
@@ -272,14 +276,14 @@ def write_manifest(folder: StudyFolder, cfg, labels: dict[str, str]) -> dict:
 
 def baseline_names(cfg, folder: StudyFolder) -> list[tuple[str, str]]:
     """``(name, task)`` of the baselines evaluated beside the cells."""
-    from optiqa.study.cells import PRETRAIN, expand_cells, shared_starts
+    from optiqa.study.cells import expand_cells, shared_starts
 
     out = []
     for task, t in cfg.task_opts.items():
-        out.append((degraded_baseline(task, t), task))
+        out.append((names.degraded_name(task, t.scale), task))
         if cfg.train.pretrain is not None:
-            out.append((f"{PRETRAIN}__{task}", task))
-    out += [(name, name.split("__", 1)[1])
+            out.append((names.pretrain_name(task), task))
+    out += [(name, names.parse_baseline(name)[1])
             for name in shared_starts(cfg, expand_cells(cfg))]
     return out
 
@@ -295,8 +299,8 @@ def current_evaluations(plan) -> dict:
 
     starts = shared_starts(cfg, plan.cells)
     for name, task in models:
-        if name.startswith((f"{BICUBIC}__", f"{INPUT}__")):
-            sha = name.split("__")[0]
+        if names.is_degraded(name):
+            sha = degraded_identity(cfg.task_opts[task].scale)
         elif name in starts:
             sha = file_sha256(starts[name]) if Path(starts[name]).is_file() else None
             if sha is None:

@@ -6,17 +6,27 @@
       study.yaml                  the resolved study configuration (paths inside the folder
                                   relative to it, so the folder can move)
       train_base.yaml             a copy of its base training config (train.base)
-      results.db                  the SQLite index, written by the runner process only
-      runs/<cell>/                one RunFolder per cell (and pretrain__<task>/), plus
-      runs/<cell>/complete.json   the completion marker, written last
-      evaluate/<cell>.json        per-image scores of every evaluator (written after the images)
+      heldout.json                the held-out check's record
+      results.db                  the SQLite cache (metric scores, transfer results), written by
+                                  the runner process only; the files below are the truth
+      runs/<run>/                 one RunFolder per cell and pre-training (optiqa.core.runs)
+      runs/<run>/complete.json    the completion marker, written last
+      configs/<run>.yaml          a run's launch config under torchrun (paths absolute)
+      slurm/<job id>/, slurm/<run>.json   submitit's files and the job a run was submitted as
+      evaluate/<run>.json         per-image scores of every evaluator (written after the images)
       images/manifest.json        every image the study registers (references, inputs, outputs)
-      images/{reference,input}/<set>/<image>.png, images/runs/<cell>/<set>/<image>.png
+      images/{reference,input}/<task>/<set>/<image>.png
+      images/runs/<run>/<task>/<set>/<image>.png
       assess/<dataset>.json       assessment summaries and per-item scores
       transfer/<name>.json        transfer and zero-shot results
+      diagnose/recovery/          the recovery test (key.json last)
       analysis.json               the asymmetry analysis
       report/                     report.html, report.md, tables/*.csv, figures/*.png
-      locks/<stage>__<cell>.lock  who is working on what (see optiqa.study.locks)
+      locks/<stage>__<run>.lock   who is working on what (see optiqa.study.locks)
+      logs/study-<time>.json      each runner invocation's summary
+
+Run names (``<run>``, ``<name>``) come from :mod:`optiqa.study.names`; every path above from a
+method of :class:`StudyFolder` (no other module joins a path inside a study folder).
 
 A marker or result file is written atomically and only after everything it vouches for is on
 disk, and it records the hash of what produced it: a stage treats a cell as finished only when
@@ -32,6 +42,7 @@ from pathlib import Path
 
 from optiqa.core.atomic import atomic_write_text
 from optiqa.core.runs import RunFolder
+from optiqa.study import names
 
 COMPLETE = "complete.json"
 
@@ -105,7 +116,24 @@ class StudyFolder:
         return self.root / "results.db"
 
     def run(self, cell: str) -> RunFolder:
-        return RunFolder(self.root / "runs" / cell)
+        return RunFolder.in_study(self.root, cell)
+
+    def launch_config(self, run: str) -> Path:
+        """A run's training config as ``torchrun`` is given it (paths absolute)."""
+        return self.root / "configs" / f"{run}.yaml"
+
+    @property
+    def slurm(self) -> Path:
+        """submitit's folder (one sub-folder per job id)."""
+        return self.root / "slurm"
+
+    def slurm_record(self, run: str) -> Path:
+        """The SLURM job a run was submitted as."""
+        return self.slurm / f"{run}.json"
+
+    def study_log(self, stamp: int) -> Path:
+        """The summary of one runner invocation started at ``stamp`` (Unix seconds)."""
+        return self.root / "logs" / f"study-{stamp}.json"
 
     def run_marker(self, cell: str) -> Path:
         return self.run(cell).root / COMPLETE
@@ -117,15 +145,44 @@ class StudyFolder:
     def images(self) -> Path:
         return self.root / "images"
 
-    @property
-    def manifest(self) -> Path:
-        return self.images / "manifest.json"
+    def test_images(self, kind: str) -> Path:
+        """Every ground truth (``kind='reference'``) or input (``'input'``) image, below it as
+        ``<task>/<set>/<key>.png``."""
+        if kind not in ("reference", "input"):
+            raise ValueError(f"kind must be 'reference' or 'input', not {kind!r}")
+        return self.images / kind
+
+    def test_set(self, kind: str, task: str, test_set: str) -> Path:
+        """One test set's ground truth or inputs, as ``<key>.png`` files."""
+        return self.test_images(kind) / task / test_set
+
+    def test_image(self, kind: str, task: str, test_set: str, key: str) -> Path:
+        return self.test_set(kind, task, test_set) / f"{key}.png"
+
+    def run_images(self, run: str, task: str | None = None) -> Path:
+        """The restored test images of one run (of one task, when given):
+        ``<task>/<set>/<key>.png`` below it, as :func:`optiqa.train.evaluate.restore_and_score`
+        writes them."""
+        base = self.images / "runs" / run
+        return base / task if task is not None else base
+
+    def run_image(self, run: str, task: str, test_set: str, key: str) -> Path:
+        return self.run_images(run, task) / test_set / f"{key}.png"
 
     def assessment(self, dataset: str) -> Path:
-        return self.root / "assess" / f"{dataset}.json"
+        return self.assessments / f"{dataset}.json"
+
+    @property
+    def assessments(self) -> Path:
+        return self.root / "assess"
 
     def transfer(self, name: str) -> Path:
         return self.root / "transfer" / f"{name.replace('/', '__')}.json"
+
+    @property
+    def recovery(self) -> Path:
+        """The recovery test's folder (:mod:`optiqa.study.diagnostics`)."""
+        return self.root / "diagnose" / "recovery"
 
     @property
     def analysis(self) -> Path:
@@ -157,7 +214,7 @@ class StudyFolder:
         return self.root / "report"
 
     def lock(self, stage: str, cell: str) -> Path:
-        return self.root / "locks" / f"{stage}__{cell}.lock"
+        return self.root / "locks" / names.lock_name(stage, cell)
 
     # -- completion --------------------------------------------------------------------------
     def run_complete(self, cell: str, config_sha: str) -> dict | None:

@@ -77,7 +77,7 @@ def torchrun_command(plan, job: TrainJob, gpus: int) -> list[str]:
     from optiqa.train.config import load_train_config
     from optiqa.train.paths import resolved_paths
 
-    cfg_file = plan.folder.root / "configs" / f"{job.name}.yaml"
+    cfg_file = plan.folder.launch_config(job.name)
     run = plan.folder.run(job.name)
     # paths absolute in this launch file (the run's own config.yaml stores them relative)
     save_config(resolved_paths(load_train_config(job.config), run.root), cfg_file)
@@ -112,7 +112,7 @@ def slurm_executor(plan, cluster: str | None = None):
                           "launcher, or set launcher.slurm.extra.cluster: local to try the "
                           "SLURM launcher on this machine")
     s = plan.cfg.launcher.slurm
-    ex = submitit.AutoExecutor(folder=str(plan.folder.root / "slurm" / "%j"), cluster=cluster)
+    ex = submitit.AutoExecutor(folder=str(plan.folder.slurm / "%j"), cluster=cluster)
     # one job = one cell, on launcher.gpus_per_cell GPUs of one node
     params = {"timeout_min": s.time_min, "gpus_per_node": plan.cfg.launcher.gpus_per_cell,
               "cpus_per_task": s.cpus_per_task,
@@ -157,7 +157,7 @@ def train_slurm(plan, jobs: list[TrainJob], wait: bool = True) -> dict[str, str]
         submitted = ex.map_array(run_cell_job, [str(plan.folder.root)] * len(todo),
                                  [j.name for j in todo])
         for job, sub in zip(todo, submitted):
-            write_json(plan.folder.root / "slurm" / f"{job.name}.json",
+            write_json(plan.folder.slurm_record(job.name),
                        {"job_id": sub.job_id, "submitted": time.time()})
             log.info("submitted %s as job %s", job.name, sub.job_id)
         if not wait:

@@ -15,9 +15,10 @@ import yaml
 from optiqa.core.atomic import atomic_write_text
 from optiqa.core.config import load_config, read_yaml, save_config
 from optiqa.core.errors import ConfigError
-from optiqa.study.cells import PRETRAIN, Cell, expand_cells, pretrain_config
+from optiqa.study.cells import Cell, expand_cells, pretrain_config
 from optiqa.study.config import StudyConfig, load_study_config, map_paths
 from optiqa.study.folder import StudyFolder
+from optiqa.study.names import pretrain_name
 from optiqa.study.training import TrainJob
 from optiqa.train.paths import resolve_raw_paths
 
@@ -41,14 +42,14 @@ class StudyPlan:
     def pretrain_jobs(self) -> dict[str, TrainJob]:
         if self.cfg.train.pretrain is None:
             return {}
-        return {f"{PRETRAIN}__{t}": TrainJob(f"{PRETRAIN}__{t}", pretrain_config(self.cfg, t))
+        return {pretrain_name(t): TrainJob(pretrain_name(t), pretrain_config(self.cfg, t))
                 for t in self.cfg.tasks}
 
     def train_jobs(self) -> dict[str, TrainJob]:
         """Every run of the study by name: the pre-trainings first, then the cells."""
         jobs = dict(self.pretrain_jobs())
         for c in self.cells:
-            after = (f"{PRETRAIN}__{c.task}",) if self.cfg.train.pretrain is not None else ()
+            after = (pretrain_name(c.task),) if self.cfg.train.pretrain is not None else ()
             jobs[c.name] = TrainJob(c.name, c.train_config, after)
         return jobs
 

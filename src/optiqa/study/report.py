@@ -91,9 +91,7 @@ def write_report(plan) -> dict:
 
     analysis_sections(doc, r)
     human_section(doc, r)
-    from optiqa.study.diagnostics import recovery_folder
-
-    recovery = recovery_folder(plan)
+    recovery = plan.folder.recovery
     recovery_section(doc, plan.cfg.report.recovery, recovery, read_json(recovery / "key.json"))
     _transfer(doc, r)
     _visual(doc, r)
@@ -266,6 +264,8 @@ def _optimization(doc: Document, r: StudyResults) -> None:
 
 
 def _transfer(doc: Document, r: StudyResults) -> None:
+    from optiqa.study.names import parse_transfer_gan, parse_zeroshot
+
     doc.heading("Discriminators reused for IQA")
     if not r.transfer:
         doc.para("No transfer results (the study has no transfer block, or the stage has not "
@@ -273,9 +273,9 @@ def _transfer(doc: Document, r: StudyResults) -> None:
         return
     rows = []
     for name, t in r.transfer.items():
-        if name.startswith("zeroshot__"):
+        if parse_zeroshot(name) is not None:
             flag = "*" if t.get("ci_warning") else ""
-            rows.append([name.removeprefix("zeroshot__"), "zero-shot logit", "-", t.get("srcc"),
+            rows.append([parse_zeroshot(name), "zero-shot logit", "-", t.get("srcc"),
                          _ci_text(t.get("srcc_ci")) + flag, t.get("krcc"), "-", "-"])
             continue
         test = t.get("test") or {}
@@ -288,13 +288,14 @@ def _transfer(doc: Document, r: StudyResults) -> None:
                      "; backbone frozen in D: its ImageNet weights" if k == 0 else
                      f"; the {k - 1} of {n - 1} stages D trained" if k < n else
                      "; every stage, trained by D")
-            init = f"gan ({name.split('__gan__')[-1]}{depth})"
-        rows.append([name.split("__gan__")[0] if "__gan__" in name else name, init,
+            init = f"gan ({parse_transfer_gan(name)[1]}{depth})"
+        gan = parse_transfer_gan(name)
+        rows.append([gan[0] if gan else name, init,
                      t.get("mode"), srcc.get("mean"),
                      f"± {srcc['std']:.3f}" if srcc.get("std") is not None else "-",
                      krcc.get("mean"), srcc.get("median"), srcc.get("n")])
     first = next(iter(r.transfer.values()))
-    probes = [t for n, t in r.transfer.items() if not n.startswith("zeroshot__")]
+    probes = [t for n, t in r.transfer.items() if parse_zeroshot(n) is None]
     protocol = f"{first.get('dataset')}: {first.get('target', '')}. "
     if probes:
         # generated from the experiments' own settings, not assumed
@@ -337,9 +338,14 @@ def _training(doc: Document, r: StudyResults) -> None:
 
 def _visual(doc: Document, r: StudyResults) -> None:
     from optiqa.report.visual import comparison_figures
+    from optiqa.study import names
 
     doc.heading("Visual comparison")
-    figs = comparison_figures(r)
+    # the model-free baseline, the shared pre-training and the shared start, where evaluated
+    baselines = {task: [(kind, names.baseline_name(kind, task))
+                        for kind in (names.BICUBIC, names.PRETRAIN, names.START)]
+                 for task in r.cfg.task_opts}
+    figs = comparison_figures(r, baselines)
     if not figs:
         doc.para("No restored images yet.")
     for fig in figs:

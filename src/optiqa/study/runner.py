@@ -252,7 +252,7 @@ def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = Non
     finally:
         if store is not None:
             store.close()
-    (plan.folder.root / "logs").mkdir(exist_ok=True)
-    (plan.folder.root / "logs" / f"study-{int(time.time())}.json").write_text(
-        json.dumps(summary, indent=1, default=str))
+    record = plan.folder.study_log(int(time.time()))
+    record.parent.mkdir(exist_ok=True)
+    record.write_text(json.dumps(summary, indent=1, default=str))
     return summary

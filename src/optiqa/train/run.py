@@ -61,7 +61,7 @@ def run_training(config, overrides=(), study=DEFAULT_STUDY, resume: bool = False
         cfg = resolved_paths(load_train_config(config, overrides), base_dir or Path.cwd())
     else:  # a file: its paths from its folder, the overrides' from the working directory
         cfg = read_train_config(config, overrides)
-    run = RunFolder(Path(run_dir) if run_dir else Path(study) / "runs" / cfg.name)
+    run = RunFolder(run_dir) if run_dir else RunFolder.in_study(study, cfg.name)
     stored = stored_paths(cfg, run)
     if not resume and run.root.exists() and any(run.root.iterdir()):
         raise ConfigError(f"{run.root}: run folder already exists; resume it, or give the run "
