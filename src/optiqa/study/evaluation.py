@@ -211,7 +211,7 @@ def evaluate_cell_locked(folder: StudyFolder, cfg, cell, device="cpu", progress=
 
 def evaluate_baselines(folder: StudyFolder, cfg, device="cpu", progress=False,
                        data: dict | None = None) -> list[str]:
-    """The model-free baseline (:func:`degraded_baseline`) and the shared pre-trained generator
+    """The model-free baseline (:func:`optiqa.study.names.degraded_name`) and the shared pre-trained generator
     of each task."""
     from optiqa.study.cells import expand_cells, shared_starts
     from optiqa.restore.generator import load_generator
