@@ -137,3 +137,39 @@ def test_every_output_marks_excluded_judgments_the_same(tmp_path):
     assert json_marked == marked
     assert all(x["mean"] is None for x in out["optimization"] if x["excluded"])
     assert {(x["cell"], x["evaluator"]) for x in out["exclusions"]} == marked
+
+
+def test_a_kept_pixel_term_is_excluded_the_same_by_panel_analysis_and_json():
+    """The case where the three copies of the rule disagreed: a cell that keeps an L1 pixel term
+    beside its fidelity loss. ``panel()`` let the pixel evaluators judge it, the study's
+    exclusion list and ``analysis.json`` both left them out but with different reasons. Now the
+    panel, the analysis and the statistics give the same judgments and the same words."""
+    from optiqa.evaluators import excluded_judges, panel
+    from optiqa.study.analysis import excluded_evaluators
+    from optiqa.study.asymmetry import Cell, Evaluator, OptimizationScores
+    from optiqa.study.cells import expand_cells
+    from optiqa.study.config import load_study_config
+
+    names = ["psnr_y", "ssim_y", "lpips_alex", "gmsd"]
+    p = panel(names, exclude_for="ssim", exclude_family=True, extra_terms=("l1",))
+    assert p.names == ["lpips_alex", "gmsd"]                 # psnr_y was kept before
+    assert set(p.excluded) == {"psnr_y", "ssim_y"}
+    assert p.excluded == excluded_judges(names, "ssim", True, extra_terms=("l1",))
+    # without the extra term the pixel evaluator may judge (the rule, not a blanket ban)
+    assert "psnr_y" in panel(names, exclude_for="ssim", exclude_family=True).names
+
+    cfg = load_study_config(ROOT / "configs" / "study" / "quick.yaml",
+                            [f"evaluators.metrics=[{', '.join(names)}]",
+                             "train.overrides={train.pixel_opt: {weight: 0.01}}"])
+    cell = next(c for c in expand_cells(cfg) if c.name == "sr_x4__ssim__none")
+    study = excluded_evaluators(cfg, cell)
+    assert study == p.excluded
+
+    fam = {m: family_of(m) for m in [*names, "ssim"]}
+    opt = OptimizationScores([Cell(cell.name, "ssim", extra_families=(family_of("l1"),))],
+                             [Evaluator(e, False, fam[e]) for e in names], ["i0"],
+                             {cell.name: {e: np.zeros(1) for e in names}}, {"ssim": fam["ssim"]},
+                             {m: feature_extractor(m) for m in fam})
+    json_reasons = {e.name: why for e in opt.evaluators
+                    for kind, why in [opt.exclusion(opt.cells[0], e) or (None, None)] if kind}
+    assert json_reasons == study

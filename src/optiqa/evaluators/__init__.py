@@ -8,7 +8,7 @@ Families are data: :mod:`optiqa.evaluators.families`.
 from optiqa.evaluators.circularity import (EXCLUDED_MARK, FEATURE_RULES, discriminator_extractor,
                                           exclusion, feature_extractor)
 from optiqa.evaluators.families import FAMILY_RULES, family_of
-from optiqa.evaluators.panel import Evaluator, Panel, panel
+from optiqa.evaluators.panel import Evaluator, Panel, excluded_judges, panel
 
-__all__ = ["panel", "Panel", "Evaluator", "FAMILY_RULES", "family_of", "FEATURE_RULES",
+__all__ = ["panel", "excluded_judges", "Panel", "Evaluator", "FAMILY_RULES", "family_of", "FEATURE_RULES",
            "feature_extractor", "discriminator_extractor", "exclusion", "EXCLUDED_MARK"]

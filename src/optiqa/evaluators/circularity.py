@@ -77,8 +77,13 @@ def discriminator_extractor(network_d: Mapping | None) -> str | None:
 
 def circular_reason(evaluator: str, evaluator_family: str, evaluator_features: str | None,
                     fidelity: str, fidelity_family: str, fidelity_features: str | None,
-                    discriminator_features: str | None = None) -> str | None:
-    """The rule on resolved families and extractors: why the judgment is circular, or None."""
+                    discriminator_features: str | None = None,
+                    extra_families: tuple[str, ...] = ()) -> str | None:
+    """The rule on resolved families and extractors: why the judgment is circular, or None.
+
+    ``extra_families``: the families of the objective's other loss terms (an L1 pixel term kept
+    beside the fidelity loss): an evaluator of such a family measures a term the model was
+    optimised for, so it may not judge it either (rule 1 applied to every term)."""
     if evaluator == fidelity:
         return "the training loss"
     if evaluator_family == fidelity_family:
@@ -87,17 +92,27 @@ def circular_reason(evaluator: str, evaluator_family: str, evaluator_features: s
         return f"shares the {evaluator_features} features of the training loss {fidelity}"
     if evaluator_features is not None and evaluator_features == discriminator_features:
         return f"shares the {evaluator_features} features of the discriminator"
+    if evaluator_family in extra_families:
+        return (f"its objective also has a {evaluator_family}-family term; {evaluator} is of "
+                "that family")
     return None
+
+
+def family(metric: str, exclude_family: bool = True, families=FAMILY_RULES) -> str:
+    """The family the rule compares: the metric's family, or the metric itself when
+    ``exclude_family`` is off (each metric its own family)."""
+    return family_of(metric, families) if exclude_family else metric
 
 
 def exclusion(evaluator: str, fidelity: str, discriminator_features: str | None = None,
               exclude_family: bool = True, families=FAMILY_RULES,
-              features=FEATURE_RULES) -> str | None:
+              features=FEATURE_RULES, extra_terms: tuple[str, ...] = ()) -> str | None:
     """Why ``evaluator`` may not judge a model trained with ``fidelity`` (and a discriminator on
-    ``discriminator_features``), or None when it may. The reason names the rule that applies.
+    ``discriminator_features``, and the other loss terms ``extra_terms``, e.g. ``('l1',)`` for a
+    kept pixel term), or None when it may. The reason names the rule that applies.
     With ``exclude_family=False`` each metric is its own family (the extractor rule stays)."""
     def fam(name):
-        return family_of(name, families) if exclude_family else name
+        return family(name, exclude_family, families)
     return circular_reason(evaluator, fam(evaluator), feature_extractor(evaluator, features),
                            fidelity, fam(fidelity), feature_extractor(fidelity, features),
-                           discriminator_features)
+                           discriminator_features, tuple(fam(t) for t in extra_terms))

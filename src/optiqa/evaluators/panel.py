@@ -121,18 +121,40 @@ def _as_names(value) -> tuple[str, ...]:
     return tuple(value)
 
 
+def excluded_judges(names: Iterable[str], exclude_for: str | Iterable[str] | None = None,
+                    exclude_family: bool = False, families=FAMILY_RULES,
+                    discriminator_features: str | None = None,
+                    extra_terms: Iterable[str] = ()) -> dict[str, str]:
+    """``{evaluator: reason}`` of the ``names`` that may not judge a model trained with the
+    loss(es) ``exclude_for``, a discriminator on ``discriminator_features`` and the other loss
+    terms ``extra_terms`` (``('l1',)`` for a kept ``train.pixel_opt``): the circularity rule
+    (:func:`optiqa.evaluators.circularity.exclusion`) as every caller applies it, the panel,
+    the analysis, the report and the dry run alike."""
+    losses, extra = _as_names(exclude_for), tuple(extra_terms)
+    out = {}
+    for name in dict.fromkeys(_as_names(names)):
+        # the one circularity rule against each loss (the discriminator alone without a loss)
+        why = "the training loss" if name in losses else next(
+            (w for loss in (losses or ("",)) if (w := exclusion(
+                name, loss, discriminator_features, exclude_family, families,
+                extra_terms=extra))), None)
+        if why:
+            out[name] = why
+    return out
+
+
 def panel(names: Iterable[str], exclude_for: str | Iterable[str] | None = None,
           exclude_family: bool = False, families=FAMILY_RULES,
-          discriminator_features: str | None = None) -> Panel:
+          discriminator_features: str | None = None, extra_terms: Iterable[str] = ()) -> Panel:
     """Build the panel of ``names`` for a model trained with ``exclude_for``.
 
     ``exclude_for``: the metric (or metrics) of the training loss; each is dropped from the
     panel, and with ``exclude_family=True`` so is every metric of its family (``families``:
     ``(glob, family)`` rules, default :data:`~optiqa.evaluators.families.FAMILY_RULES`).
     Evaluators sharing a feature extractor (backbone and weights) with the loss, or with the
-    discriminator's pretrained backbone ``discriminator_features``, are excluded too
-    (:mod:`optiqa.evaluators.circularity`). Unknown names raise :class:`UnknownNameError`; a
-    panel left empty raises :class:`ConfigError`.
+    discriminator's pretrained backbone ``discriminator_features``, are excluded too, and so are
+    those of the family of another loss term ``extra_terms`` (:func:`excluded_judges`). Unknown
+    names raise :class:`UnknownNameError`; a panel left empty raises :class:`ConfigError`.
     """
     wanted = list(dict.fromkeys(_as_names(names)))
     if not wanted:
@@ -142,18 +164,11 @@ def panel(names: Iterable[str], exclude_for: str | Iterable[str] | None = None,
     for loss in losses:
         if loss not in REGISTRY:
             raise UnknownNameError("metric", loss, REGISTRY.names(), option="exclude_for")
-    kept, excluded = [], {}
-    for name in wanted:
-        # the one circularity rule against each loss (the discriminator alone without a loss)
-        why = "the training loss" if name in losses else next(
-            (w for loss in (losses or ("",)) if (w := exclusion(
-                name, loss, discriminator_features, exclude_family, families))), None)
-        if why:
-            excluded[name] = why
-        else:
-            info = infos[name]
-            kept.append(Evaluator(name, info.kind, info.lower_better, family_of(name, families),
-                                  info))
+    excluded = excluded_judges(wanted, losses, exclude_family, families, discriminator_features,
+                               extra_terms)
+    kept = [Evaluator(name, infos[name].kind, infos[name].lower_better,
+                      family_of(name, families), infos[name])
+            for name in wanted if name not in excluded]
     if not kept:
         raise ConfigError(f"every evaluator of the panel ({', '.join(wanted)}) is excluded for "
                           f"training loss {', '.join(losses)}", option="names")

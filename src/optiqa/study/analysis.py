@@ -18,9 +18,9 @@ from optiqa.study.folder import read_json, write_json
 
 def family(name: str, by_family: bool = True) -> str:
     """The family the circularity rule compares (the metric itself without family grouping)."""
-    from optiqa.evaluators import family_of
+    from optiqa.evaluators.circularity import family as rule_family
 
-    return family_of(name) if by_family else name
+    return rule_family(name, by_family)
 
 
 def discriminator_features(cell) -> str | None:
@@ -38,32 +38,26 @@ def pixel_weight(train_config: dict) -> float:
     return float(opt.get("weight", 0.0) or 0.0)
 
 
+def extra_terms(cell) -> tuple[str, ...]:
+    """The loss terms a cell has beside its fidelity loss: ``l1`` when it keeps ``pixel_opt``
+    (its loss is then M + w L1, so pixel evaluators may not judge it either)."""
+    return ("l1",) if pixel_weight(cell.train_config) > 0 else ()
+
+
 def extra_families(cfg, cell) -> tuple:
-    """The families of the loss terms a cell has beside its fidelity loss: the pixel family
-    when it keeps ``pixel_opt`` (its loss is then M + w L1, so pixel evaluators may not judge it
-    either)."""
-    if pixel_weight(cell.train_config) <= 0:
-        return ()
-    return (family("l1", cfg.evaluators.exclude_family),)
+    """The families of :func:`extra_terms`, as the analysis' cells carry them."""
+    return tuple(family(t, cfg.evaluators.exclude_family) for t in extra_terms(cell))
 
 
 def excluded_evaluators(cfg, cell) -> dict[str, str]:
-    """``{evaluator: reason}`` of the evaluators that may not judge study cell ``cell``
-    (:func:`optiqa.evaluators.exclusion`, the one circularity rule, and the pixel term a cell
-    keeps)."""
-    from optiqa.evaluators import exclusion
+    """``{evaluator: reason}`` of the evaluators that may not judge study cell ``cell``:
+    :func:`optiqa.evaluators.excluded_judges`, the one circularity rule, with the cell's
+    discriminator and its other loss terms."""
+    from optiqa.evaluators import excluded_judges
 
-    disc = discriminator_features(cell)
-    extra = extra_families(cfg, cell)
-    out = {}
-    for e in cfg.evaluators.metrics:
-        why = exclusion(e, cell.fidelity, disc, cfg.evaluators.exclude_family)
-        if not why and family(e, cfg.evaluators.exclude_family) in extra:
-            why = (f"its objective also has an L1 pixel term (train.pixel_opt); {e} is of the "
-                   "pixel family")
-        if why:
-            out[e] = why
-    return out
+    return excluded_judges(cfg.evaluators.metrics, cell.fidelity, cfg.evaluators.exclude_family,
+                           discriminator_features=discriminator_features(cell),
+                           extra_terms=extra_terms(cell))
 
 
 def optimization_scores(plan):

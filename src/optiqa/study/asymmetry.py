@@ -123,12 +123,10 @@ class OptimizationScores:
 
         why = circular_reason(evaluator.name, evaluator.family, self.features.get(evaluator.name),
                               cell.fidelity, self.family_of(cell.fidelity),
-                              self.features.get(cell.fidelity), cell.discriminator_features)
+                              self.features.get(cell.fidelity), cell.discriminator_features,
+                              tuple(cell.extra_families))
         if why:
             return "circular", why
-        if evaluator.family in cell.extra_families:
-            return "circular", (f"its objective also has a {evaluator.family}-family term; "
-                                f"{evaluator.name} is of that family")
         if evaluator.name not in self.scores.get(cell.name, {}):
             return "missing", "no scores for this cell and evaluator"
         return None
