@@ -41,6 +41,26 @@ def test_not_a_database(tmp_path):
         ResultsStore(tmp_path)
 
 
+def test_the_judging_store_shares_the_setup(tmp_path):
+    """One SQLite setup for both stores (core/sqlite.py): WAL, the schema version checked, a
+    newer file refused, a broken file named. The judging store used to skip the version check."""
+    from optiqa.judge.store import JudgmentStore, read_votes
+
+    JudgmentStore(tmp_path / "judgments.db").close()
+    con = sqlite3.connect(tmp_path / "judgments.db")
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert con.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "1"
+    con.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    con.commit()
+    con.close()
+    assert read_votes(tmp_path / "judgments.db") == []       # a reader only reads
+    with pytest.raises(ConfigError, match="newer optiqa"):
+        JudgmentStore(tmp_path / "judgments.db")
+    (tmp_path / "broken.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ConfigError, match="not a usable judgment store"):
+        JudgmentStore(tmp_path / "broken.db")
+
+
 def test_scores_round_trip_and_signature_check(store):
     fp = "fp-psnr"
     store.put_scores("kadid10k", "psnr", fp, [("a.png", "10:20", 30.5), ("b.png", "11:20", 25.0)])

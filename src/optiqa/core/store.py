@@ -1,4 +1,10 @@
-"""The study's results store: one SQLite file, ``<study>/results.db``, shared by all stages.
+"""The study's results store: one SQLite file, ``<study>/results.db``, a cache and never the truth.
+
+The truth of a study is its files (run folders with their completion markers, ``assess/``,
+``evaluate/``, ``transfer/``): deleting ``results.db`` loses no result, only time, because every
+row here is read back by the stage that wrote it to skip recomputing (metric scores and
+summaries by :mod:`optiqa.assess.benchmark`, transfer and zero-shot results by
+:func:`run_once`). Nothing is written here that nothing reads.
 
 Tables (schema version :data:`SCHEMA_VERSION`, kept in ``meta``):
 
@@ -11,13 +17,13 @@ Tables (schema version :data:`SCHEMA_VERSION`, kept in ``meta``):
 - ``summaries``: the statistics of one (dataset, metric fingerprint) for one ``stats_key``: a
   hash of the items, their signatures, the human scores, the dataset's identity (score file
   hash, image root) and the statistics settings, as JSON.
-- ``runs``: one record per run/cell of any stage (name, stage, config JSON, status
-  ``running|complete|failed``, timestamps, message). Callers write ``complete`` only after the
-  run's artifacts are on disk.
-- ``results``: generic ``(stage, key) -> payload JSON`` for the evaluate/transfer stages.
+- ``runs``: :func:`run_once`'s record of each cached computation (name, stage, config JSON,
+  status ``running|complete|failed``, timestamps, message): a result is reused only when its
+  run is ``complete`` under an equal config.
+- ``results``: ``(stage, key) -> payload JSON``, the cached results of :func:`run_once`.
 
-SQLite runs in WAL mode (readers do not block the writer; a crash leaves the last committed state)
-with a busy timeout for concurrent processes; every write is one transaction (``BEGIN
+The connection is :func:`optiqa.core.sqlite.open_store`'s (WAL, foreign keys, busy timeout,
+schema version), shared with the judging app's store; every write is one transaction (``BEGIN
 IMMEDIATE``). One connection per process: the store refuses to be used from a forked child (a
 DataLoader worker) because SQLite connections must not cross ``fork``.
 """
@@ -32,8 +38,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from optiqa.core.errors import ConfigError
 from optiqa.core.hashing import canonical_json
+from optiqa.core.sqlite import open_store
 
 log = logging.getLogger(__name__)
 
@@ -71,33 +77,9 @@ class ResultsStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._pid = os.getpid()
-        try:
-            self._con = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
-            self._con.execute("PRAGMA journal_mode=WAL")
-            self._con.execute("PRAGMA synchronous=NORMAL")
-            self._con.execute("PRAGMA foreign_keys=ON")
-            self._init_schema()
-        except sqlite3.DatabaseError as e:
-            raise ConfigError(f"{path}: not a usable results store ({e})") from None
-
-    # -- plumbing ---------------------------------------------------------------------------
-    def _init_schema(self) -> None:
-        con = self._con
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in _SCHEMA.strip().split(";"):
-                if stmt.strip():
-                    con.execute(stmt)
-            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise ConfigError(f"{self.path}: written by a newer optiqa (schema {row[0]}, this "
-                                  f"version reads up to {SCHEMA_VERSION}); upgrade optiqa")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        # a cache: synchronous=NORMAL (a crash may lose the last transaction; it is recomputed)
+        self._con = open_store(path, _SCHEMA, "schema_version", SCHEMA_VERSION, "NORMAL",
+                               what="results store")
 
     @property
     def schema_version(self) -> int:

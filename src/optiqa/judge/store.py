@@ -6,18 +6,20 @@ answered trial, keyed by the trial id, so a vote sent twice (a retry, a second t
 once. The vote row repeats the trial's fields so that the table alone is the data set (rater,
 pair, crop, choice, response time, time stamp).
 
-Durability: WAL journal with ``synchronous=FULL`` and one transaction per vote, committed before
+Durability (the SQLite setup is :func:`optiqa.core.sqlite.open_store`, shared with the study's
+results store): WAL journal with ``synchronous=FULL`` and one transaction per vote, committed before
 the server answers, so an answered vote survives a crash of the server or of the machine. All
 access goes through one connection under a lock: the server is the only writer, and a few raters
 produce a few votes per second, far below what one SQLite connection serves.
 """
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from optiqa.core.sqlite import has_table, open_readonly, open_store
 
 DB_NAME = "judgments.db"
 SCHEMA_VERSION = "1"
@@ -118,16 +120,10 @@ class JudgmentStore:
 
     def __init__(self, path):
         self.path = Path(path)
-        self._con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                    timeout=30)
+        # synchronous=FULL: an answered vote must survive a crash of the machine
+        self._con = open_store(self.path, _SCHEMA, "schema", int(SCHEMA_VERSION), "FULL",
+                               timeout=30, check_same_thread=False, what="judgment store")
         self._lock = threading.RLock()
-        with self._lock:
-            self._con.execute("PRAGMA journal_mode=WAL")
-            self._con.execute("PRAGMA synchronous=FULL")
-            self._con.execute("PRAGMA foreign_keys=ON")
-            self._con.executescript(_SCHEMA)
-            self._con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
-                              (SCHEMA_VERSION,))
 
     @property
     def lock(self) -> threading.RLock:
@@ -238,10 +234,8 @@ def read_votes(path) -> list[Vote]:
     path = Path(path)
     if not path.is_file():
         return []
-    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    con = open_readonly(path)
     try:
-        has_votes = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                "name = 'votes'").fetchone()
-        return _votes(con) if has_votes else []
+        return _votes(con) if has_table(con, "votes") else []
     finally:
         con.close()

@@ -336,3 +336,13 @@ def crop_quality(plan, cells: dict):
 def _setting(cell) -> str:
     """The setting label of :class:`optiqa.study.asymmetry.Cell` for a study cell."""
     return f"{cell.discriminator}@{cell.adversarial_weight:g}" if cell.adversarial else "none"
+
+
+def run_stage(ctx) -> dict:
+    """The analyze stage as the runner calls it: ``analysis.json``'s summary. The recovery test
+    (``report.recovery``) runs here too, after the analysis (it needs no results of its own)."""
+    from optiqa.study.diagnostics import run_recovery_for_study
+
+    summary = run_analysis(ctx.plan)["summary"]
+    run_recovery_for_study(ctx.plan, ctx.device, ctx.opts.progress)
+    return summary

@@ -29,7 +29,7 @@ from optiqa.core.hashing import file_sha256, files_sha256, stable_hash
 from optiqa.core.sources import code_fingerprint
 from optiqa.study import names
 from optiqa.study.folder import StudyFolder, read_json, write_json
-from optiqa.study.locks import run_locked
+from optiqa.study.locks import POLL_SECONDS, poll_until_done, run_locked
 
 log = logging.getLogger("optiqa.study")
 
@@ -314,3 +314,29 @@ def current_evaluations(plan) -> dict:
         if result is not None:
             out[name] = result
     return out
+
+
+def run_stage(ctx) -> dict:
+    """The evaluate stage as the runner calls it: the references and inputs, the baselines (not
+    in a GPU worker), every selected cell under its lock (waiting for cells another process
+    holds), then ``images/manifest.json``; ``{run: status}``."""
+    plan, cells, opts, device = ctx.plan, ctx.cells, ctx.opts, ctx.device
+    cfg, folder = plan.cfg, plan.folder
+    missing = [c.name for c in cells if read_json(folder.run_marker(c.name)) is None]
+    if missing:
+        raise ConfigError(f"{len(missing)} cell(s) are not trained yet (e.g. {missing[0]}); run "
+                          "the train stage first")
+    data = data_identity(cfg)
+    for task in cfg.tasks:
+        write_references(folder, cfg, task)
+    status = {}
+    if not opts.worker:
+        for name in evaluate_baselines(folder, cfg, device, opts.progress, data):
+            status[name] = "done"
+    status.update(poll_until_done(
+        cells, lambda c: evaluate_cell_locked(folder, cfg, c, device, opts.progress, data),
+        POLL_SECONDS))
+    labels = {name: name for name in status}
+    labels.update({c.name: c.describe() for c in plan.cells})
+    write_manifest(folder, cfg, labels)
+    return status

@@ -171,3 +171,39 @@ def train_slurm(plan, jobs: list[TrainJob], wait: bool = True) -> dict[str, str]
             if read_json(plan.folder.run_marker(job.name)) is None:
                 raise ConfigError(f"cell {job.name}: job {sub.job_id} ended without finishing")
     return status
+
+
+def visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def run_stage(ctx) -> dict:
+    """The train stage as the runner calls it: the pre-trainings and the selected cells (and
+    the pre-trainings they start from), here, on one worker per GPU, under torchrun or on
+    SLURM; ``{run: status}``. The run folders' completion markers are the record of what is
+    trained (nothing else keeps one)."""
+    plan, cells, opts = ctx.plan, ctx.cells, ctx.opts
+    jobs = plan.train_jobs()
+    wanted = {c.name for c in cells}
+    needed = [j for n, j in jobs.items()
+              if n in wanted or any(n in jobs[w].after for w in wanted)]
+    launcher = opts.launcher or plan.cfg.launcher.type
+    gpus_per_cell = plan.cfg.launcher.gpus_per_cell
+    device = ctx.device
+    if launcher == "slurm" and not opts.worker:
+        status = train_slurm(plan, needed, wait=opts.wait)
+    elif gpus_per_cell > 1:
+        status = train_local(plan, needed, device, opts.progress,
+                             runner=lambda j: train_torchrun(plan, j, gpus_per_cell))
+    else:
+        n_gpus = visible_gpus() if device.startswith("cuda") and not opts.worker else 0
+        if n_gpus > 1:
+            # pre-trainings first (every cell starts from them), then one worker per GPU
+            train_local(plan, [j for j in needed if not j.after], device, opts.progress)
+            spawn_gpu_workers(plan.folder.root, n_gpus, "train", opts.cells)
+            status = {j.name: "done" for j in needed}
+        else:
+            status = train_local(plan, needed, device, opts.progress)
+    return status

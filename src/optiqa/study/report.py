@@ -42,8 +42,8 @@ class StudyResults:
     """The results of a study folder, read once for the report."""
 
     def __init__(self, plan):
-        from optiqa.study.assessment import (assessment_files, transfer_experiments,
-                                             zero_shot_names)
+        from optiqa.study.assessment import assessment_files
+        from optiqa.study.transfer import transfer_experiments, zero_shot_names
         from optiqa.study.evaluation import current_evaluations
 
         self.plan, self.cfg, self.folder = plan, plan.cfg, plan.folder
@@ -350,3 +350,8 @@ def _visual(doc: Document, r: StudyResults) -> None:
         doc.para("No restored images yet.")
     for fig in figs:
         doc.figure(fig)
+
+
+def run_stage(ctx) -> dict:
+    """The report stage as the runner calls it: the written files."""
+    return {k: str(v) for k, v in write_report(ctx.plan).items()}

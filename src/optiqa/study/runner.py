@@ -7,6 +7,11 @@ panel) -> ``transfer`` (discriminator backbones reused for IQA, and zero-shot) -
 complete and current (markers and store keys record what produced them), so the same command
 continues an interrupted study and redoes nothing that is finished; a half-written artifact is
 never trusted. The configuration, its names and data folders are checked before any work starts.
+
+Each stage is one module with a ``run_stage(ctx)`` entry (:mod:`~optiqa.study.assessment`,
+:mod:`~optiqa.study.launchers` for training, :mod:`~optiqa.study.evaluation`,
+:mod:`~optiqa.study.transfer`, :mod:`~optiqa.study.analysis`, :mod:`~optiqa.study.report`),
+called through :data:`STAGE_TABLE`; this module checks, plans and loops.
 """
 from __future__ import annotations
 
@@ -22,11 +27,69 @@ from optiqa.study.cells import select_cells
 from optiqa.study.checks import check_metric_weights, check_study_config
 from optiqa.study.config import StudyConfig
 from optiqa.study.folder import StudyFolder, read_json
-from optiqa.study.locks import POLL_SECONDS, poll_until_done
 from optiqa.study.plan import StudyPlan
 
 log = logging.getLogger("optiqa.study")
-STAGES = ("assess", "train", "evaluate", "transfer", "analyze", "report")
+
+
+# ---------------------------------------------------------------------------------------------
+# the stages: one module each, called through this table
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class StageContext:
+    """What every stage is given: the plan, the selected cells, the options, the results store
+    (None in a GPU worker: SQLite has one writer, the runner) and the resolved device."""
+
+    plan: StudyPlan
+    cells: list
+    opts: StudyOptions
+    store: object
+    device: str
+
+
+# the stage modules are imported when their stage runs (torch, timm, matplotlib are heavy and
+# `optiqa --help` imports this module), hence one small function per stage
+def _assess(ctx):
+    from optiqa.study.assessment import run_stage
+    return run_stage(ctx)
+
+
+def _train(ctx):
+    from optiqa.study.launchers import run_stage
+    return run_stage(ctx)
+
+
+def _evaluate(ctx):
+    from optiqa.study.evaluation import run_stage
+    return run_stage(ctx)
+
+
+def _transfer(ctx):
+    from optiqa.study.transfer import run_stage
+    return run_stage(ctx)
+
+
+def _analyze(ctx):
+    from optiqa.study.analysis import run_stage
+    return run_stage(ctx)
+
+
+def _report(ctx):
+    from optiqa.study.report import run_stage
+    return run_stage(ctx)
+
+
+# {stage: (function, runs_in_worker)}, in the order the stages run; a GPU worker process
+# (``--worker``) runs only the stages that share cells through their locks
+STAGE_TABLE = {
+    "assess": (_assess, False),
+    "train": (_train, True),
+    "evaluate": (_evaluate, True),
+    "transfer": (_transfer, False),
+    "analyze": (_analyze, False),
+    "report": (_report, False),
+}
+STAGES = tuple(STAGE_TABLE)
 
 
 @dataclass
@@ -113,82 +176,6 @@ def dry_run(plan: StudyPlan, opts: StudyOptions) -> dict:
             "gpus_per_cell": gpus, "gpu_hours": hours, "cpu_estimate": cpu, "notes": notes}
 
 
-# ---------------------------------------------------------------------------------------------
-# the stages
-# ---------------------------------------------------------------------------------------------
-def _index_runs(store, plan: StudyPlan) -> None:
-    """The runner (and only it) records the runs in the SQLite index, from the run folders."""
-    for name, job in plan.train_jobs().items():
-        marker = plan.folder.run_complete(name, job.config_sha)
-        existing = store.get_run(f"train/{name}")
-        if marker and (existing is None or existing["status"] != "complete"):
-            store.start_run(f"train/{name}", "train", {"config_sha": job.config_sha})
-            store.finish_run(f"train/{name}", "complete")
-
-
-def stage_train(plan: StudyPlan, cells, opts: StudyOptions, store) -> dict:
-    from optiqa.study import launchers
-
-    jobs = plan.train_jobs()
-    wanted = {c.name for c in cells}
-    needed = [j for n, j in jobs.items()
-              if n in wanted or any(n in jobs[w].after for w in wanted)]
-    launcher = opts.launcher or plan.cfg.launcher.type
-    gpus_per_cell = plan.cfg.launcher.gpus_per_cell
-    device = device_name(opts.device)
-    if launcher == "slurm" and not opts.worker:
-        status = launchers.train_slurm(plan, needed, wait=opts.wait)
-    elif gpus_per_cell > 1:
-        status = launchers.train_local(plan, needed, device, opts.progress,
-                                       runner=lambda j: launchers.train_torchrun(
-                                           plan, j, gpus_per_cell))
-    else:
-        n_gpus = _visible_gpus() if device.startswith("cuda") and not opts.worker else 0
-        if n_gpus > 1:
-            # pre-trainings first (every cell starts from them), then one worker per GPU
-            launchers.train_local(plan, [j for j in needed if not j.after], device,
-                                  opts.progress)
-            launchers.spawn_gpu_workers(plan.folder.root, n_gpus, "train", opts.cells)
-            status = {j.name: "done" for j in needed}
-        else:
-            status = launchers.train_local(plan, needed, device, opts.progress)
-    if store is not None:
-        _index_runs(store, plan)
-    return status
-
-
-def _visible_gpus() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def stage_evaluate(plan: StudyPlan, cells, opts: StudyOptions) -> dict:
-    from optiqa.study.evaluation import (data_identity, evaluate_baselines,
-                                         evaluate_cell_locked, write_manifest, write_references)
-
-    device = device_name(opts.device)
-    cfg, folder = plan.cfg, plan.folder
-    missing = [c.name for c in cells if read_json(folder.run_marker(c.name)) is None]
-    if missing:
-        raise ConfigError(f"{len(missing)} cell(s) are not trained yet (e.g. {missing[0]}); run "
-                          "the train stage first")
-    data = data_identity(cfg)
-    for task in cfg.tasks:
-        write_references(folder, cfg, task)
-    status = {}
-    if not opts.worker:
-        for name in evaluate_baselines(folder, cfg, device, opts.progress, data):
-            status[name] = "done"
-    status.update(poll_until_done(
-        cells, lambda c: evaluate_cell_locked(folder, cfg, c, device, opts.progress, data),
-        POLL_SECONDS))
-    labels = {name: name for name in status}
-    labels.update({c.name: c.describe() for c in plan.cells})
-    write_manifest(folder, cfg, labels)
-    return status
-
-
 def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = None) -> dict:
     """Run the study's stages into ``out`` (see the module docstring); returns a summary."""
     from optiqa.core.store import ResultsStore
@@ -218,36 +205,15 @@ def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = Non
     store = None if opts.worker else ResultsStore(plan.folder.root)
     summary: dict = {"study": cfg.name, "folder": str(plan.folder.root), "stages": {}}
     device = device_name(opts.device)
+    ctx = StageContext(plan, cells, opts, store, device)
     try:
         for stage in opts.stages:
+            run, in_worker = STAGE_TABLE[stage]
+            if opts.worker and not in_worker:
+                continue
             t0 = time.time()
             log.info("stage %s", stage)
-            if stage == "assess" and not opts.worker:
-                from optiqa.study.assessment import run_assessment
-
-                result = {k: len(v["items"]) for k, v in run_assessment(
-                    plan.folder, cfg, store, device, opts.progress).items()}
-            elif stage == "train":
-                result = stage_train(plan, cells, opts, store)
-            elif stage == "evaluate":
-                result = stage_evaluate(plan, cells, opts)
-            elif stage == "transfer" and not opts.worker:
-                from optiqa.study.assessment import run_transfer_stage
-
-                result = sorted(run_transfer_stage(plan.folder, cfg, cells, store, device,
-                                                   opts.progress))
-            elif stage == "analyze" and not opts.worker:
-                from optiqa.study.analysis import run_analysis
-                from optiqa.study.diagnostics import run_recovery_for_study
-
-                result = run_analysis(plan)["summary"]
-                run_recovery_for_study(plan, device, opts.progress)
-            elif stage == "report" and not opts.worker:
-                from optiqa.study.report import write_report
-
-                result = {k: str(v) for k, v in write_report(plan).items()}
-            else:
-                continue
+            result = run(ctx)
             summary["stages"][stage] = {"result": result, "seconds": round(time.time() - t0, 1)}
     finally:
         if store is not None:
