@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from optiqa.evaluators.circularity import circular_reason
 from optiqa.stats import correlation as C
 from optiqa.core.errors import InputError
 from optiqa.stats import ranking as R
@@ -214,7 +215,8 @@ def make_study(n_images=30, noise=0.05, reverse=False, seed=0, metrics=METRICS, 
              for i, m in enumerate(metrics)}
     assess = AssessmentScores([AssessmentDataset("toy", target, groups)], preds,
                               {m: False for m in metrics})
-    opt = OptimizationScores(cells, list(panel), images, scores, dict(FAMILY))
+    opt = OptimizationScores(cells, list(panel), images, scores, dict(FAMILY),
+                             rule=circular_reason)
     return opt, assess
 
 

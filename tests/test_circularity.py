@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from optiqa.evaluators.circularity import circular_reason
 from optiqa.evaluators import (EXCLUDED_MARK, discriminator_extractor, exclusion,
                                family_of, feature_extractor)
 
@@ -127,7 +128,7 @@ def test_every_output_marks_excluded_judgments_the_same(tmp_path):
                              {c.name: {e: np.array(per_image[(c.name, e)]) for e in evaluators}
                               for c in cells},
                              {m: fam[m] for m in cfg.fidelity.metrics},
-                             {m: feature_extractor(m) for m in fam})
+                             {m: feature_extractor(m) for m in fam}, rule=circular_reason)
     groups = np.repeat(np.arange(6), 3)
     assess = AssessmentScores([AssessmentDataset("toy", rng.normal(size=18), groups)],
                               {m: {"toy": rng.normal(size=18)} for m in cfg.fidelity.metrics},
@@ -169,7 +170,7 @@ def test_a_kept_pixel_term_is_excluded_the_same_by_panel_analysis_and_json():
     opt = OptimizationScores([Cell(cell.name, "ssim", extra_families=(family_of("l1"),))],
                              [Evaluator(e, False, fam[e]) for e in names], ["i0"],
                              {cell.name: {e: np.zeros(1) for e in names}}, {"ssim": fam["ssim"]},
-                             {m: feature_extractor(m) for m in fam})
+                             {m: feature_extractor(m) for m in fam}, rule=circular_reason)
     json_reasons = {e.name: why for e in opt.evaluators
                     for kind, why in [opt.exclusion(opt.cells[0], e) or (None, None)] if kind}
     assert json_reasons == study

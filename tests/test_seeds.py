@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from test_asymmetry import FAMILY, METRICS, PANEL
 
+from optiqa.evaluators.circularity import circular_reason
 from optiqa.stats.replicates import SeedSpread, seed_spread
 from optiqa.study.asymmetry import (AssessmentDataset, AssessmentScores, Cell,
                                     OptimizationScores, _optimization, analyze)
@@ -61,7 +62,7 @@ def seeded_study(n_seeds=3, seed_sd=0.5, image_sd=0.0, n_images=12, seed=0, metr
     assess = AssessmentScores([AssessmentDataset("toy", target, groups)], preds,
                               {m: False for m in metrics})
     opt = OptimizationScores(cells, list(PANEL), [f"img{i}" for i in range(n_images)], scores,
-                             dict(FAMILY))
+                             dict(FAMILY), rule=circular_reason)
     return opt, assess, offsets
 
 

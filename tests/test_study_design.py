@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from optiqa.evaluators.circularity import circular_reason
 from optiqa.study.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
                                     OptimizationScores, analyze)
 
@@ -60,7 +61,7 @@ def _study(cells, seed=0):
     target = rng.normal(size=100)
     preds = {m: {"toy": target * (i + 1) / 5 + rng.normal(0, 1, 100)}
              for i, m in enumerate(METRICS)}
-    return (OptimizationScores(cells, PANEL, images, scores, FAMILY),
+    return (OptimizationScores(cells, PANEL, images, scores, FAMILY, rule=circular_reason),
             AssessmentScores([AssessmentDataset("toy", target, groups)], preds,
                              {m: False for m in METRICS}))
 

@@ -62,6 +62,7 @@ def excluded_evaluators(cfg, cell) -> dict[str, str]:
 
 def optimization_scores(plan):
     from optiqa.evaluators import feature_extractor
+    from optiqa.evaluators.circularity import circular_reason
     from optiqa.metrics import list_metrics
     from optiqa.study.asymmetry import Cell, Evaluator, OptimizationScores
     from optiqa.study.evaluation import current_evaluations
@@ -91,7 +92,8 @@ def optimization_scores(plan):
                             getattr(infos[m], "kind", "fr")) for m in cfg.evaluators.metrics]
     metric_family = {c.fidelity: family(c.fidelity, by_family) for c in plan.cells}
     features = {m: feature_extractor(m) for m in [*metric_family, *cfg.evaluators.metrics]}
-    return OptimizationScores(cells, evaluators, images or [], scores, metric_family, features)
+    return OptimizationScores(cells, evaluators, images or [], scores, metric_family, features,
+                              rule=circular_reason)
 
 
 def assessment_scores(plan):

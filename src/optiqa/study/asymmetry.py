@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -100,7 +101,10 @@ class OptimizationScores:
     """Per-image evaluator scores of every cell, in each evaluator's own orientation.
 
     ``scores[cell][evaluator]`` has shape ``(len(images),)``; a missing entry is reported, not
-    guessed. ``metric_family`` maps each fidelity metric to its family (circularity rule).
+    guessed. ``metric_family`` maps each fidelity metric to its family, ``features`` metrics to
+    their feature extractors, and ``rule`` is the circularity rule on those resolved values
+    (:func:`optiqa.evaluators.circularity.circular_reason`, passed in: the rule lives in the
+    workflow layer, these statistics below it).
     """
 
     cells: list[Cell]
@@ -110,6 +114,7 @@ class OptimizationScores:
     metric_family: dict[str, str]
     # feature extractor (backbone + weights) of each fidelity metric and evaluator that has one
     features: dict[str, str | None] = field(default_factory=dict)
+    rule: Callable[..., str | None] | None = None
 
     def family_of(self, metric: str) -> str:
         if metric not in self.metric_family:
@@ -119,9 +124,10 @@ class OptimizationScores:
 
     def exclusion(self, cell: Cell, evaluator: Evaluator) -> tuple[str, str] | None:
         """``(kind, reason)`` when ``evaluator`` may not or cannot judge ``cell``, else None."""
-        from optiqa.evaluators.circularity import circular_reason
-
-        why = circular_reason(evaluator.name, evaluator.family, self.features.get(evaluator.name),
+        if self.rule is None:
+            raise InputError("no circularity rule given (rule=optiqa.evaluators.circularity."
+                             "circular_reason)", option="rule")
+        why = self.rule(evaluator.name, evaluator.family, self.features.get(evaluator.name),
                               cell.fidelity, self.family_of(cell.fidelity),
                               self.features.get(cell.fidelity), cell.discriminator_features,
                               tuple(cell.extra_families))
