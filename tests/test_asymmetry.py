@@ -13,7 +13,7 @@ from optiqa.evaluators.circularity import circular_reason
 from optiqa.stats import correlation as C
 from optiqa.core.errors import InputError
 from optiqa.stats import ranking as R
-from optiqa.study.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
+from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
                                     OptimizationScores, analyze, default_pairs, setting_groups)
 
 

@@ -79,7 +79,7 @@ def test_every_output_marks_excluded_judgments_the_same(tmp_path):
     """HTML (greyed), Markdown and CSV show the mark in place of the number, and the analysis
     JSON has no number for the same (cell, evaluator) judgments."""
     from optiqa.study.analysis import excluded_evaluators
-    from optiqa.study.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
+    from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
                                         OptimizationScores, analyze)
     from optiqa.study.cells import expand_cells
     from optiqa.study.config import load_study_config
@@ -147,7 +147,7 @@ def test_a_kept_pixel_term_is_excluded_the_same_by_panel_analysis_and_json():
     panel, the analysis and the statistics give the same judgments and the same words."""
     from optiqa.evaluators import excluded_judges, panel
     from optiqa.study.analysis import excluded_evaluators
-    from optiqa.study.asymmetry import Cell, Evaluator, OptimizationScores
+    from optiqa.stats.asymmetry import Cell, Evaluator, OptimizationScores
     from optiqa.study.cells import expand_cells
     from optiqa.study.config import load_study_config
 

@@ -9,7 +9,7 @@ import pytest
 from test_asymmetry import METRICS, make_study
 
 from optiqa.stats.headline import Headline
-from optiqa.study.asymmetry import analyze
+from optiqa.stats.asymmetry import analyze
 from optiqa.report.document import Document
 from optiqa.report.analysis import answer_section
 

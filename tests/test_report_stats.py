@@ -8,7 +8,7 @@ import pytest
 from test_asymmetry import make_study
 
 from optiqa.report import figures
-from optiqa.study.asymmetry import analyze
+from optiqa.stats.asymmetry import analyze
 from optiqa.report.document import Document
 from optiqa.report.analysis import analysis_sections
 

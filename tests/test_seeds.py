@@ -11,7 +11,7 @@ from test_asymmetry import FAMILY, METRICS, PANEL
 
 from optiqa.evaluators.circularity import circular_reason
 from optiqa.stats.replicates import SeedSpread, seed_spread
-from optiqa.study.asymmetry import (AssessmentDataset, AssessmentScores, Cell,
+from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell,
                                     OptimizationScores, _optimization, analyze)
 from optiqa.stats.seeds import collapse
 

@@ -114,7 +114,7 @@ def test_panel_median_test_by_brute_force():
 def test_every_rank_agreement_row_carries_its_exact_test_and_flag():
     from test_asymmetry import make_study
 
-    from optiqa.study.asymmetry import analyze
+    from optiqa.stats.asymmetry import analyze
 
     out = analyze(*make_study(metrics=["l1", "ssim", "gmsd", "dists_vgg16"]), n_boot=20)
     json.dumps(out, allow_nan=False)
@@ -156,7 +156,7 @@ def test_wilcoxon_floor_is_two_over_two_to_the_n():
 def test_planned_comparisons_are_their_own_holm_family():
     from test_asymmetry import PANEL, make_study
 
-    from optiqa.study.asymmetry import analyze, default_pairs
+    from optiqa.stats.asymmetry import analyze, default_pairs
 
     opt, assess = make_study(n_images=10, noise=1.0)
     planned = [("ssim", "gmsd")]
@@ -180,7 +180,7 @@ def test_bootstrap_defaults_are_at_least_2000():
 
     from optiqa.stats import correlation
     from optiqa.judge.fit import fit_study
-    from optiqa.study.asymmetry import analyze
+    from optiqa.stats.asymmetry import analyze
     from optiqa.study.config import AssessmentOpts
 
     # the report reads its intervals from the analysis (one source), so these are all of them

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from optiqa.evaluators.circularity import circular_reason
-from optiqa.study.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
+from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
                                     OptimizationScores, analyze)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,7 +214,7 @@ def test_built_in_greyscale_photos_are_detected_from_their_pixels():
 
 # --------------------------------------------------------------------------- one interval source
 def test_the_report_takes_every_interval_from_the_analysis():
-    from optiqa.study.asymmetry import model_means
+    from optiqa.stats.asymmetry import model_means
     from optiqa.study.report import optimization_rows
 
     cells = [Cell(m, m) for m in METRICS[:3]]

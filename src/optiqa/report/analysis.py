@@ -1,4 +1,4 @@
-"""The report's analysis sections, from ``analysis.json`` (:mod:`optiqa.study.asymmetry`)."""
+"""The report's analysis sections, from ``analysis.json`` (:mod:`optiqa.stats.asymmetry`)."""
 from __future__ import annotations
 
 from optiqa.report.document import Document, Figure, Table

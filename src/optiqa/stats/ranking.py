@@ -6,7 +6,7 @@
 - The Wilcoxon signed-rank test (scipy) with the matched-pairs rank-biserial correlation.
 - Holm's step-down adjustment of p-values (:mod:`optiqa.stats.multiplicity`, re-exported).
 
-NaN means "undefined" here (a constant ranking, too few objects); :mod:`optiqa.study.asymmetry`
+NaN means "undefined" here (a constant ranking, too few objects); :mod:`optiqa.stats.asymmetry`
 turns it into ``None`` with a reason.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Training seeds in the asymmetry analysis (``train.seeds``): replicates of one setting.
 
-A study that trains every cell with several seeds gives :mod:`optiqa.study.asymmetry` one
-:class:`~optiqa.study.asymmetry.Cell` per run, each with its ``seed`` and its ``unit`` (the
+A study that trains every cell with several seeds gives :mod:`optiqa.stats.asymmetry` one
+:class:`~optiqa.stats.asymmetry.Cell` per run, each with its ``seed`` and its ``unit`` (the
 setting name every replicate shares). :func:`collapse` turns them into one cell per unit whose
 per-image score is the mean over its seeds, and keeps the per-seed scores, so that
 

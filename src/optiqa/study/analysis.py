@@ -1,4 +1,4 @@
-"""The analyze stage: the study's results as the inputs of :mod:`optiqa.study.asymmetry`.
+"""The analyze stage: the study's results as the inputs of :mod:`optiqa.stats.asymmetry`.
 
 Optimization side: the per-image scores of every evaluated cell (``evaluate/<cell>.json``, all
 test sets of the cell's task, in a fixed image order). Assessment side: the per-item scores of
@@ -64,7 +64,7 @@ def optimization_scores(plan):
     from optiqa.evaluators import feature_extractor
     from optiqa.evaluators.circularity import circular_reason
     from optiqa.metrics import list_metrics
-    from optiqa.study.asymmetry import Cell, Evaluator, OptimizationScores
+    from optiqa.stats.asymmetry import Cell, Evaluator, OptimizationScores
     from optiqa.study.evaluation import current_evaluations
 
     cfg = plan.cfg
@@ -99,7 +99,7 @@ def optimization_scores(plan):
 def assessment_scores(plan):
     from optiqa.metrics import list_metrics
     from optiqa.study.assessment import assessment_files
-    from optiqa.study.asymmetry import AssessmentDataset, AssessmentScores
+    from optiqa.stats.asymmetry import AssessmentDataset, AssessmentScores
 
     infos = list_metrics()
     datasets, predictions = [], {}
@@ -172,7 +172,7 @@ def current_analysis(plan) -> tuple[dict | None, str | None]:
 def run_analysis(plan, key: str | None = None) -> dict:
     """Write ``analysis.json`` (with its :func:`analysis_key`, computed unless given); returns it
     with a one-line ``summary``."""
-    from optiqa.study.asymmetry import analyze
+    from optiqa.stats.asymmetry import analyze
     from optiqa.study.cells import study_grids
 
     key = key or analysis_key(plan)
@@ -226,8 +226,8 @@ def assessment_sentence(plan) -> str:
 
 def _model_means(plan, images: list[str]) -> list[dict]:
     """Every evaluated model's (baselines too) mean evaluator scores with intervals from the
-    analysis' own image replicates (:func:`optiqa.study.asymmetry.model_means`)."""
-    from optiqa.study.asymmetry import model_means
+    analysis' own image replicates (:func:`optiqa.stats.asymmetry.model_means`)."""
+    from optiqa.stats.asymmetry import model_means
     from optiqa.study.evaluation import current_evaluations
 
     scores = {}
@@ -336,7 +336,7 @@ def crop_quality(plan, cells: dict):
 
 
 def _setting(cell) -> str:
-    """The setting label of :class:`optiqa.study.asymmetry.Cell` for a study cell."""
+    """The setting label of :class:`optiqa.stats.asymmetry.Cell` for a study cell."""
     return f"{cell.discriminator}@{cell.adversarial_weight:g}" if cell.adversarial else "none"
 
 
