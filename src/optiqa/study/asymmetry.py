@@ -1,0 +1,8 @@
+"""Moved to :mod:`optiqa.stats.asymmetry` (the analysis is pure statistics: the ``stats`` layer).
+
+An import shim kept for one release, because ``optiqa.study.asymmetry`` was the documented home
+of the analysis (``analyze``, ``Cell``, ``Evaluator``, ``OptimizationScores``,
+``AssessmentScores``) that users call on their own scores; it will be removed after that
+release. Note that :class:`OptimizationScores` now takes the circularity rule as ``rule=``.
+"""
+from optiqa.stats.asymmetry import *  # noqa: F401,F403
