@@ -197,3 +197,27 @@ def test_the_library_checks_the_device_like_the_cli(tmp_path):
         with pytest.raises(ConfigError, match=why):
             run_study(cfg, tmp_path / "s", StudyOptions(device=bad))
     assert not (tmp_path / "s").exists()
+
+def test_the_recovery_test_is_configured_where_it_runs(tmp_path):
+    """``recovery`` is its own stage and its own top-level key; the old ``report.recovery`` is
+    moved there for one release, and giving both is an error naming the old key."""
+    from optiqa.core.errors import ConfigError
+    from optiqa.study.runner import STAGE_TABLE
+
+    assert list(STAGE_TABLE)[-2:] == ["recovery", "report"]
+    assert STAGE_TABLE["recovery"][1] is False          # the runner's, never a GPU worker's
+    cfg = load_study_config(REPO / "configs" / "study" / "quick.yaml")
+    assert cfg.recovery.image == "astronaut" and cfg.report.recovery is None
+    text = (REPO / "tests" / "data" / "tiny_study.yaml").read_text()
+    old = text.replace("recovery: {image", "report_recovery_placeholder: {image")
+    old = old.replace("report:\n", "report:\n  recovery: {image: chelsea, size: 32, steps: 2}\n")
+    old = old.replace("report_recovery_placeholder: {image: astronaut, size: 32, steps: 3, "
+                      "starts: [noise]}\n", "")
+    path = tmp_path / "old.yaml"
+    path.write_text(old.replace("../../configs", str(REPO / "configs")))
+    moved = load_study_config(path)
+    assert moved.recovery.image == "chelsea" and moved.report.recovery is None
+    both = old.replace("report:\n", "recovery: {image: astronaut}\nreport:\n", 1)
+    path.write_text(both.replace("../../configs", str(REPO / "configs")))
+    with pytest.raises(ConfigError, match="report.recovery"):
+        load_study_config(path)

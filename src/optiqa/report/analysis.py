@@ -404,7 +404,7 @@ def human_section(doc: Document, r) -> None:
 
 
 def recovery_section(doc: Document, opts, folder, done: dict | None) -> None:
-    """The recovery test of the fidelity metrics (``report.recovery`` options ``opts``), when the
+    """The recovery test of the fidelity metrics (``recovery`` options ``opts``), when the
     study ran it: ``folder`` holds its files, ``done`` its completion record (None: not run)."""
     import csv
 

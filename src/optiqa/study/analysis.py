@@ -341,10 +341,5 @@ def _setting(cell) -> str:
 
 
 def run_stage(ctx) -> dict:
-    """The analyze stage as the runner calls it: ``analysis.json``'s summary. The recovery test
-    (``report.recovery``) runs here too, after the analysis (it needs no results of its own)."""
-    from optiqa.study.diagnostics import run_recovery_for_study
-
-    summary = run_analysis(ctx.plan)["summary"]
-    run_recovery_for_study(ctx.plan, ctx.device, ctx.opts.progress)
-    return summary
+    """The analyze stage as the runner calls it: ``analysis.json``'s summary."""
+    return run_analysis(ctx.plan)["summary"]

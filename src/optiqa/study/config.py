@@ -238,7 +238,9 @@ class ReportOpts:
     crop_images: int = 3         # test images shown in the visual comparison
     comparisons: list = field(default_factory=list)  # [cell glob A, cell glob B] pairs to test
     note: str = ""               # a paragraph at the top (e.g. what a small example lacks)
-    recovery: RecoveryOpts | None = None  # the recovery test of the fidelity metrics
+    # deprecated spelling of the top-level `recovery` (moved there when the config is checked;
+    # accepted for one release)
+    recovery: RecoveryOpts | None = None
 
 
 @dataclass
@@ -265,6 +267,7 @@ class StudyConfig:
     assessment: AssessmentOpts = field(default_factory=AssessmentOpts)
     transfer: TransferOpts | None = None
     launcher: LauncherOpts = field(default_factory=LauncherOpts)
+    recovery: RecoveryOpts | None = None     # the recovery stage: the fidelity metrics as losses
     report: ReportOpts = field(default_factory=ReportOpts)
     source: str | None = None   # the study file (filled in by load_study_config)
     rehearsal: RehearsalInfo | None = None   # a CPU rehearsal of another config (--rehearse)
@@ -278,6 +281,14 @@ class StudyConfig:
                  "a task name must not contain '__' or '/'", key)
         names = [g.name for g in self.grids if g.name]
         need(len(set(names)) == len(names), "grids", "two grids share a name", names)
+        if self.report.recovery is not None:   # the old place, configured where it did not run
+            need(self.recovery is None, "report.recovery",
+                 "is the old spelling of recovery; give only one of them", self.report.recovery)
+            import logging
+
+            logging.getLogger("optiqa.study").warning(
+                "report.recovery is deprecated: write it as the top-level key recovery")
+            self.recovery, self.report.recovery = self.report.recovery, None
         for i, g in enumerate(self.grids):
             for j, m in enumerate(g.fidelity):
                 need(m in self.fidelity.metrics, f"grids[{i}].fidelity[{j}]",

@@ -1,4 +1,4 @@
-"""The recovery test of the study's fidelity metrics (``report.recovery``), for the report.
+"""The recovery stage: the recovery test of the study's fidelity metrics (``recovery``).
 
 Why a good IQA model can be a poor loss: minimised over the pixels from a start that is not the
 reference (noise, a blurred version, ...), does the loss bring the reference back, or does it
@@ -20,7 +20,7 @@ def run_recovery_for_study(plan, device: str = "cpu", progress: bool = False) ->
     from optiqa.diagnose.outputs import write_recovery
     from optiqa.diagnose.recovery import RecoveryOptions, run_recovery
 
-    opts = plan.cfg.report.recovery
+    opts = plan.cfg.recovery
     if opts is None:
         return None
     metrics = list(plan.cfg.fidelity.metrics)
@@ -40,3 +40,9 @@ def run_recovery_for_study(plan, device: str = "cpu", progress: bool = False) ->
               "cpu_seconds": round(report.cpu_seconds, 1)}
     write_json(folder / "key.json", result)  # last: the result is complete from here on
     return result
+
+
+def run_stage(ctx) -> dict | None:
+    """The recovery stage as the runner calls it: the completion record, None when the study
+    has no ``recovery`` block."""
+    return run_recovery_for_study(ctx.plan, ctx.device, ctx.opts.progress)

@@ -196,8 +196,8 @@ def rehearsal_config(cfg: StudyConfig, out: str | Path) -> StudyConfig:
     new.launcher.type, new.launcher.gpus_per_cell = "local", 1
     r = new.report
     r.crop_size, r.crop_images = 24, 1
-    if r.recovery is not None:
-        r.recovery.size, r.recovery.steps = 64, 2
+    if new.recovery is not None:
+        new.recovery.size, new.recovery.steps = 64, 2
         subs.append("recovery test: 64 px, 2 steps")
     new.rehearsal = RehearsalInfo(source=str(cfg.source or ""), substitutions=subs)
     return new

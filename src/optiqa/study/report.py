@@ -92,7 +92,7 @@ def write_report(plan) -> dict:
     analysis_sections(doc, r)
     human_section(doc, r)
     recovery = plan.folder.recovery
-    recovery_section(doc, plan.cfg.report.recovery, recovery, read_json(recovery / "key.json"))
+    recovery_section(doc, plan.cfg.recovery, recovery, read_json(recovery / "key.json"))
     _transfer(doc, r)
     _visual(doc, r)
     _training(doc, r)

@@ -3,14 +3,16 @@
 Stages, in order: ``assess`` (the fidelity metrics as IQA models) -> ``train`` (the pre-training,
 then every cell) -> ``evaluate`` (every model on the held-out test images, by the evaluator
 panel) -> ``transfer`` (discriminator backbones reused for IQA, and zero-shot) -> ``analyze``
-(the asymmetry between assessment and optimization) -> ``report``. Every stage skips what is
+(the asymmetry between assessment and optimization) -> ``recovery`` (the recovery test of the
+fidelity metrics, when configured) -> ``report``. Every stage skips what is
 complete and current (markers and store keys record what produced them), so the same command
 continues an interrupted study and redoes nothing that is finished; a half-written artifact is
 never trusted. The configuration, its names and data folders are checked before any work starts.
 
 Each stage is one module with a ``run_stage(ctx)`` entry (:mod:`~optiqa.study.assessment`,
 :mod:`~optiqa.study.launchers` for training, :mod:`~optiqa.study.evaluation`,
-:mod:`~optiqa.study.transfer`, :mod:`~optiqa.study.analysis`, :mod:`~optiqa.study.report`),
+:mod:`~optiqa.study.transfer`, :mod:`~optiqa.study.analysis`, :mod:`~optiqa.study.diagnostics`,
+:mod:`~optiqa.study.report`),
 called through :data:`STAGE_TABLE`; this module checks, plans and loops.
 """
 from __future__ import annotations
@@ -74,6 +76,11 @@ def _analyze(ctx):
     return run_stage(ctx)
 
 
+def _recovery(ctx):
+    from optiqa.study.diagnostics import run_stage
+    return run_stage(ctx)
+
+
 def _report(ctx):
     from optiqa.study.report import run_stage
     return run_stage(ctx)
@@ -87,6 +94,7 @@ STAGE_TABLE = {
     "evaluate": (_evaluate, True),
     "transfer": (_transfer, False),
     "analyze": (_analyze, False),
+    "recovery": (_recovery, False),
     "report": (_report, False),
 }
 STAGES = tuple(STAGE_TABLE)
