@@ -188,3 +188,38 @@ def test_bootstrap_defaults_are_at_least_2000():
     assert correlation.DEFAULT_BOOTSTRAP >= 2000
     for fn in (analyze, fit_study):
         assert inspect.signature(fn).parameters["n_boot"].default >= 2000
+
+
+def test_result_rows_round_trip_and_name_a_wrong_key():
+    """Typed rows (stats/rows.py): what analysis.json holds reads back into the same row, and
+    a misspelt or missing key fails where it is read, naming the row type and the key."""
+    from optiqa.core.errors import InputError
+    from optiqa.stats.rows import Exclusion, ModelMean, PairedTest
+
+    row = PairedTest("a", "b", "psnr_y", 12, n_nonzero=11, p_value=0.03, family="planned")
+    assert PairedTest.from_json(row.to_json()) == row
+    mean = ModelMean("a", "psnr_y", 28.5, [28.0, 29.0])
+    assert ModelMean.many([mean.to_json()]) == [mean]
+    with pytest.raises(InputError, match="PairedTest: unknown key 'p_holmm'"):
+        PairedTest.from_json({**row.to_json(), "p_holmm": 0.1})
+    with pytest.raises(InputError, match="Exclusion"):
+        Exclusion.from_json({"cell": "a", "evaluator": "psnr_y", "kind": "circular",
+                             "reason": "the training loss"})      # no fidelity
+
+
+def test_paired_tests_are_written_as_typed_rows():
+    """analyze() writes every paired test as a PairedTest row (the report reads them so)."""
+    from optiqa.evaluators.circularity import circular_reason
+    from optiqa.stats.asymmetry import Cell, Evaluator, OptimizationScores, paired_tests
+    from optiqa.stats.rows import PairedTest
+
+    rng = np.random.default_rng(0)
+    cells = [Cell("x__none", "l1"), Cell("x__patch", "l1", "patch", "patch", "conv", 0.01)]
+    ev = [Evaluator("gmsd", True, "gmsd")]
+    scores = {c.name: {"gmsd": rng.normal(size=8)} for c in cells}
+    opt = OptimizationScores(cells, ev, [f"i{i}" for i in range(8)], scores, {"l1": "pixel"},
+                             rule=circular_reason)
+    rows = PairedTest.many(paired_tests(opt, [("x__patch", "x__none")]))
+    assert [(r.a, r.b, r.evaluator, r.family, r.n_images) for r in rows] == \
+        [("x__patch", "x__none", "gmsd", "exploratory", 8)]
+    assert 0 <= rows[0].p_value <= 1 and rows[0].p_holm == rows[0].p_value   # a family of one

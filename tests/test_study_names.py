@@ -61,6 +61,9 @@ def test_the_study_folder_places_runs_where_run_folders_find_their_study(tmp_pat
     assert run == RunFolder.in_study(tmp_path, "sr_x4__ssim__none")
     assert run.study_root == tmp_path
     assert folder.lock("evaluate", "x").name == "evaluate__x.lock"
+    # the judging app reads the manifest the evaluate stage writes (judge/ may not import study/)
+    from optiqa.judge.manifest import MANIFEST
+    assert folder.manifest == tmp_path / MANIFEST
     assert folder.run_image("a", "sr_x4", "Set5", "baby").relative_to(folder.run_images("a")) \
         .as_posix() == "sr_x4/Set5/baby.png"
     assert folder.test_image("input", "t", "s", "k").is_relative_to(folder.test_images("input"))

@@ -318,16 +318,16 @@ def _evaluators(doc, a) -> None:
 
 def _paired(doc, a) -> None:
     from optiqa.stats.multiplicity import TestFamily
+    from optiqa.stats.rows import PairedTest
 
     families = a.get("test_families", {})
     for key, title in (("planned_tests", "Planned comparisons (report.comparisons)"),
                        ("paired_tests", "Exploratory paired comparisons: every adversarial "
                                         "model against its counterpart without a "
                                         "discriminator")):
-        tests = a.get(key) or []
-        rows = [[t["a"], t["b"], t["evaluator"], t["n_images"], t["median_difference"],
-                 t["rank_biserial"], t["p_value"], t.get("smallest_p"), t["p_holm"],
-                 t["reason"] or ""] for t in tests]
+        tests = PairedTest.many(a.get(key))
+        rows = [[t.a, t.b, t.evaluator, t.n_images, t.median_difference, t.rank_biserial,
+                 t.p_value, t.smallest_p, t.p_holm, t.reason or ""] for t in tests]
         if not rows:
             continue
         name = "planned" if key == "planned_tests" else "exploratory"

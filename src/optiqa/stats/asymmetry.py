@@ -52,6 +52,7 @@ from optiqa.stats.asymmetry_tables import (_agreement_rows, _contrast_rows, _opt
                                            paired_tests, test_family)
 from optiqa.stats.groups import setting_groups
 from optiqa.stats.ranking import MIN_METRICS
+from optiqa.stats.rows import Exclusion
 
 __all__ = ["Cell", "Evaluator", "OptimizationScores", "AssessmentDataset", "AssessmentScores",
            "MIN_RELIABLE_IMAGES", "check_inputs", "agreement_dict", "model_means",
@@ -118,8 +119,7 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
                       "one test image: no bootstrap interval" if n_images < 2 else
                       f"only {n_images} test images: bootstrap intervals unreliable (fewer than "
                       f"{MIN_RELIABLE_IMAGES})")
-    exclusions = [{"cell": c.name, "fidelity": c.fidelity, "evaluator": e.name, "kind": x[0],
-                   "reason": x[1]}
+    exclusions = [Exclusion(c.name, c.fidelity, e.name, x[0], x[1]).to_json()
                   for c in opt.cells for e in opt.evaluators for x in [opt.exclusion(c, e)] if x]
     return {
         "protocol": {

@@ -18,6 +18,7 @@ from optiqa.core.errors import InputError
 from optiqa.stats import correlation, ranking
 from optiqa.stats.groups import BACKBONE_KINDS, LEVELS
 from optiqa.stats.ranking import Agreement
+from optiqa.stats.rows import ModelMean
 
 MIN_RELIABLE_IMAGES = 10
 
@@ -347,8 +348,8 @@ def model_means(scores: dict[str, dict[str, np.ndarray]], n_boot: int, seed: int
         return []
     matrix = np.stack([np.asarray(scores[m][e], np.float64) for m, e in keys], axis=1)
     point, reps = _image_means(matrix, n_boot, seed)
-    return [{"model": m, "evaluator": e, "mean": _num(point[j]),
-             "mean_ci": None if reps is None else _ci(reps[:, j], level)}
+    return [ModelMean(m, e, _num(point[j]),
+                      None if reps is None else _ci(reps[:, j], level)).to_json()
             for j, (m, e) in enumerate(keys)]
 
 

@@ -14,6 +14,7 @@ from optiqa.stats.asymmetry_base import (Cell, OptimizationScores, _Assessed, _c
 from optiqa.stats.groups import contrast_confound, contrast_pairs
 from optiqa.stats.multiplicity import wilcoxon_family, wilcoxon_smallest_p
 from optiqa.stats.ranking import rank_agreement
+from optiqa.stats.rows import PairedTest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,29 +249,27 @@ def paired_tests(opt: OptimizationScores, pairs, family: str = "exploratory") ->
                 raise InputError(f"paired test names unknown cell {name!r}", option="pairs")
         a, b = cells[a_name], cells[b_name]
         for e in opt.evaluators:
-            row = {"a": a.name, "b": b.name, "evaluator": e.name, "n_images": len(opt.images),
-                   "n_nonzero": None, "t_plus": None, "t_minus": None, "p_value": None,
-                   "p_holm": None, "rank_biserial": None, "median_difference": None,
-                   "reason": None}
+            row = PairedTest(a.name, b.name, e.name, len(opt.images))
             excl = opt.exclusion(a, e) or opt.exclusion(b, e)
             if excl:
-                row["reason"] = f"{excl[0]}: {excl[1]}"
+                row.reason = f"{excl[0]}: {excl[1]}"
                 rows.append(row)
                 continue
             qa, qb = opt.oriented(a, e), opt.oriented(b, e)
             test = ranking.wilcoxon_signed_rank(qa, qb)
             sign = -1.0 if e.lower_better else 1.0
-            row.update(n_nonzero=test["n_nonzero"], t_plus=test["t_plus"],
-                       t_minus=test["t_minus"], p_value=_num(test["p_value"]),
-                       rank_biserial=_num(test["rank_biserial"]), reason=test["reason"],
-                       median_difference=float(np.median(sign * (qa - qb))))
+            row.n_nonzero, row.t_plus, row.t_minus = (test["n_nonzero"], test["t_plus"],
+                                                      test["t_minus"])
+            row.p_value, row.rank_biserial = _num(test["p_value"]), _num(test["rank_biserial"])
+            row.reason = test["reason"]
+            row.median_difference = float(np.median(sign * (qa - qb)))
             rows.append(row)
-    adjusted, fam = wilcoxon_family(family, [r["p_value"] for r in rows],
-                                    [r["n_nonzero"] or 0 for r in rows])
+    adjusted, fam = wilcoxon_family(family, [r.p_value for r in rows],
+                                    [r.n_nonzero or 0 for r in rows])
     for row, p in zip(rows, adjusted):
-        row.update(p_holm=p, family=family, family_size=fam.size,
-                   smallest_p=wilcoxon_smallest_p(row["n_nonzero"] or 0))
-    return rows
+        row.p_holm, row.family, row.family_size = p, family, fam.size
+        row.smallest_p = wilcoxon_smallest_p(row.n_nonzero or 0)
+    return [row.to_json() for row in rows]   # as analysis.json holds them (PairedTest rows)
 
 
 def test_family(rows: list[dict], family: str) -> dict:

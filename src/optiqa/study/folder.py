@@ -145,6 +145,12 @@ class StudyFolder:
     def images(self) -> Path:
         return self.root / "images"
 
+    @property
+    def manifest(self) -> Path:
+        """``images/manifest.json``: every image the study registers (what the judging app
+        serves)."""
+        return self.images / "manifest.json"
+
     def test_images(self, kind: str) -> Path:
         """Every ground truth (``kind='reference'``) or input (``'input'``) image, below it as
         ``<task>/<set>/<key>.png``."""

@@ -209,8 +209,10 @@ def optimization_rows(r: StudyResults, evaluators: list[str]):
 
     rows, muted = [], set()
     # one source for every interval: the analysis' own image replicates (analysis.json)
-    means = {(x["model"], x["evaluator"]): (x["mean"], x["mean_ci"])
-             for x in (r.analysis or {}).get("model_means", [])}
+    from optiqa.stats.rows import ModelMean
+
+    means = {(x.model, x.evaluator): (x.mean, x.mean_ci)
+             for x in ModelMean.many((r.analysis or {}).get("model_means"))}
     baselines = [n for n in r.evaluations if n not in {c.name for c in r.plan.cells}]
     for name in baselines + [c.name for c in r.plan.cells]:
         if name not in r.evaluations:
