@@ -28,7 +28,7 @@ def run_recovery_for_study(plan, device: str = "cpu", progress: bool = False) ->
                        "steps": opts.steps, "starts": opts.starts, "seed": plan.cfg.seed,
                        "code": code_fingerprint(run_recovery)})
     folder = plan.folder.recovery
-    done = read_json(folder / "key.json")
+    done = read_json(plan.folder.recovery_record)
     if done and done.get("key") == key:
         return done
     options = RecoveryOptions(starts=tuple(opts.starts), steps=opts.steps, seed=plan.cfg.seed,
@@ -38,7 +38,7 @@ def run_recovery_for_study(plan, device: str = "cpu", progress: bool = False) ->
     write_recovery(report, folder, images=False)
     result = {"key": key, "image": opts.image, "figure": f"recovery_{opts.image}.png",
               "cpu_seconds": round(report.cpu_seconds, 1)}
-    write_json(folder / "key.json", result)  # last: the result is complete from here on
+    write_json(plan.folder.recovery_record, result)  # last: the result is complete from here on
     return result
 
 

@@ -191,6 +191,11 @@ class StudyFolder:
         return self.root / "diagnose" / "recovery"
 
     @property
+    def recovery_record(self) -> Path:
+        """The recovery stage's completion record, written last."""
+        return self.recovery / "key.json"
+
+    @property
     def analysis(self) -> Path:
         return self.root / "analysis.json"
 

@@ -91,8 +91,8 @@ def write_report(plan) -> dict:
 
     analysis_sections(doc, r)
     human_section(doc, r)
-    recovery = plan.folder.recovery
-    recovery_section(doc, plan.cfg.recovery, recovery, read_json(recovery / "key.json"))
+    recovery_section(doc, plan.cfg.recovery, plan.folder.recovery,
+                     read_json(plan.folder.recovery_record))
     _transfer(doc, r)
     _visual(doc, r)
     _training(doc, r)
