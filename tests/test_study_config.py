@@ -198,6 +198,7 @@ def test_the_library_checks_the_device_like_the_cli(tmp_path):
             run_study(cfg, tmp_path / "s", StudyOptions(device=bad))
     assert not (tmp_path / "s").exists()
 
+
 def test_the_recovery_test_is_configured_where_it_runs(tmp_path):
     """``recovery`` is its own stage and its own top-level key; the old ``report.recovery`` is
     moved there for one release, and giving both is an error naming the old key."""
