@@ -117,10 +117,13 @@ def test_every_stage_writes_its_artifacts(finished):
     assert (out / "report" / "report.md").is_file()
     for table in ("optimization", "iqa_synthetic", "rank_agreement", "transfer"):
         assert (out / "report" / "tables" / f"{table}.csv").is_file()
+    # results.db is a cache that its writers read back (metric scores, transfer results), not a
+    # second record of the training runs: their truth is runs/<cell>/complete.json (above)
     with sqlite3.connect(out / "results.db") as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        runs = dict(con.execute("SELECT name, status FROM runs WHERE stage='train'"))
-    assert runs["train/sr_x4__l1__none"] == "complete"
+        stages = {stage for (stage,) in con.execute("SELECT stage FROM runs")}
+        assert con.execute("SELECT COUNT(*) FROM scores").fetchone()[0] > 0
+    assert stages == {"transfer"}
 
 
 def test_a_rerun_redoes_nothing(finished):
