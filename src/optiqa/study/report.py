@@ -5,13 +5,17 @@ results, the analysis, the run folders' training logs and the saved images); not
 recomputed here except means and their bootstrap intervals, and the analysis when the results,
 the human votes or the configuration changed since ``analysis.json`` was written (its key says
 what it was computed from). Every table states its protocol.
+
+This module is the report stage: it reads the study folder and parses the study's names; the
+rendering is :mod:`optiqa.report` (``sections``, ``analysis``, ``visual``), which reads only
+what it is given.
 """
 from __future__ import annotations
 
 import time
 
-
-from optiqa.report.document import Document, Figure, Table
+from optiqa.report.document import Document, Table
+from optiqa.report.sections import ci_text as _ci_text
 from optiqa.study.folder import read_json
 
 TABLE_NOTE_Y = ("PSNR and SSIM on the Y channel of BT.601 YCbCr under the {protocol}; outputs "
@@ -34,8 +38,6 @@ def table_note_y(cfg) -> str:
     return TABLE_NOTE_Y.format(protocol=PROTOCOLS[cfg.evaluators.protocol], border=border)
 
 
-def _ci_text(ci, digits=3) -> str:
-    return "-" if not ci else f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
 class StudyResults:
@@ -79,13 +81,20 @@ def write_report(plan) -> dict:
     """Write the report into ``<study>/report/``; returns the paths written."""
     r = StudyResults(plan)
     doc = Document(f"optiqa study: {plan.cfg.name}")
-    _rehearsal(doc, r)           # a rehearsal says so, and what it replaced, first
+    from optiqa.report import sections
+
+    if plan.cfg.rehearsal is not None:   # a rehearsal says so, and what it replaced, first
+        from optiqa.core.rehearsal import recorded
+
+        info = plan.cfg.rehearsal
+        sections.rehearsal_section(doc, info.source or plan.cfg.name,
+                                   [*info.substitutions, *recorded(plan.folder.rehearsal_record)])
     from optiqa.report.analysis import answer_section
 
     answer_section(doc, r)       # the answer first; the long tables follow as detail
     doc.heading("The study")
     _intro(doc, r)
-    _assessment(doc, r)
+    sections.assessment_section(doc, r.assess)
     _optimization(doc, r)
     from optiqa.report.analysis import analysis_sections, human_section, recovery_section
 
@@ -95,28 +104,15 @@ def write_report(plan) -> dict:
                      read_json(plan.folder.recovery_record))
     _transfer(doc, r)
     _visual(doc, r)
-    _training(doc, r)
+    curves = {name: rows for name in [*plan.pretrain_jobs(), *(c.name for c in plan.cells)]
+              if (rows := plan.folder.run(name).training_curves())}
+    sections.training_section(doc, curves)
     if plan.cfg.rehearsal is not None:
         doc.stamp(REHEARSAL_STAMP)
     return doc.write(plan.folder.report)
 
 
 REHEARSAL_STAMP = "REHEARSAL (shrunk CPU run, not results)"
-
-
-def _rehearsal(doc: Document, r: StudyResults) -> None:
-    """A rehearsal's page opens with what it is and every substitution it made."""
-    from optiqa.core.rehearsal import recorded
-
-    info = r.cfg.rehearsal
-    if info is None:
-        return
-    subs = [*info.substitutions, *recorded(r.folder.rehearsal_record)]
-    doc.para(f"This is a rehearsal of {info.source or r.cfg.name}: every cell, baseline, "
-             "evaluator, assessment, transfer experiment and report section ran, shrunk, on a "
-             "CPU, to show that the study runs end to end. Its numbers test the machinery and "
-             "say nothing about the questions. Substitutions:", "note")
-    doc.bullets(subs)
 
 
 def _intro(doc: Document, r: StudyResults) -> None:
@@ -162,42 +158,6 @@ def design_sentence(plan) -> str:
 
         text += f"Adversarial weights: {weight_sentence(cfg)}. "
     return text + f"Evaluators: {', '.join(cfg.evaluators.metrics)}."
-
-
-def _assessment(doc: Document, r: StudyResults) -> None:
-    doc.heading("Metrics as IQA models")
-    if not r.assess:
-        doc.para("No assessment results (the assess stage has not run).")
-        return
-    for name, a in r.assess.items():
-        within = a["evaluation"] == "within"
-        rows = []
-        for res in a["results"]:
-            row = [res["metric"], res["n"]]
-            row += [res.get("srcc"), _ci_text(res.get("srcc_ci")), res.get("krcc"),
-                    _ci_text(res.get("krcc_ci"))]
-            if within:
-                row.append(res.get("strata_constant_scores", 0))
-            else:
-                row += [res.get("plcc"), _ci_text(res.get("plcc_ci"))]
-            rows.append(row)
-        headers = ["metric", "n", "SRCC", "95% CI", "KRCC", "95% CI"] + \
-            (["groups with constant scores (SRCC 0)"] if within else ["PLCC", "95% CI"])
-        warn = next((x.get("ci_warning") for x in a["results"] if x.get("ci_warning")), None)
-        protocol = (f"{a['title']}: {len(a['items'])} items, {len(a['contents'])} reference "
-                    f"contents; target {a['target']}. Scores correlated in the dataset's own "
-                    "orientation (metric sign flipped where it differs): positive = agrees. ")
-        protocol += ("SRCC/KRCC are means over (content, distortion) groups (the target is an "
-                     "order within a group only); PLCC undefined. " if within else
-                     "PLCC after the 4-parameter logistic fit (VQEG). ")
-        protocol += (f"95% CIs: percentile bootstrap over reference contents "
-                     f"({a['results'][0].get('n_boot', 0)} resamples).")
-        if warn:
-            protocol += f" Caution: {warn}."
-        if a.get("label"):
-            protocol = f"{a['label'].upper()}. " + protocol
-        doc.table(Table(f"{a['title']}", headers, rows, csv_name=f"iqa_{name}",
-                        protocol=protocol))
 
 
 def optimization_rows(r: StudyResults, evaluators: list[str]):
@@ -266,76 +226,13 @@ def _optimization(doc: Document, r: StudyResults) -> None:
 
 
 def _transfer(doc: Document, r: StudyResults) -> None:
+    """The transfer section, with the study's names parsed here (the renderer does not)."""
+    from optiqa.report.sections import transfer_section
     from optiqa.study.names import parse_transfer_gan, parse_zeroshot
 
-    doc.heading("Discriminators reused for IQA")
-    if not r.transfer:
-        doc.para("No transfer results (the study has no transfer block, or the stage has not "
-                 "run).")
-        return
-    rows = []
-    for name, t in r.transfer.items():
-        if parse_zeroshot(name) is not None:
-            flag = "*" if t.get("ci_warning") else ""
-            rows.append([parse_zeroshot(name), "zero-shot logit", "-", t.get("srcc"),
-                         _ci_text(t.get("srcc_ci")) + flag, t.get("krcc"), "-", "-"])
-            continue
-        test = t.get("test") or {}
-        srcc, krcc = test.get("srcc") or {}, test.get("krcc") or {}
-        init = t.get("init", "")
-        if str(init).startswith("gan:"):
-            info = t.get("init_info") or {}
-            k, n = info.get("trained_maps"), info.get("maps")
-            depth = ("" if k is None else
-                     "; backbone frozen in D: its ImageNet weights" if k == 0 else
-                     f"; the {k - 1} of {n - 1} stages D trained" if k < n else
-                     "; every stage, trained by D")
-            init = f"gan ({parse_transfer_gan(name)[1]}{depth})"
-        gan = parse_transfer_gan(name)
-        rows.append([gan[0] if gan else name, init,
-                     t.get("mode"), srcc.get("mean"),
-                     f"± {srcc['std']:.3f}" if srcc.get("std") is not None else "-",
-                     krcc.get("mean"), srcc.get("median"), srcc.get("n")])
-    first = next(iter(r.transfer.values()))
-    probes = [t for n, t in r.transfer.items() if parse_zeroshot(n) is None]
-    protocol = f"{first.get('dataset')}: {first.get('target', '')}. "
-    if probes:
-        # generated from the experiments' own settings, not assumed
-        how = sorted({"linear probes on frozen features" if t.get("mode") == "frozen" else
-                      f"the backbone fine-tuned with a {t.get('head')} head" for t in probes})
-        repeats = sorted({str((t.get("test") or {}).get("srcc", {}).get("n")) for t in probes})
-        protocol += (f"IQA models on the discriminator backbones: {' / '.join(how)}, trained on "
-                     "content splits (test contents held out, early stopping on validation "
-                     "contents); mean and standard deviation of the test SRCC over "
-                     f"{' / '.join(repeats)} repeat(s). A gan initialisation uses only the "
-                     "backbone stages its discriminator trained (random and imagenet: every "
-                     "stage). ")
-    if len(probes) < len(r.transfer):
-        protocol += ("Zero-shot: the trained discriminator's own mean logit as a quality score "
-                     "(higher = judged real), SRCC with a bootstrap CI over contents.")
-    warn = next((t.get("ci_warning") for t in r.transfer.values() if t.get("ci_warning")), None)
-    if warn:
-        protocol += f" * {warn}."
-    doc.table(Table("Transfer", ["experiment", "init", "mode", "SRCC (mean)", "± std / 95% CI",
-                                 "KRCC (mean)", "SRCC (median)", "repeats"], rows,
-                    csv_name="transfer", protocol=protocol))
-
-
-def _training(doc: Document, r: StudyResults) -> None:
-    from optiqa.report import figures
-
-    curves = {}
-    for name in [*r.plan.pretrain_jobs(), *(c.name for c in r.plan.cells)]:
-        rows = r.folder.run(name).training_curves()
-        if rows:
-            curves[name] = rows
-    doc.heading("Training curves")
-    if not curves:
-        doc.para("No training logs yet.")
-        return
-    doc.figure(Figure("Training losses per run", figures.training_curves(curves),
-                      "training_curves", "Every logged loss term over the iterations "
-                      "(generator and discriminator terms; log scale where positive)."))
+    zero_shot = {n: cell for n in r.transfer if (cell := parse_zeroshot(n)) is not None}
+    gan = {n: parsed for n in r.transfer if (parsed := parse_transfer_gan(n)) is not None}
+    transfer_section(doc, r.transfer, zero_shot, gan)
 
 
 def _visual(doc: Document, r: StudyResults) -> None:
