@@ -167,7 +167,7 @@ class StudyFolder:
 
     def run_images(self, run: str, task: str | None = None) -> Path:
         """The restored test images of one run (of one task, when given):
-        ``<task>/<set>/<key>.png`` below it, as :func:`optiqa.train.evaluate.restore_and_score`
+        ``<task>/<set>/<key>.png`` below it, as :func:`optiqa.restore.scoring.restore_and_score`
         writes them."""
         base = self.images / "runs" / run
         return base / task if task is not None else base
