@@ -9,8 +9,8 @@ import yaml
 
 from optiqa.core.errors import ConfigError, OptiqaError
 from optiqa.core.config import apply_overrides, load_config, parse_override, save_config
-from optiqa.train.config import (TrainConfig, build_train_datasets, check_train_config,
-                                 load_train_config)
+from optiqa.train.config import TrainConfig, check_train_config, load_train_config
+from optiqa.train.datasets import build_train_datasets
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "train" / "tiny_cpu.yaml"
@@ -194,3 +194,13 @@ def test_config_differences_name_every_changed_leaf():
                                             "train.total_iter: 4 -> 8"]
     assert config_differences(None, {"a": {"b": 1}}) == ["a: None -> {'b': 1}"]  # whole section
     assert config_differences(new, new) == []
+
+
+def test_dataset_building_moved_out_of_the_schema_with_its_old_import_path_kept():
+    import optiqa.train.config as schema
+    from optiqa.train import datasets
+
+    with pytest.warns(DeprecationWarning, match="optiqa.train.datasets.build_train_datasets"):
+        assert schema.build_train_datasets is datasets.build_train_datasets
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        schema.nothing  # noqa: B018

@@ -222,3 +222,29 @@ def test_the_recovery_test_is_configured_where_it_runs(tmp_path):
     path.write_text(both.replace("../../configs", str(REPO / "configs")))
     with pytest.raises(ConfigError, match="report.recovery"):
         load_study_config(path)
+
+
+def test_a_cells_training_config_is_parsed_once_per_study_run(tmp_path, monkeypatch):
+    """The config check, status checks, the run-folder check and the launch each parsed every
+    cell's training config again (three or more times per study run)."""
+    import optiqa.train.config as schema
+    from optiqa.study import training
+    from optiqa.study.folder import StudyFolder
+    from optiqa.study.plan import StudyPlan
+    from optiqa.study.training import stored_config, train_status
+
+    parsed = []
+    real = schema.load_train_config
+    monkeypatch.setattr(schema, "load_train_config",
+                        lambda *a, **k: parsed.append(1) or real(*a, **k))
+    monkeypatch.setattr(training, "_PARSED", {})
+    cfg = load_study_config(REPO / "tests" / "data" / "tiny_study.yaml")
+    check_study_config(cfg)
+    plan = StudyPlan(cfg, StudyFolder(tmp_path / "s"))
+    jobs = plan.train_jobs()
+    for _ in range(3):
+        for job in plan.train_jobs().values():
+            train_status(plan.folder, job)
+            stored_config(plan.folder, job)
+            assert job.total_iter == 4
+    assert len(parsed) == len(jobs)

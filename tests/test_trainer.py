@@ -131,8 +131,8 @@ def test_r1_ragan_and_frozen_backbone_discriminator():
 def test_nan_generator_output_is_skipped_then_stops():
     tr = _trainer("train.pixel_only_iter=0", "train.max_nan_skips=1")
     g_before, ema_before = _params(tr.net_g), _params(tr.ema.model)
-    real_forward = tr.g_fwd
-    tr.g_fwd = lambda x: real_forward(x) * float("nan")
+    real_forward = tr.g.forward
+    tr.g.forward = lambda x: real_forward(x) * float("nan")
     logs = tr.train_step(1, _batch(tr))
     assert math.isnan(float(logs["g_total"])) and tr.guard.skips == 1
     assert all(torch.equal(a, b) for a, b in zip(g_before, _params(tr.net_g)))

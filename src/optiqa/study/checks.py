@@ -103,7 +103,8 @@ def check_study_config(cfg: StudyConfig, check_data: bool = True) -> None:
 
 
 def _check_cell_configs(cfg: StudyConfig, problems: Problems) -> None:
-    from optiqa.train.config import check_train_config, load_train_config
+    from optiqa.study.training import parsed_train_config
+    from optiqa.train.config import check_train_config
 
     configs = [(c.name, c.train_config) for c in expand_cells(cfg)]
     configs += [(pretrain_name(t), pretrain_config(cfg, t)) for t in cfg.tasks
@@ -111,7 +112,7 @@ def _check_cell_configs(cfg: StudyConfig, problems: Problems) -> None:
     cells_of: dict[str, list[str]] = {}
     for name, raw in configs:
         try:
-            check_train_config(load_train_config(raw))
+            check_train_config(parsed_train_config(raw))
         except ConfigError as e:
             for p in e.problems:
                 cells_of.setdefault(p, []).append(name)

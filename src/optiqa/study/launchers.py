@@ -74,13 +74,12 @@ def spawn_gpu_workers(study_dir: Path, n_gpus: int, stage: str, cells: str | Non
 def torchrun_command(plan, job: TrainJob, gpus: int) -> list[str]:
     """``torchrun`` training one cell on ``gpus`` GPUs (DDP) from a config file in the study."""
     from optiqa.core.config import save_config
-    from optiqa.train.config import load_train_config
     from optiqa.train.paths import resolved_paths
 
     cfg_file = plan.folder.launch_config(job.name)
     run = plan.folder.run(job.name)
     # paths absolute in this launch file (the run's own config.yaml stores them relative)
-    save_config(resolved_paths(load_train_config(job.config), run.root), cfg_file)
+    save_config(resolved_paths(job.train_config, run.root), cfg_file)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={gpus}", "-m", "optiqa", "train", str(cfg_file),
            "--run-dir", str(run.root), "-q"]

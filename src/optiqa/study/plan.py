@@ -28,6 +28,7 @@ class StudyPlan:
     cfg: StudyConfig
     folder: StudyFolder
     cells: list[Cell] = field(default_factory=list)
+    _jobs: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if not self.cells:
@@ -46,12 +47,16 @@ class StudyPlan:
                 for t in self.cfg.tasks}
 
     def train_jobs(self) -> dict[str, TrainJob]:
-        """Every run of the study by name: the pre-trainings first, then the cells."""
-        jobs = dict(self.pretrain_jobs())
-        for c in self.cells:
-            after = (pretrain_name(c.task),) if self.cfg.train.pretrain is not None else ()
-            jobs[c.name] = TrainJob(c.name, c.train_config, after)
-        return jobs
+        """Every run of the study by name: the pre-trainings first, then the cells. Built once
+        per plan, so that each job's training config is parsed once per study run
+        (:attr:`TrainJob.train_config`), not at every status check and launch."""
+        if self._jobs is None:
+            jobs = dict(self.pretrain_jobs())
+            for c in self.cells:
+                after = (pretrain_name(c.task),) if self.cfg.train.pretrain is not None else ()
+                jobs[c.name] = TrainJob(c.name, c.train_config, after)
+            self._jobs = jobs
+        return dict(self._jobs)
 
     def save(self) -> None:
         """Write ``study.yaml``; a study folder holds one study (another name is refused)."""

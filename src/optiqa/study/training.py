@@ -22,6 +22,22 @@ from optiqa.study.locks import run_locked
 log = logging.getLogger("optiqa.study")
 
 
+# parsed training configs by content hash: the config check before any work, every status
+# check and the launch share one parse per cell and study run
+_PARSED: dict[str, object] = {}
+
+
+def parsed_train_config(raw: dict):
+    """``raw`` (a cell's training config mapping) as a :class:`~optiqa.train.config.TrainConfig`,
+    parsed once per process and content. Callers must not mutate it (path mapping copies)."""
+    from optiqa.train.config import load_train_config
+
+    key = stable_hash(raw)
+    if key not in _PARSED:
+        _PARSED[key] = load_train_config(raw)
+    return _PARSED[key]
+
+
 @dataclass(frozen=True)
 class TrainJob:
     """One run to train: a cell or a pre-training, with its raw training config."""
@@ -35,22 +51,26 @@ class TrainJob:
         return stable_hash(self.config)
 
     @property
+    def train_config(self):
+        """The job's :class:`~optiqa.train.config.TrainConfig`, parsed once
+        (:func:`parsed_train_config`; paths as written: relative ones are taken from the run
+        folder by :func:`stored_config` and the trainer)."""
+        return parsed_train_config(self.config)
+
+    @property
     def total_iter(self) -> int:
         """``train.total_iter`` of the job, its default included (the raw config may omit it)."""
-        from optiqa.train.config import load_train_config
-
-        return load_train_config(self.config).train.total_iter
+        return self.train_config.train.total_iter
 
 
 def stored_config(folder: StudyFolder, job: TrainJob):
     """The job's training config as its run folder stores it (``config.yaml``): relative paths
     of the job (the pre-training's weights) are taken from the run folder, and paths inside the
     study folder are stored relative to the run folder again."""
-    from optiqa.train.config import load_train_config
     from optiqa.train.paths import resolved_paths, stored_paths
 
     run = folder.run(job.name)
-    return stored_paths(resolved_paths(load_train_config(job.config), run.root), run)
+    return stored_paths(resolved_paths(job.train_config, run.root), run)
 
 
 def check_existing_run(folder: StudyFolder, job: TrainJob) -> None:
@@ -129,7 +149,7 @@ def train_job(folder: StudyFolder, job: TrainJob, device: str = "auto",
     run = folder.run(job.name)
     started = time.time()
     resume = bool(run.state_iterations()) or run.config_path.is_file()
-    summary = run_training(job.config, run_dir=run.root, resume=resume, device=device,
+    summary = run_training(job.train_config, run_dir=run.root, resume=resume, device=device,
                            progress=progress, console=progress, base_dir=run.root)
     total = job.total_iter
     if summary.get("iteration") != total:

@@ -5,20 +5,17 @@ BasicSR-style keys (``network_g``, ``train.optim_g``, ``gt_size``, ``total_iter`
 :mod:`optiqa.core.config` (unknown keys and wrong types name their dotted path, ``key.path=value``
 overrides). Each block checks its own numbers (``check``); :func:`check_train_config` checks
 across blocks and against the registries (generator, discriminator, backbone, metric and GAN type
-names, network options); :func:`build_train_datasets` checks the data (folders exist, ``gt_size``
-fits every training image, LR size x scale equals the HR size) while building the datasets --
-every problem reported at once, nothing written. Relative paths in a config file are taken from
+names, network options); :func:`optiqa.train.datasets.build_train_datasets` checks the data
+while building the datasets. Relative paths in a config file are taken from
 the file's folder (:mod:`optiqa.train.paths`; the study config follows the same rule), those of
 command-line overrides from the working directory; errors show the absolute path tried.
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Union
 
 from optiqa.core.config import join_path, load_config, need
@@ -436,47 +433,15 @@ def check_train_config(cfg: TrainConfig) -> None:
     problems.raise_any()
 
 
-def build_train_datasets(cfg: TrainConfig) -> dict:
-    """The run's datasets, which checks the data: folders exist, ``gt_size`` fits every training
-    image, LR size x scale = HR size, pretrained-weight files exist.
+def __getattr__(name: str):
+    """``build_train_datasets`` moved to :mod:`optiqa.train.datasets` (the schema does not build
+    datasets); the old import path works for one release."""
+    if name == "build_train_datasets":
+        import warnings
 
-    Returns ``{'train': dataset, 'val': dataset or None}``; raises :class:`ConfigError` naming
-    the key (``datasets.train: ...``).
-    """
-    from optiqa.data.datasets import build_sr_dataset
+        from optiqa.train import datasets
 
-    problems = Problems()  # every missing file and folder at once
-    for key in ("pretrain_network_g", "pretrain_network_d"):
-        p = getattr(cfg.path, key)
-        if p is not None and not Path(p).is_file():
-            problems.add(f"path.{key}: {p}: file not found")
-    out = {}
-    for phase, opts in (("train", cfg.datasets.train), ("val", cfg.datasets.val)):
-        if opts is None:
-            out[phase] = None
-            continue
-        kw = {k: v for k, v in dataclasses.asdict(opts).items()
-              if v is not None and k not in ("name", "batch_size", "num_worker", "max_images")}
-        try:
-            out[phase] = build_sr_dataset(kw, scale=cfg.scale, seed=cfg.seed, train=phase == "train")
-        except OptiqaError as e:
-            problems.add(f"datasets.{phase}: {e}")
-    problems.raise_any()
-    return out
-
-
-def check_and_build_datasets(cfg: TrainConfig) -> dict:
-    """:func:`check_train_config` and :func:`build_train_datasets` with their problems reported
-    together (a wrong name and a missing folder in one message, not one per run)."""
-    problems = Problems()
-    with problems.collect():
-        check_train_config(cfg)
-    try:
-        datasets = build_train_datasets(cfg)
-    except ConfigError as e:
-        problems.add(e)
-    except Exception:
-        if not problems:
-            raise
-    problems.raise_any()
-    return datasets
+        warnings.warn(f"optiqa.train.config.{name} is now optiqa.train.datasets.{name}; the "
+                      "old path goes in 0.3", DeprecationWarning, stacklevel=2)
+        return getattr(datasets, name)
+    raise AttributeError(f"module 'optiqa.train.config' has no attribute {name!r}")

@@ -54,10 +54,16 @@ def run_training(config, overrides=(), study=DEFAULT_STUDY, resume: bool = False
     ``run_dir`` or ``<study>/runs/<name>``; an existing one needs ``resume=True``. ``quiet``: the
     console shows warnings only. ``resume_hint``: how the caller resumes, for the log when the
     run is interrupted. Relative paths of a config file are taken from its folder; ``base_dir``:
-    the folder those of a config mapping are taken from (default: the working directory); the run's ``config.yaml`` stores paths inside its study
+    the folder those of a config mapping or a parsed :class:`TrainConfig` are taken from
+    (default: the working directory); the run's ``config.yaml`` stores paths inside its study
     folder relative to the run folder, any other path absolute.
     """
-    if isinstance(config, Mapping):
+    if isinstance(config, TrainConfig):  # parsed already (a study cell's, parsed once)
+        if overrides:
+            raise ConfigError("overrides go with a config file or mapping, not a parsed "
+                              "TrainConfig")
+        cfg = resolved_paths(config, base_dir or Path.cwd())
+    elif isinstance(config, Mapping):
         cfg = resolved_paths(load_train_config(config, overrides), base_dir or Path.cwd())
     else:  # a file: its paths from its folder, the overrides' from the working directory
         cfg = read_train_config(config, overrides)
