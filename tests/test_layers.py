@@ -134,3 +134,22 @@ def test_dependencies_are_transitive_and_precise(metric_module, inside, outside)
         assert m in deps
     for m in outside:
         assert m not in deps
+
+
+def test_the_readme_architecture_names_every_package():
+    """The README's architecture block is checked against the layer table: every package of
+    the source tree is named there (a package added without a word in the README fails)."""
+    from pathlib import Path
+
+    from optiqa.core.sources import PACKAGE_ROOT
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    block = text[text.index("\nsrc/optiqa/\n"):text.index("\ntests/  bench/")]
+    packages = sorted(p.name for p in PACKAGE_ROOT.iterdir()
+                      if (p / "__init__.py").is_file())
+    missing = [p for p in packages if f"{p}/" not in block]
+    assert not missing, f"README's architecture block does not name: {missing}"
+    listed = {unit.split(".")[1] for _, units in LAYERS for unit in units
+              if unit.count(".") == 1 and not unit.endswith("__main__")}
+    assert set(packages) <= listed, f"packages in no layer: {set(packages) - listed}"
