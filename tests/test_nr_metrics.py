@@ -20,7 +20,8 @@ from imaging import box_blur, matlab_gray_uint8, noisy
 from optiqa.core.errors import InputError, WeightsUnavailable
 from optiqa.metrics import nss_models
 from optiqa.metrics.brisque import svr_predict
-from optiqa.ops.nss import aggd_fit, ggd_fit, mscn
+from optiqa.ops import nss
+from optiqa.ops.nss import aggd_fit, ggd_fit, gray_255, mscn
 from optiqa.ops.resize import imresize
 
 
@@ -181,6 +182,42 @@ def test_mscn_matches_imfilter_and_is_zero_on_flat_windows():
         np.testing.assert_allclose(ours, _mscn_np(gray, mode), rtol=1e-9, atol=1e-12)
     flat = mscn(torch.full((1, 1, 20, 20), 128.0, dtype=torch.float64))
     assert (flat == 0).all()
+
+
+def test_mscn_flat_test_on_candidates_equals_the_full_passes():
+    # a few flat patches (gathered windows) and a mostly flat image (full passes), both paddings
+    rng = np.random.default_rng(4)
+    few = rng.integers(0, 256, (2, 1, 60, 80)).astype(np.float64)
+    few[0, 0, 5:17, 8:20], few[1, 0, :9, :12] = 77.0, 3.0
+    many = (rng.random((1, 1, 30, 30)) < 0.03) * 200.0
+    for img in map(torch.from_numpy, (few, many)):
+        for padding in ("replicate", 0):
+            flat = nss.flat_windows(img, padding)
+            assert flat.any() and not flat.all()
+            ours = mscn(img, padding)
+            with torch.enable_grad():
+                slow = mscn(img.clone().requires_grad_(), padding).detach()
+            # both paths (in place without gradient, separate moments with) zero exactly the
+            # flat windows; elsewhere they differ only by rounding
+            assert (ours[flat] == 0).all() and (slow[flat] == 0).all()
+            assert (ours[~flat] != 0).all() and (slow[~flat] != 0).all()
+            torch.testing.assert_close(ours, slow, rtol=1e-9, atol=1e-9)
+            # the candidates may include non-flat windows; the flat ones are always among them
+            cand = flat | torch.from_numpy(rng.random(img.shape) < 0.01)
+            assert torch.equal(nss._flat_candidates(img, padding, cand), flat)
+
+
+def test_gray_255_shortcut_for_8bit_images_equals_the_float64_snapping():
+    rng = np.random.default_rng(5)
+    levels = torch.from_numpy(rng.integers(0, 256, (2, 3, 9, 11))).float()
+    near = levels / 255 + torch.from_numpy(rng.uniform(-3e-6, 3e-6, levels.shape)).float()
+    off = near.clone()
+    off[0, 1, 2, 3] += 0.4 / 255                      # one channel off its level: no shortcut
+    for x in (levels / 255, near.clamp(0, 1), off, (levels / 255).double()):
+        with torch.enable_grad():  # the autograd path never takes the shortcut
+            slow = gray_255(x.clone().requires_grad_()).detach()
+        assert torch.equal(gray_255(x), slow)
+    assert nss._uint8_levels(off) is None and nss._uint8_levels(levels / 255) is not None
 
 
 # ----------------------------------------------------------------------------- NIQE

@@ -18,6 +18,7 @@ independent of the device and of the convolution algorithm.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from optiqa.ops.cache import tensor_cache
@@ -39,6 +40,9 @@ def gray_255(x: torch.Tensor) -> torch.Tensor:
     """
     weights = x.new_tensor(MATLAB_GRAY_WEIGHTS, dtype=torch.float64)
     if not (torch.is_grad_enabled() and x.requires_grad):  # same values, fewer passes
+        levels = _uint8_levels(x)
+        if levels is not None:
+            return torch.einsum("c,nchw->nhw", weights, levels)[:, None].add_(0.5).floor_()
         v = x.double().mul_(255.0)
         # v + snap * (|snap| < 1e-3), snap = round(v) - v: the value of where(|snap| < 1e-3,
         # round(v), v) exactly (snap is exact by Sterbenz's lemma, so v + snap is round(v)),
@@ -54,6 +58,27 @@ def gray_255(x: torch.Tensor) -> torch.Tensor:
     return torch.floor(g.detach() + 0.5) + (g - g.detach())
 
 
+# An 8-bit image stored as float is within 3e-5 of its levels in float32 (x*255 rounded twice);
+# below this margin every channel is also within 1e-3 of its level in float64 (gray_255's test)
+_FLOAT32_SNAP = 0.9e-3
+
+
+def _uint8_levels(x: torch.Tensor):
+    """The 8-bit levels of ``x`` as float64 when every channel is within ``_FLOAT32_SNAP`` of
+    one in float32 (a uint8 image stored as float), else None.
+
+    Where it returns levels they equal gray_255's float64 snapping bit for bit: a float64 value
+    within 1e-3 of the level ``k`` snaps to ``k`` exactly, and the float32 test (3 cheap
+    single-precision passes instead of 6 double ones) implies the float64 one, since
+    ``|x*255 (float32) - x*255 (float64)| < 4e-5`` for ``x`` in [0, 1].
+    """
+    v32 = x.float().mul(255.0)
+    levels = torch.round(v32)
+    if float(v32.sub_(levels).abs_().max()) >= _FLOAT32_SNAP:
+        return None
+    return levels.double()
+
+
 def _window_sum(img: torch.Tensor, taps, padding, reduce=None) -> torch.Tensor:
     """Separable 7-tap pass over ``(..., H, W)``: ``sum_k taps[k] * shifted_k`` (or the running
     ``reduce`` of the shifted copies when ``taps`` is None), rows then columns.
@@ -62,9 +87,13 @@ def _window_sum(img: torch.Tensor, taps, padding, reduce=None) -> torch.Tensor:
     this is several times faster than a convolution (which has no fast float64 path on CPU),
     and its rounding does not depend on the device.
     """
-    h, w = img.shape[-2:]
     half = MSCN_WINDOW // 2
-    p = pad(img, (half, half, half, half), padding)
+    return _padded_window_sum(pad(img, (half, half, half, half), padding), taps, reduce)
+
+
+def _padded_window_sum(p: torch.Tensor, taps, reduce=None) -> torch.Tensor:
+    """:func:`_window_sum` of an image already padded by half a window on each side."""
+    h, w = p.shape[-2] - MSCN_WINDOW + 1, p.shape[-1] - MSCN_WINDOW + 1
 
     def combine(parts):
         if taps is None:
@@ -95,13 +124,64 @@ def mscn(img: torch.Tensor, padding="replicate", c: float = MSCN_C) -> torch.Ten
         var = _window_sum(img * img, taps, padding) - mu * mu
         coeffs = (img - mu) / (sqrt_zero_grad(var.abs()) + c)
     else:  # both moments in one pass, then in place: no gradient, fewer full-size buffers
-        mu, var = _window_sum(torch.cat([img, img * img], 1), taps, padding).chunk(2, 1)
-        var.addcmul_(mu, mu, value=-1.0)
-        coeffs = (img - mu).div_(var.abs().sqrt_().add_(c))
+        mu, var = _padded_window_sum(_pad_with_square(img, padding), taps).chunk(2, 1)
+        var.addcmul_(mu, mu, value=-1.0).abs_()
+        # img - mu written over mu (the same subtraction), divided by sigma + c in place
+        coeffs = torch.sub(img, mu, out=mu).div_(var.sqrt().add_(c))
     # a flat window has var ~ 1e-12 (rounding); the exact test runs only when one may exist
-    if bool((var.detach().abs() < 1e-6).any()):
-        coeffs = coeffs.masked_fill(flat_windows(img, padding), 0.0)
+    if float(var.detach().abs().amin()) < 1e-6:
+        coeffs = coeffs.masked_fill(_flat_candidates(img, padding, var.detach().abs() < 1e-6),
+                                    0.0)
     return coeffs
+
+
+def _flat_candidates(img: torch.Tensor, padding, candidates: torch.Tensor) -> torch.Tensor:
+    """:func:`flat_windows`, tested only where ``candidates`` (``var < 1e-6``) is True.
+
+    A flat window (range <= 1e-8) has a computed variance below 1e-10 for values of an image in
+    [0, 255] (rounding of ``E[I^2] - mu^2`` is about ``eps * 255^2``), so it is always a
+    candidate and the mask equals :func:`flat_windows`'s. When candidates are few (a flat patch
+    in a photo), their 7x7 windows are gathered and tested alone instead of two full-size
+    running max/min passes; the max and min are exact, so the decision is the same bit for bit.
+    """
+    idx = candidates.nonzero()                                       # (K, 4): n, c, row, col
+    if idx.shape[0] * MSCN_WINDOW ** 2 > 2 * candidates.numel():     # many: the full passes
+        return flat_windows(img, padding)
+    half = MSCN_WINDOW // 2
+    p = pad(img, (half, half, half, half), padding)
+    offsets = torch.arange(MSCN_WINDOW, device=img.device)
+    rows, cols = idx[:, 2, None] + offsets, idx[:, 3, None] + offsets   # (K, 7) in padded p
+    windows = p[idx[:, 0, None, None], idx[:, 1, None, None], rows[:, :, None], cols[:, None, :]]
+    flat = windows.amax((1, 2)) - windows.amin((1, 2)) <= FLAT_TOLERANCE
+    mask = torch.zeros_like(candidates)
+    mask[tuple(idx[flat].T)] = True
+    return mask
+
+
+def _pad_with_square(img: torch.Tensor, padding) -> torch.Tensor:
+    """``cat([pad(img), pad(img)^2], 1)`` padded by half a window, written into one buffer
+    (padding commutes with squaring for replicate and zero padding; same values as padding
+    the concatenation, without its two intermediate full-size copies)."""
+    half = MSCN_WINDOW // 2
+    if padding not in ("replicate", 0, "zeros"):
+        p = pad(img, (half, half, half, half), padding)
+        return torch.cat([p, p * p], 1)
+    n, ch, h, w = img.shape
+    out = img.new_empty(n, 2 * ch, h + 2 * half, w + 2 * half)
+    inner = out[..., half:half + h, half:half + w]
+    inner[:, :ch] = img
+    torch.mul(img, img, out=inner[:, ch:])
+    if padding == "replicate":  # edge columns, then whole edge rows (corners included)
+        out[..., half:half + h, :half] = inner[..., :, :1]
+        out[..., half:half + h, half + w:] = inner[..., :, w - 1:]
+        out[..., :half, :] = out[..., half:half + 1, :]
+        out[..., half + h:, :] = out[..., half + h - 1:half + h, :]
+    else:
+        out[..., half:half + h, :half] = 0.0
+        out[..., half:half + h, half + w:] = 0.0
+        out[..., :half, :] = 0.0
+        out[..., half + h:, :] = 0.0
+    return out
 
 
 # A window whose values differ by less than this (grey levels) is flat: exactly flat regions of
@@ -191,10 +271,16 @@ def aggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     # several float passes on the CPU), sum(x^2 [x < 0]) as a dot product, the positive sum as
     # the rest of sum(x^2); the products and their order are those of x * (x < 0), bit for bit
     negative_part = x.clamp(max=0.0)
-    n_neg = torch.count_nonzero(negative_part, dim=-1)
-    n_pos = torch.count_nonzero(x, dim=-1) - n_neg
-    sum_neg = torch.linalg.vecdot(negative_part, x)
-    sum_pos = _sum_sq(x) - sum_neg
+    n_neg, n_nonzero = _count_nonzero(negative_part), _count_nonzero(x)
+    n_pos = n_nonzero - n_neg
+    if torch.is_grad_enabled() and x.requires_grad:
+        sum_neg = torch.linalg.vecdot(negative_part, x)
+        sum_sq = _sum_sq(x)
+    else:  # the same products and sums (vecdot is sum(a * b)) in one reused buffer: each
+        # fresh full-size buffer costs its page faults, more than the multiply itself
+        sum_neg = torch.mul(negative_part, x, out=negative_part).sum(-1)
+        sum_sq = torch.mul(x, x, out=negative_part).sum(-1)
+    sum_pos = sum_sq - sum_neg
     has_neg, has_pos = n_neg > 0, n_pos > 0
     valid = has_neg & has_pos
     # statistics of an empty side are NaN; they are computed on safe stand-ins and set to NaN
@@ -211,6 +297,18 @@ def aggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     alpha = grid[_nearest_on_grid(aggd_curve, r_norm)].to(x.dtype)
     nan = torch.full_like(left, float("nan"))
     return alpha, torch.where(has_neg, left_s, nan), torch.where(has_pos, right_s, nan)
+
+
+def _count_nonzero(x: torch.Tensor) -> torch.Tensor:
+    """Non-zeros of the last dimension (int64). On the CPU through numpy's ``count_nonzero``
+    (a view, no copy: 6x faster than torch's for float64 at one thread); counts are exact, so
+    the result is the same either way."""
+    if x.device.type == "cpu":
+        rows = x.detach().reshape(-1, x.shape[-1]).numpy()
+        # row by row: with an axis, numpy converts to a boolean copy first
+        counts = np.array([np.count_nonzero(row) for row in rows], dtype=np.int64)
+        return torch.from_numpy(counts).reshape(x.shape[:-1])
+    return torch.count_nonzero(x, dim=-1)
 
 
 def _sum_sq(x: torch.Tensor) -> torch.Tensor:
