@@ -88,3 +88,40 @@ def test_the_report_opens_with_the_answer_and_the_heatmap(tmp_path):
     html = (tmp_path / "report.html").read_text()
     body = html[html.index("<body>"):]
     assert body.index("The answer") < body.index("class='answer'") < body.index("<figure>")
+
+
+def test_two_grids_sharing_a_setting_are_told_apart_in_sentences_and_heatmap(monkeypatch):
+    """The paper's design has three grids that each include 'none' over different losses: the
+    sentences must name the grid, and the heatmap must read each grid's own rank agreement
+    (keyed without the grid, the last grid's rows stood in for every grid's)."""
+    from optiqa.report import figures
+
+    opt, assess = null_study()
+    settings = list(dict.fromkeys(c.setting for c in opt.cells))
+    grids = [{"name": "all five", "fidelity": list(METRICS), "settings": settings},
+             {"name": "three", "fidelity": [METRICS[i] for i in (0, 1, 3)],
+              "settings": ["none"]}]
+    out = analyze(opt, assess, n_boot=0, pairs=[], grids=grids)
+    nones = [h for h in out["headline"] if h["group"] == "none"]
+    assert [h["grid"] for h in nones] == ["all five", "three"]
+    assert nones[0]["sentence"].startswith("Without a discriminator in the 'all five' grid")
+    assert nones[1]["sentence"].startswith("Without a discriminator in the 'three' grid")
+
+    seen = {}
+
+    real = figures.agreement_heatmap
+
+    def capture(rho, p, labels, evaluators, title, notes=None):
+        seen.update(rho=rho, labels=labels, evaluators=evaluators)
+        return real(rho, p, labels, evaluators, title, notes=notes)
+    monkeypatch.setattr(figures, "agreement_heatmap", capture)
+    answer_section(Document("t"), SimpleNamespace(analysis=out))
+    cols = [lab.split("\n")[0] for lab in seen["labels"]]
+    assert cols[0] == "all five:" and cols[-1] == "three:"
+    e = seen["evaluators"].index("niqe")          # judges every loss
+    want = {(r["grid"], r["group"]): r["spearman"] for r in out["rank_agreement"]
+            if r["evaluator"] == "niqe" and r["scope"] == "setting"}
+    assert want[("all five", "none")] == pytest.approx(0.3)
+    assert want[("three", "none")] == pytest.approx(-0.5)
+    assert seen["rho"][e][0] == pytest.approx(0.3)
+    assert seen["rho"][e][-1] == pytest.approx(-0.5)

@@ -82,19 +82,23 @@ def answer_section(doc: Document, r) -> None:
 def _agreement_heatmap(doc: Document, a) -> None:
     from optiqa.report import figures
 
-    rows = {(x["task"], x["scope"], x["group"], x["evaluator"]): x for x in a["rank_agreement"]}
+    # keyed by grid too: one setting (e.g. no discriminator) is in several grids, over other losses
+    rows = {(x["task"], x.get("grid"), x["scope"], x["group"], x["evaluator"]): x
+            for x in a["rank_agreement"]}
+    several_grids = len({h.get("grid") for h in a["headline"]}) > 1
     for task in dict.fromkeys(h["task"] for h in a["headline"]):
         cols = [h for h in a["headline"] if h["task"] == task]
         evaluators = [e["name"] for e in a["evaluators"]]
-        rho = [[(rows.get((task, h["scope"], h["group"], e)) or {}).get("spearman")
-                for h in cols] for e in evaluators]
-        p = [[_p(rows.get((task, h["scope"], h["group"], e)) or {}) for h in cols]
-             for e in evaluators]
-        ks = [[(rows.get((task, h["scope"], h["group"], e)) or {}).get("n_metrics")
-               for h in cols] for e in evaluators]
+
+        def row(h, e):
+            return rows.get((task, h.get("grid"), h["scope"], h["group"], e)) or {}
+        rho = [[row(h, e).get("spearman") for h in cols] for e in evaluators]
+        p = [[_p(row(h, e)) for h in cols] for e in evaluators]
+        ks = [[row(h, e).get("n_metrics") for h in cols] for e in evaluators]
         notes = [[f"k = {k}" if k is not None and k != h["k"] and rho[i][j] is not None else ""
                   for j, (k, h) in enumerate(zip(ks[i], cols))] for i in range(len(evaluators))]
-        labels = [("with D (pooled)" if h["scope"] == "adversarial" else h["group"])
+        labels = [(f"{h.get('grid')}:\n" if several_grids else "")
+                  + ("with D (pooled)" if h["scope"] == "adversarial" else h["group"])
                   + f"\nk = {h['k']}"
                   + (", descriptive" if h["verdict"] == "descriptive" else "") for h in cols]
         title = (f"Rank agreement, IQA vs loss ({task}): * exact permutation p <= 0.05 "

@@ -71,10 +71,11 @@ def headlines(panel_rows: list[dict], n_images: int, n_seeds: int = 1,
     from optiqa.stats.headline import headline, setting_label
     from optiqa.stats.permutation import PanelAgreement
 
-    def order(row):   # per task: none, pooled with, then each adversarial setting
+    def order(row):   # per task and grid: none, pooled with, then each adversarial setting
         rank = 0 if row["group"] == "none" else 1 if row["scope"] == "adversarial" else 2
-        return tasks.index(row["task"]), rank
+        return tasks.index(row["task"]), grids.index(row.get("grid")), rank
     tasks = list(dict.fromkeys(r["task"] for r in panel_rows))
+    grids = list(dict.fromkeys(r.get("grid") for r in panel_rows))
     out = []
     for row in sorted((r for r in panel_rows if r["scope"] in ("adversarial", "setting")
                        and not (r["scope"] == "adversarial" and r["group"] == "without")),
@@ -82,8 +83,11 @@ def headlines(panel_rows: list[dict], n_images: int, n_seeds: int = 1,
         if row["scope"] == "adversarial" and len(row["settings"]) < 2:
             continue        # one adversarial setting: the same as its own row
         label = setting_label(row["scope"], row["group"], len(row["settings"]), weight_name)
-        out.append({"scope": row["scope"], "group": row["group"], **headline(
-            PanelAgreement.from_json(row), row["task"], label, n_seeds, n_images).to_json()})
+        if len(grids) > 1:  # the same setting can be in several grids, over different losses
+            label += f" in the '{row.get('grid')}' grid"
+        out.append({"scope": row["scope"], "group": row["group"], "grid": row.get("grid"),
+                    **headline(PanelAgreement.from_json(row), row["task"], label, n_seeds,
+                               n_images).to_json()})
     return out
 
 

@@ -24,6 +24,9 @@ from optiqa.study.config import IQADataOpts, RehearsalInfo, StudyConfig
 ITERATIONS = 1   # one full step: every loss's and discriminator's forward, backward, optimizer
                  # step, checkpoint and state file (cells x steps is what costs on a CPU)
 TRAIN_SIZE = 96        # side of the training images (crops of CROP from them)
+# two crops of two different photos: a batch of one dark crop (hubble) gives MAD a zero loss and
+# gradient (below its visibility threshold), which leaves a relative adversarial weight undefined
+BATCH = 2
 CROP = 64              # gt_size: the largest min_size of the FR losses (cw_ssim) fits
 TEST_SIZE = 104        # side of the test images: NIQE's 96 px after a x4 border crop fits
 TEST_IMAGES = 1        # per test set
@@ -117,12 +120,12 @@ def rehearsal_config(cfg: StudyConfig, out: str | Path) -> StudyConfig:
     its = {"train.total_iter": ITERATIONS, "train.warmup_iter": 0, "train.pixel_only_iter": 0,
            "train.scheduler": {"type": "constant"}, "train.ema_decay": 0.5,
            "train.bf16": False, "train.compile": False, "train.channels_last": False,
-           "datasets.train.gt_size": CROP, "datasets.train.batch_size": 1,
+           "datasets.train.gt_size": CROP, "datasets.train.batch_size": BATCH,
            "datasets.train.num_worker": 0,
            "logger": {"print_freq": 1, "save_checkpoint_freq": ITERATIONS,
                       "keep_checkpoints": 1}}
     ov.update(its)
-    subs.append(f"training: {ITERATIONS} iterations per cell (batch 1, {CROP} px crops, constant "
+    subs.append(f"training: {ITERATIONS} iterations per cell (batch {BATCH}, {CROP} px crops, constant "
                 "learning rate, no warm-up, float32)")
     start = ov.get("path.pretrain_network_g") or (base.get("path") or {}).get(
         "pretrain_network_g")

@@ -103,7 +103,9 @@ def adversarial_weight_for(weight: float, relative: bool, reference_norm: float,
                 f"train.gan_opt.relative: the adversarial weight cannot be set relative to the "
                 f"fidelity gradient: at the start the gradient norms are {reference_norm:.3g} "
                 f"(pixel + fidelity terms) and {adversarial_norm:.3g} (adversarial term); both "
-                "must be finite and > 0 (use an absolute gan_opt.weight instead)")
+                "must be finite and > 0 (a zero fidelity gradient means the loss is flat on this batch, "
+                "e.g. MAD below its visibility threshold on dark crops: use a larger batch or an "
+                "absolute gan_opt.weight)")
         return float(weight) * reference_norm / adversarial_norm
     return float(weight)
 
