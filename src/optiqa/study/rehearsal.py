@@ -125,7 +125,8 @@ def rehearsal_config(cfg: StudyConfig, out: str | Path) -> StudyConfig:
            "logger": {"print_freq": 1, "save_checkpoint_freq": ITERATIONS,
                       "keep_checkpoints": 1}}
     ov.update(its)
-    subs.append(f"training: {ITERATIONS} iterations per cell (batch {BATCH}, {CROP} px crops, constant "
+    steps = f"{ITERATIONS} iteration{'' if ITERATIONS == 1 else 's'}"
+    subs.append(f"training: {steps} per cell (batch {BATCH}, {CROP} px crops, constant "
                 "learning rate, no warm-up, float32)")
     start = ov.get("path.pretrain_network_g") or (base.get("path") or {}).get(
         "pretrain_network_g")
@@ -146,7 +147,7 @@ def rehearsal_config(cfg: StudyConfig, out: str | Path) -> StudyConfig:
         new.train.pretrain.overrides = {
             **new.train.pretrain.overrides, "logger": its["logger"],
             "train.scheduler": {"type": "constant"}}
-        subs.append(f"shared pre-training: {ITERATIONS} iterations")
+        subs.append(f"shared pre-training: {steps}")
     # discriminators: the scratch ones slim, the backbone ones as they are (random weights where
     # the pretrained ones are missing: recorded when built)
     for label, net in new.adversarial.discriminators.items():
