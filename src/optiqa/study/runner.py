@@ -17,6 +17,8 @@ called through :data:`STAGE_TABLE`; this module checks, plans and loops.
 """
 from __future__ import annotations
 
+import importlib
+
 import json
 import logging
 import time
@@ -49,53 +51,25 @@ class StageContext:
     device: str
 
 
-# the stage modules are imported when their stage runs (torch, timm, matplotlib are heavy and
-# `optiqa --help` imports this module), hence one small function per stage
-def _assess(ctx):
-    from optiqa.study.assessment import run_stage
-    return run_stage(ctx)
-
-
-def _train(ctx):
-    from optiqa.study.launchers import run_stage
-    return run_stage(ctx)
-
-
-def _evaluate(ctx):
-    from optiqa.study.evaluation import run_stage
-    return run_stage(ctx)
-
-
-def _transfer(ctx):
-    from optiqa.study.transfer import run_stage
-    return run_stage(ctx)
-
-
-def _analyze(ctx):
-    from optiqa.study.analysis import run_stage
-    return run_stage(ctx)
-
-
-def _recovery(ctx):
-    from optiqa.study.diagnostics import run_stage
-    return run_stage(ctx)
-
-
-def _report(ctx):
-    from optiqa.study.report import run_stage
-    return run_stage(ctx)
+def _stage(module: str):
+    """The stage's ``run_stage(ctx)``, its module imported only when the stage runs (torch, timm
+    and matplotlib are heavy, and `optiqa --help` imports this module)."""
+    def run(ctx):
+        return importlib.import_module(module).run_stage(ctx)
+    run.__name__ = f"{module}.run_stage"
+    return run
 
 
 # {stage: (function, runs_in_worker)}, in the order the stages run; a GPU worker process
 # (``--worker``) runs only the stages that share cells through their locks
 STAGE_TABLE = {
-    "assess": (_assess, False),
-    "train": (_train, True),
-    "evaluate": (_evaluate, True),
-    "transfer": (_transfer, False),
-    "analyze": (_analyze, False),
-    "recovery": (_recovery, False),
-    "report": (_report, False),
+    "assess": (_stage("optiqa.study.assessment"), False),
+    "train": (_stage("optiqa.study.launchers"), True),
+    "evaluate": (_stage("optiqa.study.evaluation"), True),
+    "transfer": (_stage("optiqa.study.transfer"), False),
+    "analyze": (_stage("optiqa.study.analysis"), False),
+    "recovery": (_stage("optiqa.study.diagnostics"), False),
+    "report": (_stage("optiqa.study.report"), False),
 }
 STAGES = tuple(STAGE_TABLE)
 
