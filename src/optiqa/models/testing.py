@@ -57,7 +57,7 @@ def write_standin_weights(folder: str | os.PathLike, names=None, seed: int = STA
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in names if names is not None else [*backbones.names(), "alexnet"]:
+    for name in names if names is not None else backbones.names(internal=True):
         file = backbones.weights_file_name(name)
         if file is None:
             continue  # needs no weights (vgg16_r)
