@@ -358,33 +358,41 @@ class _Server:
 
     def __init__(self, payload: bytes):
         self.payload, self.requests, self.fail_first = payload, [], 0
+        self.hub_sha256 = hashlib.sha256(payload).hexdigest()  # what the Hub says the file is
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *a):
                 pass
 
-            def do_GET(self):
-                server.requests.append(self.path)
+            def do_HEAD(self):
+                self.do_GET(body=False)
+
+            def do_GET(self, body=True):
+                server.requests.append(f"{self.command} {self.path}")
                 if self.path.startswith("/flaky/") and server.fail_first > 0:
                     server.fail_first -= 1
                     self.send_error(503, "Service Unavailable")
                 elif self.path.startswith("/missing/"):
                     self.send_error(404, "Not Found")
-                elif "/resolve/main/" in self.path:  # the Hub: redirect, with the LFS sha256
-                    self.send_response(302)
-                    self.send_header("Location", "/cdn/object")
-                    self.send_header("X-Linked-Etag",
-                                     f'"{hashlib.sha256(server.payload).hexdigest()}"')
+                elif "/resolve/main/" in self.path:  # the Hub: redirect to its CDN (another
+                    self.send_response(302)          # host), with commit, LFS sha256 and size
+                    self.send_header("Location", f"{server.cdn}/cdn/object")
+                    self.send_header("X-Repo-Commit", "c0ffee" * 6 + "c0ff")
+                    self.send_header("X-Linked-Etag", f'"{server.hub_sha256}"')
+                    self.send_header("X-Linked-Size", str(len(server.payload)))
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                 else:
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(server.payload)))
                     self.end_headers()
-                    self.wfile.write(server.payload)
+                    if body:
+                        self.wfile.write(server.payload)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.cdn = f"http://localhost:{self.httpd.server_address[1]}"  # same server, other host
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):
@@ -414,7 +422,7 @@ def server():
 
 
 def _online_env(tmp_path, server):
-    return cli_env(HF_HUB_OFFLINE=None, TORCH_HOME=tmp_path / "torch", HF_HOME=tmp_path / "hf",
+    return cli_env(HF_HUB_OFFLINE=None, TRANSFORMERS_OFFLINE=None, TORCH_HOME=tmp_path / "torch", HF_HOME=tmp_path / "hf",
                    OPTIQA_WEIGHTS=None, HF_ENDPOINT=server.url, no_proxy="127.0.0.1,localhost",
                    NO_PROXY="127.0.0.1,localhost")
 
@@ -442,18 +450,36 @@ def test_download_errors_that_a_retry_cannot_cure(tmp_path, server):
     assert "HTTP 404" in line and len(server.requests) == 1  # not retried
     line = one_error_line(run_script(URL_WRAPPER, f"{server.url}/ok/alexnet-0badc0de.pth",
                                      "weights", "fetch", "alexnet", env=env))
-    assert "checksum mismatch" in line and "expected 0badc0de" in line
+    assert "alexnet-0badc0de.pth: checksum mismatch" in line and "expected 0badc0de" in line
     assert not list((tmp_path / "torch" / "hub" / "checkpoints").iterdir())  # nothing kept
 
 
+def _hub_cache_file(tmp_path):
+    snapshots = tmp_path / "hf" / "hub" / "models--timm--resnet50.tv_in1k" / "snapshots"
+    return snapshots / ("c0ffee" * 6 + "c0ff") / "model.safetensors"
+
+
 def test_hugging_face_download_is_checked_against_the_hub_sha256(tmp_path, server):
+    """Hugging Face files come through huggingface_hub into its cache (where timm looks too)."""
     proc = run_optiqa("weights", "fetch", "resnet50", env=_online_env(tmp_path, server))
     assert proc.returncode == 0, proc.stderr
-    dst = tmp_path / "torch" / "hub" / "checkpoints" / "resnet50.tv_in1k.safetensors"
+    dst = _hub_cache_file(tmp_path)
     assert proc.stdout.strip() == f"resnet50: {dst}" and dst.read_bytes() == server.payload
-    assert server.requests == ["/timm/resnet50.tv_in1k/resolve/main/model.safetensors",
-                               "/cdn/object"]
+    assert server.requests.count("GET /cdn/object") == 1  # the file, once, from the "CDN"
+    assert "HEAD /timm/resnet50.tv_in1k/resolve/main/model.safetensors" in server.requests
     # found there from now on, without a download
     proc = run_optiqa("weights", "list", env=_online_env(tmp_path, server) | {
         "HF_HUB_OFFLINE": "1"})
     assert re.search(r"^resnet50 .* yes$", proc.stdout, re.M)
+
+
+def test_hugging_face_file_that_is_not_what_the_hub_says_is_not_kept(tmp_path, server):
+    """hf_hub_download checks only the size; optiqa checks the sha256 the Hub states."""
+    server.hub_sha256 = "ab" * 32
+    line = one_error_line(run_optiqa("weights", "fetch", "resnet50",
+                                     env=_online_env(tmp_path, server)))
+    assert ("model.safetensors of Hugging Face repo timm/resnet50.tv_in1k: checksum mismatch: "
+            f"sha256 {hashlib.sha256(server.payload).hexdigest()}, expected {'ab' * 32}") in line
+    blobs = tmp_path / "hf" / "hub" / "models--timm--resnet50.tv_in1k" / "blobs"
+    assert not _hub_cache_file(tmp_path).exists()
+    assert not blobs.exists() or not any(p.stat().st_size for p in blobs.iterdir())

