@@ -1,5 +1,9 @@
 """Pure statistics on NumPy arrays, returning typed result rows (DESIGN.md, layer ``ops/, stats/``).
 
+- :mod:`optiqa.stats.correlation`: the summaries of one (metric, dataset) and, re-exported, the
+  themes it is built from: :mod:`~optiqa.stats.coefficients` (SRCC, KRCC, Pearson),
+  :mod:`~optiqa.stats.logistic` (VQEG logistic, PLCC, RMSE), :mod:`~optiqa.stats.bootstrap`
+  (cluster bootstrap, percentile intervals), :mod:`~optiqa.stats.paired` (two metrics compared).
 - :mod:`optiqa.stats.permutation`: exact (all k! orders) and Monte Carlo permutation tests of
   Spearman's rho and Kendall's tau, their attainable values, and the same test for the median
   over an evaluator panel.

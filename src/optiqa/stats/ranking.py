@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from optiqa.stats.correlation import bootstrap_resamples, srcc
+from optiqa.stats.bootstrap import bootstrap_resamples
+from optiqa.stats.coefficients import srcc
 from optiqa.stats.multiplicity import holm  # noqa: F401 (re-exported)
 from optiqa.stats.ranks import _rows, kendall_rows, spearman_rows  # noqa: F401 (re-exported)
 
