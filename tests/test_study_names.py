@@ -61,9 +61,8 @@ def test_the_study_folder_places_runs_where_run_folders_find_their_study(tmp_pat
     assert run == RunFolder.in_study(tmp_path, "sr_x4__ssim__none")
     assert run.study_root == tmp_path
     assert folder.lock("evaluate", "x").name == "evaluate__x.lock"
-    # the judging app reads the manifest the evaluate stage writes (judge/ may not import study/)
-    from optiqa.judge.manifest import MANIFEST
-    assert folder.manifest == tmp_path / MANIFEST
+    assert folder.manifest.relative_to(tmp_path).as_posix() == "images/manifest.json"
+    assert folder.judgments.relative_to(tmp_path).as_posix() == "judgments.db"
     assert folder.run_image("a", "sr_x4", "Set5", "baby").relative_to(folder.run_images("a")) \
         .as_posix() == "sr_x4/Set5/baby.png"
     assert folder.test_image("input", "t", "s", "k").is_relative_to(folder.test_images("input"))
@@ -104,6 +103,38 @@ def test_no_other_module_spells_a_run_name():
             if separator or any(p in text for p in NAME_PARTS):
                 found.append(f"{m}:{line}: {text!r}")
     assert not found, "run names built outside optiqa.study.names:\n" + "\n".join(found)
+
+
+def test_the_judging_app_reads_the_files_the_study_folder_names(tmp_path):
+    """The judge does not import the study package (the study imports the judge); both take
+    the manifest's and the vote store's paths from optiqa.core.layout, and nothing else spells
+    them."""
+    import json
+
+    from optiqa.judge import fit_study
+    from optiqa.judge.manifest import load_manifest
+    from optiqa.judge.store import JudgmentStore, Trial
+
+    folder = StudyFolder(tmp_path)
+    folder.manifest.parent.mkdir(parents=True)
+    folder.manifest.write_text(json.dumps({"version": 1, "study": "s", "runs": {
+        "a": {"label": "A", "images": {"i": "images/runs/a/i.png"}},
+        "b": {"label": "B", "images": {"i": "images/runs/b/i.png"}}}}))
+    assert list(load_manifest(tmp_path, check_files=False).runs) == ["a", "b"]
+    with pytest.raises(Exception, match="no image manifest"):
+        load_manifest(tmp_path / "elsewhere", check_files=False)
+    assert not fit_study(tmp_path, n_boot=0).has_votes
+    store = JudgmentStore(folder.judgments)  # where the study looks for the votes
+    trial = Trial("t1", "rater", 1, "i", 0, (0, 0, 8, 8), "a", "b", None, 0.0)
+    store.issue(trial)
+    store.record_vote(trial, "left", 500.0)
+    store.close()
+    assert fit_study(tmp_path, n_boot=0).has_votes  # where the judge looks for them
+    found = [f"{m}:{line}: {text!r}" for m in all_modules() if m != "optiqa.core.layout"
+             for line, text in _strings(ast.parse(module_file(m).read_text()))
+             if text in ("images/manifest.json", "judgments.db")
+             or (m.startswith(("optiqa.judge.", "optiqa.study.")) and text == "manifest.json")]
+    assert not found, "study files spelled outside optiqa.core.layout:\n" + "\n".join(found)
 
 
 def test_no_other_study_module_spells_a_study_sub_folder():

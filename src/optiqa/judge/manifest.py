@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from optiqa.core.errors import InputError
+from optiqa.core.layout import image_manifest
 
-MANIFEST = Path("images") / "manifest.json"
 VERSION = 1
 
 
@@ -95,7 +95,7 @@ def load_manifest(study_dir, check_files: bool = True) -> StudyImages:
     reference's size (read from the file headers only).
     """
     study_dir = Path(study_dir).resolve()
-    path = study_dir / MANIFEST
+    path = image_manifest(study_dir)
     if not path.is_file():
         raise InputError(f"no image manifest at {path}", option="study_dir")
     try:

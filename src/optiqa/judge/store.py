@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from optiqa.core.layout import JUDGMENTS
 from optiqa.core.sqlite import has_table, open_readonly, open_store
 
-DB_NAME = "judgments.db"
+DB_NAME = JUDGMENTS  # the store's file name in a study folder (optiqa.core.layout)
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """

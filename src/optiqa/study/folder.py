@@ -15,6 +15,7 @@
       slurm/<job id>/, slurm/<run>.json   submitit's files and the job a run was submitted as
       evaluate/<run>.json         per-image scores of every evaluator (written after the images)
       images/manifest.json        every image the study registers (references, inputs, outputs)
+      judgments.db                the raters' votes (the judging app, optiqa.judge.store)
       images/{reference,input}/<task>/<set>/<image>.png
       images/runs/<run>/<task>/<set>/<image>.png
       assess/<dataset>.json       assessment summaries and per-item scores
@@ -40,6 +41,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from optiqa.core import layout
 from optiqa.core.atomic import atomic_write_text
 from optiqa.core.runs import RunFolder
 from optiqa.study import names
@@ -143,13 +145,18 @@ class StudyFolder:
 
     @property
     def images(self) -> Path:
-        return self.root / "images"
+        return layout.images_dir(self.root)
 
     @property
     def manifest(self) -> Path:
         """``images/manifest.json``: every image the study registers (what the judging app
-        serves)."""
-        return self.images / "manifest.json"
+        serves; spelled in :mod:`optiqa.core.layout`, which the app reads too)."""
+        return layout.image_manifest(self.root)
+
+    @property
+    def judgments(self) -> Path:
+        """``judgments.db``: the raters' votes, written by the judging app."""
+        return layout.judgments_db(self.root)
 
     def test_images(self, kind: str) -> Path:
         """Every ground truth (``kind='reference'``) or input (``'input'``) image, below it as
