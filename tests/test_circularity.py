@@ -30,7 +30,8 @@ def test_feature_extractors_as_documented():
 def test_shared_backbone_with_the_loss_is_circular_even_across_families():
     assert exclusion("lpips_vgg", "dists_vgg16") == \
         "shares the vgg16 features of the training loss dists_vgg16"
-    assert exclusion("lpips_vgg", "dists") is not None
+    assert exclusion("lpips_vgg", "dists") == \
+        "shares the vgg16 features of the training loss dists"  # published DISTS: ImageNet VGG
     assert exclusion("lpips_alex", "dists_vgg16") is None
     # VGG-16-R (fixed-seed random) and ImageNet VGG-16 share the architecture, not the weights
     assert exclusion("dists_vgg16_r", "dists_vgg16", exclude_family=False) is None

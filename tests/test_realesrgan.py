@@ -152,7 +152,8 @@ def test_render_is_seeded_8bit_and_sized():
         assert torch.equal(lq, torch.floor(lq * 255 + 0.5) / 255) and 0 <= lq.min() <= lq.max() <= 1
         again, _ = d.degrade_one(gt, torch.Generator().manual_seed(seed))
         assert torch.equal(lq, again)
-        assert params["first"]["jpeg_quality"] is not None
+        # the first-order JPEG quality is a draw from U(jpeg_range) = U(30, 95), not a default
+        assert 30 <= params["first"]["jpeg_quality"] <= 95
         outs.append(lq)
     assert len({o.numpy().tobytes() for o in outs}) == len(outs)
     assert RealESRGANDegradation(scale=2).degrade_one(gt, torch.Generator().manual_seed(0))[
