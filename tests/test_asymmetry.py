@@ -13,7 +13,7 @@ from optiqa.evaluators.circularity import circular_reason
 from optiqa.stats import correlation as C
 from optiqa.core.errors import InputError
 from optiqa.stats import ranking as R
-from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
+from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell, EvaluatorSpec,
                                     OptimizationScores, analyze, default_pairs, setting_groups)
 
 
@@ -180,8 +180,8 @@ def test_srcc_replicates_agree_with_the_benchmark_statistics():
 METRICS = ["l1", "ssim", "gmsd", "dists_vgg16", "lpips_vgg"]
 FAMILY = {"l1": "pixel", "ssim": "ssim", "gmsd": "gmsd", "dists_vgg16": "dists",
           "lpips_vgg": "lpips"}
-PANEL = [Evaluator("psnr", False, "pixel"), Evaluator("lpips_alex", True, "lpips"),
-         Evaluator("niqe", True, "niqe", "nr"), Evaluator("musiq", False, "musiq", "nr")]
+PANEL = [EvaluatorSpec("psnr", False, "pixel"), EvaluatorSpec("lpips_alex", True, "lpips"),
+         EvaluatorSpec("niqe", True, "niqe", "nr"), EvaluatorSpec("musiq", False, "musiq", "nr")]
 DISCRIMINATORS = (("patchgan", "patch", "conv"), ("swin_head", "image", "transformer"))
 
 

@@ -80,7 +80,7 @@ def test_every_output_marks_excluded_judgments_the_same(tmp_path):
     """HTML (greyed), Markdown and CSV show the mark in place of the number, and the analysis
     JSON has no number for the same (cell, evaluator) judgments."""
     from optiqa.study.analysis import excluded_evaluators
-    from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
+    from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell, EvaluatorSpec,
                                         OptimizationScores, analyze)
     from optiqa.study.cells import expand_cells
     from optiqa.study.config import load_study_config
@@ -124,7 +124,7 @@ def test_every_output_marks_excluded_judgments_the_same(tmp_path):
     acells = [Cell(c.name, c.fidelity, c.discriminator, c.level, c.architecture,
                    c.adversarial_weight, c.task,
                    discriminator_extractor(c.train_config.get("network_d"))) for c in cells]
-    opt = OptimizationScores(acells, [Evaluator(e, False, fam[e]) for e in evaluators],
+    opt = OptimizationScores(acells, [EvaluatorSpec(e, False, fam[e]) for e in evaluators],
                              [f"i{i}" for i in range(4)],
                              {c.name: {e: np.array(per_image[(c.name, e)]) for e in evaluators}
                               for c in cells},
@@ -148,7 +148,7 @@ def test_a_kept_pixel_term_is_excluded_the_same_by_panel_analysis_and_json():
     panel, the analysis and the statistics give the same judgments and the same words."""
     from optiqa.evaluators import excluded_judges, panel
     from optiqa.study.analysis import excluded_evaluators
-    from optiqa.stats.asymmetry import Cell, Evaluator, OptimizationScores
+    from optiqa.stats.asymmetry import Cell, EvaluatorSpec, OptimizationScores
     from optiqa.study.cells import expand_cells
     from optiqa.study.config import load_study_config
 
@@ -169,7 +169,7 @@ def test_a_kept_pixel_term_is_excluded_the_same_by_panel_analysis_and_json():
 
     fam = {m: family_of(m) for m in [*names, "ssim"]}
     opt = OptimizationScores([Cell(cell.name, "ssim", extra_families=(family_of("l1"),))],
-                             [Evaluator(e, False, fam[e]) for e in names], ["i0"],
+                             [EvaluatorSpec(e, False, fam[e]) for e in names], ["i0"],
                              {cell.name: {e: np.zeros(1) for e in names}}, {"ssim": fam["ssim"]},
                              {m: feature_extractor(m) for m in fam}, rule=circular_reason)
     json_reasons = {e.name: why for e in opt.evaluators

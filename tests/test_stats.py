@@ -210,12 +210,12 @@ def test_result_rows_round_trip_and_name_a_wrong_key():
 def test_paired_tests_are_written_as_typed_rows():
     """analyze() writes every paired test as a PairedTest row (the report reads them so)."""
     from optiqa.evaluators.circularity import circular_reason
-    from optiqa.stats.asymmetry import Cell, Evaluator, OptimizationScores, paired_tests
+    from optiqa.stats.asymmetry import Cell, EvaluatorSpec, OptimizationScores, paired_tests
     from optiqa.stats.rows import PairedTest
 
     rng = np.random.default_rng(0)
     cells = [Cell("x__none", "l1"), Cell("x__patch", "l1", "patch", "patch", "conv", 0.01)]
-    ev = [Evaluator("gmsd", True, "gmsd")]
+    ev = [EvaluatorSpec("gmsd", True, "gmsd")]
     scores = {c.name: {"gmsd": rng.normal(size=8)} for c in cells}
     opt = OptimizationScores(cells, ev, [f"i{i}" for i in range(8)], scores, {"l1": "pixel"},
                              rule=circular_reason)

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from optiqa.evaluators.circularity import circular_reason
-from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell, Evaluator,
+from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell, EvaluatorSpec,
                                     OptimizationScores, analyze)
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["l1", "ssim", "gmsd", "dists_vgg16", "lpips_vgg"]
 FAMILY = {"l1": "pixel", "ssim": "ssim", "gmsd": "gmsd", "dists_vgg16": "dists",
           "lpips_vgg": "lpips"}
-PANEL = [Evaluator("niqe", True, "niqe", "nr"), Evaluator("musiq", False, "musiq", "nr")]
+PANEL = [EvaluatorSpec("niqe", True, "niqe", "nr"), EvaluatorSpec("musiq", False, "musiq", "nr")]
 CROSSED = (("vgg_patch", "patch", "conv"), ("vgg_image", "image", "conv"),
            ("swin_patch", "patch", "transformer"), ("swin_image", "image", "transformer"))
 

@@ -44,7 +44,7 @@ The inputs and shared helpers are in :mod:`optiqa.stats.asymmetry_base`, the tab
 from __future__ import annotations
 
 from optiqa.stats.asymmetry_base import (MIN_RELIABLE_IMAGES, AssessmentDataset, AssessmentScores,
-                                         Cell, Evaluator, OptimizationScores, _assessment,
+                                         Cell, EvaluatorSpec, OptimizationScores, _assessment,
                                          _optimization, _seed, agreement_dict, check_inputs,
                                          model_means)
 from optiqa.stats.asymmetry_tables import (_agreement_rows, _contrast_rows, _optimization_rows,
@@ -54,7 +54,7 @@ from optiqa.stats.groups import setting_groups
 from optiqa.stats.ranking import MIN_METRICS
 from optiqa.stats.rows import Exclusion
 
-__all__ = ["Cell", "Evaluator", "OptimizationScores", "AssessmentDataset", "AssessmentScores",
+__all__ = ["Cell", "EvaluatorSpec", "OptimizationScores", "AssessmentDataset", "AssessmentScores",
            "MIN_RELIABLE_IMAGES", "check_inputs", "agreement_dict", "model_means",
            "evaluator_agreement", "default_pairs", "paired_tests", "test_family", "headlines",
            "analyze", "setting_groups", "_optimization"]

@@ -1,6 +1,6 @@
 """The asymmetry analysis' inputs and the helpers its tables share (:mod:`optiqa.stats.asymmetry`).
 
-The inputs are typed: :class:`Cell` (one trained model), :class:`Evaluator`,
+The inputs are typed: :class:`Cell` (one trained model), :class:`EvaluatorSpec`,
 :class:`OptimizationScores` (per-image scores of every cell by every evaluator, and the
 circularity rule that decides which judgments count) and :class:`AssessmentScores`
 (per-item scores of every fidelity metric on IQA datasets); :func:`check_inputs` names what is
@@ -53,8 +53,10 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Evaluator:
-    """One judge of the trained models (FR or NR metric) and its orientation and family."""
+class EvaluatorSpec:
+    """What the statistics know of one evaluator of the trained models (an FR or NR metric):
+    its name, orientation, family and kind. The evaluator panel itself, with the metric
+    objects and the circularity rule, is :class:`optiqa.evaluators.panel.Evaluator`."""
 
     name: str
     lower_better: bool
@@ -74,7 +76,7 @@ class OptimizationScores:
     """
 
     cells: list[Cell]
-    evaluators: list[Evaluator]
+    evaluators: list[EvaluatorSpec]
     images: list[str]
     scores: dict[str, dict[str, np.ndarray]]
     metric_family: dict[str, str]
@@ -88,7 +90,7 @@ class OptimizationScores:
                              "circularity rule)", option="metric_family")
         return self.metric_family[metric]
 
-    def exclusion(self, cell: Cell, evaluator: Evaluator) -> tuple[str, str] | None:
+    def exclusion(self, cell: Cell, evaluator: EvaluatorSpec) -> tuple[str, str] | None:
         """``(kind, reason)`` when ``evaluator`` may not or cannot judge ``cell``, else None."""
         if self.rule is None:
             raise InputError("no circularity rule given (rule=optiqa.evaluators.circularity."
@@ -103,7 +105,7 @@ class OptimizationScores:
             return "missing", "no scores for this cell and evaluator"
         return None
 
-    def oriented(self, cell: Cell, evaluator: Evaluator) -> np.ndarray:
+    def oriented(self, cell: Cell, evaluator: EvaluatorSpec) -> np.ndarray:
         """Per-image scores, negated for a lower-better evaluator (higher = better)."""
         s = np.asarray(self.scores[cell.name][evaluator.name], dtype=np.float64)
         return -s if evaluator.lower_better else s

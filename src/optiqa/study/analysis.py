@@ -64,7 +64,7 @@ def optimization_scores(plan):
     from optiqa.evaluators import feature_extractor
     from optiqa.evaluators.circularity import circular_reason
     from optiqa.metrics import list_metrics
-    from optiqa.stats.asymmetry import Cell, Evaluator, OptimizationScores
+    from optiqa.stats.asymmetry import Cell, EvaluatorSpec, OptimizationScores
     from optiqa.study.evaluation import current_evaluations
 
     cfg = plan.cfg
@@ -88,8 +88,8 @@ def optimization_scores(plan):
         scores[c.name] = {m: np.array([v for st in ev["sets"].values()
                                        for v in st["scores"][m]])
                           for m in ev["evaluators"] if m in cfg.evaluators.metrics}
-    evaluators = [Evaluator(m, infos[m].lower_better, family(m, by_family),
-                            getattr(infos[m], "kind", "fr")) for m in cfg.evaluators.metrics]
+    evaluators = [EvaluatorSpec(m, infos[m].lower_better, family(m, by_family),
+                                getattr(infos[m], "kind", "fr")) for m in cfg.evaluators.metrics]
     metric_family = {c.fidelity: family(c.fidelity, by_family) for c in plan.cells}
     features = {m: feature_extractor(m) for m in [*metric_family, *cfg.evaluators.metrics]}
     return OptimizationScores(cells, evaluators, images or [], scores, metric_family, features,

@@ -6,3 +6,4 @@ of the analysis (``analyze``, ``Cell``, ``Evaluator``, ``OptimizationScores``,
 release. Note that :class:`OptimizationScores` now takes the circularity rule as ``rule=``.
 """
 from optiqa.stats.asymmetry import *  # noqa: F401,F403
+from optiqa.stats.asymmetry import EvaluatorSpec as Evaluator  # noqa: F401 (renamed EvaluatorSpec)
