@@ -55,6 +55,11 @@ def test_random_init_is_seeded_and_not_pretrained():
     assert not torch.equal(a.state_dict()[w], c.state_dict()[w])
     assert not torch.equal(a.state_dict()[w], backbones.create("effnet_lite0").state_dict()[w])
     assert info == {"init": "random", "seed": 3}
+    # VGG-16-R's init is its spec's fixed seed, whatever seed is asked for (and says so)
+    r, info = create_backbone("vgg16_r", "random", seed=3)
+    assert info == {"init": "random", "seed": backbones.VGG16_R_SEED}
+    assert torch.equal(r.state_dict()["trunk.features.0.weight"],
+                       backbones.create("vgg16_r").state_dict()["trunk.features.0.weight"])
 
 
 def test_imagenet_init_is_the_pretrained_backbone():

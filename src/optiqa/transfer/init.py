@@ -203,8 +203,9 @@ def create_backbone(name: str, init: Init | str, seed: int = 0) -> tuple[backbon
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             bb = backbones.create(name, pretrained=False)
-        return bb, {"init": "random", "seed": seed if name != "vgg16_r" else
-                    backbones.VGG16_R_SEED}
+        # a backbone with a fixed-seed init (vgg16_r) ignores the seed asked for
+        return bb, {"init": "random",
+                    "seed": seed if spec.fixed_seed is None else spec.fixed_seed}
     if init.kind == "imagenet":
         if spec.pretrained_tag is None:
             raise ConfigError(f"backbone {name!r} ({spec.title}) has no ImageNet weights: it is "
