@@ -220,6 +220,12 @@ def make_study(n_images=30, noise=0.05, reverse=False, seed=0, metrics=METRICS, 
     return opt, assess
 
 
+def analyze_json(*args, **kwargs) -> dict:
+    """The analysis as ``analysis.json`` holds it (:meth:`optiqa.stats.rows.Analysis.to_json`):
+    these tests check the file's contract key by key."""
+    return analyze(*args, **kwargs).to_json()
+
+
 def rows(out, scope, group=None, evaluator=None):
     return [r for r in out["rank_agreement"] if r["scope"] == scope
             and (group is None or r["group"] == group)
@@ -227,7 +233,7 @@ def rows(out, scope, group=None, evaluator=None):
 
 
 def test_concordant_and_reversed_studies():
-    out = analyze(*make_study(), n_boot=100)
+    out = analyze_json(*make_study(), n_boot=100)
     json.dumps(out, allow_nan=False)                      # JSON-able, never NaN
     # 14 groups (5 settings, with/without, 2 levels, 2 backbones, 3 weights) x 4 evaluators
     assert len(out["rank_agreement"]) == 14 * 4
@@ -236,7 +242,7 @@ def test_concordant_and_reversed_studies():
         assert r["spearman"] == pytest.approx(1.0) and r["kendall"] == pytest.approx(1.0)
         assert r["spearman_ci"][0] <= r["spearman"] <= r["spearman_ci"][1]
         assert r["kendall_ci"][0] <= r["kendall"] <= r["kendall_ci"][1]
-    out = analyze(*make_study(reverse=True), n_boot=100)
+    out = analyze_json(*make_study(reverse=True), n_boot=100)
     for r in out["rank_agreement"]:
         assert r["spearman"] == pytest.approx(-1.0) and r["kendall"] == pytest.approx(-1.0)
     # metrics that entered: all five for the NR evaluators, four where a family is excluded
@@ -248,7 +254,7 @@ def test_concordant_and_reversed_studies():
 def test_intervals_bracket_the_estimate_and_shrink_with_more_images():
     def width(n_images):
         opt, assess = make_study(n_images=n_images, noise=6.0, n_contents=200)
-        r = rows(analyze(opt, assess, n_boot=300, pairs=[]), "setting", "none", "niqe")[0]
+        r = rows(analyze_json(opt, assess, n_boot=300, pairs=[]), "setting", "none", "niqe")[0]
         lo, hi = r["spearman_ci"]
         assert lo <= r["spearman"] <= hi
         return hi - lo
@@ -257,7 +263,7 @@ def test_intervals_bracket_the_estimate_and_shrink_with_more_images():
 
 def test_circularity_excludes_exactly_the_same_family_and_ignores_those_scores():
     opt, assess = make_study()
-    out = analyze(opt, assess, n_boot=50)
+    out = analyze_json(opt, assess, n_boot=50)
     expected = {(c.name, e.name) for c in opt.cells for e in opt.evaluators
                 if FAMILY[c.fidelity] == e.family}
     assert {(x["cell"], x["evaluator"]) for x in out["exclusions"]} == expected
@@ -274,10 +280,10 @@ def test_circularity_excludes_exactly_the_same_family_and_ignores_those_scores()
     # the excluded scores enter no statistic: replacing them with anything changes nothing
     for cell, evaluator in expected:
         opt.scores[cell][evaluator] = np.full(len(opt.images), 1e6)
-    assert analyze(opt, assess, n_boot=50) == out
+    assert analyze_json(opt, assess, n_boot=50) == out
     # a missing score is reported as missing, not as circular
     del opt.scores["ssim"]["niqe"]
-    out = analyze(opt, assess, n_boot=50)
+    out = analyze_json(opt, assess, n_boot=50)
     assert {"cell": "ssim", "fidelity": "ssim", "evaluator": "niqe", "kind": "missing",
             "reason": "no scores for this cell and evaluator"} in out["exclusions"]
     assert rows(out, "setting", "none", "niqe")[0]["left_out"]["missing_scores"] == ["ssim"]
@@ -289,14 +295,14 @@ def test_circularity_excludes_exactly_the_same_family_and_ignores_those_scores()
 
 def test_undefined_cases_are_none_with_a_reason():
     opt, assess = make_study(metrics=["ssim", "gmsd"])
-    out = analyze(opt, assess, n_boot=50)
+    out = analyze_json(opt, assess, n_boot=50)
     for r in out["rank_agreement"]:
         assert r["spearman"] is None and r["spearman_ci"] is None
         assert r["reason"] == "fewer than 3 fidelity metrics (2)"
     opt, assess = make_study()
     for c in opt.cells:                                   # musiq cannot tell the models apart
         opt.scores[c.name]["musiq"] = np.linspace(0, 1, len(opt.images))
-    out = analyze(opt, assess, n_boot=50)
+    out = analyze_json(opt, assess, n_boot=50)
     r = rows(out, "setting", "none", "musiq")[0]
     assert r["kendall"] is None and r["reason"] == \
         "optimization quality is the same for every metric"
@@ -307,7 +313,7 @@ def test_pooled_groups_contrasts_and_the_weight_sweep():
     opt, assess = make_study(weights=(0.01, 0.1, 1.0))
     opt.cells = [c for c in opt.cells if c.name != "gmsd+patchgan@0.1"]
     del opt.scores["gmsd+patchgan@0.1"]
-    out = analyze(opt, assess, n_boot=50)
+    out = analyze_json(opt, assess, n_boot=50)
     groups = {(g["scope"], g["group"]): g["settings"] for g in out["groups"]}
     assert groups[("level", "patch")] == ["patchgan@0.01", "patchgan@0.1", "patchgan@1"]
     assert groups[("weight", "0")] == ["none"]
@@ -341,7 +347,7 @@ def test_pooled_groups_contrasts_and_the_weight_sweep():
 
 
 def test_evaluator_agreement_in_the_study():
-    out = analyze(*make_study(noise=0.01), n_boot=200)
+    out = analyze_json(*make_study(noise=0.01), n_boot=200)
     agreement = out["evaluator_agreement"][0]
     assert agreement["w"] == pytest.approx(1.0)           # every evaluator ranks alike
     assert agreement["n_cells"] == 15 and agreement["df"] == 14
@@ -355,7 +361,7 @@ def test_evaluator_agreement_in_the_study():
 
 def test_paired_tests_in_the_study():
     opt, assess = make_study()
-    out = analyze(opt, assess, n_boot=20)
+    out = analyze_json(opt, assess, n_boot=20)
     assert len(out["paired_tests"]) == len(default_pairs(opt.cells)) * len(PANEL)
     row = next(r for r in out["paired_tests"] if r["a"] == "ssim+patchgan@0.1"
                and r["evaluator"] == "niqe")
@@ -367,7 +373,7 @@ def test_paired_tests_in_the_study():
     circular = next(r for r in out["paired_tests"] if r["a"].startswith("l1+")
                     and r["evaluator"] == "psnr")
     assert circular["p_value"] is None and circular["reason"].startswith("circular")
-    chosen = analyze(opt, assess, n_boot=20, pairs=[("ssim", "gmsd")])["paired_tests"]
+    chosen = analyze_json(opt, assess, n_boot=20, pairs=[("ssim", "gmsd")])["paired_tests"]
     assert [r["evaluator"] for r in chosen] == [e.name for e in PANEL]
 
 
@@ -375,7 +381,7 @@ def test_within_strata_assessment_uses_the_benchmark_definition():
     opt, assess = make_study()
     ds = assess.datasets[0]
     ds.strata = np.array([f"{g}-{i % 2}" for i, g in enumerate(ds.groups)])
-    out = analyze(opt, assess, n_boot=50)
+    out = analyze_json(opt, assess, n_boot=50)
     row = next(r for r in out["assessment"] if r["metric"] == "ssim")
     ref = C.summarize_within(assess.predictions["ssim"]["toy"], ds.targets, ds.strata, ds.groups,
                              n_boot=0)
@@ -387,24 +393,24 @@ def test_orientation_of_assessment():
     opt, assess = make_study()
     flipped = {m: {"toy": -v["toy"]} for m, v in assess.predictions.items()}
     lower = AssessmentScores(assess.datasets, flipped, {m: True for m in METRICS})
-    a = analyze(opt, assess, n_boot=0)["assessment"]
-    b = analyze(opt, lower, n_boot=0)["assessment"]
+    a = analyze_json(opt, assess, n_boot=0)["assessment"]
+    b = analyze_json(opt, lower, n_boot=0)["assessment"]
     assert [r["quality"] for r in a] == pytest.approx([r["quality"] for r in b])
     assert all(r["quality"] > 0 for r in a)
 
 
 def test_deterministic_under_a_seed():
     opt, assess = make_study(noise=3.0, n_images=15)
-    first, again = analyze(opt, assess, n_boot=100, seed=7), analyze(opt, assess, n_boot=100,
+    first, again = analyze_json(opt, assess, n_boot=100, seed=7), analyze_json(opt, assess, n_boot=100,
                                                                       seed=7)
     assert first == again
-    other = analyze(opt, assess, n_boot=100, seed=8)
+    other = analyze_json(opt, assess, n_boot=100, seed=8)
     assert other["assessment"][0]["quality_ci"] != first["assessment"][0]["quality_ci"]
 
 
 def test_setting_groups_of_a_grid():
     groups = setting_groups(make_cells(["ssim"], weights=(0.1,)))
-    assert [(g["scope"], g["group"]) for g in groups] == [
+    assert [(g.scope, g.group) for g in groups] == [
         ("setting", "none"), ("setting", "patchgan@0.1"), ("setting", "swin_head@0.1"),
         ("adversarial", "without"), ("adversarial", "with"), ("level", "patch"),
         ("level", "image"), ("backbone", "conv"), ("backbone", "transformer"), ("weight", "0"),
@@ -415,19 +421,19 @@ def test_bad_inputs_raise_naming_the_problem():
     opt, assess = make_study()
     opt.metric_family.pop("gmsd")
     with pytest.raises(InputError, match="no family given for fidelity metric 'gmsd'"):
-        analyze(opt, assess, n_boot=0)
+        analyze_json(opt, assess, n_boot=0)
     opt, assess = make_study()
     opt.scores["ssim"]["niqe"] = opt.scores["ssim"]["niqe"][:3]
     with pytest.raises(InputError, match="scores of cell ssim, evaluator niqe: expected shape"):
-        analyze(opt, assess, n_boot=0)
+        analyze_json(opt, assess, n_boot=0)
     opt, assess = make_study()
     opt.scores["ssim"]["niqe"][0] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        analyze(opt, assess, n_boot=0)
+        analyze_json(opt, assess, n_boot=0)
     opt, assess = make_study()
     opt.cells.append(Cell("bad", "ssim", "none", adversarial_weight=0.1))
     with pytest.raises(InputError, match="adversarial_weight"):
-        analyze(opt, assess, n_boot=0)
+        analyze_json(opt, assess, n_boot=0)
     opt, assess = make_study()
     with pytest.raises(InputError, match="unknown cell 'nope'"):
-        analyze(opt, assess, n_boot=0, pairs=[("ssim", "nope")])
+        analyze_json(opt, assess, n_boot=0, pairs=[("ssim", "nope")])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -85,21 +84,21 @@ def test_every_output_marks_excluded_judgments_the_same(tmp_path):
     from optiqa.study.cells import expand_cells
     from optiqa.study.config import load_study_config
     from optiqa.report.document import Document, Table
-    from optiqa.study.report import optimization_rows
+    from optiqa.report.study import Model, optimization_rows
+    from optiqa.stats.rows import ModelMean
 
     cfg = load_study_config(ROOT / "configs" / "study" / "quick.yaml")
     cells = expand_cells(cfg)[:8]
     evaluators = list(cfg.evaluators.metrics)
     rng = np.random.default_rng(0)
     per_image = {(c.name, e): list(rng.normal(size=4)) for c in cells for e in evaluators}
-    plan = SimpleNamespace(cells=cells)
     # the report reads its means from the analysis (one source for every number and interval)
-    model_means = [{"model": c.name, "evaluator": e, "mean": float(np.mean(per_image[(c.name, e)])),
-                    "mean_ci": None} for c in cells for e in evaluators]
-    r = SimpleNamespace(cfg=cfg, plan=plan, evaluations={c.name: {} for c in cells},
-                        analysis={"model_means": model_means},
-                        per_image=lambda name, m: per_image[(name, m)])
-    rows, muted = optimization_rows(r, evaluators)
+    model_means = [ModelMean(c.name, e, float(np.mean(per_image[(c.name, e)])), None)
+                   for c in cells for e in evaluators]
+    models = [Model(c.name, c.fidelity, c.discriminator,
+                    c.adversarial_weight if c.adversarial else None, excluded_evaluators(cfg, c))
+              for c in cells]
+    rows, muted = optimization_rows(models, evaluators, model_means)
     headers = ["model", "fidelity", "disc", "w"] + [x for e in evaluators for x in (e, e + " CI")]
     doc = Document("t")
     doc.table(Table("opt", headers, rows, csv_name="optimization", muted=muted))
@@ -135,10 +134,13 @@ def test_every_output_marks_excluded_judgments_the_same(tmp_path):
                               {m: {"toy": rng.normal(size=18)} for m in cfg.fidelity.metrics},
                               {m: False for m in cfg.fidelity.metrics})
     out = analyze(opt, assess, n_boot=0, pairs=[])
-    json_marked = {(x["cell"], x["evaluator"]) for x in out["optimization"] if x["excluded"]}
+    json_marked = {(x.cell, x.evaluator) for x in out.optimization if x.excluded}
     assert json_marked == marked
-    assert all(x["mean"] is None for x in out["optimization"] if x["excluded"])
-    assert {(x["cell"], x["evaluator"]) for x in out["exclusions"]} == marked
+    assert all(x.mean is None for x in out.optimization if x.excluded)
+    assert {(x.cell, x.evaluator) for x in out.exclusions} == marked
+    written = out.to_json()      # analysis.json: no number where the judgment is excluded
+    assert all(x["mean"] is None and x["excluded"]["kind"] == "circular"
+               for x in written["optimization"] if (x["cell"], x["evaluator"]) in marked)
 
 
 def test_a_kept_pixel_term_is_excluded_the_same_by_panel_analysis_and_json():

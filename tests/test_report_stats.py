@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-from types import SimpleNamespace
 
 import pytest
 from test_asymmetry import make_study
@@ -27,7 +26,7 @@ def rendered(tmp_path_factory):
     figures.scatter_panels = capture
     try:
         doc = Document("t")
-        analysis_sections(doc, SimpleNamespace(analysis=out))
+        analysis_sections(doc, out)
         folder = tmp_path_factory.mktemp("report")
         doc.write(folder)
     finally:
@@ -54,7 +53,7 @@ def test_test_tables_state_family_size_and_floor(rendered):
     planned = md[md.index("Planned comparisons"):md.index("Exploratory paired comparisons")]
     assert "Planned family: 4 tests, Holm-adjusted over this family alone" in planned
     assert "2/2^10 = 0.002" in planned
-    n = out["test_families"]["exploratory"]["size"]
+    n = out.test_families.exploratory.size
     assert f"Exploratory family: {n} tests" in md and "not as findings" in md
     assert "Exploratory family:" in md[md.index("Rank agreement between"):]
     with open(folder / "tables" / "planned_tests.csv") as f:
@@ -63,24 +62,29 @@ def test_test_tables_state_family_size_and_floor(rendered):
 
 
 def test_human_tables_state_stimuli_resampling_and_family(tmp_path):
+    from optiqa.report.human import human_section
     from optiqa.stats.permutation import rank_test
-    from optiqa.report.analysis import human_section
+    from optiqa.stats.rows import (Human, HumanAgreement, HumanCrops, HumanFit, HumanRun,
+                                   HumanVsEvaluator)
 
     def corr(n):
         xs = list(range(n))
         return {"n": n, "spearman": 1.0, "kendall": 1.0, "reason": None,
-                "descriptive_only": n < 5,
-                "spearman_test": rank_test(xs, xs).to_json(),
-                "kendall_test": rank_test(xs, xs, "kendall").to_json()}
-    fit = {"n_votes": 30, "consistency": None, "resampled": "raters and images",
-           "n_raters": 3, "n_images": 2,
-           "runs": [{"run": "a", "label": "A", "score": 0.1, "ci_low": -0.2, "ci_high": 0.4,
-                     "rank": 1, "votes": 30, "wins": 16}]}
-    h = {"has_votes": True, "message": "30 votes from 3 rater(s)", "fit": fit,
-         "crops": {"n": 6}, "by_evaluator": [{"evaluator": "psnr_y", **corr(6)}],
-         "rank_agreement": [{"task": "sr_x4", "grid": "main", "scope": "setting", "group": "none", **corr(4)}]}
+                "descriptive_only": n < 5, "spearman_test": rank_test(xs, xs),
+                "kendall_test": rank_test(xs, xs, "kendall")}
+    message = "30 votes from 3 rater(s)"
+    fit = HumanFit([HumanRun("a", "A", 0.1, -0.2, 0.4, 1, 30, 16)], [], [], n_votes=30,
+                   n_repeat_votes=0, consistency=None, connected=True, n_boot=100, seed=0,
+                   alpha=0.01, ci_level=0.95, model="bradley-terry", scale="log odds",
+                   message=message, notes=[], resampled="raters and images", n_raters=3,
+                   n_images=2, has_votes=True)
+    h = Human(True, message, fit, HumanCrops(6, [], {}),
+              [HumanVsEvaluator("psnr_y", "sr_x4", ["a"], "the 6 crops the raters saw",
+                                **corr(6))],
+              [HumanAgreement("sr_x4", "main", "setting", "none", ["none"], ["l1"], 0.0,
+                              points=[], **corr(4))])
     doc = Document("t")
-    human_section(doc, SimpleNamespace(analysis={"human": h}, folder=SimpleNamespace(root="x")))
+    human_section(doc, h, "x")
     doc.write(tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "resampling raters and images (3 raters, 2 images" in md

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_asymmetry import FAMILY, METRICS, PANEL
+from test_asymmetry import FAMILY, METRICS, PANEL, analyze_json
 
 from optiqa.evaluators.circularity import circular_reason
 from optiqa.stats.replicates import SeedSpread, seed_spread
@@ -68,7 +68,7 @@ def seeded_study(n_seeds=3, seed_sd=0.5, image_sd=0.0, n_images=12, seed=0, metr
 
 def test_replicates_are_averaged_and_the_spread_is_reported():
     opt, assess, offsets = seeded_study()
-    out = analyze(opt, assess, n_boot=0, pairs=[])
+    out = analyze_json(opt, assess, n_boot=0, pairs=[])
     assert out["seeds"]["n_seeds"] == 3 and len(out["seeds"]["runs"]) == 15
     assert [c["name"] for c in out["cells"]] == METRICS          # one cell per setting
     row = next(r for r in out["optimization"] if r["cell"] == "gmsd" and r["evaluator"] == "niqe")
@@ -106,7 +106,8 @@ def test_the_bootstrap_resamples_seeds():
 
 def test_seed_noise_widens_the_rank_agreement_interval():
     def width(seed_sd):
-        out = analyze(*seeded_study(seed_sd=seed_sd, image_sd=0.3)[:2], n_boot=400, pairs=[])
+        out = analyze_json(*seeded_study(seed_sd=seed_sd, image_sd=0.3)[:2], n_boot=400,
+                           pairs=[])
         r = next(r for r in out["rank_agreement"] if r["scope"] == "setting"
                  and r["evaluator"] == "niqe")
         return r["spearman_ci"][1] - r["spearman_ci"][0]
@@ -147,14 +148,13 @@ def test_bad_seeds_are_a_config_error():
 
 def test_the_report_gives_the_seed_spread_per_evaluator(tmp_path):
     import csv
-    from types import SimpleNamespace
 
     from optiqa.report.document import Document
     from optiqa.report.analysis import analysis_sections
 
     out = analyze(*seeded_study()[:2], n_boot=50, pairs=[])
     doc = Document("t")
-    analysis_sections(doc, SimpleNamespace(analysis=out))
+    analysis_sections(doc, out)
     doc.write(tmp_path)
     with open(tmp_path / "tables" / "seed_spread.csv") as f:
         rows = list(csv.DictReader(f))

@@ -112,11 +112,9 @@ def test_panel_median_test_by_brute_force():
 
 # --------------------------------------------------------------------------- in the analysis
 def test_every_rank_agreement_row_carries_its_exact_test_and_flag():
-    from test_asymmetry import make_study
+    from test_asymmetry import analyze_json, make_study
 
-    from optiqa.stats.asymmetry import analyze
-
-    out = analyze(*make_study(metrics=["l1", "ssim", "gmsd", "dists_vgg16"]), n_boot=20)
+    out = analyze_json(*make_study(metrics=["l1", "ssim", "gmsd", "dists_vgg16"]), n_boot=20)
     json.dumps(out, allow_nan=False)
     for r in out["rank_agreement"]:
         assert r["descriptive_only"] is (r["n_metrics"] < 5)
@@ -160,19 +158,18 @@ def test_planned_comparisons_are_their_own_holm_family():
 
     opt, assess = make_study(n_images=10, noise=1.0)
     planned = [("ssim", "gmsd")]
-    out = analyze(opt, assess, n_boot=20, planned=planned)
-    assert [r["family"] for r in out["planned_tests"]] == ["planned"] * len(PANEL)
-    assert len(out["paired_tests"]) == len(default_pairs(opt.cells)) * len(PANEL)
-    assert all(r["family"] == "exploratory" for r in out["paired_tests"])
-    fam = out["test_families"]
-    assert fam["planned"]["size"] == len(PANEL)
-    assert fam["exploratory"]["size"] == sum(r["p_value"] is not None
-                                             for r in out["paired_tests"])
-    assert fam["planned"]["smallest_p"] == pytest.approx(2 / 1024)
+    out = analyze(opt, assess, n_boot=20, planned=planned)   # typed rows, read by attribute
+    assert [r.family for r in out.planned_tests] == ["planned"] * len(PANEL)
+    assert len(out.paired_tests) == len(default_pairs(opt.cells)) * len(PANEL)
+    assert all(r.family == "exploratory" for r in out.paired_tests)
+    fam = out.test_families
+    assert fam.planned.size == len(PANEL)
+    assert fam.exploratory.size == sum(r.p_value is not None for r in out.paired_tests)
+    assert fam.planned.smallest_p == pytest.approx(2 / 1024)
     # Holm over the planned family alone: at most 4x the raw p, not 4 + 64 times
-    for r in out["planned_tests"]:
-        assert r["p_holm"] <= min(1.0, len(PANEL) * r["p_value"]) + 1e-12
-        assert r["smallest_p"] == pytest.approx(2 / 1024)
+    for r in out.planned_tests:
+        assert r.p_holm <= min(1.0, len(PANEL) * r.p_value) + 1e-12
+        assert r.smallest_p == pytest.approx(2 / 1024)
 
 
 def test_bootstrap_defaults_are_at_least_2000():
@@ -219,7 +216,8 @@ def test_paired_tests_are_written_as_typed_rows():
     scores = {c.name: {"gmsd": rng.normal(size=8)} for c in cells}
     opt = OptimizationScores(cells, ev, [f"i{i}" for i in range(8)], scores, {"l1": "pixel"},
                              rule=circular_reason)
-    rows = PairedTest.many(paired_tests(opt, [("x__patch", "x__none")]))
+    rows = paired_tests(opt, [("x__patch", "x__none")])
+    assert all(isinstance(r, PairedTest) for r in rows)
     assert [(r.a, r.b, r.evaluator, r.family, r.n_images) for r in rows] == \
         [("x__patch", "x__none", "gmsd", "exploratory", 8)]
     assert 0 <= rows[0].p_value <= 1 and rows[0].p_holm == rows[0].p_value   # a family of one

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from test_asymmetry import analyze_json
 
 from optiqa.evaluators.circularity import circular_reason
 from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell, EvaluatorSpec,
@@ -28,14 +29,17 @@ def test_weight_curves_draw_each_loss_at_its_own_weights():
     from optiqa.report.analysis import _sweep
 
     sweep = [0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02]
-    curves = [{"task": "sr_x4", "discriminator": "d", "evaluator": "niqe", "fidelity": "dists",
-               "weights": sweep, "mean": list(range(7)), "excluded": [None] * 7},
-              {"task": "sr_x4", "discriminator": "d", "evaluator": "niqe", "fidelity": "l1",
-               "weights": [0.0, 0.005], "mean": [1.0, 2.0], "excluded": [None, None]}]
+    from optiqa.stats.rows import SweepCurve, WeightSweep
+
+    def curve(fidelity, weights, mean):
+        n = len(weights)
+        return SweepCurve("sr_x4", "d", "niqe", fidelity, weights, [f"c{i}" for i in range(n)],
+                          mean, [None] * n, mean, [None] * n)
+    curves = [curve("dists", sweep, list(range(7))), curve("l1", [0.0, 0.005], [1.0, 2.0])]
     doc = Document("t")
     # 7 points for one loss and 2 for another: this raised "x and y must have same first
     # dimension" and ended the paper study with no report
-    _sweep(doc, {"weight_sweep": {"curves": curves, "rank_agreement": []}})
+    _sweep(doc, WeightSweep(curves, []))
     fig = next(b[1] for b in doc.blocks if b[0] == "f")
     assert fig.png.startswith(b"\x89PNG")
     ticks, weights, series = figures.weight_positions(
@@ -84,7 +88,7 @@ def _grid_cells():
 
 def test_pooled_groups_are_defined_per_grid_not_by_a_silent_intersection():
     cells, grids = _grid_cells()
-    out = analyze(*_study(cells), n_boot=30, grids=grids)
+    out = analyze_json(*_study(cells), n_boot=30, grids=grids)
     by = {(r["grid"], r["scope"], r["group"], r["evaluator"]): r for r in out["rank_agreement"]}
     # the intersection over all settings kept only dists_vgg16 (the one metric of the sweep)
     for scope, group in (("adversarial", "with"), ("level", "patch"), ("level", "image"),
@@ -109,7 +113,7 @@ def test_a_contrast_whose_sides_differ_in_two_factors_is_confounded():
     for m in METRICS:
         cells += [Cell(m, m), Cell(f"{m}+p", m, "vgg_patch", "patch", "conv", 0.01),
                   Cell(f"{m}+i", m, "swin_image", "image", "transformer", 0.01)]
-    out = analyze(*_study(cells), n_boot=0)
+    out = analyze_json(*_study(cells), n_boot=0)
     c = next(c for c in out["contrasts"] if c["scope"] == "level" and c["evaluator"] == "niqe")
     assert c["reason"] == ("confounded: patch has (backbone_kind / adversarial_weight) "
                            "conv/0.01, image has transformer/0.01")
@@ -178,8 +182,10 @@ def test_human_vs_evaluator_correlations_are_per_task(monkeypatch):
     human.update({f"sr_x2__{m}": 10.0 + i for i, m in enumerate(METRICS)})
     quality = {f"sr_x4__{m}": 10.0 + i for i, m in enumerate(METRICS)}
     quality.update({f"sr_x2__{m}": float(i) for i, m in enumerate(METRICS)})
-    fitted = SimpleNamespace(has_votes=True, message="m", to_dict=lambda: {"n_votes": 40},
-                             scores=lambda: human)
+    from optiqa.judge.fit import HumanScores, RunScore
+
+    fitted = HumanScores(tuple(RunScore(n, n, s, None, None, None, 8, 4) for n, s in human.items()),
+                         (), (), 40, 0, None, True, 0, 0, 0.01, message="m")
     monkeypatch.setattr(optiqa.judge, "fit_study", lambda *a, **k: fitted)
     # the evaluators' scores on the crops the raters saw
     crops = SimpleNamespace(crops=[], unscored={})
@@ -189,9 +195,9 @@ def test_human_vs_evaluator_correlations_are_per_task(monkeypatch):
         metrics=METRICS), evaluators=SimpleNamespace(metrics=["niqe"]),
         assessment=SimpleNamespace(bootstrap=0))
     plan = SimpleNamespace(cfg=cfg, cells=cells, folder=SimpleNamespace(root="."))
-    result = {"assessment": [], "groups": []}
-    rows = analysis.human_judgments(plan, result)["by_evaluator"]
-    assert [(r["task"], r["n"], r["spearman"]) for r in rows] == [
+    result = SimpleNamespace(assessment=[], groups=[])    # no IQA side: by evaluator only
+    rows = analysis.human_judgments(plan, result).by_evaluator
+    assert [(r.task, r.n, r.spearman) for r in rows] == [
         ("sr_x4", 5, pytest.approx(1.0)), ("sr_x2", 5, pytest.approx(1.0))]
 
 
@@ -214,8 +220,9 @@ def test_built_in_greyscale_photos_are_detected_from_their_pixels():
 
 # --------------------------------------------------------------------------- one interval source
 def test_the_report_takes_every_interval_from_the_analysis():
+    from optiqa.report.study import Model, optimization_rows
     from optiqa.stats.asymmetry import model_means
-    from optiqa.study.report import optimization_rows
+    from optiqa.stats.rows import ModelMean
 
     cells = [Cell(m, m) for m in METRICS[:3]]
     opt, assess = _study(cells)
@@ -224,21 +231,13 @@ def test_the_report_takes_every_interval_from_the_analysis():
     raw["bicubic__sr_x4"] = {e.name: opt.scores["l1"][e.name] + 1.0 for e in PANEL}
     means = model_means(raw, n_boot=200, seed=4)
     # the same replicates as the analysis' own: identical intervals for every cell
-    for row in out["optimization"]:
-        m = next(x for x in means if x["model"] == row["cell"]
-                 and x["evaluator"] == row["evaluator"])
-        assert m["mean_ci"] == pytest.approx(row["mean_ci"]) and m["mean"] == row["mean"]
+    for row in out.optimization:
+        m = next(x for x in means if x.model == row.cell and x.evaluator == row.evaluator)
+        assert m.mean_ci == pytest.approx(row.mean_ci) and m.mean == row.mean
     # the report's table shows these numbers; it never draws replicates of its own
-    plan = SimpleNamespace(cells=[SimpleNamespace(name="l1", fidelity="l1", discriminator="none",
-                                                  adversarial=False, adversarial_weight=0.0,
-                                                  train_config={})])
-    r = SimpleNamespace(plan=plan, cfg=SimpleNamespace(evaluators=SimpleNamespace(
-        metrics=["niqe"], exclude_family=True)),
-        evaluations={"bicubic__sr_x4": {}, "l1": {}},
-        analysis={"model_means": [{"model": "bicubic__sr_x4", "evaluator": "niqe", "mean": 7.0,
-                                   "mean_ci": [6.5, 7.5]},
-                                  {"model": "l1", "evaluator": "niqe", "mean": 3.0,
-                                   "mean_ci": [2.0, 4.0]}]})
-    rows, _ = optimization_rows(r, ["niqe"])
+    models = [Model("bicubic__sr_x4"), Model("l1", "l1", "none")]
+    rows, _ = optimization_rows(models, ["niqe"], [ModelMean("bicubic__sr_x4", "niqe", 7.0,
+                                                             [6.5, 7.5]),
+                                                   ModelMean("l1", "niqe", 3.0, [2.0, 4.0])])
     assert rows == [["bicubic__sr_x4", "(baseline)", "-", None, 7.0, "[6.500, 7.500]"],
                     ["l1", "l1", "none", None, 3.0, "[2.000, 4.000]"]]

@@ -291,16 +291,16 @@ def test_human_judgments_enter_the_analysis_and_the_report(finished, tmp_path):
                 n += 1
     store.close()
     analysis = run_analysis(plan)
-    human = analysis["human"]
-    assert human["has_votes"] and human["fit"]["n_votes"] == n
-    psnr = next(x for x in human["by_evaluator"] if x["evaluator"] == "psnr_y")
+    human = analysis.human
+    assert human.has_votes and human.fit.n_votes == n
+    psnr = next(x for x in human.by_evaluator if x.evaluator == "psnr_y")
     # psnr_y may not judge the l1 models (pixel family): the 6 others are compared
     judged = [v for m, v in mean_psnr.items() if "__l1__" not in m]
     assert len(set(judged)) == len(judged) == 6  # no ties among them: the order is known
-    assert psnr["n"] == 6 and psnr["spearman"] > 0.99
-    assert human["crops"]["n"] == len(ids) and psnr["stimuli"] == f"the {len(ids)} crops the " \
+    assert psnr.n == 6 and psnr.spearman > 0.99
+    assert human.crops.n == len(ids) and psnr.stimuli == f"the {len(ids)} crops the " \
         "raters saw"
-    assert human["fit"]["resampled"] == "raters and images" and human["fit"]["n_raters"] == 3
+    assert human.fit.resampled == "raters and images" and human.fit.n_raters == 3
     paths = write_report(plan)
     html = Path(paths["html"]).read_text()
     assert "Bradley-Terry scores of the models" in html and "People as the evaluator" in html

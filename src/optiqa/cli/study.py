@@ -110,17 +110,20 @@ def cmd_study(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from optiqa.stats.rows import Analysis
+    from optiqa.study.analysis import saved_key
     from optiqa.study.folder import read_json
     from optiqa.study.plan import load_plan
     from optiqa.study.report import write_report
 
     plan = load_plan(args.study_dir)
-    before = (read_json(plan.folder.analysis) or {}).get("key")
+    before = saved_key(plan)
     paths = write_report(plan)  # analyses again first when results or votes changed
-    after = read_json(plan.folder.analysis) or {}
-    if after.get("key") and after["key"] != before:
+    after = saved_key(plan)
+    if after and after != before:
+        summary = Analysis.from_json(read_json(plan.folder.analysis)).summary
         warn(f"analysis: {'redone' if before else 'done'} from the current results and "
-             f"{after.get('summary', {}).get('human_votes', 0)} human vote(s)")
+             f"{summary.human_votes if summary else 0} human vote(s)")
     print(f"report: {paths['html']}")
     return 0
 

@@ -8,6 +8,7 @@ adversarial settings; the first row holds the input, the baselines and the groun
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,64 +34,60 @@ def detail_crop(hr: np.ndarray, size: int) -> tuple[int, int]:
     return int(top), int(left)
 
 
-def comparison_figures(results, baselines: dict[str, list[tuple[str, str]]]) -> list[Figure]:
-    """One crop grid per test image: the input, ``baselines[task]`` (``(label, run)`` pairs,
-    shown where the run has images) and the ground truth, then one row per fidelity loss.
-    Image paths come from ``results.folder`` (the study folder's own methods)."""
-    cfg, folder = results.cfg, results.folder
-    size = cfg.report.crop_size
-    cells = results.plan.cells
+@dataclass
+class CropSource:
+    """One test image's crop grid, as paths (the study's report stage resolves them; nothing
+    here builds a path): the ground truth and the input (shown enlarged ``scale`` times), the
+    baselines ``(label, path)`` (shown where the file exists), then one row per fidelity loss,
+    ``(loss, [(setting label, path or None)])``."""
+
+    task: str
+    set_name: str
+    key: str
+    scale: int
+    reference: Path
+    input: Path
+    baselines: list[tuple[str, Path]] = field(default_factory=list)
+    rows: list[tuple[str, list[tuple[str, Path | None]]]] = field(default_factory=list)
+
+
+def comparison_figures(sources: list[CropSource], size: int) -> list[Figure]:
+    """One crop grid per :class:`CropSource`: the input, the baselines and the ground truth,
+    then one row per fidelity loss; a ``size`` x ``size`` crop (HR pixels) where the ground truth
+    has the most detail; a grid whose models have no images yet is left out."""
+    from optiqa.report import figures
+
     figs = []
-    for task, t in cfg.task_opts.items():
-        for set_name in cfg.data.test:
-            ref_dir = folder.test_set("reference", task, set_name)
-            keys = sorted(p.stem for p in ref_dir.glob("*.png"))[:cfg.report.crop_images] \
-                if ref_dir.is_dir() else []
-            for key in keys:
-                hr = _load(folder.test_image("reference", task, set_name, key))
-                top, left = detail_crop(hr, size)
-                s = min(size, *hr.shape[:2])
+    for src in sources:
+        hr = _load(src.reference)
+        top, left = detail_crop(hr, size)
+        s = min(size, *hr.shape[:2])
 
-                def crop(img, scale=1):
-                    if img is None:
-                        return None
-                    y, x, n = top // scale, left // scale, max(1, s // scale)
-                    c = img[y:y + n, x:x + n]
-                    return np.kron(c, np.ones((scale, scale, 1), dtype=c.dtype)) if scale > 1 \
-                        else c
-                lr = _load(folder.test_image("input", task, set_name, key))
-                first = [("input" + (f" (x{t.scale} nearest)" if t.scale > 1 else ""),
-                          crop(lr, t.scale))]
-                for label, run in baselines.get(task, []):
-                    img = _load(folder.run_image(run, task, set_name, key))
-                    if img is not None:
-                        first.append((label, crop(img)))
-                first.append(("ground truth", crop(hr)))
-                settings = list(dict.fromkeys(
-                    (c.discriminator, c.adversarial_weight) for c in cells if c.task == task))
-                rows, labels, row_labels = [[im for _, im in first]], [[n for n, _ in first]], [""]
-                for metric in cfg.fidelity.metrics:
-                    row, lab = [], []
-                    for d, w in settings:
-                        cell = next((c for c in cells if c.task == task and c.fidelity == metric
-                                     and c.discriminator == d and c.adversarial_weight == w),
-                                    None)
-                        img = _load(folder.run_image(cell.name, task, set_name, key)) \
-                            if cell else None
-                        row.append(crop(img))
-                        lab.append("no D" if d == "none" else f"{d} w={w:g}")
-                    rows.append(row)
-                    labels.append(lab)
-                    row_labels.append(metric)
-                if all(im is None for row in rows[1:] for im in row):
-                    continue
-                from optiqa.report import figures
-
-                png = figures.crop_grid(rows, row_labels, labels,
-                                        f"{task} / {set_name} / {key}: {s}x{s} crop at "
-                                        f"({top}, {left})")
-                figs.append(Figure(f"{key} ({set_name}, {task})", png,
-                                   f"crops_{task}_{set_name}_{key}",
-                                   "Rows: fidelity loss; columns: adversarial setting; the same "
-                                   "crop everywhere (where the ground truth has most detail)."))
+        def crop(img, scale=1):
+            if img is None:
+                return None
+            y, x, n = top // scale, left // scale, max(1, s // scale)
+            c = img[y:y + n, x:x + n]
+            return np.kron(c, np.ones((scale, scale, 1), dtype=c.dtype)) if scale > 1 else c
+        first = [("input" + (f" (x{src.scale} nearest)" if src.scale > 1 else ""),
+                  crop(_load(src.input), src.scale))]
+        for label, path in src.baselines:
+            img = _load(path)
+            if img is not None:
+                first.append((label, crop(img)))
+        first.append(("ground truth", crop(hr)))
+        rows, labels, row_labels = [[im for _, im in first]], [[n for n, _ in first]], [""]
+        for metric, settings in src.rows:
+            rows.append([crop(_load(path)) if path is not None else None for _, path in settings])
+            labels.append([label for label, _ in settings])
+            row_labels.append(metric)
+        if all(im is None for row in rows[1:] for im in row):
+            continue
+        png = figures.crop_grid(rows, row_labels, labels,
+                                f"{src.task} / {src.set_name} / {src.key}: {s}x{s} crop at "
+                                f"({top}, {left})")
+        figs.append(Figure(f"{src.key} ({src.set_name}, {src.task})", png,
+                           f"crops_{src.task}_{src.set_name}_{src.key}",
+                           "Rows: fidelity loss; columns: adversarial setting; the same "
+                           "crop everywhere (where the ground truth has most detail)."))
     return figs

@@ -45,17 +45,18 @@ from __future__ import annotations
 
 from optiqa.stats.asymmetry_base import (MIN_RELIABLE_IMAGES, AssessmentDataset, AssessmentScores,
                                          Cell, EvaluatorSpec, OptimizationScores, _assessment,
-                                         _optimization, _seed, agreement_dict, check_inputs,
+                                         _optimization, _seed, agreement_fields, check_inputs,
                                          model_means)
 from optiqa.stats.asymmetry_tables import (_agreement_rows, _contrast_rows, _optimization_rows,
                                            _sweep, default_pairs, evaluator_agreement,
                                            paired_tests, test_family)
 from optiqa.stats.groups import setting_groups
 from optiqa.stats.ranking import MIN_METRICS
-from optiqa.stats.rows import Exclusion
+from optiqa.stats.rows import (Analysis, CellRow, EvaluatorRow, Exclusion, PanelRow, Protocol,
+                               Seeds, TestFamilies)
 
 __all__ = ["Cell", "EvaluatorSpec", "OptimizationScores", "AssessmentDataset", "AssessmentScores",
-           "MIN_RELIABLE_IMAGES", "check_inputs", "agreement_dict", "model_means",
+           "MIN_RELIABLE_IMAGES", "check_inputs", "agreement_fields", "model_means",
            "evaluator_agreement", "default_pairs", "paired_tests", "test_family", "headlines",
            "analyze", "setting_groups", "_optimization"]
 
@@ -63,38 +64,39 @@ __all__ = ["Cell", "EvaluatorSpec", "OptimizationScores", "AssessmentDataset", "
 # ---------------------------------------------------------------------------------------------
 # everything
 # ---------------------------------------------------------------------------------------------
-def headlines(panel_rows: list[dict], n_images: int, n_seeds: int = 1,
-              weight_name: str = "adversarial weight") -> list[dict]:
+def headlines(panel_rows: list[PanelRow], n_images: int, n_seeds: int = 1,
+              weight_name: str = "adversarial weight") -> list:
     """The answer, one sentence per task and setting (:func:`optiqa.stats.headline.headline`):
     without a discriminator, with one (pooled), then each adversarial setting (its weight
     called ``weight_name``)."""
+    from dataclasses import replace
+
     from optiqa.stats.headline import headline, setting_label
-    from optiqa.stats.permutation import PanelAgreement
 
     def order(row):   # per task and grid: none, pooled with, then each adversarial setting
-        rank = 0 if row["group"] == "none" else 1 if row["scope"] == "adversarial" else 2
-        return tasks.index(row["task"]), grids.index(row.get("grid")), rank
-    tasks = list(dict.fromkeys(r["task"] for r in panel_rows))
-    grids = list(dict.fromkeys(r.get("grid") for r in panel_rows))
+        rank = 0 if row.group == "none" else 1 if row.scope == "adversarial" else 2
+        return tasks.index(row.task), grids.index(row.grid), rank
+    tasks = list(dict.fromkeys(r.task for r in panel_rows))
+    grids = list(dict.fromkeys(r.grid for r in panel_rows))
     out = []
-    for row in sorted((r for r in panel_rows if r["scope"] in ("adversarial", "setting")
-                       and not (r["scope"] == "adversarial" and r["group"] == "without")),
+    for row in sorted((r for r in panel_rows if r.scope in ("adversarial", "setting")
+                       and not (r.scope == "adversarial" and r.group == "without")),
                       key=order):
-        if row["scope"] == "adversarial" and len(row["settings"]) < 2:
+        if row.scope == "adversarial" and len(row.settings) < 2:
             continue        # one adversarial setting: the same as its own row
-        label = setting_label(row["scope"], row["group"], len(row["settings"]), weight_name)
+        label = setting_label(row.scope, row.group, len(row.settings), weight_name)
         if len(grids) > 1:  # the same setting can be in several grids, over different losses
-            label += f" in the '{row.get('grid')}' grid"
-        out.append({"scope": row["scope"], "group": row["group"], "grid": row.get("grid"),
-                    **headline(PanelAgreement.from_json(row), row["task"], label, n_seeds,
-                               n_images).to_json()})
+            label += f" in the '{row.grid}' grid"
+        out.append(replace(headline(row.panel, row.task, label, n_seeds, n_images),
+                           scope=row.scope, group=row.group, grid=row.grid))
     return out
 
 
 def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 2000, seed: int = 0,
             pairs=None, level: float = 0.95, planned=(), grids: list[dict] | None = None,
-            weight_name: str = "adversarial weight") -> dict:
-    """The whole asymmetry analysis as JSON-able plain data (None where undefined, never NaN).
+            weight_name: str = "adversarial weight") -> Analysis:
+    """The whole asymmetry analysis as one typed :class:`~optiqa.stats.rows.Analysis` (None where
+    undefined, never NaN; ``.to_json()`` is what ``analysis.json`` holds).
 
     ``pairs``: ``[(cell_a, cell_b), ...]`` for the exploratory paired tests (default: every
     adversarial cell against its counterpart without a discriminator); ``planned``: the planned
@@ -123,64 +125,63 @@ def analyze(opt: OptimizationScores, assess: AssessmentScores, n_boot: int = 200
                       "one test image: no bootstrap interval" if n_images < 2 else
                       f"only {n_images} test images: bootstrap intervals unreliable (fewer than "
                       f"{MIN_RELIABLE_IMAGES})")
-    exclusions = [Exclusion(c.name, c.fidelity, e.name, x[0], x[1]).to_json()
+    exclusions = [Exclusion(c.name, c.fidelity, e.name, x[0], x[1])
                   for c in opt.cells for e in opt.evaluators for x in [opt.exclusion(c, e)] if x]
-    return {
-        "protocol": {
-            "n_boot": n_boot, "seed": seed, "ci_level": level, "ci_method": "percentile bootstrap",
-            "resampling": ("each replicate draws the test images with replacement" + (
+    return Analysis(
+        protocol=Protocol(
+            n_boot=n_boot, seed=seed, ci_level=level, ci_method="percentile bootstrap",
+            resampling=("each replicate draws the test images with replacement" + (
                 ", each cell's training seeds with replacement" if n_seeds > 1 else "")
                 + " and, in the same replicate, the reference contents of every IQA dataset "
                 "(cluster bootstrap); all statistics share the replicates"),
-            "n_seeds": n_seeds,
-            "n_images": n_images, "images_ci_warning": images_warning,
-            "datasets": asm.datasets, "min_metrics": MIN_METRICS,
-            "optimization_quality": ("mean over test images of the evaluator's score, negated for "
+            n_seeds=n_seeds, n_images=n_images, images_ci_warning=images_warning,
+            datasets=asm.datasets, min_metrics=MIN_METRICS,
+            optimization_quality=("mean over test images of the evaluator's score, negated for "
                                      "lower-better evaluators (higher = better); 'mean' columns "
                                      "keep the evaluator's own orientation"),
-            "assessment_quality": ("SRCC with the human scores, metric sign flipped where its "
+            assessment_quality=("SRCC with the human scores, metric sign flipped where its "
                                    "orientation differs from the targets' (positive = agrees); "
                                    "within-stratum mean where strata are given; mean over "
                                    "datasets"),
-            "pooling": ("a pooled group of settings belongs to one grid (a full cross product of "
+            pooling=("a pooled group of settings belongs to one grid (a full cross product of "
                         "fidelity metrics and settings) and averages a metric's optimization "
                         "quality over the group's settings, over the grid's metrics; a contrast "
                         "is reported only between groups that differ in the contrasted factor "
                         "alone"),
-            "circularity": ("a cell trained with metric M is never judged by an evaluator of M's "
+            circularity=("a cell trained with metric M is never judged by an evaluator of M's "
                             "family, nor by one that shares a feature extractor (backbone and "
                             "weights) with M or with the cell's discriminator "
                             "(optiqa.evaluators.circularity): those judgments are left out of "
                             "every statistic and marked 'excluded (circular)' in every table"),
-            "evaluator_agreement": ("Kendall's W with tie correction over the cells every "
+            evaluator_agreement=("Kendall's W with tie correction over the cells every "
                                     "evaluator may judge, ranked by mean score; chi-square "
                                     "p-value (Friedman's approximation, rough below 7 cells) and "
                                     "a permutation p-value (n_boot permutations)"),
-            "paired_tests": ("two-sided Wilcoxon signed-rank test on per-image oriented scores "
+            paired_tests=("two-sided Wilcoxon signed-rank test on per-image oriented scores "
                              "(zeros dropped); effect size = matched-pairs rank-biserial "
                              "correlation (positive = a better); Holm-adjusted within its "
                              "family: the planned comparisons (report.comparisons) alone, the "
                              "exploratory table (every adversarial cell against its counterpart "
                              "without a discriminator) alone; median_difference = median over "
                              "images of a - b in the evaluator's own orientation"),
-        },
-        "cells": [{**c.__dict__, "setting": c.setting} for c in opt.cells],
-        "evaluators": [dict(e.__dict__) for e in opt.evaluators],
-        "exclusions": exclusions,
-        "assessment": asm.rows,
-        "optimization": _optimization_rows(opt, stats, level),
-        "groups": groups,
-        "rank_agreement": agreement,
-        "seeds": {"n_seeds": n_seeds, "runs": [c.name for c in runs.cells],
-                  "spread": spread_rows(opt, per_seed) if per_seed else []},
-        "panel_agreement": panel,
-        "headline": headlines(panel, n_images, n_seeds, weight_name),
-        "contrasts": _contrast_rows(opt, groups, kept, level),
-        "weight_sweep": _sweep(opt, stats, level, agreement),
-        "evaluator_agreement": [evaluator_agreement(opt, stats, task, n_boot, _seed(seed, 2, i))
-                                for i, task in enumerate(dict.fromkeys(c.task for c in opt.cells))],
-        "paired_tests": exploratory,
-        "planned_tests": planned_rows,
-        "test_families": {"planned": test_family(planned_rows, "planned"),
-                          "exploratory": test_family(exploratory, "exploratory")},
-    }
+        ),
+        cells=[CellRow.of(c) for c in opt.cells],
+        evaluators=[EvaluatorRow(e.name, e.lower_better, e.family, e.kind) for e in opt.evaluators],
+        exclusions=exclusions,
+        assessment=asm.rows,
+        optimization=_optimization_rows(opt, stats, level),
+        groups=groups,
+        rank_agreement=agreement,
+        seeds=Seeds(n_seeds, [c.name for c in runs.cells],
+                    spread_rows(opt, per_seed) if per_seed else []),
+        panel_agreement=panel,
+        headline=headlines(panel, n_images, n_seeds, weight_name),
+        contrasts=_contrast_rows(opt, groups, kept, level),
+        weight_sweep=_sweep(opt, stats, level, agreement),
+        evaluator_agreement=[evaluator_agreement(opt, stats, task, n_boot, _seed(seed, 2, i))
+                             for i, task in enumerate(dict.fromkeys(c.task for c in opt.cells))],
+        paired_tests=exploratory,
+        planned_tests=planned_rows,
+        test_families=TestFamilies(test_family(planned_rows, "planned"),
+                                   test_family(exploratory, "exploratory")),
+    )

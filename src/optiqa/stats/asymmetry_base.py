@@ -18,7 +18,7 @@ from optiqa.core.errors import InputError
 from optiqa.stats import correlation, ranking
 from optiqa.stats.groups import BACKBONE_KINDS, LEVELS
 from optiqa.stats.ranking import Agreement
-from optiqa.stats.rows import ModelMean
+from optiqa.stats.rows import AssessmentRow, DatasetInfo, DatasetSrcc, ModelMean
 
 MIN_RELIABLE_IMAGES = 10
 
@@ -197,12 +197,13 @@ def check_inputs(opt: OptimizationScores, assess: AssessmentScores) -> None:
 # ---------------------------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------------------------
-def agreement_dict(ag: Agreement, level: float = 0.95, optimization=None, assessment=None,
-                   seed: int = 0) -> dict:
-    """JSON-able form of an :class:`~optiqa.stats.ranking.Agreement` with percentile CIs and,
-    given the two quality vectors, the exact permutation tests of rho and tau
-    (:func:`optiqa.stats.permutation.rank_test`: p-values, attainable values, and the
-    ``descriptive_only`` flag below 5 metrics)."""
+def agreement_fields(ag: Agreement, level: float = 0.95, optimization=None, assessment=None,
+                     seed: int = 0) -> dict:
+    """The agreement fields of a :class:`~optiqa.stats.rows.RankAgreement` from an
+    :class:`~optiqa.stats.ranking.Agreement`: percentile CIs and, given the two quality vectors,
+    the exact permutation tests of rho and tau (:func:`optiqa.stats.permutation.rank_test`:
+    p-values, attainable values, and the ``descriptive_only`` flag below 5 metrics); None where
+    undefined, never NaN."""
     from optiqa.stats.permutation import DESCRIPTIVE_BELOW, rank_test
 
     out = {"n_metrics": ag.n_metrics, "spearman": _num(ag.spearman), "kendall": _num(ag.kendall),
@@ -211,8 +212,7 @@ def agreement_dict(ag: Agreement, level: float = 0.95, optimization=None, assess
            "spearman_test": None, "kendall_test": None}
     if ag.reason is None and optimization is not None:
         for stat in ("spearman", "kendall"):
-            out[f"{stat}_test"] = rank_test(assessment, optimization, stat,
-                                            seed=seed).to_json()
+            out[f"{stat}_test"] = rank_test(assessment, optimization, stat, seed=seed)
     if ag.reason is None and ag.spearman_reps is not None:
         out["spearman_ci"] = correlation.percentile_ci(ag.spearman_reps, level)
         out["kendall_ci"] = correlation.percentile_ci(ag.kendall_reps, level)
@@ -244,8 +244,8 @@ def _seed(seed: int, *keys: int) -> int:
 class _Assessed:
     quality: dict           # metric -> float
     reps: dict              # metric -> (n_boot,) or None
-    rows: list
-    datasets: list
+    rows: list              # AssessmentRow per metric
+    datasets: list          # DatasetInfo per IQA dataset
     not_assessed: dict      # metric -> reason
 
 
@@ -271,27 +271,27 @@ def _assessment(assess: AssessmentScores, metrics: list[str], n_boot: int, seed:
         point, reps, info = ranking.srcc_with_replicates(
             matrix, ds.targets, ds.groups, ds.strata, n_boot, _seed(seed, 1, i))
         _, warning, _ = correlation.bootstrap_reliability(None, info["n_contents"])
-        infos.append({"name": ds.name, **info, "target_lower_better": ds.target_lower_better,
-                      "ci_warning": warning if n_boot > 0 else None})
+        infos.append(DatasetInfo(name=ds.name, **info,
+                                 target_lower_better=ds.target_lower_better,
+                                 ci_warning=warning if n_boot > 0 else None))
         per_ds.append((ds.name, point, reps))
     quality, reps_out, rows = {}, {}, []
     for j, m in enumerate(metrics):
-        row = {"metric": m, "quality": None, "quality_ci": None, "per_dataset": {},
-               "reason": not_assessed.get(m)}
+        row = AssessmentRow(m, None, None, {}, not_assessed.get(m))
         if m in assessed:
             k = assessed.index(m)
             q = float(np.mean([p[k] for _, p, _ in per_ds]))
             r = (None if any(rp is None for _, _, rp in per_ds)
                  else np.mean([rp[:, k] for _, _, rp in per_ds], axis=0))
-            row["per_dataset"] = {name: {"srcc": _num(p[k]), "srcc_ci": _ci(
-                None if rp is None else rp[:, k], level)} for name, p, rp in per_ds}
+            row.per_dataset = {name: DatasetSrcc(_num(p[k]), _ci(
+                None if rp is None else rp[:, k], level)) for name, p, rp in per_ds}
             if not math.isfinite(q):
                 undefined = [name for name, p, _ in per_ds if not math.isfinite(p[k])]
-                not_assessed[m] = row["reason"] = ("SRCC undefined (constant scores) on "
-                                                   + ", ".join(undefined))
+                not_assessed[m] = row.reason = ("SRCC undefined (constant scores) on "
+                                                + ", ".join(undefined))
             else:
                 quality[m], reps_out[m] = q, r
-                row.update(quality=q, quality_ci=_ci(r, level))
+                row.quality, row.quality_ci = q, _ci(r, level)
         rows.append(row)
     return _Assessed(quality, reps_out, rows, infos, not_assessed)
 
@@ -341,7 +341,7 @@ def _image_means(scores: np.ndarray, n_boot: int, seed: int):
 
 
 def model_means(scores: dict[str, dict[str, np.ndarray]], n_boot: int, seed: int,
-                level: float = 0.95) -> list[dict]:
+                level: float = 0.95) -> list[ModelMean]:
     """Mean per-image score of every model and evaluator (own orientation) with its percentile
     bootstrap interval over images, from the same replicates as the analysis (baselines
     included): the one source of the report's evaluator table."""
@@ -351,7 +351,7 @@ def model_means(scores: dict[str, dict[str, np.ndarray]], n_boot: int, seed: int
     matrix = np.stack([np.asarray(scores[m][e], np.float64) for m, e in keys], axis=1)
     point, reps = _image_means(matrix, n_boot, seed)
     return [ModelMean(m, e, _num(point[j]),
-                      None if reps is None else _ci(reps[:, j], level)).to_json()
+                      None if reps is None else _ci(reps[:, j], level))
             for j, (m, e) in enumerate(keys)]
 
 

@@ -10,11 +10,13 @@ import numpy as np
 from optiqa.core.errors import InputError
 from optiqa.stats import correlation, ranking
 from optiqa.stats.asymmetry_base import (Cell, OptimizationScores, _Assessed, _ci, _num, _seed,
-                                         agreement_dict)
+                                         agreement_fields)
 from optiqa.stats.groups import contrast_confound, contrast_pairs
 from optiqa.stats.multiplicity import wilcoxon_family, wilcoxon_smallest_p
 from optiqa.stats.ranking import rank_agreement
-from optiqa.stats.rows import PairedTest
+from optiqa.stats.rows import (AgreementPoint, CellLeftOut, Contrast, EvaluatorAgreement,
+                               Judgment, LeaveOneOut, LeftOut, OptimizationRow, PairedTest,
+                               Pairwise, PanelRow, RankAgreement, SweepCurve, WeightSweep)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -26,7 +28,7 @@ from optiqa.stats.rows import PairedTest
 # ---------------------------------------------------------------------------------------------
 # tables
 # ---------------------------------------------------------------------------------------------
-def _optimization_rows(opt, stats, level) -> list[dict]:
+def _optimization_rows(opt, stats, level) -> list[OptimizationRow]:
     rows = []
     for c in opt.cells:
         for e in opt.evaluators:
@@ -34,14 +36,10 @@ def _optimization_rows(opt, stats, level) -> list[dict]:
             point, reps = stats.get((c.name, e.name), (math.nan, None))
             excl = opt.exclusion(c, e)
             # an excluded judgment is omitted (no number) and marked, as in every table
-            rows.append({"cell": c.name, "task": c.task, "fidelity": c.fidelity,
-                         "setting": c.setting, "discriminator": c.discriminator,
-                         "adversarial_weight": c.adversarial_weight, "evaluator": e.name,
-                         "n_images": len(opt.images), "mean": _num(sign * point),
-                         "mean_ci": _ci(reps, level, sign), "quality": _num(point),
-                         "quality_ci": _ci(reps, level),
-                         "excluded": None if excl is None else {"kind": excl[0],
-                                                                "reason": excl[1]}})
+            rows.append(OptimizationRow(
+                c.name, c.task, c.fidelity, c.setting, c.discriminator, c.adversarial_weight,
+                e.name, len(opt.images), _num(sign * point), _ci(reps, level, sign),
+                _num(point), _ci(reps, level), None if excl is None else Judgment(*excl)))
     return rows
 
 
@@ -50,12 +48,12 @@ def _agreement_rows(opt, groups, stats, asm: _Assessed, level,
     by_key = {(c.task, c.fidelity, c.setting): c for c in opt.cells}
     rows, kept, panels = [], {}, {}
     for g in groups:
-        fidelities = g["fidelity"]     # the grid's metrics: a full cross product
+        fidelities = g.fidelity        # the grid's metrics: a full cross product
         for e in opt.evaluators:
             left = {"circular": [], "missing_scores": [], "not_trained": [], "not_assessed": []}
             entries = []
             for f in fidelities:
-                cells = [by_key.get((g["task"], f, s)) for s in g["settings"]]
+                cells = [by_key.get((g.task, f, s)) for s in g.settings]
                 kinds = {k[0] for c in cells if c is not None
                          for k in [opt.exclusion(c, e)] if k is not None}
                 if None in cells:
@@ -80,25 +78,23 @@ def _agreement_rows(opt, groups, stats, asm: _Assessed, level,
                 a_reps = np.stack([asm.reps[f] for f, _ in entries], axis=1)
             ag = rank_agreement(q, a, q_reps, a_reps)
             if entries:     # the panel's median test (below) needs each evaluator's vector
-                panels.setdefault((g["task"], g["grid"], g["scope"], g["group"]),
-                                  {})[e.name] = {
+                panels.setdefault((g.task, g.grid, g.scope, g.group), {})[e.name] = {
                     f: float(q[i]) for i, (f, _) in enumerate(entries)}
             sign = -1.0 if e.lower_better else 1.0
-            points = [{"metric": f, "cells": [c.name for c in cells],
-                       "optimization": float(q[i]),
-                       "optimization_ci": None if q_reps is None else _ci(q_reps[:, i], level),
-                       "optimization_raw": float(sign * q[i]),
-                       "assessment": float(a[i]),
-                       "assessment_ci": None if a_reps is None else _ci(a_reps[:, i], level)}
-                      for i, (f, cells) in enumerate(entries)]
-            rows.append({**g, "evaluator": e.name, **agreement_dict(ag, level, q, a, seed),
-                         "metrics": [f for f, _ in entries], "left_out": left, "points": points})
-            kept[(g["task"], g["grid"], g["scope"], g["group"], e.name)] = \
-                (ag, rows[-1]["metrics"])
+            points = [AgreementPoint(
+                f, [c.name for c in cells], float(q[i]),
+                None if q_reps is None else _ci(q_reps[:, i], level), float(sign * q[i]),
+                float(a[i]), None if a_reps is None else _ci(a_reps[:, i], level))
+                for i, (f, cells) in enumerate(entries)]
+            rows.append(RankAgreement(**vars(g), evaluator=e.name,
+                                      **agreement_fields(ag, level, q, a, seed),
+                                      metrics=[f for f, _ in entries], left_out=LeftOut(**left),
+                                      points=points))
+            kept[(g.task, g.grid, g.scope, g.group, e.name)] = (ag, rows[-1].metrics)
     return rows, kept, _panel_rows(opt, groups, panels, asm, seed)
 
 
-def _panel_rows(opt, groups, panels, asm: _Assessed, seed: int) -> list[dict]:
+def _panel_rows(opt, groups, panels, asm: _Assessed, seed: int) -> list[PanelRow]:
     """Per group: the evaluator panel's median rho and its permutation test
     (:func:`optiqa.stats.permutation.panel_test`) over every assessed metric trained in the
     group; an evaluator's excluded metrics are NaN for it."""
@@ -106,7 +102,7 @@ def _panel_rows(opt, groups, panels, asm: _Assessed, seed: int) -> list[dict]:
 
     out = []
     for i, g in enumerate(groups):
-        per_eval = panels.get((g["task"], g["grid"], g["scope"], g["group"]), {})
+        per_eval = panels.get((g.task, g.grid, g.scope, g.group), {})
         metrics = sorted({f for d in per_eval.values() for f in d})
         names = [e.name for e in opt.evaluators if e.name in per_eval]
         if len(metrics) < 1 or not names:
@@ -114,41 +110,35 @@ def _panel_rows(opt, groups, panels, asm: _Assessed, seed: int) -> list[dict]:
         q = np.array([[per_eval[n].get(f, np.nan) for f in metrics] for n in names])
         a = np.array([asm.quality[f] for f in metrics])
         res = panel_test(q, a, names, seed=_seed(seed, 3, i))
-        out.append({**g, "metrics": metrics, **res.to_json()})
+        out.append(PanelRow(**vars(g), metrics=metrics, **vars(res)))
     return out
 
 
-def _contrast_rows(opt, groups, kept, level) -> list[dict]:
+def _contrast_rows(opt, groups, kept, level) -> list[Contrast]:
     rows = []
     for task, grid, scope, g1, g2 in contrast_pairs(groups):
-        first, second = g1["group"], g2["group"]
+        first, second = g1.group, g2.group
         confound = contrast_confound(scope, g1, g2, [c for c in opt.cells if c.task == task])
         for e in opt.evaluators:
             (ag1, m1), (ag2, m2) = (kept[(task, grid, scope, first, e.name)],
                                     kept[(task, grid, scope, second, e.name)])
-            row = {"task": task, "grid": grid, "evaluator": e.name, "scope": scope,
-                   "first": first, "second": second, "n_metrics_first": ag1.n_metrics,
-                   "n_metrics_second": ag2.n_metrics, "same_metrics": m1 == m2,
-                   "reason": None}
+            diff = {}
             for stat in ("spearman", "kendall"):
                 v1, v2 = getattr(ag1, stat), getattr(ag2, stat)
                 r1, r2 = getattr(ag1, stat + "_reps"), getattr(ag2, stat + "_reps")
-                row[f"{stat}_difference"] = _num(v2 - v1)
-                row[f"{stat}_difference_ci"] = (None if r1 is None or r2 is None
-                                                else correlation.percentile_ci(r2 - r1, level))
-            if ag1.reason or ag2.reason:
-                row["reason"] = f"{first}: {ag1.reason}" if ag1.reason else \
-                    f"{second}: {ag2.reason}"
-            elif confound:
-                row["reason"] = confound
-            if row["reason"]:   # no difference is reported for an undefined contrast
-                for stat in ("spearman", "kendall"):
-                    row[f"{stat}_difference"] = row[f"{stat}_difference_ci"] = None
-            rows.append(row)
+                diff[stat] = (_num(v2 - v1), None if r1 is None or r2 is None
+                              else correlation.percentile_ci(r2 - r1, level))
+            reason = (f"{first}: {ag1.reason}" if ag1.reason else
+                      f"{second}: {ag2.reason}" if ag2.reason else confound)
+            if reason:   # no difference is reported for an undefined contrast
+                diff = {stat: (None, None) for stat in diff}
+            rows.append(Contrast(task, grid, e.name, scope, first, second, ag1.n_metrics,
+                                 ag2.n_metrics, m1 == m2, reason, *diff["spearman"],
+                                 *diff["kendall"]))
     return rows
 
 
-def _sweep(opt, stats, level, agreement_rows) -> dict:
+def _sweep(opt, stats, level, agreement_rows) -> WeightSweep:
     by_key = {(c.task, c.fidelity, c.setting): c for c in opt.cells}
     curves = []
     for task in dict.fromkeys(c.task for c in opt.cells):
@@ -165,23 +155,19 @@ def _sweep(opt, stats, level, agreement_rows) -> dict:
                     line = ([base] if base else []) + adv
                     got = [stats.get((c.name, e.name), (math.nan, None)) for c in line]
                     excl = [opt.exclusion(c, e) for c in line]
-                    curves.append({
-                        "task": task, "discriminator": disc, "evaluator": e.name, "fidelity": f,
-                        "weights": [c.adversarial_weight for c in line],
-                        "cells": [c.name for c in line],
-                        "mean": [_num(sign * p) for p, _ in got],
-                        "mean_ci": [_ci(r, level, sign) for _, r in got],
-                        "quality": [_num(p) for p, _ in got],
-                        "excluded": [None if x is None else x[1] for x in excl]})
-    return {"curves": curves,
-            "rank_agreement": [r for r in agreement_rows if r["scope"] == "weight"]}
+                    curves.append(SweepCurve(
+                        task, disc, e.name, f, [c.adversarial_weight for c in line],
+                        [c.name for c in line], [_num(sign * p) for p, _ in got],
+                        [_ci(r, level, sign) for _, r in got], [_num(p) for p, _ in got],
+                        [None if x is None else x[1] for x in excl]))
+    return WeightSweep(curves, [r for r in agreement_rows if r.scope == "weight"])
 
 
 # ---------------------------------------------------------------------------------------------
 # agreement among evaluators; paired tests
 # ---------------------------------------------------------------------------------------------
 def evaluator_agreement(opt: OptimizationScores, stats: dict, task: str, n_perm: int,
-                        seed: int) -> dict:
+                        seed: int) -> EvaluatorAgreement:
     """Kendall's W of the evaluators' rankings of the cells of one task (by mean score).
 
     W needs every evaluator to rank the same objects, so it is computed over the cells that
@@ -192,7 +178,7 @@ def evaluator_agreement(opt: OptimizationScores, stats: dict, task: str, n_perm:
     cells = [c for c in opt.cells if c.task == task]
     common = [c for c in cells if all((c.name, e.name) in stats for e in evs)]
     judged_by_all = {c.name for c in common}
-    left = [{"cell": c.name, "not_judged_by": [e.name for e in evs if opt.exclusion(c, e)]}
+    left = [CellLeftOut(c.name, [e.name for e in evs if opt.exclusion(c, e)])
             for c in cells if c.name not in judged_by_all]
     matrix = np.array([[stats[(c.name, e.name)][0] for c in common] for e in evs]
                       ).reshape(len(evs), len(common))
@@ -211,19 +197,14 @@ def evaluator_agreement(opt: OptimizationScores, stats: dict, task: str, n_perm:
 
     every = np.array([[stats[(c.name, e.name)][0] if (c.name, e.name) in stats else np.nan
                        for c in cells] for e in evs]).reshape(len(evs), len(cells))
-    incomplete = incomplete_agreement(every, n_perm=n_perm, seed=seed).to_json()
-    return {"task": task, "n_evaluators": len(evs), "n_cells": len(common),
-            "incomplete": incomplete,
-            "cells": [c.name for c in common], "cells_left_out": left,
-            "w": _num(conc.w), "chi2": _num(conc.chi2), "df": conc.df,
-            "p_chi2": _num(conc.p_value),
-            "p_permutation": _num(ranking.concordance_permutation_p(matrix, n_perm, seed)),
-            "n_permutations": n_perm, "reason": conc.reason,
-            "leave_one_out": [{"evaluator": e.name, "w_without": _num(r["w_without"]),
-                               "spearman_with_others": _num(r["spearman_with_others"])}
-                              for e, r in zip(evs, loo)],
-            "pairwise": {"evaluators": [e.name for e in evs], "spearman": pairwise.tolist(),
-                         "n_cells": counts.tolist()}}
+    incomplete = incomplete_agreement(every, n_perm=n_perm, seed=seed)
+    return EvaluatorAgreement(
+        task, len(evs), len(common), incomplete, [c.name for c in common], left,
+        _num(conc.w), _num(conc.chi2), conc.df, _num(conc.p_value),
+        _num(ranking.concordance_permutation_p(matrix, n_perm, seed)), n_perm, conc.reason,
+        [LeaveOneOut(e.name, _num(r["w_without"]), _num(r["spearman_with_others"]))
+         for e, r in zip(evs, loo)],
+        Pairwise([e.name for e in evs], pairwise.tolist(), counts.tolist()))
 
 
 def default_pairs(cells: list[Cell]) -> list[tuple[str, str]]:
@@ -233,7 +214,8 @@ def default_pairs(cells: list[Cell]) -> list[tuple[str, str]]:
             if c.adversarial and (c.task, c.fidelity) in base]
 
 
-def paired_tests(opt: OptimizationScores, pairs, family: str = "exploratory") -> list[dict]:
+def paired_tests(opt: OptimizationScores, pairs,
+                 family: str = "exploratory") -> list[PairedTest]:
     """Wilcoxon signed-rank test of cell A vs cell B per evaluator on the same test images.
 
     Differences are oriented (higher = better), so ``rank_biserial`` > 0 means A is better.
@@ -269,13 +251,13 @@ def paired_tests(opt: OptimizationScores, pairs, family: str = "exploratory") ->
     for row, p in zip(rows, adjusted):
         row.p_holm, row.family, row.family_size = p, family, fam.size
         row.smallest_p = wilcoxon_smallest_p(row.n_nonzero or 0)
-    return [row.to_json() for row in rows]   # as analysis.json holds them (PairedTest rows)
+    return rows
 
 
-def test_family(rows: list[dict], family: str) -> dict:
-    """The :class:`~optiqa.stats.multiplicity.TestFamily` of a table of paired tests, as JSON."""
-    return wilcoxon_family(family, [r["p_value"] for r in rows],
-                           [r["n_nonzero"] or 0 for r in rows])[1].to_json()
+def test_family(rows: list[PairedTest], family: str):
+    """The :class:`~optiqa.stats.multiplicity.TestFamily` of a table of paired tests."""
+    return wilcoxon_family(family, [r.p_value for r in rows],
+                           [r.n_nonzero or 0 for r in rows])[1]
 
 
 test_family.__test__ = False      # a name pytest would collect

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from optiqa.stats.rows.agreement import SettingGroup
+
 LEVELS = ("patch", "image")
 BACKBONE_KINDS = ("conv", "transformer")
 # contrasts between pooled groups, reported as (second - first) with a paired bootstrap interval
@@ -38,7 +40,7 @@ def grid_of_cells(cells, name: str = ALL) -> dict:
             "settings": list(dict.fromkeys(c.setting for c in cells))}
 
 
-def setting_groups(cells, grids: list[dict] | None = None) -> list[dict]:
+def setting_groups(cells, grids: list[dict] | None = None) -> list[SettingGroup]:
     """The groups of settings rank agreement is computed over, per task and grid.
 
     ``cells`` have ``task, fidelity, setting, adversarial, discriminator, adversarial_weight,
@@ -59,10 +61,8 @@ def setting_groups(cells, grids: list[dict] | None = None) -> list[dict]:
 
             def add(scope, group, members, weight=None, task=task, grid=grid):
                 if members:
-                    out.append({"task": task, "grid": grid["name"], "scope": scope,
-                                "group": group, "settings": members,
-                                "fidelity": list(grid["fidelity"]),
-                                "adversarial_weight": weight})
+                    out.append(SettingGroup(task, grid["name"], scope, group, members,
+                                            list(grid["fidelity"]), weight))
             for s in order:
                 add("setting", s, [s], first[s].adversarial_weight)
             add("adversarial", "without", [s for s in order if s == "none"])
@@ -77,7 +77,8 @@ def setting_groups(cells, grids: list[dict] | None = None) -> list[dict]:
     return out
 
 
-def contrast_confound(scope: str, first: dict, second: dict, cells) -> str | None:
+def contrast_confound(scope: str, first: SettingGroup, second: SettingGroup,
+                      cells) -> str | None:
     """Why the contrast ``second - first`` of ``scope`` is not a one-factor comparison (None
     when it is): the settings on both sides must match in every other factor."""
     held = _HELD.get(scope)
@@ -86,7 +87,7 @@ def contrast_confound(scope: str, first: dict, second: dict, cells) -> str | Non
     by_setting = {c.setting: c for c in cells}
 
     def profile(group):
-        return Counter(tuple(getattr(by_setting[s], f) for f in held) for s in group["settings"])
+        return Counter(tuple(getattr(by_setting[s], f) for f in held) for s in group.settings)
 
     a, b = profile(first), profile(second)
     if a == b:
@@ -95,15 +96,15 @@ def contrast_confound(scope: str, first: dict, second: dict, cells) -> str | Non
     def text(p):
         return ", ".join(f"{'/'.join(f'{v:g}' if isinstance(v, float) else str(v) for v in k)}"
                          + (f" x{n}" if n > 1 else "") for k, n in sorted(p.items(), key=str))
-    return (f"confounded: {first['group']} has ({' / '.join(held)}) {text(a)}, "
-            f"{second['group']} has {text(b)}")
+    return (f"confounded: {first.group} has ({' / '.join(held)}) {text(a)}, "
+            f"{second.group} has {text(b)}")
 
 
-def contrast_pairs(groups: list[dict]):
+def contrast_pairs(groups: list[SettingGroup]):
     """``(task, grid, scope, first group, second group)`` of every contrast both of whose sides
     exist in the same grid."""
-    index = {(g["task"], g["grid"], g["scope"], g["group"]): g for g in groups}
-    for task, grid in dict.fromkeys((g["task"], g["grid"]) for g in groups):
+    index = {(g.task, g.grid, g.scope, g.group): g for g in groups}
+    for task, grid in dict.fromkeys((g.task, g.grid) for g in groups):
         for scope, first, second in CONTRASTS:
             a, b = index.get((task, grid, scope, first)), index.get((task, grid, scope, second))
             if a is not None and b is not None:

@@ -17,17 +17,20 @@ cell, test images).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 from optiqa.stats.permutation import PanelAgreement, format_p
+from optiqa.stats.rows.base import Row
 
 ALPHA = 0.05
 VERDICTS = ("agreement", "reversal", "no evidence", "descriptive", "undefined")
 
 
 @dataclass(frozen=True)
-class Headline:
-    """One sentence of the answer and the numbers it was generated from."""
+class Headline(Row):
+    """One sentence of the answer and the numbers it was generated from; in ``analysis.json``
+    with the setting group it answers for (``scope``, ``group``, ``grid``: see
+    :func:`optiqa.stats.groups.setting_groups`)."""
 
     task: str
     setting: str            # human label, e.g. "without a discriminator"
@@ -42,13 +45,9 @@ class Headline:
     method: str
     n_seeds: int
     n_images: int
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Headline":
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+    scope: str | None = None
+    group: str | None = None
+    grid: str | None = None
 
 
 def verdict(panel: PanelAgreement, alpha: float = ALPHA) -> str:

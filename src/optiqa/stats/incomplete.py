@@ -23,14 +23,16 @@ agreement), with ``n_perm`` Monte Carlo permutations (p = (1 + #{rho_bar* >= rho
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
+from optiqa.stats.rows.base import Row
+
 
 @dataclass
-class IncompleteAgreement:
+class IncompleteAgreement(Row):
     n_raters: int
     n_objects: int                 # objects judged by at least one rater
     n_pairs: int                   # rater pairs with at least min_shared shared objects
@@ -40,9 +42,6 @@ class IncompleteAgreement:
     n_permutations: int
     min_shared: int
     reason: str | None = None
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def _pair_rhos(x: np.ndarray, mask: np.ndarray, min_shared: int) -> list[float]:

@@ -15,7 +15,9 @@ tests that floor is 0.29: no result of such a table can be significant, whatever
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from optiqa.stats.rows.base import Row
 
 
 def holm(p_values) -> list:
@@ -40,7 +42,7 @@ def wilcoxon_smallest_p(n: int) -> float | None:
 
 
 @dataclass(frozen=True)
-class TestFamily:
+class TestFamily(Row):
     """One family of tests as a table states it: its size, sample size and attainable floor."""
 
     __test__ = False    # not a pytest test class
@@ -51,13 +53,6 @@ class TestFamily:
     smallest_p: float | None       # the test's smallest attainable p at n
     smallest_adjusted_p: float | None  # the same after the family's adjustment
     adjustment: str = "Holm"
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "TestFamily":
-        return cls(**d)
 
     def describe(self) -> str:
         """One sentence for a table's protocol line."""

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from optiqa.stats.ranks import STATISTICS, spearman_rows
+from optiqa.stats.rows.base import Row
 
 EXACT_MAX_K = 8
 DESCRIPTIVE_BELOW = 5
@@ -40,7 +41,7 @@ _TOL = 1e-9     # values within this of each other are the same attainable value
 
 
 @dataclass(frozen=True)
-class PermutationTest:
+class PermutationTest(Row):
     """One permutation test of a rank statistic; ``None`` where undefined (``reason`` says why)."""
 
     statistic: str                      # "spearman" | "kendall" | "median spearman"
@@ -56,18 +57,6 @@ class PermutationTest:
     smallest_p: float | None            # smallest attainable two-sided p at this k and ties
     descriptive_only: bool              # k < DESCRIPTIVE_BELOW
     reason: str | None = None
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["attainable"] = None if self.attainable is None else list(self.attainable)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> "PermutationTest":
-        d = {f.name: d.get(f.name) for f in fields(cls)}
-        if d["attainable"] is not None:
-            d["attainable"] = tuple(d["attainable"])
-        return cls(**d)
 
     def describe(self) -> str:
         """``p 0.17 (exact, k = 4, descriptive only)`` for titles and tables."""
@@ -192,7 +181,7 @@ def rank_test(x, y, statistic: str = "spearman", n_orders: int = MONTE_CARLO_ORD
 # the panel: the median rho over evaluators, one permutation shared by all of them
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PanelAgreement:
+class PanelAgreement(Row):
     """Rank agreement of a panel of evaluators with one assessment ranking (one setting).
 
     ``rhos``: each evaluator's Spearman rho over the metrics it may judge (None when undefined);
@@ -207,16 +196,6 @@ class PanelAgreement:
     n_negative: int
     median: float | None
     test: PermutationTest
-
-    def to_json(self) -> dict:
-        return {"evaluators": list(self.evaluators), "rhos": list(self.rhos), "k": self.k,
-                "n_positive": self.n_positive, "n_negative": self.n_negative,
-                "median": self.median, "test": self.test.to_json()}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "PanelAgreement":
-        return cls(tuple(d["evaluators"]), tuple(d["rhos"]), d["k"], d["n_positive"],
-                   d["n_negative"], d["median"], PermutationTest.from_json(d["test"]))
 
     @property
     def n_defined(self) -> int:

@@ -24,14 +24,16 @@ resample of the test images.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
+from optiqa.stats.rows.base import Row
+
 
 @dataclass(frozen=True)
-class SeedSpread:
+class SeedSpread(Row):
     """The one-way ANOVA of U units x S seeds; None where undefined (``reason``)."""
 
     n_units: int
@@ -43,13 +45,6 @@ class SeedSpread:
     f: float | None
     p_value: float | None        # F test that the units differ beyond seed noise
     reason: str | None = None
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "SeedSpread":
-        return cls(**{f.name: d.get(f.name) for f in fields(cls)})
 
 
 def _num(v) -> float | None:

@@ -78,10 +78,13 @@ def resample_seeds(reps: np.ndarray, counts: np.ndarray, judged, per_seed: dict,
         reps[:, j] = (weights[c.name] * per_seed_means).sum(axis=1) / s
 
 
-def spread_rows(units_opt, per_seed: dict) -> list[dict]:
+def spread_rows(units_opt, per_seed: dict) -> list:
     """Per task, adversarial setting and evaluator: ICC(1,1), ICC(1,S), the F test, the
     between-loss SD and the seed-to-seed SD over the losses the evaluator may judge (oriented
-    qualities: mean over the test images of each seed's model)."""
+    qualities: mean over the test images of each seed's model), as
+    :class:`~optiqa.stats.rows.SpreadRow`."""
+    from optiqa.stats.rows import SpreadRow
+
     rows = []
     tasks = dict.fromkeys(c.task for c in units_opt.cells)
     for task in tasks:
@@ -92,14 +95,13 @@ def spread_rows(units_opt, per_seed: dict) -> list[dict]:
                 judged = [c for c in cells if units_opt.exclusion(c, e) is None
                           and (c.name, e.name) in per_seed]
                 sizes = {per_seed[(c.name, e.name)].shape[0] for c in judged}
-                row = {"task": task, "setting": setting, "evaluator": e.name,
-                       "losses": [c.fidelity for c in judged]}
+                losses = [c.fidelity for c in judged]
                 if len(sizes) > 1:
-                    row.update(n_units=len(judged), n_seeds=None, reason="unequal seeds per loss")
-                    rows.append(row)
+                    rows.append(SpreadRow(task, setting, e.name, losses, len(judged), None,
+                                          reason="unequal seeds per loss"))
                     continue
                 sign = -1.0 if e.lower_better else 1.0
                 y = np.array([sign * per_seed[(c.name, e.name)].mean(axis=1) for c in judged]
                              ).reshape(len(judged), sizes.pop() if sizes else 0)
-                rows.append({**row, **seed_spread(y).to_json()})
+                rows.append(SpreadRow.of(task, setting, e.name, losses, seed_spread(y)))
     return rows

@@ -6,7 +6,8 @@ every assessed fidelity metric on every IQA dataset (``assess/<dataset>.json``; 
 known-order set whose distortion leaves the image unchanged carry no order and are left out, as
 in the assessment tables). The circularity rule is :mod:`optiqa.evaluators.circularity` (families, and
 feature extractors shared with the loss or the discriminator; with
-``evaluators.exclude_family: false`` each metric is its own family). The result is ``analysis.json``.
+``evaluators.exclude_family: false`` each metric is its own family). The result is one typed
+:class:`~optiqa.stats.rows.Analysis`, written as ``analysis.json``.
 """
 from __future__ import annotations
 
@@ -155,24 +156,37 @@ def analysis_key(plan) -> str:
         "config": config, "code": code_fingerprint(run_analysis)})
 
 
-def current_analysis(plan) -> tuple[dict | None, str | None]:
-    """``(analysis, None)`` with the analysis of the study's present results and votes: the saved
-    ``analysis.json`` when its key (:func:`analysis_key`) is current, else analysed again now
-    (seconds) and saved; ``(None, reason)`` when there is nothing to analyse yet."""
-    key = analysis_key(plan)
+def saved_key(plan) -> str | None:
+    """The key of the saved ``analysis.json`` (None when there is none, or it is unreadable)."""
     saved = read_json(plan.folder.analysis)
-    if saved is not None and saved.get("key") == key:
-        return saved, None
+    return saved.get("key") if isinstance(saved, dict) else None
+
+
+def current_analysis(plan):
+    """``(analysis, None)`` with the :class:`~optiqa.stats.rows.Analysis` of the study's present
+    results and votes: the saved ``analysis.json`` when its key (:func:`analysis_key`) is
+    current, else analysed again now (seconds) and saved; ``(None, reason)`` when there is
+    nothing to analyse yet."""
+    from optiqa.core.errors import InputError
+    from optiqa.stats.rows import Analysis
+
+    key = analysis_key(plan)
+    if saved_key(plan) == key:
+        try:
+            return Analysis.from_json(read_json(plan.folder.analysis)), None
+        except InputError:   # a current key over a damaged file: analyse again
+            pass
     try:
         return run_analysis(plan, key), None
     except ConfigError as e:
         return None, str(e)
 
 
-def run_analysis(plan, key: str | None = None) -> dict:
-    """Write ``analysis.json`` (with its :func:`analysis_key`, computed unless given); returns it
-    with a one-line ``summary``."""
+def run_analysis(plan, key: str | None = None):
+    """Write ``analysis.json`` (with its :func:`analysis_key`, computed unless given); returns the
+    :class:`~optiqa.stats.rows.Analysis` with its one-line ``summary``."""
     from optiqa.stats.asymmetry import analyze
+    from optiqa.stats.rows import Summary
     from optiqa.study.cells import study_grids
 
     key = key or analysis_key(plan)
@@ -194,16 +208,15 @@ def run_analysis(plan, key: str | None = None) -> dict:
 
     result = analyze(opt, assess, n_boot=plan.cfg.assessment.bootstrap, seed=plan.cfg.seed,
                      planned=pairs, grids=study_grids(plan.cfg), weight_name=weight_name(plan.cfg))
-    result["protocol"]["assessment_quality"] = assessment_sentence(plan)
-    result["protocol"]["adversarial_weight"] = weight_sentence(plan.cfg)
-    result["protocol"]["weight_name"] = weight_name(plan.cfg)
-    result["model_means"] = _model_means(plan, opt.images)
-    result["human"] = human_judgments(plan, result)
-    result["summary"] = {"cells": len(opt.cells), "evaluators": len(opt.evaluators),
-                         "images": len(opt.images), "datasets": len(assess.datasets),
-                         "human_votes": result["human"]["fit"].get("n_votes", 0)}
-    result["key"] = key
-    write_json(plan.folder.analysis, result)
+    result.protocol.assessment_quality = assessment_sentence(plan)
+    result.protocol.adversarial_weight = weight_sentence(plan.cfg)
+    result.protocol.weight_name = weight_name(plan.cfg)
+    result.model_means = _model_means(plan, opt.images)
+    result.human = human_judgments(plan, result)
+    result.summary = Summary(len(opt.cells), len(opt.evaluators), len(opt.images),
+                             len(assess.datasets), result.human.fit.n_votes)
+    result.key = key
+    write_json(plan.folder.analysis, result.to_json())
     return result
 
 
@@ -224,7 +237,7 @@ def assessment_sentence(plan) -> str:
             + "; ".join(parts) + (". Mean over the datasets." if len(parts) > 1 else "."))
 
 
-def _model_means(plan, images: list[str]) -> list[dict]:
+def _model_means(plan, images: list[str]) -> list:
     """Every evaluated model's (baselines too) mean evaluator scores with intervals from the
     analysis' own image replicates (:func:`optiqa.stats.asymmetry.model_means`)."""
     from optiqa.stats.asymmetry import model_means
@@ -240,22 +253,26 @@ def _model_means(plan, images: list[str]) -> list[dict]:
     return model_means(scores, plan.cfg.assessment.bootstrap, plan.cfg.seed)
 
 
-def human_judgments(plan, analysis: dict) -> dict:
+def human_judgments(plan, analysis):
     """The raters' Bradley-Terry scores of the cells (:func:`optiqa.judge.fit_study`) as one more
     evaluator: their rank correlation with every evaluator's ranking of the judged cells, and
     the rank agreement of a human-based optimization quality with the assessment SRCC, per
     group of settings. The evaluators are scored on the very crops the raters judged
     (:func:`crop_quality`), not on whole images. The human side has one score per model (not
     per image), so these are point estimates without a bootstrap interval (the scores' own
-    intervals come from a cluster bootstrap over raters and images)."""
+    intervals come from a cluster bootstrap over raters and images). Returns the
+    :class:`~optiqa.stats.rows.Human` row of ``analysis`` (an :class:`~optiqa.stats.rows.
+    Analysis` without it)."""
     from optiqa.stats.correlation import krcc, srcc
     from optiqa.judge import fit_study
     from optiqa.stats.permutation import DESCRIPTIVE_BELOW, rank_test
     from optiqa.stats.ranking import MIN_METRICS
+    from optiqa.stats.rows import (Human, HumanAgreement, HumanCrops, HumanFit, HumanPoint,
+                                   HumanVsEvaluator)
 
     cfg = plan.cfg
     fitted = fit_study(plan.folder.root, n_boot=cfg.assessment.bootstrap, seed=cfg.seed)
-    out = {"has_votes": fitted.has_votes, "message": fitted.message, "fit": fitted.to_dict()}
+    out = Human(fitted.has_votes, fitted.message, HumanFit.from_json(fitted.to_dict()))
     if not fitted.has_votes:
         return out
     human = {r: s for r, s in fitted.scores().items() if s is not None}
@@ -268,7 +285,7 @@ def human_judgments(plan, analysis: dict) -> dict:
                     "descriptive_only": True, "spearman_test": None, "kendall_test": None}
         rho, tau = srcc(xs, ys), krcc(xs, ys)
         ok = rho == rho
-        tests = {f"{s}_test": rank_test(xs, ys, s, seed=cfg.seed).to_json() if ok else None
+        tests = {f"{s}_test": rank_test(xs, ys, s, seed=cfg.seed) if ok else None
                  for s in ("spearman", "kendall")}
         return {"n": len(xs), "spearman": rho if ok else None, "kendall": tau if ok else None,
                 "reason": None if ok else "constant scores",
@@ -281,33 +298,32 @@ def human_judgments(plan, analysis: dict) -> dict:
     for task in cfg.tasks:
         for e in cfg.evaluators.metrics:
             judged = [n for n, c in cells.items() if c.task == task and (n, e) in quality]
-            row = {"evaluator": e, "task": task, "cells": judged,
-                   "stimuli": f"the {len(crops.crops)} crops the raters saw",
-                   **corr([human[n] for n in judged], [quality[(n, e)] for n in judged],
-                          "cells judged by both")}
+            row = HumanVsEvaluator(
+                evaluator=e, task=task, cells=judged,
+                stimuli=f"the {len(crops.crops)} crops the raters saw",
+                **corr([human[n] for n in judged], [quality[(n, e)] for n in judged],
+                       "cells judged by both"))
             if e in crops.unscored:
-                row["reason"] = f"cannot score the crops: {crops.unscored[e]}"
+                row.reason = f"cannot score the crops: {crops.unscored[e]}"
             by_evaluator.append(row)
-    out["crops"] = {"n": len(crops.crops), "crops": [[i, list(b)] for i, b in crops.crops],
-                    "unscored": crops.unscored}
-    assessed = {r["metric"]: r["quality"] for r in analysis["assessment"]
-                if r["quality"] is not None}
+    out.crops = HumanCrops(len(crops.crops), [[i, list(b)] for i, b in crops.crops],
+                           dict(crops.unscored))
+    assessed = {r.metric: r.quality for r in analysis.assessment if r.quality is not None}
     agreement = []
-    for g in analysis["groups"]:
-        if g["scope"] not in ("setting", "adversarial"):
+    for g in analysis.groups:
+        if g.scope not in ("setting", "adversarial"):
             continue
         points = []
-        for metric in g["fidelity"]:
-            members = [c for c in cells.values() if c.task == g["task"] and c.fidelity == metric
-                       and _setting(c) in g["settings"]]
-            if len(members) == len(g["settings"]) and metric in assessed:
-                points.append({"metric": metric, "assessment": assessed[metric],
-                               "optimization": sum(human[c.name] for c in members)
-                               / len(members)})
-        agreement.append({**g, "points": points, **corr(
-            [p["assessment"] for p in points], [p["optimization"] for p in points],
-            "fidelity metrics with every cell judged")})
-    out.update(by_evaluator=by_evaluator, rank_agreement=agreement)
+        for metric in g.fidelity:
+            members = [c for c in cells.values() if c.task == g.task and c.fidelity == metric
+                       and _setting(c) in g.settings]
+            if len(members) == len(g.settings) and metric in assessed:
+                points.append(HumanPoint(metric, assessed[metric],
+                                         sum(human[c.name] for c in members) / len(members)))
+        agreement.append(HumanAgreement(**vars(g), points=points, **corr(
+            [p.assessment for p in points], [p.optimization for p in points],
+            "fidelity metrics with every cell judged")))
+    out.by_evaluator, out.rank_agreement = by_evaluator, agreement
     return out
 
 
@@ -342,4 +358,4 @@ def _setting(cell) -> str:
 
 def run_stage(ctx) -> dict:
     """The analyze stage as the runner calls it: ``analysis.json``'s summary."""
-    return run_analysis(ctx.plan)["summary"]
+    return run_analysis(ctx.plan).summary.to_json()

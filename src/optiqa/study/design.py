@@ -45,19 +45,19 @@ def check_design(cfg) -> DesignCheck:
     out = DesignCheck()
     for g in groups:
         # as the analysis: a metric enters for an evaluator that may judge all its cells
-        counts = {e: sum(all(e not in excluded.get((g["task"], m, s), set())
-                             for s in g["settings"]) for m in g["fidelity"])
+        counts = {e: sum(all(e not in excluded.get((g.task, m, s), set())
+                             for s in g.settings) for m in g.fidelity)
                   for e in cfg.evaluators.metrics}
         best = max(counts.values(), default=0)
-        out.groups.append({"task": g["task"], "grid": g["grid"], "scope": g["scope"],
-                           "group": g["group"], "settings": len(g["settings"]),
-                           "metrics": len(g["fidelity"]), "max_judgeable": best})
+        out.groups.append({"task": g.task, "grid": g.grid, "scope": g.scope,
+                           "group": g.group, "settings": len(g.settings),
+                           "metrics": len(g.fidelity), "max_judgeable": best})
         if best < MIN_METRICS:
             out.undefined.append(
-                f"{g['task']} / {g['grid']} / {g['scope']} {g['group']}: at most {best} "
+                f"{g.task} / {g.grid} / {g.scope} {g.group}: at most {best} "
                 f"fidelity metric(s) per evaluator (the rank agreement needs {MIN_METRICS})")
     for task, grid, scope, a, b in contrast_pairs(groups):
-        name = f"{task} / {grid} / {scope}: {b['group']} - {a['group']}"
+        name = f"{task} / {grid} / {scope}: {b.group} - {a.group}"
         why = contrast_confound(scope, a, b, [c for c in cells if c.task == task])
         (out.confounded.append(f"{name}: {why}") if why else out.contrasts.append(name))
     return out

@@ -1,21 +1,17 @@
 """``optiqa report STUDY_DIR`` (and the study's last stage): report.html, report.md, CSV tables.
 
-Everything comes from the study folder's results (assessment files, evaluations, transfer
-results, the analysis, the run folders' training logs and the saved images); nothing is
-recomputed here except means and their bootstrap intervals, and the analysis when the results,
-the human votes or the configuration changed since ``analysis.json`` was written (its key says
-what it was computed from). Every table states its protocol.
-
-This module is the report stage: it reads the study folder and parses the study's names; the
-rendering is :mod:`optiqa.report` (``sections``, ``analysis``, ``visual``), which reads only
-what it is given.
+The report stage gathers the inputs of :func:`optiqa.report.study.render` from the study folder
+(assessment files, evaluations, transfer results, the analysis, the recovery test, the run
+folders' training logs and the saved images), parses the study's run names and writes the
+sentences only the study can write (its design, its held-out check, its evaluation protocol);
+the rendering is :mod:`optiqa.report`, which reads only the typed inputs it is given. Nothing is
+recomputed here except the analysis, when the results, the human votes or the configuration
+changed since ``analysis.json`` was written (its key says what it was computed from).
 """
 from __future__ import annotations
 
-import time
-
-from optiqa.report.document import Document, Table
-from optiqa.report.sections import ci_text as _ci_text
+from optiqa.report.study import EvaluatorPanel, Intro, Model, Recovery, StudyReport
+from optiqa.report.visual import CropSource
 from optiqa.study.folder import read_json
 
 TABLE_NOTE_Y = ("PSNR and SSIM on the Y channel of BT.601 YCbCr under the {protocol}; outputs "
@@ -38,100 +34,64 @@ def table_note_y(cfg) -> str:
     return TABLE_NOTE_Y.format(protocol=PROTOCOLS[cfg.evaluators.protocol], border=border)
 
 
-
-
-class StudyResults:
-    """The results of a study folder, read once for the report."""
-
-    def __init__(self, plan):
-        from optiqa.study.assessment import assessment_files
-        from optiqa.study.transfer import transfer_experiments, zero_shot_names
-        from optiqa.study.evaluation import current_evaluations
-
-        self.plan, self.cfg, self.folder = plan, plan.cfg, plan.folder
-        # only what the current configuration produced: a file left by an earlier
-        # configuration of the study (another grid, other test data) is not reported
-        self.assess = {k: v for k, v in assessment_files(self.folder).items()
-                       if k in {d.name.lower() for d in self.cfg.assessment.datasets}}
-        names = [n for n, _, _ in transfer_experiments(self.cfg, self.folder, plan.cells)] \
-            if self.cfg.transfer else []
-        names += zero_shot_names(self.cfg, self.folder, plan.cells)
-        self.transfer = {n: t for n in names if (t := read_json(self.folder.transfer(n)))}
-        # the analysis of the results and votes as they are now: analysis.json when it is
-        # current, else analysed again (so new votes or results never meet an old analysis)
-        from optiqa.study.analysis import current_analysis
-
-        self.analysis, self.analysis_missing = current_analysis(plan)
-        self.evaluations = current_evaluations(plan)
-
-    def per_image(self, name: str, metric: str) -> list[float]:
-        """A model's scores for ``metric`` over every test image of every set."""
-        ev = self.evaluations.get(name) or {}
-        return [s for st in (ev.get("sets") or {}).values()
-                for s in st["scores"].get(metric, [])]
-
-    @property
-    def n_images(self) -> int:
-        ev = next(iter(self.evaluations.values()), None) or {}
-        return sum(len(s["images"]) for s in (ev.get("sets") or {}).values())
-
-
-# ---------------------------------------------------------------------------------------------
 def write_report(plan) -> dict:
     """Write the report into ``<study>/report/``; returns the paths written."""
-    r = StudyResults(plan)
-    doc = Document(f"optiqa study: {plan.cfg.name}")
-    from optiqa.report import sections
+    from optiqa.report.study import render
 
-    if plan.cfg.rehearsal is not None:   # a rehearsal says so, and what it replaced, first
+    return render(study_report(plan)).write(plan.folder.report)
+
+
+def study_report(plan) -> StudyReport:
+    """The typed inputs of the report, read from the study folder."""
+    from optiqa.study.analysis import current_analysis
+    from optiqa.study.assessment import assessment_files
+    from optiqa.study.evaluation import current_evaluations
+    from optiqa.study.names import parse_transfer_gan, parse_zeroshot
+    from optiqa.study.transfer import transfer_experiments, zero_shot_names
+
+    cfg, folder = plan.cfg, plan.folder
+    # only what the current configuration produced: a file left by an earlier configuration of
+    # the study (another grid, other test data) is not reported
+    assess = {k: v for k, v in assessment_files(folder).items()
+              if k in {d.name.lower() for d in cfg.assessment.datasets}}
+    names = [n for n, _, _ in transfer_experiments(cfg, folder, plan.cells)] \
+        if cfg.transfer else []
+    names += zero_shot_names(cfg, folder, plan.cells)
+    transfer = {n: t for n in names if (t := read_json(folder.transfer(n)))}
+    # the analysis of the results and votes as they are now: analysis.json when it is current,
+    # else analysed again (so new votes or results never meet an old analysis)
+    analysis, missing = current_analysis(plan)
+    evaluations = current_evaluations(plan)
+    rehearsal = None
+    if cfg.rehearsal is not None:
         from optiqa.core.rehearsal import recorded
 
-        info = plan.cfg.rehearsal
-        sections.rehearsal_section(doc, info.source or plan.cfg.name,
-                                   [*info.substitutions, *recorded(plan.folder.rehearsal_record)])
-    from optiqa.report.analysis import answer_section
-
-    answer_section(doc, r)       # the answer first; the long tables follow as detail
-    doc.heading("The study")
-    _intro(doc, r)
-    sections.assessment_section(doc, r.assess)
-    _optimization(doc, r)
-    from optiqa.report.analysis import analysis_sections, human_section, recovery_section
-
-    analysis_sections(doc, r)
-    human_section(doc, r)
-    recovery_section(doc, plan.cfg.recovery, plan.folder.recovery,
-                     read_json(plan.folder.recovery_record))
-    _transfer(doc, r)
-    _visual(doc, r)
+        rehearsal = (cfg.rehearsal.source or cfg.name,
+                     [*cfg.rehearsal.substitutions, *recorded(folder.rehearsal_record)])
     curves = {name: rows for name in [*plan.pretrain_jobs(), *(c.name for c in plan.cells)]
-              if (rows := plan.folder.run(name).training_curves())}
-    sections.training_section(doc, curves)
-    if plan.cfg.rehearsal is not None:
-        doc.stamp(REHEARSAL_STAMP)
-    return doc.write(plan.folder.report)
+              if (rows := folder.run(name).training_curves())}
+    return StudyReport(
+        title=f"optiqa study: {cfg.name}", intro=intro(plan), analysis=analysis,
+        analysis_missing=missing, assessments=assess,
+        panel=evaluator_panel(plan, evaluations) if evaluations else None,
+        models=evaluated_models(plan, evaluations), recovery=recovery(plan),
+        transfer=transfer,
+        zero_shot={n: cell for n in transfer if (cell := parse_zeroshot(n)) is not None},
+        gan={n: parsed for n in transfer if (parsed := parse_transfer_gan(n)) is not None},
+        crops=crop_sources(plan), crop_size=cfg.report.crop_size, curves=curves,
+        rehearsal=rehearsal)
 
 
-REHEARSAL_STAMP = "REHEARSAL (shrunk CPU run, not results)"
-
-
-def _intro(doc: Document, r: StudyResults) -> None:
-    cfg = r.cfg
-    if cfg.report.note:
-        doc.para(cfg.report.note.strip(), "note")
-    if cfg.description:
-        doc.para(cfg.description.strip())
-    doc.para(design_sentence(r.plan))
+def intro(plan) -> Intro:
     from optiqa.study.heldout import heldout_sentence
 
-    held = heldout_sentence(read_json(r.folder.heldout), cfg)
-    sets = [f"training images: {cfg.data.train}"] + [
-        f"test set {name}: {path}" for name, path in cfg.data.test.items()]
-    doc.para((held or "Held-out data: NOT CHECKED for this configuration (rerun the study: "
-              "the check runs before any work).") + " Data: " + "; ".join(sets) + ".",
-             "protocol")
-    doc.para(f"Generated {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC from "
-             f"{r.folder.root}; rerun `optiqa report {r.folder.root}` to regenerate it.")
+    cfg = plan.cfg
+    return Intro(design=design_sentence(plan),
+                 data=[f"training images: {cfg.data.train}"]
+                 + [f"test set {name}: {path}" for name, path in cfg.data.test.items()],
+                 root=str(plan.folder.root), note=cfg.report.note,
+                 description=cfg.description,
+                 heldout=heldout_sentence(read_json(plan.folder.heldout), cfg))
 
 
 def design_sentence(plan) -> str:
@@ -160,95 +120,79 @@ def design_sentence(plan) -> str:
     return text + f"Evaluators: {', '.join(cfg.evaluators.metrics)}."
 
 
-def optimization_rows(r: StudyResults, evaluators: list[str]):
-    """Rows (model, setting, mean per evaluator with CI) and the cells the circularity rule
-    excludes: their number is omitted and ``excluded (circular)`` written in its place, the same
-    in HTML (also greyed), Markdown, CSV and ``analysis.json``."""
-    from optiqa.evaluators import EXCLUDED_MARK
+def evaluated_models(plan, evaluations: dict) -> list[Model]:
+    """Every evaluated model, baselines first, each with the evaluators that may not judge it
+    (:func:`optiqa.study.analysis.excluded_evaluators`)."""
     from optiqa.study.analysis import excluded_evaluators
 
-    rows, muted = [], set()
-    # one source for every interval: the analysis' own image replicates (analysis.json)
-    from optiqa.stats.rows import ModelMean
-
-    means = {(x.model, x.evaluator): (x.mean, x.mean_ci)
-             for x in ModelMean.many((r.analysis or {}).get("model_means"))}
-    baselines = [n for n in r.evaluations if n not in {c.name for c in r.plan.cells}]
-    for name in baselines + [c.name for c in r.plan.cells]:
-        if name not in r.evaluations:
-            continue
-        cell = next((c for c in r.plan.cells if c.name == name), None)
-        excluded = excluded_evaluators(r.cfg, cell) if cell else {}
-        row = [name, cell.fidelity if cell else "(baseline)",
-               cell.discriminator if cell else "-",
-               cell.adversarial_weight if cell and cell.adversarial else None]
-        for j, m in enumerate(evaluators):
-            if m in excluded:
-                row += [EXCLUDED_MARK, "-"]
-                muted |= {(len(rows), 4 + 2 * j), (len(rows), 5 + 2 * j)}
-                continue
-            mean, ci = means.get((name, m), (None, None))
-            row += [mean, _ci_text(ci)]
-        rows.append(row)
-    return rows, muted
+    cells = {c.name: c for c in plan.cells}
+    models = [Model(n) for n in evaluations if n not in cells]
+    models += [Model(c.name, c.fidelity, c.discriminator,
+                     c.adversarial_weight if c.adversarial else None,
+                     excluded_evaluators(plan.cfg, c))
+               for c in plan.cells if c.name in evaluations]
+    return models
 
 
-def _optimization(doc: Document, r: StudyResults) -> None:
+def evaluator_panel(plan, evaluations: dict) -> EvaluatorPanel:
     from optiqa.metrics import list_metrics
-
-    doc.heading("Metrics as training losses")
-    if not r.evaluations:
-        doc.para("No evaluations yet (the evaluate stage has not run).")
-        return
-    evaluators = list(r.cfg.evaluators.metrics)
-    infos = list_metrics()
-    rows, muted = optimization_rows(r, evaluators)
-    headers = ["model", "fidelity loss", "discriminator",
-               "adv. ratio r" if r.cfg.adversarial.relative else "adv. weight"]
-    for m in evaluators:
-        headers += [f"{m} ({'↓' if infos[m].lower_better else '↑'})", "95% CI"]
-    protocol = (f"Mean over {r.n_images} test images with a percentile bootstrap 95% CI "
-                f"over images ({r.cfg.assessment.bootstrap} replicates, the analysis' own: "
-                "analysis.json model_means; '-' before the analyze stage). "
-                + table_note_y(r.cfg) + ". 'excluded (circular)': the "
-                "evaluator is of the model's loss family or shares a feature extractor "
-                "(backbone and weights) with its loss or its discriminator "
-                "(optiqa.evaluators.circularity), or the model keeps a pixel term and the "
-                "evaluator is a pixel metric, so that judgment is neither shown nor used. "
-                "↑ higher is better, ↓ lower is better.")
-    doc.table(Table("Evaluator panel on the restored test images", headers, rows,
-                    csv_name="optimization", protocol=protocol, muted=muted))
     from optiqa.study.gradient_ratios import gradient_ratio_table
 
-    ratios = gradient_ratio_table(r.folder, r.cfg, r.plan.cells)   # every GAN cell's
-    if ratios is not None:
-        doc.table(ratios)
+    cfg = plan.cfg
+    infos = list_metrics()
+    first = next(iter(evaluations.values()), None) or {}
+    n_images = sum(len(s["images"]) for s in (first.get("sets") or {}).values())
+    return EvaluatorPanel([(m, infos[m].lower_better) for m in cfg.evaluators.metrics],
+                          n_images, cfg.assessment.bootstrap, cfg.adversarial.relative,
+                          table_note_y(cfg),
+                          gradient_ratio_table(plan.folder, cfg, plan.cells))  # every GAN cell's
 
 
-def _transfer(doc: Document, r: StudyResults) -> None:
-    """The transfer section, with the study's names parsed here (the renderer does not)."""
-    from optiqa.report.sections import transfer_section
-    from optiqa.study.names import parse_transfer_gan, parse_zeroshot
+def recovery(plan) -> Recovery | None:
+    """The recovery test's files, when the study ran it (its completion record exists)."""
+    done = read_json(plan.folder.recovery_record)
+    if plan.cfg.recovery is None or done is None:
+        return None
+    return Recovery(plan.cfg.recovery, plan.folder.recovery / "recovery.csv",
+                    plan.folder.recovery / done["figure"])
 
-    zero_shot = {n: cell for n in r.transfer if (cell := parse_zeroshot(n)) is not None}
-    gan = {n: parsed for n in r.transfer if (parsed := parse_transfer_gan(n)) is not None}
-    transfer_section(doc, r.transfer, zero_shot, gan)
 
-
-def _visual(doc: Document, r: StudyResults) -> None:
-    from optiqa.report.visual import comparison_figures
+def crop_sources(plan) -> list[CropSource]:
+    """The crop grids of the visual comparison: the first ``report.crop_images`` test images of
+    every task and set, with the model-free baseline, the shared pre-training and the shared
+    start where evaluated, and one row per fidelity loss over the task's settings."""
     from optiqa.study import names
 
-    doc.heading("Visual comparison")
-    # the model-free baseline, the shared pre-training and the shared start, where evaluated
-    baselines = {task: [(kind, names.baseline_name(kind, task))
-                        for kind in (names.BICUBIC, names.PRETRAIN, names.START)]
-                 for task in r.cfg.task_opts}
-    figs = comparison_figures(r, baselines)
-    if not figs:
-        doc.para("No restored images yet.")
-    for fig in figs:
-        doc.figure(fig)
+    cfg, folder, cells = plan.cfg, plan.folder, plan.cells
+    out = []
+    for task, t in cfg.task_opts.items():
+        baselines = [(kind, names.baseline_name(kind, task))
+                     for kind in (names.BICUBIC, names.PRETRAIN, names.START)]
+        settings = list(dict.fromkeys((c.discriminator, c.adversarial_weight)
+                                      for c in cells if c.task == task))
+        for set_name in cfg.data.test:
+            ref_dir = folder.test_set("reference", task, set_name)
+            keys = sorted(p.stem for p in ref_dir.glob("*.png"))[:cfg.report.crop_images] \
+                if ref_dir.is_dir() else []
+            for key in keys:
+                rows = []
+                for metric in cfg.fidelity.metrics:
+                    row = []
+                    for d, w in settings:
+                        cell = next((c for c in cells if c.task == task and c.fidelity == metric
+                                     and c.discriminator == d and c.adversarial_weight == w),
+                                    None)
+                        row.append(("no D" if d == "none" else f"{d} w={w:g}",
+                                    folder.run_image(cell.name, task, set_name, key)
+                                    if cell else None))
+                    rows.append((metric, row))
+                out.append(CropSource(
+                    task, set_name, key, t.scale,
+                    folder.test_image("reference", task, set_name, key),
+                    folder.test_image("input", task, set_name, key),
+                    [(label, folder.run_image(run, task, set_name, key))
+                     for label, run in baselines], rows))
+    return out
 
 
 def run_stage(ctx) -> dict:
