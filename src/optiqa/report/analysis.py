@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from optiqa.report.document import Document, Figure, Table
 from optiqa.stats.permutation import PermutationTest
+from optiqa.stats.rows import Analysis
 
 
 def _ci(ci) -> str:
@@ -58,7 +59,7 @@ def _left_out(row) -> str:
     return "; ".join(parts) or "-"
 
 
-def answer_section(doc: Document, a) -> None:
+def answer_section(doc: Document, a: Analysis | None) -> None:
     """The first screen: one generated sentence per task and setting (the analysis'
     ``headline`` rows), then the evaluator x setting rank agreement as one heatmap. ``a``: the
     :class:`~optiqa.stats.rows.Analysis`, or None before the analysis has run."""
@@ -79,7 +80,7 @@ def answer_section(doc: Document, a) -> None:
     _agreement_heatmap(doc, a)
 
 
-def _agreement_heatmap(doc: Document, a) -> None:
+def _agreement_heatmap(doc: Document, a: Analysis) -> None:
     from optiqa.report import figures
 
     # keyed by grid too: one setting (e.g. no discriminator) is in several grids, over other losses
@@ -113,7 +114,7 @@ def _agreement_heatmap(doc: Document, a) -> None:
                           "(circularity rule); blank: undefined (fewer than 3)."))
 
 
-def analysis_sections(doc: Document, a, missing: str | None = None) -> None:
+def analysis_sections(doc: Document, a: Analysis | None, missing: str | None = None) -> None:
     """Assessment vs optimization: every table and figure of the
     :class:`~optiqa.stats.rows.Analysis` ``a`` (None: ``missing`` says why there is none)."""
     doc.heading("Assessment vs optimization")

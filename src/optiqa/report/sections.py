@@ -7,6 +7,7 @@ imports :mod:`optiqa.study`, reads a file or parses a run name.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from optiqa.report.document import Document, Figure, Table
@@ -135,24 +136,36 @@ def training_section(doc: Document, curves: dict[str, list[dict]]) -> None:
                       "(generator and discriminator terms; log scale where positive)."))
 
 
-def recovery_section(doc: Document, opts, table, figure) -> None:
-    """The recovery test of the fidelity metrics (``recovery`` options ``opts``): ``table`` its
-    CSV (one row per loss and start), ``figure`` its PNG."""
+@dataclass
+class Recovery:
+    """The recovery test as the study ran it: its image, crop size and steps (the study config's
+    ``recovery``), its table (one row per loss and start) and its figure."""
+
+    image: str
+    size: int
+    steps: int
+    table: Path
+    figure: Path
+
+
+def recovery_section(doc: Document, recovery: Recovery) -> None:
+    """The recovery test of the fidelity metrics."""
     import csv
 
     doc.heading("Why a metric fails as a loss: the recovery test")
-    with open(table, newline="") as f:
+    with open(recovery.table, newline="") as f:
         rows = list(csv.DictReader(f))
     dists = [k for k in rows[0] if k.startswith("dists") and not k.endswith("_start")][0] \
         if rows else "dists"
     table = [[x["metric"], x["start"], float(x["metric_result"]), float(x["psnr"]),
               float(x["ssim_y"]), float(x[dists]), x["verdict"]] for x in rows]
-    doc.table(Table(f"Recovery of '{opts.image}' ({opts.size} px, {opts.steps} Adam steps)",
+    doc.table(Table(f"Recovery of '{recovery.image}' ({recovery.size} px, {recovery.steps} Adam "
+                    "steps)",
                     ["loss", "start", "loss value at the end", "PSNR (RGB)", "SSIM-Y", dists,
                      "verdict"], table, csv_name="recovery", digits=3,
                     protocol="Each fidelity metric, minimised over the pixels from each start "
                     "(Ding et al., IJCV 2021). Recovered: PSNR >= 35 dB. Exposed: not recovered, "
                     "yet the metric scores the result at least as well as the reference plus "
                     "noise at 35 dB. The image is a held-out test image."))
-    doc.figure(Figure("Recovery test", Path(figure).read_bytes(), "recovery",
+    doc.figure(Figure("Recovery test", Path(recovery.figure).read_bytes(), "recovery",
                       "Rows: fidelity losses; columns: starts and their results."))

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from optiqa.report.document import Document, Table
-from optiqa.report.sections import ci_text
+from optiqa.report.sections import Recovery, ci_text
 from optiqa.report.visual import CropSource
+from optiqa.stats.rows import Analysis
 
 REHEARSAL_STAMP = "REHEARSAL (shrunk CPU run, not results)"
 
@@ -63,21 +63,12 @@ class EvaluatorPanel:
 
 
 @dataclass
-class Recovery:
-    """The recovery test's options (``recovery``), its table and its figure."""
-
-    opts: object
-    table: Path
-    figure: Path
-
-
-@dataclass
 class StudyReport:
     """Everything the study report shows (:func:`render`)."""
 
     title: str
     intro: Intro
-    analysis: object = None               # optiqa.stats.rows.Analysis, None before analyze
+    analysis: Analysis | None = None      # None before the analyze stage
     analysis_missing: str | None = None   # why there is no analysis
     assessments: dict = field(default_factory=dict)   # assess/<dataset>.json per dataset
     panel: EvaluatorPanel | None = None
@@ -110,7 +101,7 @@ def render(r: StudyReport) -> Document:
     analysis_sections(doc, r.analysis, r.analysis_missing)
     human_section(doc, None if r.analysis is None else r.analysis.human, r.intro.root)
     if r.recovery is not None:
-        sections.recovery_section(doc, r.recovery.opts, r.recovery.table, r.recovery.figure)
+        sections.recovery_section(doc, r.recovery)
     sections.transfer_section(doc, r.transfer, r.zero_shot, r.gan)
     doc.heading("Visual comparison")
     figs = comparison_figures(r.crops, r.crop_size)
@@ -161,7 +152,7 @@ def optimization_rows(models: list[Model], evaluators: list[str], means) -> tupl
 
 
 def optimization_section(doc: Document, panel: EvaluatorPanel | None, models: list[Model],
-                         analysis) -> None:
+                         analysis: Analysis | None) -> None:
     """The evaluator panel on every evaluated model (``panel`` None: nothing evaluated yet)."""
     doc.heading("Metrics as training losses")
     if panel is None or not models:

@@ -10,7 +10,8 @@ changed since ``analysis.json`` was written (its key says what it was computed f
 """
 from __future__ import annotations
 
-from optiqa.report.study import EvaluatorPanel, Intro, Model, Recovery, StudyReport
+from optiqa.report.sections import Recovery
+from optiqa.report.study import EvaluatorPanel, Intro, Model, StudyReport
 from optiqa.report.visual import CropSource
 from optiqa.study.folder import read_json
 
@@ -153,7 +154,8 @@ def recovery(plan) -> Recovery | None:
     done = read_json(plan.folder.recovery_record)
     if plan.cfg.recovery is None or done is None:
         return None
-    return Recovery(plan.cfg.recovery, plan.folder.recovery / "recovery.csv",
+    opts = plan.cfg.recovery
+    return Recovery(opts.image, opts.size, opts.steps, plan.folder.recovery / "recovery.csv",
                     plan.folder.recovery / done["figure"])
 
 
