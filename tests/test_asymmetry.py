@@ -233,11 +233,16 @@ def rows(out, scope, group=None, evaluator=None):
 
 
 def test_concordant_and_reversed_studies():
-    out = analyze_json(*make_study(), n_boot=100)
+    opt, assess = make_study()
+    out = analyze_json(opt, assess, n_boot=100)
     json.dumps(out, allow_nan=False)                      # JSON-able, never NaN
     # 14 groups (5 settings, with/without, 2 levels, 2 backbones, 3 weights) x 4 evaluators
     assert len(out["rank_agreement"]) == 14 * 4
-    assert out["assessment"][0]["quality"] is not None
+    # a metric's quality as an IQA model: its SRCC with the human scores (one dataset here)
+    target = assess.datasets[0].targets
+    assert {r["metric"]: r["quality"] for r in out["assessment"]} == {
+        m: pytest.approx(stats.spearmanr(assess.predictions[m]["toy"], target)[0])
+        for m in METRICS}
     for r in out["rank_agreement"]:
         assert r["spearman"] == pytest.approx(1.0) and r["kendall"] == pytest.approx(1.0)
         assert r["spearman_ci"][0] <= r["spearman"] <= r["spearman_ci"][1]
