@@ -147,8 +147,11 @@ def _channel_params(ref: torch.Tensor, dist: torch.Tensor, size: int):
     1 where the mask discards the quotient, so no inf/NaN ever reaches the backward pass.
     """
     c = ref.shape[1]
-    stats = _box_mean(torch.cat([ref, dist, ref * ref, dist * dist, ref * dist], 1), size)
-    mu_r, mu_d, e_rr, e_dd, e_rd = stats.split(c, dim=1)
+    # The reference's two moments in their own call: when only ``dist`` carries a gradient
+    # (a loss), the box filter's backward then runs on three fields, not five (the depthwise
+    # filter gives each channel the same numbers whatever else is in the batch).
+    mu_r, e_rr = _box_mean(torch.cat([ref, ref * ref], 1), size).split(c, dim=1)
+    mu_d, e_dd, e_rd = _box_mean(torch.cat([dist, dist * dist, ref * dist], 1), size).split(c, 1)
     area = size * size
     # window sums of centred products, as vifvec forms them (sum - w^2 * mean * mean)
     var_r = (area * (e_rr - mu_r * mu_r)).clamp_min(0)
@@ -234,7 +237,9 @@ def _reference_gsm(subbands: list[torch.Tensor]):
     covs, blocks = [], []
     for y in subbands:
         n, c, h, w = y.shape
-        covs.append(_NeighbourhoodCov.apply(y.reshape(n * c, h, w)))
+        # contiguous rows: the pyramid comes out channels-last, where each of the 45 row sums
+        # strides over all channels (8x slower at 256 px, and summed sequentially)
+        covs.append(_NeighbourhoodCov.apply(y.reshape(n * c, h, w).contiguous()))
         # non-overlapping blocks, 9 coefficients in the same order (3 * row + col)
         blk = y.reshape(n * c, h // BLOCK, BLOCK, w // BLOCK, BLOCK).permute(0, 2, 4, 1, 3)
         blocks.append(blk.reshape(n * c, BLOCK * BLOCK, -1))
@@ -269,15 +274,20 @@ def vif(x: torch.Tensor, ref: torch.Tensor, quantize: bool = True) -> torch.Tens
     scales = _scales_with_blocks(*x.shape[-2:])
     if scales == 0:
         raise ValueError(f"VIF needs at least 21x21 pixels, got {x.shape[-1]}x{x.shape[-2]}")
-    pyramid = steerable_subbands(255.0 * torch.cat([to_gray(ref), to_gray(x)]), scales)
-    pyramid = [b[..., :b.shape[-2] // BLOCK * BLOCK, :b.shape[-1] // BLOCK * BLOCK]
-               for b in pyramid]
-    gsm = _reference_gsm([b[:n] for b in pyramid])
+    # Reference and distorted pyramids in separate calls (the same numbers as one batched
+    # call): a reference that needs no gradient then builds no autograd graph, so the GSM
+    # fit (covariance, eigenvalues, Cholesky) and its half of the filtering have no backward.
+    ref_pyramid, dist_pyramid = ([b[..., :b.shape[-2] // BLOCK * BLOCK,
+                                    :b.shape[-1] // BLOCK * BLOCK]
+                                  for b in steerable_subbands(255.0 * to_gray(img), scales)]
+                                 for img in (ref, x))
+    gsm = _reference_gsm(ref_pyramid)
     num = x.new_zeros(n)
     den = x.new_zeros(n)
-    for s, (bands, (s2, eigvals)) in enumerate(zip(pyramid, gsm), start=1):
+    for s, (ref_bands, dist_bands, (s2, eigvals)) in enumerate(
+            zip(ref_pyramid, dist_pyramid, gsm), start=1):
         size, border = _window(s)
-        gain, noise = _channel_params(bands[:n], bands[n:], size)
+        gain, noise = _channel_params(ref_bands, dist_bands, size)
         crop = (Ellipsis, slice(border, -border), slice(border, -border))
         gain, noise, s2 = gain[crop], noise[crop], s2[crop]
         # sum_k log2(1 + a * lambda_k) over the 9 eigenvalues, a >= 0 and lambda_k >= 0
