@@ -39,9 +39,10 @@ demo: weights
 	HF_HUB_OFFLINE=1 $(BIN)/optiqa study configs/study/quick.yaml --out $(DEMO)/study
 
 # One pytest-xdist worker per core (tests/conftest.py gives each cores/workers torch threads);
-# --dist loadfile keeps a test file in one worker, so its module-scoped fixtures are built once.
-# PYTEST_ARGS="-n 0" runs the suite in one process.
-PYTEST_ARGS ?= -n auto --dist loadfile
+# --dist loadfile keeps a test file in one worker, so its module-scoped fixtures are built once;
+# --no-loadscope-reorder hands the files out in collection order, where tests/conftest.py puts
+# the longest first. PYTEST_ARGS="-n 0" runs the suite in one process.
+PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder
 test: weights
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

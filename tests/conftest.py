@@ -25,6 +25,20 @@ import torch  # noqa: E402
 if _WORKERS:
     torch.set_num_threads(int(_THREADS))
 
+# The files that take longest, longest first (CPU seconds, one worker, 2026-12-06). Collected
+# first, so that `make test` (--dist loadfile --no-loadscope-reorder) hands them out first and the
+# short files fill the gaps: a long file started last would run alone at the end while the other
+# worker idles (xdist's default orders files by their number of tests, which put test_resume.py
+# and test_rehearsal.py, four and five tests, last). The other files keep their order.
+LONG_FILES = ("test_resume.py", "test_rehearsal.py", "test_study_run.py", "test_cli_entry.py",
+              "test_edges_cli.py", "test_train_cli.py", "test_study_config.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OPTIQA_SHARED", REPO.parent / "shared")) / "data"
 CALIBRATION = SHARED / "iqa" / "calibration"

@@ -14,7 +14,7 @@ from optiqa.data.distortions import distort
 from optiqa.data.io import write_image
 from optiqa.data.samples import load_sample
 
-from clitools import one_error_line, run_optiqa
+from clitools import one_error_line, run_main
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 KINDS = ("gaussian_blur", "gaussian_noise", "jpeg")
@@ -111,16 +111,16 @@ def test_acceptance_ssim_psnr_on_the_synthetic_set(tmp_path):
 
 
 def test_allow_missing_runs_and_warns_once_per_channel(fake_csiq, tmp_path):
-    """The real command: the full warning once on stderr, a short factual note in the table
+    """The command: the full warning once on stderr, a short factual note in the table
     header on stdout."""
     meta = tmp_path / "meta.csv"
     lines = (fake_csiq / "CSIQ.csv").read_text().splitlines()
     meta.write_text("\n".join(lines + ["astronaut.png,astronaut.GONE.1.png,0.5"]) + "\n")
     args = ["assess", "-q", "-m", "psnr", "-d", "csiq", "--root", fake_csiq, "--meta", meta,
             "--bootstrap", "0", "--workers", "0"]
-    err = one_error_line(run_optiqa(*args))
+    err = one_error_line(run_main(*args))
     assert "1 image(s)" in err and "(set with --allow-missing)" in err
-    proc = run_optiqa(*args, "--allow-missing")
+    proc = run_main(*args, "--allow-missing")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("WARNING: missing images allowed") == 1
     assert proc.stderr.count("astronaut.GONE.1.png") == 1

@@ -1,7 +1,12 @@
-"""The `optiqa` command as a user meets it (issue 14), always through the real entry point in a
-subprocess (`python -m optiqa`, see `clitools.py`): help, version and argument errors without
+"""The `optiqa` command as a user meets it (issue 14): help, version and argument errors without
 torch; one device check for every command; scoring that does not give up; no-reference metrics;
 one channel per message; backbone weights listed, explained and downloaded with one retry policy.
+
+What depends on the process runs the real entry point in a subprocess (`python -m optiqa`, see
+`clitools.py`): version and help, the import check, and the weights tests whose environment
+(`HF_HOME`, `HF_HUB_OFFLINE`, a patched download URL) is read when a module is imported. The rest
+calls the same `optiqa.cli.main` in this process (`run_main`: same stdout, stderr and exit
+status), which saves a fresh interpreter's torch and timm imports per command.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from PIL import Image
 
 from optiqa.data.io import write_image
 
-from clitools import REPO, cli_env, one_error_line, run_optiqa, run_script
+from clitools import REPO, cli_env, one_error_line, run_main, run_optiqa, run_script
 
 COMMANDS = {  # command -> arguments that pass argparse (nothing needs to exist)
     "score": ["-m", "psnr", "d.png", "r.png"],
@@ -50,7 +55,7 @@ def test_top_level_help_is_for_users():
                                      "train", "assess", "fit", "transfer", "weights",
                                      "weights list", "weights fetch"])
 def test_every_command_has_a_description_and_device_help(command):
-    proc = run_optiqa(*command.split(), "--help")
+    proc = run_main(*command.split(), "--help")
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     # argparse prints: usage block, blank line, description, blank line, the options
@@ -83,7 +88,7 @@ def test_help_version_and_argument_errors_do_not_import_torch(args, code):
 # ------------------------------------------------------------------ one device check
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_unavailable_device_is_one_line_for_every_command(command, tmp_path):
-    proc = run_optiqa(command, *COMMANDS[command], "--device", "cuda:99", cwd=tmp_path)
+    proc = run_main(command, *COMMANDS[command], "--device", "cuda:99", cwd=tmp_path)
     line = one_error_line(proc)
     assert re.fullmatch(r"optiqa: error: device 'cuda:99' is not available on this machine "
                         r"\(available: cpu(, cuda:\d+)*(, mps)?\)", line), line
@@ -91,16 +96,16 @@ def test_unavailable_device_is_one_line_for_every_command(command, tmp_path):
 
 
 def test_device_names(tmp_path):
-    line = one_error_line(run_optiqa("score", "-m", "psnr", "a", "b", "--device", "gpu"))
+    line = one_error_line(run_main("score", "-m", "psnr", "a", "b", "--device", "gpu"))
     assert "unknown device 'gpu'" in line and "auto, cpu, cuda, cuda:N, mps" in line
     if not torch.cuda.is_available():
-        line = one_error_line(run_optiqa("score", "-m", "psnr", "a", "b", "--device", "cuda"))
+        line = one_error_line(run_main("score", "-m", "psnr", "a", "b", "--device", "cuda"))
         assert line == ("optiqa: error: device 'cuda' is not available on this machine "
                         "(available: cpu)")
     write_image(tmp_path / "r.png", torch.rand(3, 16, 16))
     for device in ("auto", "cpu"):
-        proc = run_optiqa("score", "-m", "psnr", tmp_path / "r.png", tmp_path / "r.png",
-                          "--device", device)
+        proc = run_main("score", "-m", "psnr", tmp_path / "r.png", tmp_path / "r.png",
+                        "--device", device)
         assert proc.returncode == 0 and "100.0000" in proc.stdout, proc.stderr
 
 
@@ -109,14 +114,14 @@ def test_device_names(tmp_path):
 def small_samples(tmp_path_factory):
     """The sample pairs at 48 px: too small for cw_ssim (64 px), fine for psnr and ssim."""
     folder = tmp_path_factory.mktemp("samples48")
-    proc = run_optiqa("samples", folder, "--size", "48")
+    proc = run_main("samples", folder, "--size", "48")
     assert proc.returncode == 0, proc.stderr
     return folder
 
 
 def test_one_metric_failing_leaves_the_others(small_samples):
     dist, ref = small_samples / "distorted", small_samples / "reference"
-    proc = run_optiqa("score", "-q", "-m", "psnr", "-m", "cw_ssim", dist, ref)
+    proc = run_main("score", "-q", "-m", "psnr", "-m", "cw_ssim", dist, ref)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     rows = [line for line in out.splitlines() if line.startswith("astronaut_")]
@@ -126,8 +131,8 @@ def test_one_metric_failing_leaves_the_others(small_samples):
             "(astronaut_contrast_2.png, astronaut_gaussian_blur_3.png, "
             "astronaut_gaussian_noise_3.png and 13 more)") in out
     # --strict: all or nothing
-    line = one_error_line(run_optiqa("score", "-q", "--strict", "-m", "psnr", "-m", "cw_ssim",
-                                     dist, ref))
+    line = one_error_line(run_main("score", "-q", "--strict", "-m", "psnr", "-m", "cw_ssim",
+                                   dist, ref))
     assert "astronaut_contrast_2.png: cw_ssim: image of 48x48 is too small" in line
 
 
@@ -138,7 +143,7 @@ def test_a_mean_over_part_of_the_images_says_so(tmp_path):
     write_image(tmp_path / "r" / "small.png", torch.rand(3, 48, 48))
     write_image(tmp_path / "d" / "big_1.png", torch.rand(3, 64, 64))
     write_image(tmp_path / "d" / "small_1.png", torch.rand(3, 48, 48))
-    proc = run_optiqa("score", "-m", "cw_ssim", tmp_path / "d", tmp_path / "r")
+    proc = run_main("score", "-m", "cw_ssim", tmp_path / "d", tmp_path / "r")
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"^mean\s+\(2 pairs\)\s+\d\.\d{4} \[2\]$", proc.stdout, re.M), proc.stdout
     assert "[2] mean of cw_ssim over the 1 of 2 images it could score" in proc.stdout
@@ -150,42 +155,42 @@ def test_unmatched_file_is_skipped_with_a_warning(small_samples, tmp_path):
     for name in ("coffee_jpeg_4.png", "rocket_jpeg_4.png"):
         (dist / name).write_bytes((small_samples / "distorted" / name).read_bytes())
     write_image(dist / "stranger.png", torch.rand(3, 48, 48))
-    proc = run_optiqa("score", "-m", "psnr", dist, small_samples / "reference")
+    proc = run_main("score", "-m", "psnr", dist, small_samples / "reference")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("WARNING: skipped 1 distorted image(s)") == 1
     assert "stranger.png" in proc.stderr and "stranger.png" not in proc.stdout
     assert "(2 pairs)" in proc.stdout
-    line = one_error_line(run_optiqa("score", "--strict", "-m", "psnr", dist,
-                                     small_samples / "reference"))
+    line = one_error_line(run_main("score", "--strict", "-m", "psnr", dist,
+                                   small_samples / "reference"))
     assert "1 distorted image(s)" in line and "stranger.png" in line
 
 
 def test_many_distorted_images_against_one_reference(small_samples):
     ref = small_samples / "reference" / "coffee.png"
-    proc = run_optiqa("score", "-q", "-m", "psnr", "-m", "ssim", small_samples / "distorted",
-                      ref)
+    proc = run_main("score", "-q", "-m", "psnr", "-m", "ssim", small_samples / "distorted",
+                    ref)
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.endswith(tuple("0123456789"))]
     assert sum(" coffee.png " in r for r in rows) == 16
     assert re.search(r"^mean\s+\(16 pairs\)", proc.stdout, re.M)
     # the reference itself, inside the folder, is not scored against itself
-    proc = run_optiqa("score", "-m", "psnr", small_samples / "reference", ref)
+    proc = run_main("score", "-m", "psnr", small_samples / "reference", ref)
     assert proc.returncode == 0 and "coffee.png  coffee.png" not in proc.stdout
 
 
 def test_unknown_metric_gets_did_you_mean(small_samples):
-    line = one_error_line(run_optiqa("score", "-m", "psnrr", small_samples / "distorted",
-                                     small_samples / "reference"))
+    line = one_error_line(run_main("score", "-m", "psnrr", small_samples / "distorted",
+                                   small_samples / "reference"))
     assert "unknown metric 'psnrr' (did you mean 'psnr'?)" in line
 
 
 def test_metrics_glob():
-    proc = run_optiqa("metrics", "lpips*", "--json")
+    proc = run_main("metrics", "lpips*", "--json")
     assert proc.returncode == 0
     assert [r["name"] for r in json.loads(proc.stdout)] == ["lpips_alex", "lpips_vgg"]
-    proc = run_optiqa("metrics", "dists_*")
+    proc = run_main("metrics", "dists_*")
     assert proc.returncode == 0 and "dists_vgg16_r" in proc.stdout and "psnr" not in proc.stdout
-    line = one_error_line(run_optiqa("metrics", "nothing*"))
+    line = one_error_line(run_main("metrics", "nothing*"))
     assert "no metric name matches 'nothing*'" in line
 
 
@@ -196,14 +201,14 @@ def test_psnr_cap_is_stated_when_it_enters_the_mean(tmp_path):
     write_image(tmp_path / "r" / "a.png", img)
     write_image(tmp_path / "d" / "a_same.png", img)
     write_image(tmp_path / "d" / "a_noisy.png", (img + 0.1 * torch.randn_like(img)).clamp(0, 1))
-    proc = run_optiqa("score", "-m", "psnr", "-m", "l1", tmp_path / "d", tmp_path / "r")
+    proc = run_main("score", "-m", "psnr", "-m", "l1", tmp_path / "d", tmp_path / "r")
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"a_same\.png\s+a\.png\s+100\.0000", proc.stdout)
     assert re.search(r"^mean\s+\(2 pairs\)\s+\d+\.\d{4} \[1\]\s+0\.\d{4}$", proc.stdout, re.M)
     assert ("[1] 1 of the 2 psnr values are 100 dB, the cap for identical images (MSE floored "
             "at 1e-10), and enter this mean") in proc.stdout
-    proc = run_optiqa("score", "-m", "psnr", tmp_path / "d" / "a_noisy.png", tmp_path / "r" /
-                      "a.png")
+    proc = run_main("score", "-m", "psnr", tmp_path / "d" / "a_noisy.png", tmp_path / "r" /
+                    "a.png")
     assert "cap" not in proc.stdout  # no capped value, no note
 
 
@@ -211,38 +216,39 @@ def test_grey_against_rgb_gets_one_warning(tmp_path):
     rgb = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "ref.png")
     Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.png")
-    proc = run_optiqa("score", "-m", "psnr", tmp_path / "grey.png", tmp_path / "ref.png")
+    proc = run_main("score", "-m", "psnr", tmp_path / "grey.png", tmp_path / "ref.png")
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "greyscale" in line]
     assert len(warnings) == 1 and "grey.png (grey) vs ref.png (RGB)" in warnings[0]
     assert "greyscale" not in proc.stdout
-    proc = run_optiqa("score", "-m", "psnr", tmp_path / "ref.png", tmp_path / "ref.png")
+    proc = run_main("score", "-m", "psnr", tmp_path / "ref.png", tmp_path / "ref.png")
     assert "greyscale" not in proc.stderr
 
 
 # ------------------------------------------------------------------ no-reference metrics
-NR_WRAPPER = """
-import sys
-from optiqa.metrics import MetricInfo, NRMetric, register_metric
+@pytest.fixture
+def brightness():
+    """A stand-in no-reference metric, the mean pixel value, registered for one test."""
+    from optiqa.metrics import MetricInfo, NRMetric, register_metric
+    from optiqa.metrics.registry import REGISTRY
 
-class Brightness(NRMetric):  # a stand-in no-reference metric: the mean pixel value
-    def compute(self, x):
-        return x.mean(dim=(1, 2, 3))
+    class Brightness(NRMetric):
+        def compute(self, x):
+            return x.mean(dim=(1, 2, 3))
 
-register_metric(MetricInfo("test_brightness", lower_better=False, differentiable=True,
-                           score_range=(0.0, 1.0), approach="test", citation="a stand-in",
-                           min_size=40, kind="nr"), Brightness)
-from optiqa.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
+    register_metric(MetricInfo("test_brightness", lower_better=False, differentiable=True,
+                               score_range=(0.0, 1.0), approach="test", citation="a stand-in",
+                               min_size=40, kind="nr"), Brightness)
+    yield
+    REGISTRY.unregister("test_brightness")
 
 
-def test_no_reference_metrics_score_images_alone(tmp_path):
+def test_no_reference_metrics_score_images_alone(tmp_path, brightness):
     (tmp_path / "imgs").mkdir()
     write_image(tmp_path / "imgs" / "grey.png", torch.full((3, 48, 48), 0.5))
     write_image(tmp_path / "imgs" / "dark.png", torch.full((3, 48, 48), 0.2))
     write_image(tmp_path / "imgs" / "tiny.png", torch.full((3, 32, 32), 0.2))
-    proc = run_script(NR_WRAPPER, "score", "-m", "test_brightness", tmp_path / "imgs")
+    proc = run_main("score", "-m", "test_brightness", tmp_path / "imgs")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.splitlines()[0].split() == ["image", "test_brightness"]
@@ -251,33 +257,33 @@ def test_no_reference_metrics_score_images_alone(tmp_path):
     assert re.search(r"^tiny\.png\s+n/a \[1\]$", out, re.M)  # below the metric's min_size
     assert re.search(r"^mean \(3 images\)\s+0\.35\d\d \[2\]$", out, re.M)
     # a single file, and mixed with a full-reference metric against a reference
-    proc = run_script(NR_WRAPPER, "score", "-m", "test_brightness", tmp_path / "imgs" /
-                      "grey.png")
+    proc = run_main("score", "-m", "test_brightness", tmp_path / "imgs" /
+                    "grey.png")
     assert proc.returncode == 0 and "0.50" in proc.stdout
-    proc = run_script(NR_WRAPPER, "score", "-m", "psnr", "-m", "test_brightness",
-                      tmp_path / "imgs" / "dark.png", tmp_path / "imgs" / "grey.png")
+    proc = run_main("score", "-m", "psnr", "-m", "test_brightness",
+                    tmp_path / "imgs" / "dark.png", tmp_path / "imgs" / "grey.png")
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"dark\.png\s+grey\.png\s+\d+\.\d{4}\s+0\.20\d\d", proc.stdout)
     # a full-reference metric without a reference is a clear error
-    line = one_error_line(run_script(NR_WRAPPER, "score", "-m", "psnr", "-m", "test_brightness",
-                                     tmp_path / "imgs"))
+    line = one_error_line(run_main("score", "-m", "psnr", "-m", "test_brightness",
+                                   tmp_path / "imgs"))
     assert ("psnr: full-reference metric needs a reference image; without one only "
             "no-reference metrics apply (") in line
     nr_listed = line.rsplit("(", 1)[1].rstrip(")").split(", ")
     assert "test_brightness" in nr_listed and "psnr" not in nr_listed
     # listed with its kind
-    proc = run_script(NR_WRAPPER, "metrics", "test_*")
+    proc = run_main("metrics", "test_*")
     assert re.search(r"^test_brightness\s+nr\s+higher is better", proc.stdout, re.M)
 
 
 # ------------------------------------------------------------------ one channel each
 def test_evaluate_names_the_model_once_on_stdout(tmp_path):
-    proc = run_optiqa("evaluate", "bicubic", "--set", "photos=builtin:samples/64", "--means-only",
-                      "-q")
+    proc = run_main("evaluate", "bicubic", "--set", "photos=builtin:samples/64", "--means-only",
+                    "-q")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("model: bicubic x4") == 1 and "model:" not in proc.stderr
     write_image(tmp_path / "in.png", torch.rand(3, 16, 16))
-    proc = run_optiqa("restore", "bicubic", tmp_path / "in.png", tmp_path / "out.png", "-q")
+    proc = run_main("restore", "bicubic", tmp_path / "in.png", tmp_path / "out.png", "-q")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("model: bicubic x4") == 1 and "model:" not in proc.stdout
     assert proc.stdout.startswith("wrote 1 image(s)")
@@ -285,29 +291,29 @@ def test_evaluate_names_the_model_once_on_stdout(tmp_path):
 
 # ------------------------------------------------------------------ transfer
 def test_transfer_help_and_check_order(tmp_path):
-    proc = run_optiqa("transfer", "--help")
+    proc = run_main("transfer", "--help")
     assert "model (--backbone, --init and --kind are required unless --zero-shot):" in \
         proc.stdout
     assert "data (-d is required):" in proc.stdout
     # a typo in --init is reported before the missing --kind
-    line = one_error_line(run_optiqa("transfer", "-d", "synthetic", "--backbone", "effnet_lite0",
-                                     "--init", "imagent"))
+    line = one_error_line(run_main("transfer", "-d", "synthetic", "--backbone", "effnet_lite0",
+                                   "--init", "imagent"))
     assert "init must be random, imagenet or gan" in line and "--kind" not in line.split(
         "(set with")[0]
-    line = one_error_line(run_optiqa("transfer", "-d", "synthetic", "--backbone", "resnet5"))
+    line = one_error_line(run_main("transfer", "-d", "synthetic", "--backbone", "resnet5"))
     assert "unknown backbone 'resnet5' (did you mean 'resnet50'?)" in line
-    line = one_error_line(run_optiqa("transfer", "-d", "synthetic", "--backbone", "effnet_lite0",
-                                     "--init", f"gan:{tmp_path / 'norun'}"))
+    line = one_error_line(run_main("transfer", "-d", "synthetic", "--backbone", "effnet_lite0",
+                                   "--init", f"gan:{tmp_path / 'norun'}"))
     assert "no such run folder" in line
-    line = one_error_line(run_optiqa("transfer", "-d", "synthetic", "--backbone", "effnet_lite0",
-                                     "--init", "random"))
+    line = one_error_line(run_main("transfer", "-d", "synthetic", "--backbone", "effnet_lite0",
+                                   "--init", "random"))
     assert "missing: --kind" in line
 
 
 def test_transfer_table_shows_krcc_and_no_undefined_plcc():
-    proc = run_optiqa("transfer", "-d", "synthetic", "--size", "64", "--backbone",
-                      "effnet_lite0", "--init", "random", "--kind", "nr", "--repeats", "2",
-                      "--epochs", "1", "--workers", "0", "-q")
+    proc = run_main("transfer", "-d", "synthetic", "--size", "64", "--backbone",
+                    "effnet_lite0", "--init", "random", "--kind", "nr", "--repeats", "2",
+                    "--epochs", "1", "--workers", "0", "-q")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     header = next(line for line in out.splitlines() if line.startswith("test set"))
@@ -321,7 +327,7 @@ def test_transfer_table_shows_krcc_and_no_undefined_plcc():
 
 # ------------------------------------------------------------------ backbone weights
 def test_weights_list_is_complete():
-    proc = run_optiqa("weights", "list")
+    proc = run_main("weights", "list")
     assert proc.returncode == 0
     rows = {line.split()[0]: line for line in proc.stdout.splitlines()[2:] if line.strip()}
     from optiqa import backbones

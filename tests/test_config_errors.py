@@ -1,4 +1,4 @@
-"""Config errors through the real ``optiqa`` entry point (issue 24, point 5): every problem of a
+"""Config errors through the ``optiqa`` command (issue 24, point 5): every problem of a
 config at once, one rule for relative paths (from the config file's folder) with the absolute path
 tried in the error, a hint for a YAML mapping override without spaces, and the source of a
 defaulted key."""
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from clitools import cli_env, one_error_line, run_optiqa
+from clitools import cli_env, one_error_line, run_main, run_optiqa
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "train" / "tiny_cpu.yaml"
@@ -30,9 +30,9 @@ def _problems(proc) -> list[str]:
 def test_every_number_problem_at_once(tmp_path):
     """Shrinking tiny_cpu.yaml to 2 iterations: warmup_iter and pixel_only_iter in one message
     (with an unknown key and a wrong type of another block)."""
-    proc = run_optiqa("train", TINY, "--run-dir", tmp_path / "run", "train.total_iter=2",
-                      "train.warmup_iter=5", "train.pixel_only_iter=9", "logger.print_freqq=1",
-                      "datasets.train.use_flip=3")
+    proc = run_main("train", TINY, "--run-dir", tmp_path / "run", "train.total_iter=2",
+                    "train.warmup_iter=5", "train.pixel_only_iter=9", "logger.print_freqq=1",
+                    "datasets.train.use_flip=3")
     problems = _problems(proc)
     assert any(p.startswith("train.warmup_iter: must be") for p in problems), problems
     assert any(p.startswith("train.pixel_only_iter: must be") for p in problems), problems
@@ -44,9 +44,9 @@ def test_every_number_problem_at_once(tmp_path):
 
 def test_every_missing_folder_and_name_at_once(tmp_path):
     """A missing train folder, a missing val folder and an unknown metric in one message."""
-    proc = run_optiqa("train", TINY, "--run-dir", tmp_path / "run",
-                      f"datasets.train.dataroot_gt={tmp_path / 'no_train'}",
-                      f"datasets.val.dataroot_gt={tmp_path / 'no_val'}", "val.metrics=[psnr_yy]")
+    proc = run_main("train", TINY, "--run-dir", tmp_path / "run",
+                    f"datasets.train.dataroot_gt={tmp_path / 'no_train'}",
+                    f"datasets.val.dataroot_gt={tmp_path / 'no_val'}", "val.metrics=[psnr_yy]")
     problems = _problems(proc)
     assert f"datasets.train: {tmp_path / 'no_train'}: data folder not found" in problems
     assert f"datasets.val: {tmp_path / 'no_val'}: data folder not found" in problems
@@ -83,19 +83,18 @@ def test_relative_paths_are_taken_from_the_config_files_folder(tmp_path):
     elsewhere = tmp_path / "somewhere_else"
     elsewhere.mkdir()
     missing = _config_elsewhere(tmp_path / "a", dataroot_gt="../photos_missing")
-    proc = run_optiqa("train", missing, "--run-dir", tmp_path / "run_a", cwd=elsewhere)
+    proc = run_main("train", missing, "--run-dir", tmp_path / "run_a", cwd=elsewhere)
     assert one_error_line(proc) == (f"optiqa: error: datasets.train: "
                                     f"{tmp_path / 'a' / 'photos_missing'}: data folder not found")
     found = _config_elsewhere(tmp_path, dataroot_gt="../photos")
-    proc = run_optiqa("train", found, "--run-dir", tmp_path / "run_b", "-q", cwd=elsewhere,
-                      env=cli_env(OMP_NUM_THREADS=1))
+    proc = run_main("train", found, "--run-dir", tmp_path / "run_b", "-q", cwd=elsewhere)
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = yaml.safe_load((tmp_path / "run_b" / "config.yaml").read_text())
     assert saved["datasets"]["train"]["dataroot_gt"] == str(tmp_path / "photos")
 
 
 def test_a_mapping_override_without_spaces_gets_a_hint():
-    proc = run_optiqa("train", TINY, "network_g={type:swinir,embed_dim:24}")
+    proc = run_main("train", TINY, "network_g={type:swinir,embed_dim:24}")
     line = one_error_line(proc)
     assert "'type:swinir', 'embed_dim:24' are keys without a value" in line
     assert "space after the colon" in line

@@ -1,14 +1,15 @@
 """EMA that does not mislead (day-two report): a short run from scratch with ``ema_decay`` 0.999
 used to validate, save and evaluate weights still ~97 % those of its random initialisation, and
 nothing said so. With the warm-up of the decay the EMA follows G, and the log and ``optiqa
-evaluate`` say which weights they score. Through the real ``optiqa`` command."""
+evaluate`` say which weights they score. Through the ``optiqa`` command (``optiqa.cli.main``
+in this process)."""
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
 
-from clitools import run_optiqa
+from clitools import run_main
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "train" / "tiny_cpu.yaml"
@@ -23,8 +24,8 @@ SHORT_SWINIR = [
 
 def _evaluate(run: Path, tmp_path: Path, *extra) -> tuple[dict, str]:
     out = tmp_path / f"eval{len(extra)}.json"
-    proc = run_optiqa("evaluate", run, "--set", "val=builtin:samples/64", "--means-only",
-                      "--json", out, "-q", *extra)
+    proc = run_main("evaluate", run, "--set", "val=builtin:samples/64", "--means-only",
+                    "--json", out, "-q", *extra)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     return result["sets"]["val"]["mean"], result["model"]
@@ -32,7 +33,7 @@ def _evaluate(run: Path, tmp_path: Path, *extra) -> tuple[dict, str]:
 
 def test_short_run_validates_an_ema_that_follows_g_and_says_so(tmp_path):
     run = tmp_path / "run"
-    proc = run_optiqa("train", TINY, *SHORT_SWINIR, "--run-dir", run, "-q")
+    proc = run_main("train", TINY, *SHORT_SWINIR, "--run-dir", run, "-q")
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = (run / "log.txt").read_text()
     assert "EMA of G: decay 0.999, warmed up as min(decay, (1+t)/(10+t))" in log

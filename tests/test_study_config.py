@@ -15,6 +15,8 @@ from optiqa.study.names import cell_name
 from optiqa.study.checks import check_study_config
 from optiqa.study.config import load_study_config
 
+from clitools import run_main
+
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "configs" / "study" / "quick.yaml"
 PAPER = REPO / "configs" / "study" / "paper.yaml"
@@ -92,18 +94,20 @@ def test_bad_configs_name_the_key():
 
 
 def test_study_cli_dry_run_and_bad_config_exit_codes(tmp_path):
-    env_cmd = [sys.executable, "-m", "optiqa", "study", str(QUICK), "--out", str(tmp_path / "s")]
-    bad = subprocess.run(env_cmd + ["fidelity.metrics=[nope]"], capture_output=True, text=True)
+    # in this process (clitools.run_main: the exit status and output a subprocess would give);
+    # without timing CPU steps (a 10 s budget each; the CPU estimate is checked on this config
+    # in test_edges_cli)
+    cmd = ["study", QUICK, "--out", tmp_path / "s"]
+    bad = run_main(*cmd, "fidelity.metrics=[nope]")
     assert bad.returncode == 2 and bad.stderr.startswith("optiqa: error: fidelity.metrics[0]")
     assert not (tmp_path / "s").exists()  # nothing written before the config is checked
-    ok = subprocess.run(env_cmd + ["--dry-run"], capture_output=True, text=True)
+    ok = run_main(*cmd, "--dry-run", "--no-cpu-estimate")
     assert ok.returncode == 0, ok.stderr
     assert "25 cells" in ok.stdout and "pretrain__sr_x4" in ok.stdout
     assert "GPU hours unknown" in ok.stdout
     step = tmp_path / "step.json"
     step.write_text('{"trainer_ms_per_iter": 112.0}')
-    hours = subprocess.run(env_cmd + ["--dry-run", "--step-time", str(step)],
-                           capture_output=True, text=True)
+    hours = run_main(*cmd, "--dry-run", "--no-cpu-estimate", "--step-time", step)
     # 400 pre-training steps + 25 cells x total_iter steps at 0.112 s
     cfg = load_study_config(QUICK)
     steps = cfg.train.pretrain.total_iter + 25 * cfg.train.overrides["train.total_iter"]
@@ -137,9 +141,8 @@ def test_missing_metric_weights_fail_before_any_work(tmp_path):
 def test_paper_config_dry_run_works_here(tmp_path):
     # without timing CPU steps (paper-size SwinIR steps took minutes of the suite's tail; the
     # CPU estimate is checked on the quick config in test_edges_cli)
-    out = subprocess.run([sys.executable, "-m", "optiqa", "study", str(PAPER), "--out",
-                          str(tmp_path / "p"), "--dry-run", "--json", "--no-cpu-estimate"],
-                         capture_output=True, text=True)
+    out = run_main("study", PAPER, "--out", tmp_path / "p", "--dry-run", "--json",
+                   "--no-cpu-estimate")
     assert out.returncode == 0, out.stderr
     info = yaml.safe_load(out.stdout)
     assert info["cells"] >= 100 and info["remaining_steps"] > 0

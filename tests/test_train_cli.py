@@ -68,8 +68,10 @@ def test_bad_override_syntax(capsys, tmp_path):
     assert "is not valid YAML" in _fails(capsys, tmp_path, "val.metrics=[a")
 
 
-# ------------------------------------------------------------------ the real command (issue 14)
-from clitools import one_error_line, run_optiqa  # noqa: E402
+# ------------------------------------------------------------------ the command (issue 14)
+# in this process (`run_main`: stdout, stderr and exit status as a subprocess gives them;
+# test_resume.py runs training through the real entry point in subprocesses)
+from clitools import one_error_line, run_main  # noqa: E402
 
 SHORT = ["train.total_iter=4", "train.pixel_only_iter=2", "train.warmup_iter=1",
          "logger.print_freq=1", "logger.save_checkpoint_freq=2", "val.val_freq=4",
@@ -80,7 +82,7 @@ SHORT = ["train.total_iter=4", "train.pixel_only_iter=2", "train.warmup_iter=1",
 def done_run(tmp_path_factory):
     """A complete 4-iteration run, trained with -q: (run folder, the finished process)."""
     run = tmp_path_factory.mktemp("train") / "run"
-    proc = run_optiqa("train", TINY, *SHORT, "--run-dir", run, "-q")
+    proc = run_main("train", TINY, *SHORT, "--run-dir", run, "-q")
     assert proc.returncode == 0, proc.stderr
     return run, proc
 
@@ -108,10 +110,10 @@ def test_log_names_lr_files_when_the_set_has_them(tmp_path):
     for i in range(2):
         write_image(tmp_path / "set" / "HR" / f"{i}.png", torch.rand(3, 64, 64))
         write_image(tmp_path / "set" / "LR_bicubic" / "X4" / f"{i}.png", torch.rand(3, 16, 16))
-    proc = run_optiqa("train", TINY, "train.total_iter=1", "train.pixel_only_iter=1",
-                      "train.warmup_iter=0", "val=null", "datasets.val=null", "network_d=null",
-                      "train.gan_opt.weight=0", f"datasets.train.dataroot_gt={tmp_path / 'set'}",
-                      "datasets.train.gt_size=32", "--run-dir", tmp_path / "run", "-q")
+    proc = run_main("train", TINY, "train.total_iter=1", "train.pixel_only_iter=1",
+                    "train.warmup_iter=0", "val=null", "datasets.val=null", "network_d=null",
+                    "train.gan_opt.weight=0", f"datasets.train.dataroot_gt={tmp_path / 'set'}",
+                    "datasets.train.gt_size=32", "--run-dir", tmp_path / "run", "-q")
     assert proc.returncode == 0, proc.stderr
     log = (tmp_path / "run" / "log.txt").read_text()
     assert f"LR images: files under {tmp_path / 'set' / 'LR_bicubic' / 'X4'}" in log
@@ -119,7 +121,7 @@ def test_log_names_lr_files_when_the_set_has_them(tmp_path):
 
 def test_resume_of_a_missing_run_says_how_to_start_it(tmp_path):
     run = tmp_path / "nothing_here"
-    line = one_error_line(run_optiqa("train", TINY, *SHORT, "--run-dir", run, "--resume"))
+    line = one_error_line(run_main("train", TINY, *SHORT, "--run-dir", run, "--resume"))
     assert f"{run}: there is no run to resume; start it with: optiqa train {TINY}" in line
     assert line.endswith(f"--run-dir {run}") and "--resume" not in line
     assert not run.exists()
@@ -129,21 +131,21 @@ def test_resume_never_rewrites_a_complete_run(done_run):
     run, _ = done_run
     before = _snapshot(run)
     # other values on a complete run: nothing trained, nothing written, and it says so
-    proc = run_optiqa("train", TINY, *SHORT, "train.ema_decay=0.5", "--run-dir", run,
-                      "--resume")
+    proc = run_main("train", TINY, *SHORT, "train.ema_decay=0.5", "--run-dir", run,
+                    "--resume")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"run {run}: complete at iteration 4; nothing to train"
     assert "its config.yaml is kept" in proc.stderr and "train.ema_decay: 0.99 -> 0.5" in \
         proc.stderr
     assert _snapshot(run) == before
     # total_iter below the run's iteration: refused in one line
-    line = one_error_line(run_optiqa("train", TINY, *SHORT, "train.total_iter=3",
-                                     "--run-dir", run, "--resume"))
+    line = one_error_line(run_main("train", TINY, *SHORT, "train.total_iter=3",
+                                   "--run-dir", run, "--resume"))
     assert "train.total_iter 3 is below the iteration 4" in line
     assert _snapshot(run) == before
     # a checkpoint that does not fit the config: refused before anything is saved
-    line = one_error_line(run_optiqa("train", TINY, *SHORT, "train.total_iter=6",
-                                     "network_g.num_feat=16", "--run-dir", run, "--resume"))
+    line = one_error_line(run_main("train", TINY, *SHORT, "train.total_iter=6",
+                                   "network_g.num_feat=16", "--run-dir", run, "--resume"))
     assert "checkpoint 4" in line and "does not fit the config" in line
     assert (run / "config.yaml").read_bytes() == before[run / "config.yaml"]
 
@@ -155,8 +157,8 @@ def test_resume_that_continues_saves_the_new_values(done_run, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(done_run[0], run)
-    proc = run_optiqa("train", TINY, *SHORT, "train.total_iter=6", "--run-dir", run,
-                      "--resume", "-q")
+    proc = run_main("train", TINY, *SHORT, "train.total_iter=6", "--run-dir", run,
+                    "--resume", "-q")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"run {run}: iteration 6")
     assert "continuing run" in proc.stderr and "train.total_iter: 4 -> 6" in proc.stderr
@@ -166,13 +168,13 @@ def test_resume_that_continues_saves_the_new_values(done_run, tmp_path):
 
 
 def test_bicubic_is_not_a_trainable_generator(tmp_path):
-    line = one_error_line(run_optiqa("train", TINY, "network_g={type: bicubic}",
-                                     "--run-dir", tmp_path / "r"))
+    line = one_error_line(run_main("train", TINY, "network_g={type: bicubic}",
+                                   "--run-dir", tmp_path / "r"))
     assert "'bicubic' has no parameters to train" in line
     assert "trainable generators: swinir, swinir_light, rrdbnet, srresnet" in line
-    line = one_error_line(run_optiqa("train", TINY, "network_g.type=swinirr",
-                                     "--run-dir", tmp_path / "r"))
+    line = one_error_line(run_main("train", TINY, "network_g.type=swinirr",
+                                   "--run-dir", tmp_path / "r"))
     assert "did you mean 'swinir'" in line and "bicubic" not in line
-    proc = run_optiqa("train", "--help")
+    proc = run_main("train", "--help")
     assert "Not trainable (baselines for `optiqa evaluate`): bicubic." in " ".join(
         proc.stdout.split())
