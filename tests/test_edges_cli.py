@@ -128,15 +128,21 @@ def test_scale_1_evaluation_speaks_of_inputs_not_lr_images(tmp_path):
     assert "(= scale)" not in result["convention"]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_judge_serve_says_how_to_stop_and_logs_requests(tmp_path):
     pytest.importorskip("flask")
     from judge_helpers import make_study
 
     study = make_study(tmp_path / "study")
-    # PYTHONFAULTHANDLER: if Ctrl-C ever fails to stop the server (seen once in a CI-like run at
-    # load average 10, not reproduced since), SIGABRT makes it print every thread's stack.
+    # PYTHONFAULTHANDLER: if Ctrl-C ever fails to stop the server, SIGABRT makes it print every
+    # thread's stack. It did fail whenever the tests ran as a background job (`make test &`,
+    # `nohup`): a shell starts those with SIGINT ignored, the server inherited that, and Python
+    # then leaves Ctrl-C ignored; a user's foreground server gets the default, as here.
     proc = subprocess.Popen(optiqa_cmd("judge", "serve", study, "--port", "0"),
-                            env=cli_env(PYTHONFAULTHANDLER=1),
+                            env=cli_env(PYTHONFAULTHANDLER=1), preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().split()[-1]
