@@ -1,17 +1,10 @@
 """Correlation statistics between metric scores and human judgments.
 
 - SRCC (Spearman), KRCC (Kendall tau-b): rank agreement, invariant to any monotone mapping.
-- PLCC and RMSE after the 4-parameter logistic mapping recommended by VQEG (Final report of the
-  Video Quality Experts Group on the validation of objective models of video quality assessment,
-  phase II, 2003; the form used by IQA-PyTorch and most IQA papers)::
-
-      f(x) = (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2
-
-  fitted to the human scores by least squares; PLCC = Pearson(f(x), y), RMSE = sqrt(mean((f(x) -
-  y)^2)) in the units of the human scores. The fit starts from several initial guesses (the usual
-  ``[max y, min y, mean x, std x]``, its mirror for decreasing relationships, and the logistic that
-  matches the least-squares line), keeps the best, and reports a failure (:class:`LogisticFitError`)
-  instead of a number when no start converges to a finite, non-constant curve.
+- PLCC and RMSE after the 4-parameter logistic mapping recommended by VQEG (VQEG phase II,
+  2003), ``f(x) = (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2`` fitted to the human scores:
+  the fit, its starts and its failure (:class:`LogisticFitError`) are described in
+  :mod:`optiqa.stats.logistic`.
 - Bootstrap 95% confidence intervals resampled by *reference content* (a cluster bootstrap: items
   that share a reference image are not independent, so whole contents are drawn with replacement).
 - A paired test for two metrics on the same items (:func:`paired_bootstrap_test`): the paired

@@ -180,13 +180,14 @@ def rank_test(x, y, statistic: str = "spearman", n_orders: int = MONTE_CARLO_ORD
 # ---------------------------------------------------------------------------------------------
 # the panel: the median rho over evaluators, one permutation shared by all of them
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass
 class PanelAgreement(Row):
     """Rank agreement of a panel of evaluators with one assessment ranking (one setting).
 
     ``rhos``: each evaluator's Spearman rho over the metrics it may judge (None when undefined);
     ``test``: the permutation test of their median, the assessment vector permuted once for
-    all evaluators (so their dependence is kept under the null).
+    all evaluators (so their dependence is kept under the null). Not frozen: the analysis'
+    :class:`~optiqa.stats.rows.PanelRow` extends it with its setting group.
     """
 
     evaluators: tuple[str, ...]

@@ -4,7 +4,7 @@ the panel's median, the contrasts between groups, the weight sweep, the seed spr
 agreement among the evaluators."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from optiqa.stats.incomplete import IncompleteAgreement
 from optiqa.stats.permutation import PanelAgreement, PermutationTest
@@ -51,46 +51,49 @@ class AgreementPoint(Row):
     assessment_ci: list[float] | None
 
 
+@dataclass(kw_only=True)
+class RankCorrelation(Row):
+    """Spearman's rho and Kendall's tau-b between two rankings of the same objects, each with its
+    exact permutation test (:func:`optiqa.stats.permutation.rank_test`); None with a ``reason``
+    when undefined, ``descriptive_only`` below 5 objects. The fields every rank agreement of
+    the analysis shares (keyword-only, so that they follow each row's own fields)."""
+
+    spearman: float | None
+    kendall: float | None
+    reason: str | None
+    descriptive_only: bool
+    spearman_test: PermutationTest | None
+    kendall_test: PermutationTest | None
+
+
 @dataclass
-class RankAgreement(SettingGroup):
+class RankAgreement(SettingGroup, RankCorrelation):
     """Spearman's rho and Kendall's tau-b between assessment and optimization quality over the
     ``metrics`` one evaluator may judge in one group, with percentile intervals and the exact
     permutation tests (``descriptive_only`` below 5 metrics)."""
 
     evaluator: str
     n_metrics: int
-    spearman: float | None
-    kendall: float | None
     spearman_ci: list[float] | None
     kendall_ci: list[float] | None
-    reason: str | None
     ci_warning: str | None
-    descriptive_only: bool
-    spearman_test: PermutationTest | None
-    kendall_test: PermutationTest | None
     metrics: list[str]
     left_out: LeftOut
     points: list[AgreementPoint]
 
 
 @dataclass
-class PanelRow(SettingGroup):
-    """The evaluator panel's median rho in one group and its permutation test
-    (:class:`~optiqa.stats.permutation.PanelAgreement`, flattened beside the group)."""
+class PanelRow(SettingGroup, PanelAgreement):
+    """The evaluator panel's median rho in one group and its permutation test: a
+    :class:`~optiqa.stats.permutation.PanelAgreement` flattened beside the group (its fields
+    are the panel's, ``metrics`` the group's judged metrics)."""
 
     metrics: list[str]
-    evaluators: tuple[str, ...]
-    rhos: tuple[float | None, ...]
-    k: int
-    n_positive: int
-    n_negative: int
-    median: float | None
-    test: PermutationTest
 
     @property
     def panel(self) -> PanelAgreement:
-        return PanelAgreement(tuple(self.evaluators), tuple(self.rhos), self.k,
-                              self.n_positive, self.n_negative, self.median, self.test)
+        """The panel's agreement alone (the headline's input)."""
+        return PanelAgreement(**{f.name: getattr(self, f.name) for f in fields(PanelAgreement)})
 
 
 @dataclass

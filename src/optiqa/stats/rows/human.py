@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from optiqa.stats.permutation import PermutationTest
-from optiqa.stats.rows.agreement import SettingGroup
+from optiqa.stats.rows.agreement import RankCorrelation, SettingGroup
 from optiqa.stats.rows.base import Row
 
 
@@ -80,7 +79,7 @@ class HumanCrops(Row):
 
 
 @dataclass
-class HumanVsEvaluator(Row):
+class HumanVsEvaluator(RankCorrelation):
     """How one evaluator's ranking of the judged ``cells`` of a task agrees with the raters'."""
 
     evaluator: str
@@ -88,12 +87,6 @@ class HumanVsEvaluator(Row):
     cells: list[str]
     stimuli: str
     n: int
-    spearman: float | None
-    kendall: float | None
-    reason: str | None
-    descriptive_only: bool
-    spearman_test: PermutationTest | None
-    kendall_test: PermutationTest | None
 
 
 @dataclass
@@ -106,18 +99,12 @@ class HumanPoint(Row):
 
 
 @dataclass
-class HumanAgreement(SettingGroup):
+class HumanAgreement(SettingGroup, RankCorrelation):
     """People as the evaluator: rank agreement of assessment and human optimization quality
     over the group's fidelity metrics whose every cell was judged."""
 
     points: list[HumanPoint]
     n: int
-    spearman: float | None
-    kendall: float | None
-    reason: str | None
-    descriptive_only: bool
-    spearman_test: PermutationTest | None
-    kendall_test: PermutationTest | None
 
 
 @dataclass
