@@ -21,7 +21,7 @@ def rendered(tmp_path_factory):
     real = figures.scatter_panels
 
     def capture(panels, *a, **k):
-        titles.extend(p["title"] + " | " + p.get("note", "") for p in panels)
+        titles.extend(p.title + " | " + p.note for p in panels)
         return real(panels, *a, **k)
     figures.scatter_panels = capture
     try:

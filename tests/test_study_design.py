@@ -42,14 +42,14 @@ def test_weight_curves_draw_each_loss_at_its_own_weights():
     _sweep(doc, WeightSweep(curves, []))
     fig = next(b[1] for b in doc.blocks if b[0] == "f")
     assert fig.png.startswith(b"\x89PNG")
-    ticks, weights, series = figures.weight_positions(
-        {"series": {"dists": (sweep, list(range(7))), "l1": ([0.0, 0.005], [1.0, None])}})
+    ticks, weights, series = figures.weight_positions(figures.WeightPanel(
+        "t", {"dists": (sweep, list(range(7))), "l1": ([0.0, 0.005], [1.0, None])}))
     assert weights == sweep and ticks[0] == pytest.approx(0.0005 / 3)
     # l1's second point sits at 0.005, not at dists' second weight (0.0005)
     assert series["l1"][0] == [pytest.approx(0.0005 / 3), 0.005]
     assert np.isnan(series["l1"][1][1])
     with pytest.raises(ValueError, match="2 weights but 3 values"):
-        figures.weight_positions({"series": {"l1": ([0, 1], [1, 2, 3])}})
+        figures.weight_positions(figures.WeightPanel("t", {"l1": ([0, 1], [1, 2, 3])}))
 
 
 # --------------------------------------------------------------------------- groups per grid

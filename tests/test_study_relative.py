@@ -60,7 +60,8 @@ def _record(run: RunFolder, ratio, lam, ref=1.0, adv=None):
 def test_the_report_table_shows_every_gan_cell_and_the_spread_over_losses(tmp_path):
     from optiqa.study.cells import expand_cells
     from optiqa.study.folder import StudyFolder
-    from optiqa.study.gradient_ratios import gradient_ratio_table
+    from optiqa.report.gradient_ratios import gradient_ratio_table
+    from optiqa.study.gradient_ratios import ratio_rows, weight_sentence
 
     cfg = _cfg(tmp_path, False)
     folder = StudyFolder(tmp_path / "study")
@@ -68,7 +69,7 @@ def test_the_report_table_shows_every_gan_cell_and_the_spread_over_losses(tmp_pa
     # at weight 0.1: ratios 0.002 (l1), 0.02 (ssim), 0.0001 (mad): a factor of 200
     for fid, ratio in (("l1", 0.002), ("ssim", 0.02), ("mad", 0.0001)):
         _record(folder.run(f"sr_x4__{fid}__p__w0.1"), ratio, 0.1)
-    table = gradient_ratio_table(folder, cfg, cells)
+    table = gradient_ratio_table(ratio_rows(folder, cells), weight_sentence(cfg))
     assert [r[0] for r in table.rows] == [c.name for c in cells if c.adversarial]
     row = next(r for r in table.rows if r[0] == "sr_x4__mad__p__w0.1")
     assert row[3:6] == [0.1, "lambda", 0.1] and row[8] == 0.0001
@@ -76,7 +77,8 @@ def test_the_report_table_shows_every_gan_cell_and_the_spread_over_losses(tmp_pa
     assert ("with p at weight 0.1 (sr_x4), the gradient ratio ranges from 0.0001 to 0.02 over "
             "3 fidelity losses (a factor of 200)") in table.protocol
     assert "3 cell(s) without a record" in table.protocol
-    assert gradient_ratio_table(folder, cfg, [c for c in cells if not c.adversarial]) is None
+    assert gradient_ratio_table(ratio_rows(folder, [c for c in cells if not c.adversarial]),
+                                weight_sentence(cfg)) is None
 
 
 def test_the_answer_names_a_ratio_as_a_ratio():

@@ -393,3 +393,24 @@ def test_a_half_finished_study_moved_elsewhere_continues_to_the_same_tables(fini
     assert _tables(moved) == _tables(reference)
     if part["train"] == "partial" and not part["iterations"].startswith("0/"):
         assert "resuming" in (moved / "runs" / "sr_x4__ssim__none" / "log.txt").read_text()
+
+
+def test_a_misspelt_key_in_a_result_file_fails_the_report_naming_it(finished):
+    """The report reads every result file into typed rows where it reads it: a misspelt key in
+    an assessment file stops ``optiqa report`` with one error naming the file, the row and the
+    key, before anything is written (not a silently empty table cell)."""
+    out, cache = finished
+    path = out / "assess" / "synthetic.json"
+    text, stat = path.read_text(), path.stat()
+    written = _tables(out)
+    try:
+        assert '"srcc":' in text
+        path.write_text(text.replace('"srcc":', '"srcx":', 1))
+        proc = _optiqa(cache, "report", out)
+        assert proc.returncode != 0
+        assert (f"{path}: AssessmentFile.results: MetricAssessment: unknown key 'srcx'"
+                in proc.stderr), proc.stderr[-2000:]
+        assert _tables(out) == written
+    finally:
+        path.write_text(text)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))

@@ -197,11 +197,11 @@ def _seeds(doc, seeds) -> None:
 def _scatter(doc, a) -> None:
     from optiqa.report import figures
 
-    panels = [{"title": f"{row.evaluator}: {row.group} discriminator ({row.task}, {row.grid})",
-               "x": [pt.assessment for pt in row.points],
-               "y": [pt.optimization for pt in row.points],
-               "labels": [pt.metric for pt in row.points], "note": title_note(row)}
-              for row in a.rank_agreement if row.scope == "adversarial" and row.points]
+    panels = [figures.ScatterPanel(
+        f"{row.evaluator}: {row.group} discriminator ({row.task}, {row.grid})",
+        [pt.assessment for pt in row.points], [pt.optimization for pt in row.points],
+        [pt.metric for pt in row.points], title_note(row))
+        for row in a.rank_agreement if row.scope == "adversarial" and row.points]
     if panels:
         doc.figure(Figure("Assessment vs optimization", figures.scatter_panels(
             panels, "assessment SRCC (IQA)", "optimization quality (higher = better)"),
@@ -240,12 +240,11 @@ def _sweep(doc, sweep, name: str = "adversarial weight", weights: str = "lambda"
     doc.heading(name[0].upper() + name[1:], 3)
     panels = {}
     for c in sweep.curves:
-        p = panels.setdefault((c.task, c.discriminator, c.evaluator),
-                              {"title": f"{c.evaluator}: {c.discriminator} ({c.task})",
-                               "series": {}, "ylabel": c.evaluator})
+        p = panels.setdefault((c.task, c.discriminator, c.evaluator), figures.WeightPanel(
+            f"{c.evaluator}: {c.discriminator} ({c.task})", ylabel=c.evaluator))
         # each loss at its own weights (a sweep for one loss, one weight for the others)
-        p["series"][c.fidelity] = (c.weights, [m if x is None else None
-                                               for m, x in zip(c.mean, c.excluded)])
+        p.series[c.fidelity] = (c.weights, [m if x is None else None
+                                            for m, x in zip(c.mean, c.excluded)])
     doc.figure(Figure(f"Evaluator scores over the {name}",
                       figures.weight_curves(list(panels.values()), xlabel=name), "weight_curves",
                       "Mean evaluator score (own orientation) of the models trained with each "

@@ -1,11 +1,45 @@
-"""The report's figures (matplotlib, Agg): each a function of plain data returning PNG bytes."""
+"""The report's figures (matplotlib, Agg): each a function of typed inputs (the dataclasses
+below, or arrays) returning PNG bytes."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from optiqa.report.document import png
+
+
+@dataclass
+class ScatterPanel:
+    """One scatter of :func:`scatter_panels`: points ``(x[i], y[i])`` named ``labels[i]``, a
+    ``note`` written under the title."""
+
+    title: str
+    x: list[float]
+    y: list[float]
+    labels: list[str]
+    note: str = ""
+
+
+@dataclass
+class WeightPanel:
+    """One panel of :func:`weight_curves`: per series (a label) its own adversarial weights
+    and one value per weight (None: not drawn)."""
+
+    title: str
+    series: dict[str, tuple[list[float], list[float | None]]] = field(default_factory=dict)
+    ylabel: str = ""
+
+
+@dataclass
+class TrainingCurve:
+    """One run's logged values over the iterations: ``terms`` maps each logged quantity (loss
+    terms, learning rate, ...) to one value per iteration (None where not logged)."""
+
+    run: str
+    iterations: list[int]
+    terms: dict[str, list[float | None]]
 
 
 def _plt():
@@ -22,20 +56,20 @@ def _grid(n: int, cols: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def scatter_panels(panels: list[dict], xlabel: str, ylabel: str) -> bytes:
-    """One scatter per panel: ``{'title', 'x', 'y', 'labels', 'note'}`` (labels name points)."""
+def scatter_panels(panels: list[ScatterPanel], xlabel: str, ylabel: str) -> bytes:
+    """One scatter per :class:`ScatterPanel`."""
     plt = _plt()
     rows, cols = _grid(len(panels), 4)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.1 * rows), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     for ax, p in zip(axes.flat, panels):
-        ax.scatter(p["x"], p["y"], s=28, color="#2b6cb0", zorder=3)
-        for x, y, label in zip(p["x"], p["y"], p["labels"]):
+        ax.scatter(p.x, p.y, s=28, color="#2b6cb0", zorder=3)
+        for x, y, label in zip(p.x, p.y, p.labels):
             ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         # the note goes under the title, not inside the axes, where it would hide points; the
         # margins leave room for the point labels (which grow to the upper right)
-        ax.set_title(p["title"] + (f"\n{p['note']}" if p.get("note") else ""), fontsize=8.5)
+        ax.set_title(p.title + (f"\n{p.note}" if p.note else ""), fontsize=8.5)
         ax.margins(x=0.3, y=0.15)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
@@ -46,20 +80,20 @@ def scatter_panels(panels: list[dict], xlabel: str, ylabel: str) -> bytes:
     return png(fig)
 
 
-def weight_positions(panel: dict) -> tuple[list[float], list[float], dict]:
+def weight_positions(panel: WeightPanel) -> tuple[list[float], list[float], dict]:
     """Where a weight-curve panel draws: ``(ticks, tick weights, {label: (xs, ys)})``.
 
-    Each series carries its own weights (``panel['series'][label] = (weights, ys)``): losses
+    Each series carries its own weights (``panel.series[label] = (weights, ys)``): losses
     trained at different weights (a sweep for one loss, two weights for the others) are drawn
     at their own x, never at another series' (which crashed or mislabelled points). Weight 0
     (no discriminator) sits at a third of the smallest positive weight, the log axis' left edge.
     """
-    weights = sorted({float(w) for ws, _ in panel["series"].values() for w in ws})
+    weights = sorted({float(w) for ws, _ in panel.series.values() for w in ws})
     positive = [w for w in weights if w > 0]
     floor = min(positive) / 3 if positive else 1e-3
     place = {w: (w if w > 0 else floor) for w in weights}
     series = {}
-    for label, (ws, ys) in panel["series"].items():
+    for label, (ws, ys) in panel.series.items():
         if len(ws) != len(ys):
             raise ValueError(f"weight curve {label!r}: {len(ws)} weights but {len(ys)} values")
         series[label] = ([place[float(w)] for w in ws],
@@ -67,9 +101,8 @@ def weight_positions(panel: dict) -> tuple[list[float], list[float], dict]:
     return [place[w] for w in weights], weights, series
 
 
-def weight_curves(panels: list[dict], xlabel: str = "adversarial weight") -> bytes:
-    """Per panel (``{'title', 'series': {label: (weights, [y per weight])}, 'ylabel'}``) one
-    line per series over its own adversarial weights (log-scale x, a tick per weight; weight 0,
+def weight_curves(panels: list[WeightPanel], xlabel: str = "adversarial weight") -> bytes:
+    """Per :class:`WeightPanel` one line per series over its own adversarial weights (log-scale x, a tick per weight; weight 0,
     "none", drawn at the left edge; see :func:`weight_positions`)."""
     plt = _plt()
     rows, cols = _grid(len(panels), 4)
@@ -85,12 +118,12 @@ def weight_curves(panels: list[dict], xlabel: str = "adversarial weight") -> byt
         ax.set_xticks(ticks, ["none" if v == 0 else f"{v:g}" for v in weights])
         ax.minorticks_off()
         ax.ticklabel_format(useOffset=False, axis="y")
-        ax.set_title(p["title"], fontsize=8.5)
+        ax.set_title(p.title, fontsize=8.5)
         ax.set_xlabel(xlabel, fontsize=8)
-        ax.set_ylabel(p.get("ylabel", ""), fontsize=8)
+        ax.set_ylabel(p.ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    labels = dict.fromkeys(label for p in panels for label in p["series"])
+    labels = dict.fromkeys(label for p in panels for label in p.series)
     handles = {h.get_label(): h for ax in axes.flat for h in ax.get_lines()}
     if labels:
         fig.legend([handles[k] for k in labels if k in handles],
@@ -120,24 +153,24 @@ def heatmap(matrix, labels: list[str], title: str, vmin: float = -1.0,
     return png(fig)
 
 
-def training_curves(curves: dict[str, list[dict]], cols: int = 5) -> bytes:
+# not drawn: the iteration's bookkeeping and the sums of the drawn terms
+NOT_DRAWN = {"stage", "lr", "seconds_per_iteration", "g_total", "d_total"}
+
+
+def training_curves(curves: list[TrainingCurve], cols: int = 5) -> bytes:
     """Small multiples: every logged loss term of every run over the iterations."""
     plt = _plt()
-    names = list(curves)
-    rows, cols = _grid(len(names), cols)
+    rows, cols = _grid(len(curves), cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.3 * rows), squeeze=False)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(curves):]:
         ax.axis("off")
-    skip = {"iteration", "stage", "lr", "seconds_per_iteration", "g_total", "d_total"}
-    for ax, name in zip(axes.flat, names):
-        rows_ = curves[name]
-        its = [r["iteration"] for r in rows_]
-        terms = [k for k in (rows_[0] if rows_ else {}) if k not in skip]
+    for ax, curve in zip(axes.flat, curves):
+        terms = [k for k in curve.terms if k not in NOT_DRAWN]
         for k in terms:
-            ax.plot(its, [r.get(k) for r in rows_], lw=1.1, label=k)
-        ax.set_title(name, fontsize=7)
+            ax.plot(curve.iterations, curve.terms[k], lw=1.1, label=k)
+        ax.set_title(curve.run, fontsize=7)
         ax.tick_params(labelsize=6.5)
-        ax.set_yscale("log") if all((r.get(k) or 0) > 0 for r in rows_ for k in terms) \
+        ax.set_yscale("log") if all((v or 0) > 0 for k in terms for v in curve.terms[k]) \
             and terms else None
         ax.legend(fontsize=6, loc="upper right")
         ax.grid(alpha=0.3)

@@ -14,9 +14,12 @@ import time
 from dataclasses import dataclass, field
 
 from optiqa.report.document import Document, Table
+from optiqa.report.figures import TrainingCurve
+from optiqa.report.gradient_ratios import GradientRatioRow, gradient_ratio_table
 from optiqa.report.sections import Recovery, ci_text
 from optiqa.report.visual import CropSource
 from optiqa.stats.rows import Analysis
+from optiqa.stats.rows.results import AssessmentFile, TransferResult, ZeroShotResult
 
 REHEARSAL_STAMP = "REHEARSAL (shrunk CPU run, not results)"
 
@@ -51,15 +54,17 @@ class Intro:
 class EvaluatorPanel:
     """The evaluator table's settings: evaluators ``(name, lower_better)`` in column order, the
     number of test images and bootstrap replicates, whether adversarial weights are gradient
-    ratios (``adversarial.relative``), the evaluation protocol's note and the gradient-ratio
-    table the study computed (or None)."""
+    ratios (``adversarial.relative``), the evaluation protocol's note, every GAN cell's
+    gradient ratio (:mod:`optiqa.report.gradient_ratios`) and the sentence that says what the
+    study's adversarial weights are."""
 
     evaluators: list[tuple[str, bool]]
     n_images: int
     bootstrap: int
     relative: bool = False
     protocol_note: str = ""
-    ratios: Table | None = None
+    ratios: list[GradientRatioRow] = field(default_factory=list)
+    weights: str = ""
 
 
 @dataclass
@@ -70,16 +75,19 @@ class StudyReport:
     intro: Intro
     analysis: Analysis | None = None      # None before the analyze stage
     analysis_missing: str | None = None   # why there is no analysis
-    assessments: dict = field(default_factory=dict)   # assess/<dataset>.json per dataset
+    # assess/<dataset>.json per dataset
+    assessments: dict[str, AssessmentFile] = field(default_factory=dict)
     panel: EvaluatorPanel | None = None
     models: list[Model] = field(default_factory=list)  # baselines first, then the cells
     recovery: Recovery | None = None
-    transfer: dict = field(default_factory=dict)       # transfer/<experiment>.json
-    zero_shot: dict = field(default_factory=dict)      # experiment -> cell
-    gan: dict = field(default_factory=dict)            # experiment -> (name without cell, cell)
+    # transfer/<experiment>.json (a ZeroShotResult for the experiments in zero_shot)
+    transfer: dict[str, TransferResult | ZeroShotResult] = field(default_factory=dict)
+    zero_shot: dict[str, str] = field(default_factory=dict)   # experiment -> cell
+    # experiment -> (name without cell, cell)
+    gan: dict[str, tuple[str, str]] = field(default_factory=dict)
     crops: list[CropSource] = field(default_factory=list)
     crop_size: int = 96
-    curves: dict = field(default_factory=dict)         # run -> training log rows
+    curves: list[TrainingCurve] = field(default_factory=list)   # runs with a training log
     rehearsal: tuple[str, list[str]] | None = None     # (what it rehearses, substitutions)
 
 
@@ -176,5 +184,6 @@ def optimization_section(doc: Document, panel: EvaluatorPanel | None, models: li
                 "↑ higher is better, ↓ lower is better.")
     doc.table(Table("Evaluator panel on the restored test images", headers, rows,
                     csv_name="optimization", protocol=protocol, muted=muted))
-    if panel.ratios is not None:
-        doc.table(panel.ratios)
+    ratios = gradient_ratio_table(panel.ratios, panel.weights)
+    if ratios is not None:
+        doc.table(ratios)

@@ -1,7 +1,8 @@
 """``optiqa report STUDY_DIR`` (and the study's last stage): report.html, report.md, CSV tables.
 
 The report stage gathers the inputs of :func:`optiqa.report.study.render` from the study folder
-(assessment files, evaluations, transfer results, the analysis, the recovery test, the run
+as typed rows (assessment and transfer files as :mod:`optiqa.stats.rows.results`, read strictly
+where they are read, the analysis, the recovery test, every GAN cell's gradient ratio, the run
 folders' training logs and the saved images), parses the study's run names and writes the
 sentences only the study can write (its design, its held-out check, its evaluation protocol);
 the rendering is :mod:`optiqa.report`, which reads only the typed inputs it is given. Nothing is
@@ -10,9 +11,11 @@ changed since ``analysis.json`` was written (its key says what it was computed f
 """
 from __future__ import annotations
 
-from optiqa.report.sections import Recovery
+from optiqa.report.figures import TrainingCurve
+from optiqa.report.sections import Recovery, RecoveryRow
 from optiqa.report.study import EvaluatorPanel, Intro, Model, StudyReport
 from optiqa.report.visual import CropSource
+from optiqa.stats.rows.results import AssessmentFile, TransferResult, ZeroShotResult
 from optiqa.study.folder import read_json
 
 TABLE_NOTE_Y = ("PSNR and SSIM on the Y channel of BT.601 YCbCr under the {protocol}; outputs "
@@ -53,12 +56,15 @@ def study_report(plan) -> StudyReport:
     cfg, folder = plan.cfg, plan.folder
     # only what the current configuration produced: a file left by an earlier configuration of
     # the study (another grid, other test data) is not reported
-    assess = {k: v for k, v in assessment_files(folder).items()
+    assess = {k: as_row(AssessmentFile, v, folder.assessment(k))
+              for k, v in assessment_files(folder).items()
               if k in {d.name.lower() for d in cfg.assessment.datasets}}
     names = [n for n, _, _ in transfer_experiments(cfg, folder, plan.cells)] \
         if cfg.transfer else []
     names += zero_shot_names(cfg, folder, plan.cells)
-    transfer = {n: t for n in names if (t := read_json(folder.transfer(n)))}
+    transfer = {n: as_row(ZeroShotResult if parse_zeroshot(n) is not None else TransferResult,
+                          t, folder.transfer(n))
+                for n in names if (t := read_json(folder.transfer(n)))}
     # the analysis of the results and votes as they are now: analysis.json when it is current,
     # else analysed again (so new votes or results never meet an old analysis)
     analysis, missing = current_analysis(plan)
@@ -69,8 +75,9 @@ def study_report(plan) -> StudyReport:
 
         rehearsal = (cfg.rehearsal.source or cfg.name,
                      [*cfg.rehearsal.substitutions, *recorded(folder.rehearsal_record)])
-    curves = {name: rows for name in [*plan.pretrain_jobs(), *(c.name for c in plan.cells)]
-              if (rows := folder.run(name).training_curves())}
+    curves = [training_curve(name, rows)
+              for name in [*plan.pretrain_jobs(), *(c.name for c in plan.cells)]
+              if (rows := folder.run(name).training_curves())]
     return StudyReport(
         title=f"optiqa study: {cfg.name}", intro=intro(plan), analysis=analysis,
         analysis_missing=missing, assessments=assess,
@@ -81,6 +88,25 @@ def study_report(plan) -> StudyReport:
         gan={n: parsed for n in transfer if (parsed := parse_transfer_gan(n)) is not None},
         crops=crop_sources(plan), crop_size=cfg.report.crop_size, curves=curves,
         rehearsal=rehearsal)
+
+
+def as_row(row_type, data: dict, path):
+    """``data`` (the file at ``path``) read into ``row_type``: a misspelt, missing or unknown
+    key is an :class:`~optiqa.core.errors.InputError` naming the file, the row and the key."""
+    from optiqa.core.errors import InputError
+
+    try:
+        return row_type.from_json(data)
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+
+
+def training_curve(run: str, rows: list[dict]) -> TrainingCurve:
+    """A run's training log (``train_log`` records, one per iteration) as a curve: every
+    quantity of its first record, one value per iteration (None where a record lacks it)."""
+    terms = [k for k in rows[0] if k != "iteration"]
+    return TrainingCurve(run, [r["iteration"] for r in rows],
+                         {k: [r.get(k) for r in rows] for k in terms})
 
 
 def intro(plan) -> Intro:
@@ -137,7 +163,7 @@ def evaluated_models(plan, evaluations: dict) -> list[Model]:
 
 def evaluator_panel(plan, evaluations: dict) -> EvaluatorPanel:
     from optiqa.metrics import list_metrics
-    from optiqa.study.gradient_ratios import gradient_ratio_table
+    from optiqa.study.gradient_ratios import ratio_rows, weight_sentence
 
     cfg = plan.cfg
     infos = list_metrics()
@@ -145,18 +171,29 @@ def evaluator_panel(plan, evaluations: dict) -> EvaluatorPanel:
     n_images = sum(len(s["images"]) for s in (first.get("sets") or {}).values())
     return EvaluatorPanel([(m, infos[m].lower_better) for m in cfg.evaluators.metrics],
                           n_images, cfg.assessment.bootstrap, cfg.adversarial.relative,
-                          table_note_y(cfg),
-                          gradient_ratio_table(plan.folder, cfg, plan.cells))  # every GAN cell's
+                          table_note_y(cfg), ratio_rows(plan.folder, plan.cells),
+                          weight_sentence(cfg))  # every GAN cell's ratio
 
 
 def recovery(plan) -> Recovery | None:
-    """The recovery test's files, when the study ran it (its completion record exists)."""
+    """The recovery test's rows and figure, read from its files when the study ran it (its
+    completion record exists)."""
+    import csv
+
     done = read_json(plan.folder.recovery_record)
     if plan.cfg.recovery is None or done is None:
         return None
     opts = plan.cfg.recovery
-    return Recovery(opts.image, opts.size, opts.steps, plan.folder.recovery / "recovery.csv",
-                    plan.folder.recovery / done["figure"])
+    with open(plan.folder.recovery / "recovery.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    # the DISTS-style evaluator is the CSV's column named dists* (its start value: *_start)
+    dists = [k for k in rows[0] if k.startswith("dists") and not k.endswith("_start")][0] \
+        if rows else "dists"
+    return Recovery(opts.image, opts.size, opts.steps, dists,
+                    [RecoveryRow(x["metric"], x["start"], float(x["metric_result"]),
+                                 float(x["psnr"]), float(x["ssim_y"]), float(x[dists]),
+                                 x["verdict"]) for x in rows],
+                    (plan.folder.recovery / done["figure"]).read_bytes())
 
 
 def crop_sources(plan) -> list[CropSource]:

@@ -12,7 +12,10 @@ attribute, never by string keys.
 - :mod:`~optiqa.stats.rows.agreement`: groups of settings, rank agreement and its permutation
   tests, the panel, contrasts, the weight sweep, seeds, agreement among evaluators;
 - :mod:`~optiqa.stats.rows.human`: the human judgments;
-- :mod:`~optiqa.stats.rows.analysis`: the protocol and the top-level :class:`Analysis`.
+- :mod:`~optiqa.stats.rows.analysis`: the protocol and the top-level :class:`Analysis`;
+- :mod:`~optiqa.stats.rows.results`: the other result files the report reads, the assess
+  stage's ``assess/<dataset>.json`` and the transfer stage's ``transfer/<name>.json``
+  (imported from that module; not part of ``analysis.json``).
 
 Rows defined beside their statistic and reused here: :class:`~optiqa.stats.permutation.
 PermutationTest`, :class:`~optiqa.stats.permutation.PanelAgreement`,

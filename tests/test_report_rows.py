@@ -1,0 +1,122 @@
+"""The report's inputs besides the analysis as typed rows: the assessment files
+(``assess/<dataset>.json``), the transfer results (``transfer/<name>.json``) and the gradient
+ratio records read into rows (:mod:`optiqa.stats.rows.results`) write the same JSON back; a
+misspelt or missing key fails where the file is read, naming the file, the row and the key; and
+the report renders the same tables from files written before they were typed
+(``tests/data/results``, see its README)."""
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from optiqa.core.errors import InputError
+from optiqa.report.document import Document
+from optiqa.report.gradient_ratios import gradient_ratio_table
+from optiqa.report.sections import assessment_section, transfer_section
+from optiqa.stats.rows.results import AssessmentFile, TransferResult, ZeroShotResult
+from optiqa.study import names
+from optiqa.study.gradient_ratios import ratio_row
+from optiqa.study.report import as_row
+
+DATA = Path(__file__).resolve().parent / "data" / "results"
+WEIGHTS = ("each adversarial weight is lambda itself, the same for every fidelity loss; the "
+           "gradient ratio it gave each loss at the start is in the gradient ratio table")
+
+
+@pytest.fixture(scope="module")
+def saved() -> dict:
+    with gzip.open(DATA / "results.json.gz", "rt") as f:
+        return json.load(f)
+
+
+def transfer_type(name: str):
+    return ZeroShotResult if names.parse_zeroshot(name) is not None else TransferResult
+
+
+def read_rows(saved: dict):
+    assess = {k: as_row(AssessmentFile, v, f"assess/{k}.json")
+              for k, v in saved["assess"].items()}
+    transfer = {k: as_row(transfer_type(k), v, f"transfer/{k}.json")
+                for k, v in saved["transfer"].items()}
+    return assess, transfer
+
+
+def test_result_files_read_into_rows_and_write_the_same_json(saved):
+    assess, transfer = read_rows(saved)
+    for k, row in assess.items():
+        assert row.to_json() == saved["assess"][k]
+    for k, row in transfer.items():
+        assert row.to_json() == saved["transfer"][k]
+    # attribute access reaches the numbers: both kinds of evaluation, both kinds of transfer
+    csiq, synthetic = assess["csiq"], assess["synthetic"]
+    assert csiq.evaluation == "pooled" and csiq.results[0].plcc is not None
+    assert synthetic.evaluation == "within" and synthetic.results[0].strata_used > 0
+    gan = transfer["nr__effnet_lite0__gan__sr_x4__l1__bb__w0.01"]
+    assert gan.init_info.trained_maps == gan.init_info.maps == 6
+    assert gan.test.srcc.n == 1 and gan.test.plcc is None
+    zero = transfer["zeroshot__sr_x4__l1__patch__w0.01"]
+    assert zero.zero_shot and zero.srcc_ci is not None and zero.level == "patch"
+
+
+@pytest.mark.parametrize("part, name, change, message", [
+    ("assess", "csiq", lambda j: j["results"][1].update(srcx=j["results"][1].pop("srcc")),
+     "assess/csiq.json: AssessmentFile.results: MetricAssessment: unknown key 'srcx'"),
+    ("assess", "synthetic", lambda j: j.update(content=j.pop("contents")),
+     "assess/synthetic.json: AssessmentFile: unknown key 'content'"),
+    ("assess", "synthetic", lambda j: j["results"][0].pop("n_boot"),
+     "assess/synthetic.json: AssessmentFile.results: MetricAssessment: missing key 'n_boot'"),
+    ("transfer", "nr__effnet_lite0__random",
+     lambda j: j["test"].update(srrc=j["test"].pop("srcc")),
+     "transfer/nr__effnet_lite0__random.json: TransferResult.test: RepeatSummary: unknown key "
+     "'srrc'"),
+    ("transfer", "nr__effnet_lite0__gan__sr_x4__l1__bb__w0.01",
+     lambda j: j["init_info"].update(trained_map=j["init_info"].pop("trained_maps")),
+     "transfer/nr__effnet_lite0__gan__sr_x4__l1__bb__w0.01.json: TransferResult.init_info: "
+     "InitInfo: unknown key 'trained_map'"),
+    ("transfer", "zeroshot__sr_x4__l1__bb__w0.01", lambda j: j.pop("srcc_ci"),
+     "transfer/zeroshot__sr_x4__l1__bb__w0.01.json: ZeroShotResult: missing key 'srcc_ci'"),
+])
+def test_a_wrong_key_in_a_result_file_fails_naming_the_file_row_and_key(saved, part, name,
+                                                                        change, message):
+    j = copy.deepcopy(saved[part][name])
+    change(j)
+    row_type = AssessmentFile if part == "assess" else transfer_type(name)
+    with pytest.raises(InputError) as err:
+        as_row(row_type, j, f"{part}/{name}.json")
+    assert str(err.value).startswith(message)
+
+
+def test_the_report_renders_the_same_tables_from_saved_result_files(saved, tmp_path):
+    """The assessment, transfer and gradient ratio tables the report rendered from these files
+    before they were typed, rendered again from the rows: identical CSV files."""
+    assess, transfer = read_rows(saved)
+    doc = Document("t")
+    assessment_section(doc, assess)
+    transfer_section(doc, transfer,
+                     {n: c for n in transfer if (c := names.parse_zeroshot(n)) is not None},
+                     {n: p for n in transfer if (p := names.parse_transfer_gan(n)) is not None})
+    doc.table(gradient_ratio_table([ratio_row(SimpleNamespace(**{k: v for k, v in c.items()
+                                                                  if k != "record"}),
+                                              c["record"])
+                                    for c in saved["gradient_ratio"]], WEIGHTS))
+    doc.write(tmp_path)
+    expected = {p.name: p.read_text() for p in DATA.glob("*.csv")}
+    written = {p.name: p.read_text() for p in (tmp_path / "tables").glob("*.csv")}
+    assert sorted(written) == sorted(expected)
+    for csv_name, text in expected.items():
+        assert written[csv_name] == text, csv_name
+
+
+def test_a_cell_without_a_record_is_a_row_of_dashes_and_counted(saved):
+    cells = saved["gradient_ratio"]
+    rows = [ratio_row(SimpleNamespace(**{k: v for k, v in c.items() if k != "record"}),
+                      None if i == 0 else c["record"]) for i, c in enumerate(cells)]
+    table = gradient_ratio_table(rows, WEIGHTS)
+    assert table.rows[0][5:] == [None] * 6 and table.rows[1][5] == 0.01
+    assert "1 cell(s) without a record" in table.protocol
+    assert gradient_ratio_table([], WEIGHTS) is None
