@@ -87,7 +87,45 @@ def test_sdsp_colour_conversion_gradient_and_saliency_range():
     rgb = (torch.rand(1, 3, 5, 5, generator=g, dtype=torch.float64) * 0.9 + 0.01)
     rgb[0, 0, 0, 0] = 0.03  # on the linear segment of the sRGB curve
     rgb.requires_grad_(True)
-    # the hand-made slopes of _Pointwise against finite differences
+    # the hand-made slopes of _SdspLab against finite differences
     assert torch.autograd.gradcheck(V._sdsp_lab, (rgb,))
     vs = V.sdsp(load_sample("chelsea", 96)[None])
     assert vs.shape == (1, 1, 96, 96) and vs.min() == 0 and vs.max() == 1
+
+
+def test_hand_written_pieces_match_autograd_and_torch_where():
+    """The fast pieces of VSI against what they replace: the 0/1-mask selection equals
+    torch.where at and around the thresholds; min-max normalisation's backward equals autograd
+    through amin/amax (ties shared evenly, a flat plane included); the similarity's backward
+    passes gradcheck."""
+    g = torch.Generator().manual_seed(0)
+    c = torch.rand(4000, generator=g) * 0.1
+    knee = torch.tensor(0.04045)
+    c[:3] = torch.stack([torch.nextafter(knee, torch.tensor(0.0)), knee,
+                         torch.nextafter(knee, torch.tensor(1.0))])
+    value, slope = V._srgb_to_linear(c, True)
+    t = (c + 0.055) / 1.055
+    assert torch.equal(value, torch.where(c <= 0.04045, c / 12.92, t.pow(2.4)))
+    assert torch.equal(slope, torch.where(c <= 0.04045, 1.0 / 12.92, (2.4 / 1.055) * t.pow(2.4) / t))
+    v = torch.rand(4000, generator=g) * 0.02
+    v[:2] = torch.tensor([0.0, V.LAB_EPSILON])
+    value, slope = V._lab_f(v.clone(), True)
+    root = v.pow(1.0 / 3.0)
+    high = v > V.LAB_EPSILON
+    assert torch.equal(value, torch.where(high, root, v * (V.LAB_KAPPA / 116.0) + 16.0 / 116.0))
+    assert torch.equal(slope, torch.where(high, 1.0 / (3.0 * root * root), V.LAB_KAPPA / 116.0))
+
+    planes = torch.rand(2, 3, 5, 6, generator=g, dtype=torch.float64).mul(4).round()  # ties
+    planes[1, 2] = 3.0  # a flat plane: every pixel is both the minimum and the maximum
+    weights = torch.randn(planes.shape, generator=g, dtype=torch.float64)
+    a = planes.clone().requires_grad_(True)
+    (V._minmax_normalise(a) * weights).sum().backward()
+    b = planes.clone().requires_grad_(True)
+    lo = b.flatten(-2).amin(-1)[..., None, None]
+    hi = b.flatten(-2).amax(-1)[..., None, None]
+    (((b - lo) / (hi - lo + V.TINY)) * weights).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-12)
+
+    x = torch.randn(3, 1, 4, 5, generator=g, dtype=torch.float64).requires_grad_(True)
+    y = torch.randn(3, 1, 4, 5, generator=g, dtype=torch.float64).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p, q: V._similarity(p, q, 1.5), (x, y))

@@ -35,6 +35,8 @@ ALPHA, BETA = 0.40, 0.02         # alpha (gradient exponent), lambda (chromatic 
 # SDSP priors as VSI.m calls it: log-Gabor (sigmaF, omega0), centre (sigmaD), warm colour (sigmaC).
 SIGMA_F, OMEGA_0, SIGMA_D, SIGMA_C = 1.34, 0.021, 145.0, 0.001
 SDSP_SIZE = 256
+# cos(beta pi) - 1 as float32 arithmetic gives it (exact: cos(beta pi) is in [0.5, 2])
+_COS_BETA_PI_MINUS_1 = float(torch.tensor(math.cos(BETA * math.pi)) - 1.0)
 # Not in the official code: keep the square roots, min-max normalisations and the final weighted
 # mean finite on flat images (where the official code divides 0 by 0).
 TINY = 1e-12
@@ -72,45 +74,6 @@ def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return rows @ x @ cols.t()
 
 
-class _Pointwise(torch.autograd.Function):
-    """``y = f(x)`` for an elementwise ``f`` whose value and slope are computed in one pass.
-
-    The colour conversions of SDSP are piecewise (``torch.where`` of a power law and a line);
-    left to autograd, each piece costs several full-size passes backward. Here the backward pass
-    is one multiplication by the slope saved in the forward pass.
-    """
-
-    @staticmethod
-    def forward(ctx, x, value_and_slope):
-        value, slope = value_and_slope(x)
-        ctx.save_for_backward(slope)
-        return value
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        (slope,) = ctx.saved_tensors
-        return grad * slope, None
-
-
-def _srgb_to_linear(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    # c / 12.92 up to 0.04045, ((c + 0.055) / 1.055)^2.4 above; t >= 0.052 keeps p / t finite.
-    low = c <= 0.04045
-    t = (c + 0.055) / 1.055
-    p = t.pow(2.4)
-    return (torch.where(low, c / 12.92, p),
-            torch.where(low, 1.0 / 12.92, (2.4 / 1.055) * p / t))
-
-
-def _lab_f(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    # CIE f(v) = v^(1/3) above epsilon, (kappa v + 16) / 116 below. The unselected branch may be
-    # inf at v = 0; torch.where drops it and no gradient flows through this forward computation.
-    high = v > LAB_EPSILON
-    cube_root = v.pow(1.0 / 3.0)
-    return (torch.where(high, cube_root, v * (LAB_KAPPA / 116.0) + 16.0 / 116.0),
-            torch.where(high, 1.0 / (3.0 * cube_root * cube_root), LAB_KAPPA / 116.0))
-
-
 # RGB2Lab of VSI.m: linear sRGB -> XYZ (sRGB/D65 matrix) divided by the D50 white (0.9642, 1,
 # 0.8251) (a quirk of the official code, kept); then (L* + 16, a*, b*) from f(X), f(Y), f(Z).
 _XYZ_OVER_WHITE = ((0.4124564 / 0.9642, 0.3575761 / 0.9642, 0.1804375 / 0.9642),
@@ -125,6 +88,86 @@ def _mix(matrix, x: torch.Tensor) -> torch.Tensor:
     return (x.new_tensor(matrix) @ x.flatten(2)).view_as(x)
 
 
+def _above(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``(x > threshold)`` as 1.0 / 0.0 of ``x``'s dtype, exactly (``x - threshold`` is 0 only
+    where ``x == threshold``): on the CPU comparisons, ``torch.where`` and ``masked_fill`` run
+    element by element (``torch.where`` on a 256x256 RGB image ~0.65 ms), these three passes
+    are vectorised (~0.05 ms)."""
+    return x.sub(threshold).sign_().clamp_min_(0.0)
+
+
+def _select(high: torch.Tensor, low: torch.Tensor, above: torch.Tensor,
+            below: torch.Tensor) -> torch.Tensor:
+    """``torch.where(above == 1, high, low)`` for finite ``high``, ``low`` (``below = 1 -
+    above``): ``high * 1 + low * 0`` is ``high`` exactly, and the other way round. Reuses
+    ``low``'s buffer."""
+    return low.mul_(below).addcmul_(high, above)
+
+
+def _srgb_to_linear(c: torch.Tensor, with_slope: bool):
+    """sRGB companding: ``c / 12.92`` up to 0.04045, ``((c + 0.055) / 1.055)^2.4`` above.
+
+    Returns the value and its slope (``None`` unless asked for); ``t >= 0.052`` keeps ``p / t``
+    finite. In-place where a temporary is not read again (a fresh full-size buffer costs more
+    than the arithmetic written into it), in the order of operations of the formula, and the
+    two pieces selected with 0/1 masks (:func:`_select`): the same numbers as ``torch.where``.
+    """
+    above = _above(c, 0.04045)
+    below = 1.0 - above
+    t = c.add(0.055).div_(1.055)
+    p = t.pow(2.4)
+    slope = None
+    if with_slope:
+        slope = _select(p.mul(2.4 / 1.055).div_(t), torch.full_like(c, 1.0 / 12.92), above, below)
+    return _select(p, c.div(12.92), above, below), slope
+
+
+def _lab_f(v: torch.Tensor, with_slope: bool):
+    """CIE ``f(v) = v^(1/3)`` above epsilon, ``(kappa v + 16) / 116`` at or below it, and its
+    slope (``None`` unless asked for). ``v`` is overwritten (the caller's temporary). The cube
+    root is taken of ``max(v, epsilon)``, which changes no selected value and keeps the
+    unselected ones finite (``0 * inf`` would be NaN in :func:`_select`)."""
+    above = _above(v, LAB_EPSILON)
+    below = 1.0 - above
+    cube_root = v.clamp_min(LAB_EPSILON).pow_(1.0 / 3.0)
+    slope = None
+    if with_slope:
+        slope = _select(cube_root.mul(3.0).mul_(cube_root).reciprocal_(),
+                        torch.full_like(v, LAB_KAPPA / 116.0), above, below)
+    return _select(cube_root, v.mul_(LAB_KAPPA / 116.0).add_(16.0 / 116.0), above, below), slope
+
+
+class _SdspLab(torch.autograd.Function):
+    """``RGB2Lab`` of VSI.m with a hand-written backward.
+
+    The two colour conversions are piecewise (``torch.where`` of a power law and a line); left
+    to autograd, each piece costs several full-size passes backward. Here the forward pass
+    computes each slope with its value (only when the input needs a gradient: a reference does
+    not), and the backward pass is two 3x3 channel mixes and two multiplications by the slopes.
+    """
+
+    @staticmethod
+    def forward(ctx, rgb):
+        with_slope = ctx.needs_input_grad[0]
+        linear, linear_slope = _srgb_to_linear(rgb, with_slope)
+        f, f_slope = _lab_f(_mix(_XYZ_OVER_WHITE, linear), with_slope)
+        if with_slope:
+            ctx.save_for_backward(linear_slope, f_slope)
+        return _mix(_F_TO_LAB, f)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        linear_slope, f_slope = ctx.saved_tensors
+        grad_f = _mix_transposed(_F_TO_LAB, grad).mul_(f_slope)
+        return _mix_transposed(_XYZ_OVER_WHITE, grad_f).mul_(linear_slope)
+
+
+def _mix_transposed(matrix, x: torch.Tensor) -> torch.Tensor:
+    """``matrix.T @ x`` over the channels: the backward of :func:`_mix`."""
+    return (x.new_tensor(matrix).t() @ x.flatten(2)).view_as(x)
+
+
 def _sdsp_lab(rgb: torch.Tensor) -> torch.Tensor:
     """``RGB2Lab`` of VSI.m for RGB in [0, 1], returning ``(L* + 16, a*, b*)``.
 
@@ -132,9 +175,7 @@ def _sdsp_lab(rgb: torch.Tensor) -> torch.Tensor:
     0.8251)`` (as the official code has it), epsilon 0.008856, kappa 903.3. ``L*`` is returned
     without its ``-16``: SDSP only uses it through a log-Gabor filter, which is 0 at DC.
     """
-    linear = _Pointwise.apply(rgb, _srgb_to_linear)
-    f = _Pointwise.apply(_mix(_XYZ_OVER_WHITE, linear), _lab_f)
-    return _mix(_F_TO_LAB, f)
+    return _SdspLab.apply(rgb)
 
 
 @tensor_cache(maxsize=4)
@@ -149,11 +190,44 @@ def _sdsp_priors(size: int, dtype: torch.dtype, device) -> tuple[torch.Tensor, t
     return lg.to(dtype=dtype, device=device), centre.to(dtype=dtype, device=device)
 
 
+class _MinMaxNormalise(torch.autograd.Function):
+    """``(t - min) / (max - min)`` per ``(H, W)`` plane, as the official ``mat2gray``.
+
+    Forward as before (``amin`` and ``amax``: 10x faster than ``aminmax`` on the CPU, same
+    values). Backward by hand, with ``D = max - min + TINY`` and ``o`` the output:
+    ``dL/dt = g / D``, plus at the minimum ``(sum(g o) - sum(g)) / D`` and at the maximum
+    ``-sum(g o) / D``, each shared evenly among tied pixels as autograd's ``amin``/``amax``
+    do (their backward is a chain of comparisons and boolean masks, slow on the CPU).
+    """
+
+    @staticmethod
+    def forward(ctx, t):
+        flat = t.flatten(-2)
+        lo, hi = flat.amin(-1)[..., None, None], flat.amax(-1)[..., None, None]
+        scale = hi - lo + TINY
+        out = t.sub(lo).div_(scale)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(t, out, lo, hi, scale)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        t, out, lo, hi, scale = ctx.saved_tensors
+        dims = (-2, -1)
+        grad_out = (grad * out).sum(dims, keepdim=True)
+        grad_lo = (grad_out - grad.sum(dims, keepdim=True)) / scale
+        grad_hi = -grad_out / scale
+        at_lo = 1.0 - t.sub(lo).sign_()  # t >= lo: 1 exactly where t == lo
+        at_hi = 1.0 + t.sub(hi).sign_()  # t <= hi: 1 exactly where t == hi
+        grad_t = grad / scale
+        grad_t.addcmul_(at_lo, grad_lo / at_lo.sum(dims, keepdim=True))
+        return grad_t.addcmul_(at_hi, grad_hi / at_hi.sum(dims, keepdim=True))
+
+
 def _minmax_normalise(t: torch.Tensor) -> torch.Tensor:
     """``(t - min) / (max - min)`` per ``(H, W)`` plane, as the official ``mat2gray``."""
-    lo, hi = torch.aminmax(t.flatten(-2), dim=-1)
-    lo, hi = lo[..., None, None], hi[..., None, None]
-    return (t - lo) / (hi - lo + TINY)
+    return _MinMaxNormalise.apply(t)
 
 
 def sdsp(rgb: torch.Tensor) -> torch.Tensor:
@@ -165,6 +239,16 @@ def sdsp(rgb: torch.Tensor) -> torch.Tensor:
     ``S_C = 1 - exp(-(a_n^2 + b_n^2) / sigmaC^2)`` with a, b min-max normalised (sigmaC = 0.001).
     ``VS = S_F S_D S_C`` is resized back (bilinear) and min-max normalised (``mat2gray``).
     """
+    # One image at a time: SDSP works at 256 x 256 whatever the input size, and one image's
+    # Lab planes (768 KiB) stay in the core's cache through the chain of element-wise passes
+    # and FFTs, forward and backward (each image's numbers are those of the batched call).
+    if rgb.shape[0] > 1:
+        return torch.cat([_sdsp_one(img) for img in rgb.split(1)])
+    return _sdsp_one(rgb)
+
+
+def _sdsp_one(rgb: torch.Tensor) -> torch.Tensor:
+    """:func:`sdsp` of a batch in one pass."""
     h, w = rgb.shape[-2:]
     lab = _sdsp_lab(_resize(rgb, SDSP_SIZE, SDSP_SIZE))
     lg, centre = _sdsp_priors(SDSP_SIZE, lab.dtype, lab.device)
@@ -179,8 +263,37 @@ def sdsp(rgb: torch.Tensor) -> torch.Tensor:
     return _minmax_normalise(_resize(s_f * centre * s_c, h, w))
 
 
+class _Similarity(torch.autograd.Function):
+    """``S = (2 a b + c) / (a^2 + b^2 + c)`` with a hand-written backward.
+
+    ``dS/da = 2 (b - a S) / D`` with ``D = a^2 + b^2 + c`` (and symmetrically for ``b``): three
+    full-size passes where autograd's product and quotient rules take about ten.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b, c):
+        sim = (2.0 * a * b + c) / (a * a + b * b + c)
+        if any(ctx.needs_input_grad[:2]):
+            ctx.save_for_backward(a, b, sim)
+            ctx.c = c
+        return sim
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        a, b, sim = ctx.saved_tensors
+        # 2 g / D, D recomputed as in the forward pass
+        scaled = grad.mul(2.0).div_(a * a + b * b + ctx.c)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = b.sub(a * sim).mul_(scaled)
+        if ctx.needs_input_grad[1]:
+            grad_b = a.sub(b * sim).mul_(scaled)
+        return grad_a, grad_b, None
+
+
 def _similarity(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
-    return (2.0 * a * b + c) / (a * a + b * b + c)
+    return _Similarity.apply(a, b, c)
 
 
 def vsi(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -197,13 +310,16 @@ def vsi(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     factor = downsample_factor(*x.shape[-2:])
     vs_x = average_downsample(sdsp(x), factor)
     vs_r = average_downsample(sdsp(ref), factor)
-    lmn_x = average_downsample(rgb_to_lmn(x * 255.0), factor)
-    lmn_r = average_downsample(rgb_to_lmn(ref * 255.0), factor)
-    s_g = _similarity(scharr_magnitude(lmn_x[:, :1]), scharr_magnitude(lmn_r[:, :1]), C2)
-    s_c = (_similarity(lmn_x[:, 1:2], lmn_r[:, 1:2], C3)
-           * _similarity(lmn_x[:, 2:], lmn_r[:, 2:], C3))
-    # MATLAB's real(z^beta) for a negative product: |z|^beta cos(beta pi).
-    sign = torch.where(s_c < 0, math.cos(BETA * math.pi), 1.0)
+    # split, not three slices: one backward node (a concatenation) instead of three zero-filled
+    # full-size gradients
+    l_x, m_x, n_x = average_downsample(rgb_to_lmn(x * 255.0), factor).split(1, dim=1)
+    l_r, m_r, n_r = average_downsample(rgb_to_lmn(ref * 255.0), factor).split(1, dim=1)
+    s_g = _similarity(scharr_magnitude(l_x), scharr_magnitude(l_r), C2)
+    s_c = _similarity(m_x, m_r, C3) * _similarity(n_x, n_r, C3)
+    # MATLAB's real(z^beta) for a negative product: |z|^beta cos(beta pi). As 1 + [s_c < 0]
+    # (cos - 1), exactly torch.where's values (cos - 1 is exact in float32), without its slow
+    # boolean pass.
+    sign = (-s_c.detach()).sign_().clamp_min_(0.0).mul_(_COS_BETA_PI_MINUS_1).add_(1.0)
     chroma = s_c.abs().clamp_min(TINY).pow(BETA) * sign
     sim = s_g.pow(ALPHA) * _similarity(vs_x, vs_r, C1) * chroma
     weight = torch.maximum(vs_x, vs_r)
