@@ -106,7 +106,8 @@ def test_hand_written_pieces_match_autograd_and_torch_where():
     value, slope = V._srgb_to_linear(c, True)
     t = (c + 0.055) / 1.055
     assert torch.equal(value, torch.where(c <= 0.04045, c / 12.92, t.pow(2.4)))
-    assert torch.equal(slope, torch.where(c <= 0.04045, 1.0 / 12.92, (2.4 / 1.055) * t.pow(2.4) / t))
+    expected = torch.where(c <= 0.04045, 1.0 / 12.92, (2.4 / 1.055) * t.pow(2.4) / t)
+    assert torch.equal(slope, expected)
     v = torch.rand(4000, generator=g) * 0.02
     v[:2] = torch.tensor([0.0, V.LAB_EPSILON])
     value, slope = V._lab_f(v.clone(), True)
