@@ -21,7 +21,7 @@ from optiqa.report.sections import assessment_section, transfer_section
 from optiqa.stats.rows.results import AssessmentFile, TransferResult, ZeroShotResult
 from optiqa.study import names
 from optiqa.study.gradient_ratios import ratio_row
-from optiqa.study.report import as_row
+from optiqa.study.folder import read_row
 
 DATA = Path(__file__).resolve().parent / "data" / "results"
 WEIGHTS = ("each adversarial weight is lambda itself, the same for every fidelity loss; the "
@@ -39,10 +39,8 @@ def transfer_type(name: str):
 
 
 def read_rows(saved: dict):
-    assess = {k: as_row(AssessmentFile, v, f"assess/{k}.json")
-              for k, v in saved["assess"].items()}
-    transfer = {k: as_row(transfer_type(k), v, f"transfer/{k}.json")
-                for k, v in saved["transfer"].items()}
+    assess = {k: AssessmentFile.from_json(v) for k, v in saved["assess"].items()}
+    transfer = {k: transfer_type(k).from_json(v) for k, v in saved["transfer"].items()}
     return assess, transfer
 
 
@@ -82,13 +80,20 @@ def test_result_files_read_into_rows_and_write_the_same_json(saved):
      "transfer/zeroshot__sr_x4__l1__bb__w0.01.json: ZeroShotResult: missing key 'srcc_ci'"),
 ])
 def test_a_wrong_key_in_a_result_file_fails_naming_the_file_row_and_key(saved, part, name,
-                                                                        change, message):
+                                                                        change, message,
+                                                                        tmp_path):
     j = copy.deepcopy(saved[part][name])
-    change(j)
     row_type = AssessmentFile if part == "assess" else transfer_type(name)
+    path = tmp_path / part / f"{name}.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(j))
+    assert read_row(row_type, path) == row_type.from_json(saved[part][name])
+    change(j)
+    path.write_text(json.dumps(j))
     with pytest.raises(InputError) as err:
-        as_row(row_type, j, f"{part}/{name}.json")
-    assert str(err.value).startswith(message)
+        read_row(row_type, path)
+    assert str(err.value).startswith(f"{tmp_path}/{message}")
+    assert read_row(row_type, tmp_path / "missing.json") is None
 
 
 def test_the_report_renders_the_same_tables_from_saved_result_files(saved, tmp_path):
@@ -120,3 +125,25 @@ def test_a_cell_without_a_record_is_a_row_of_dashes_and_counted(saved):
     assert table.rows[0][5:] == [None] * 6 and table.rows[1][5] == 0.01
     assert "1 cell(s) without a record" in table.protocol
     assert gradient_ratio_table([], WEIGHTS) is None
+
+
+def test_a_rewritten_report_keeps_no_table_or_figure_of_an_earlier_one(tmp_path):
+    """A table or figure that an earlier report wrote and the new one no longer has (the
+    analysis' tables once the analysis is stale, say) is removed, not left to read as current;
+    other files in the folders stay."""
+    from optiqa.report.document import Figure, Table
+
+    first = Document("t")
+    first.table(Table("a", ["x"], [[1]], csv_name="a"))
+    first.table(Table("b", ["x"], [[2]], csv_name="b"))
+    first.figure(Figure("f", b"\x89PNG", "f"))
+    first.write(tmp_path)
+    (tmp_path / "tables" / "notes.txt").write_text("mine")
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["a.csv", "b.csv",
+                                                                        "notes.txt"]
+    second = Document("t")
+    second.table(Table("a", ["x"], [[3]], csv_name="a"))
+    second.write(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["a.csv", "notes.txt"]
+    assert (tmp_path / "tables" / "a.csv").read_text().splitlines() == ["x", "3"]
+    assert not list((tmp_path / "figures").iterdir())

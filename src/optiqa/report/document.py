@@ -87,16 +87,24 @@ class Document:
 
     # -- rendering ----------------------------------------------------------------------------
     def write(self, folder: Path) -> dict[str, Path]:
+        """``report.html``, ``report.md``, ``tables/<name>.csv`` and ``figures/<name>.png``; a
+        table or figure an earlier report left there and this one does not have is removed
+        (e.g. the analysis' tables after the analysis became stale): it would read as current."""
         folder = Path(folder)
         (folder / "figures").mkdir(parents=True, exist_ok=True)
         (folder / "tables").mkdir(parents=True, exist_ok=True)
+        written = set()
         for kind, *rest in self.blocks:
             if kind == "f":
-                atomic_write_bytes(folder / "figures" / f"{rest[0].name}.png", rest[0].png)
+                written.add(atomic_write_bytes(folder / "figures" / f"{rest[0].name}.png",
+                                               rest[0].png))
             elif kind == "t" and rest[0].csv_name:
-                write_csv(folder / "tables" / f"{rest[0].csv_name}.csv", rest[0])
+                written.add(write_csv(folder / "tables" / f"{rest[0].csv_name}.csv", rest[0]))
         md = atomic_write_text(folder / "report.md", self.markdown())
         page = atomic_write_text(folder / "report.html", self.html())
+        for stale in [*(folder / "tables").glob("*.csv"), *(folder / "figures").glob("*.png")]:
+            if stale not in written:
+                stale.unlink()
         return {"html": page, "md": md, "tables": folder / "tables",
                 "figures": folder / "figures"}
 

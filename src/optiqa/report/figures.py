@@ -102,8 +102,9 @@ def weight_positions(panel: WeightPanel) -> tuple[list[float], list[float], dict
 
 
 def weight_curves(panels: list[WeightPanel], xlabel: str = "adversarial weight") -> bytes:
-    """Per :class:`WeightPanel` one line per series over its own adversarial weights (log-scale x, a tick per weight; weight 0,
-    "none", drawn at the left edge; see :func:`weight_positions`)."""
+    """Per :class:`WeightPanel` one line per series over its own adversarial weights
+    (log-scale x, a tick per weight; weight 0, "none", drawn at the left edge; see
+    :func:`weight_positions`)."""
     plt = _plt()
     rows, cols = _grid(len(panels), 4)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)

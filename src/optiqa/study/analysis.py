@@ -108,13 +108,13 @@ def assessment_scores(plan):
     for name, a in assessment_files(plan.folder).items():
         if name not in wanted:
             continue
-        keep = ~np.array(a.get("static") or [False] * len(a["items"]), dtype=bool)
-        strata = np.array(a["strata"], dtype=object)[keep] if a.get("strata") else None
-        datasets.append(AssessmentDataset(name, np.array(a["targets"], dtype=float)[keep],
-                                          np.array(a["groups"], dtype=object)[keep],
-                                          a["target_lower_better"], strata))
-        for r in a["results"]:
-            predictions.setdefault(r["metric"], {})[name] = np.array(r["scores"])[keep]
+        keep = ~np.array(a.static or [False] * len(a.items), dtype=bool)
+        strata = np.array(a.strata, dtype=object)[keep] if a.strata else None
+        datasets.append(AssessmentDataset(name, np.array(a.targets, dtype=float)[keep],
+                                          np.array(a.groups, dtype=object)[keep],
+                                          a.target_lower_better, strata))
+        for r in a.results:
+            predictions.setdefault(r.metric, {})[name] = np.array(r.scores)[keep]
     lower = {m: infos[m].lower_better for m in predictions}
     return AssessmentScores(datasets, predictions, lower)
 
@@ -149,7 +149,7 @@ def analysis_key(plan) -> str:
         # hashes the checkpoint file's bytes, nor its description, which names the folder)
         "evaluations": {n: stable_hash([ev["evaluators"], ev["sets"]])
                         for n, ev in current_evaluations(plan).items()},
-        "assessments": {n: stable_hash(a) for n, a in assessment_files(folder).items()
+        "assessments": {n: stable_hash(a.to_json()) for n, a in assessment_files(folder).items()
                         if n in wanted},
         "votes": stable_hash([astuple(v) for v in read_votes(folder.root / DB_NAME)]),
         "manifest": file_sha256(manifest) if manifest.is_file() else None,
@@ -229,9 +229,9 @@ def assessment_sentence(plan) -> str:
     parts = []
     for name, a in assessment_files(plan.folder).items():
         if name in wanted:
-            how = ("mean SRCC within (content, distortion) groups" if a["evaluation"] == "within"
+            how = ("mean SRCC within (content, distortion) groups" if a.evaluation == "within"
                    else "SRCC over all items")
-            parts.append(f"{name}: {how} with {a['target']}")
+            parts.append(f"{name}: {how} with {a.target}")
     return ("Spearman correlation of each metric's scores with each dataset's target, the metric's "
             "sign flipped where its orientation differs (positive = agrees): "
             + "; ".join(parts) + (". Mean over the datasets." if len(parts) > 1 else "."))

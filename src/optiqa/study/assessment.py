@@ -63,11 +63,15 @@ def run_assessment(folder: StudyFolder, cfg, store, device="cpu", progress=False
 
 
 def assessment_files(folder: StudyFolder) -> dict:
-    from optiqa.study.folder import read_json
+    """``{dataset: assess/<dataset>.json}`` as :class:`~optiqa.stats.rows.results.AssessmentFile`
+    rows (an unreadable file left out; a wrong key is an error naming the file and the key)."""
+    from optiqa.stats.rows.results import AssessmentFile
+    from optiqa.study.folder import read_row
 
     base = folder.assessments
-    return {p.stem: read_json(p) for p in sorted(Path(base).glob("*.json"))} \
+    files = {p.stem: read_row(AssessmentFile, p) for p in sorted(Path(base).glob("*.json"))} \
         if base.is_dir() else {}
+    return {k: v for k, v in files.items() if v is not None}
 
 
 def run_stage(ctx) -> dict:

@@ -57,6 +57,21 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
+def read_row(row_type, path: Path):
+    """A result file read into its typed row (:class:`~optiqa.stats.rows.base.Row`), None when
+    it is missing or unreadable (a torn write); a missing, misspelt or unknown key is an
+    :class:`~optiqa.core.errors.InputError` naming the file, the row and the key."""
+    from optiqa.core.errors import InputError
+
+    data = read_json(path)
+    if data is None:
+        return None
+    try:
+        return row_type.from_json(data)
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+
+
 # run metadata that differs between two runs computing the same numbers
 VOLATILE_KEYS = ("seconds", "from_store", "summary_from_store", "images_per_second")
 

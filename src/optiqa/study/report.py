@@ -15,8 +15,8 @@ from optiqa.report.figures import TrainingCurve
 from optiqa.report.sections import Recovery, RecoveryRow
 from optiqa.report.study import EvaluatorPanel, Intro, Model, StudyReport
 from optiqa.report.visual import CropSource
-from optiqa.stats.rows.results import AssessmentFile, TransferResult, ZeroShotResult
-from optiqa.study.folder import read_json
+from optiqa.stats.rows.results import TransferResult, ZeroShotResult
+from optiqa.study.folder import read_json, read_row
 
 TABLE_NOTE_Y = ("PSNR and SSIM on the Y channel of BT.601 YCbCr under the {protocol}; outputs "
                 "rounded to 8 bits, a border of {border} removed before every evaluator; NR "
@@ -56,15 +56,14 @@ def study_report(plan) -> StudyReport:
     cfg, folder = plan.cfg, plan.folder
     # only what the current configuration produced: a file left by an earlier configuration of
     # the study (another grid, other test data) is not reported
-    assess = {k: as_row(AssessmentFile, v, folder.assessment(k))
-              for k, v in assessment_files(folder).items()
+    assess = {k: v for k, v in assessment_files(folder).items()
               if k in {d.name.lower() for d in cfg.assessment.datasets}}
     names = [n for n, _, _ in transfer_experiments(cfg, folder, plan.cells)] \
         if cfg.transfer else []
     names += zero_shot_names(cfg, folder, plan.cells)
-    transfer = {n: as_row(ZeroShotResult if parse_zeroshot(n) is not None else TransferResult,
-                          t, folder.transfer(n))
-                for n in names if (t := read_json(folder.transfer(n)))}
+    transfer = {n: t for n in names if (t := read_row(
+        ZeroShotResult if parse_zeroshot(n) is not None else TransferResult,
+        folder.transfer(n))) is not None}
     # the analysis of the results and votes as they are now: analysis.json when it is current,
     # else analysed again (so new votes or results never meet an old analysis)
     analysis, missing = current_analysis(plan)
@@ -88,17 +87,6 @@ def study_report(plan) -> StudyReport:
         gan={n: parsed for n in transfer if (parsed := parse_transfer_gan(n)) is not None},
         crops=crop_sources(plan), crop_size=cfg.report.crop_size, curves=curves,
         rehearsal=rehearsal)
-
-
-def as_row(row_type, data: dict, path):
-    """``data`` (the file at ``path``) read into ``row_type``: a misspelt, missing or unknown
-    key is an :class:`~optiqa.core.errors.InputError` naming the file, the row and the key."""
-    from optiqa.core.errors import InputError
-
-    try:
-        return row_type.from_json(data)
-    except InputError as e:
-        raise InputError(f"{path}: {e}") from None
 
 
 def training_curve(run: str, rows: list[dict]) -> TrainingCurve:
