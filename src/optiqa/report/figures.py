@@ -56,13 +56,20 @@ def _grid(n: int, cols: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
+def _small_multiples(n: int, cols: int, width: float, height: float):
+    """``(fig, axes)`` for ``n`` panels in rows of ``cols`` (each ``width`` x ``height``
+    inches), the unused axes of the last row switched off."""
+    plt = _plt()
+    rows, cols = _grid(n, cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
 def scatter_panels(panels: list[ScatterPanel], xlabel: str, ylabel: str) -> bytes:
     """One scatter per :class:`ScatterPanel`."""
-    plt = _plt()
-    rows, cols = _grid(len(panels), 4)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.1 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.axis("off")
+    fig, axes = _small_multiples(len(panels), 4, 3.6, 3.1)
     for ax, p in zip(axes.flat, panels):
         ax.scatter(p.x, p.y, s=28, color="#2b6cb0", zorder=3)
         for x, y, label in zip(p.x, p.y, p.labels):
@@ -105,11 +112,7 @@ def weight_curves(panels: list[WeightPanel], xlabel: str = "adversarial weight")
     """Per :class:`WeightPanel` one line per series over its own adversarial weights
     (log-scale x, a tick per weight; weight 0, "none", drawn at the left edge; see
     :func:`weight_positions`)."""
-    plt = _plt()
-    rows, cols = _grid(len(panels), 4)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.axis("off")
+    fig, axes = _small_multiples(len(panels), 4, 3.6, 3.0)
     for ax, p in zip(axes.flat, panels):
         ticks, weights, series = weight_positions(p)
         for label, (xs, ys) in series.items():
@@ -160,11 +163,7 @@ NOT_DRAWN = {"stage", "lr", "seconds_per_iteration", "g_total", "d_total"}
 
 def training_curves(curves: list[TrainingCurve], cols: int = 5) -> bytes:
     """Small multiples: every logged loss term of every run over the iterations."""
-    plt = _plt()
-    rows, cols = _grid(len(curves), cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.3 * rows), squeeze=False)
-    for ax in axes.flat[len(curves):]:
-        ax.axis("off")
+    fig, axes = _small_multiples(len(curves), cols, 3.2, 2.3)
     for ax, curve in zip(axes.flat, curves):
         terms = [k for k in curve.terms if k not in NOT_DRAWN]
         for k in terms:
