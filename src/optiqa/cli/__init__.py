@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from optiqa.cli import (assess, diagnose, evaluate, judge, metrics, study, tasks, train,
@@ -58,6 +59,11 @@ def error_line(e, parser: argparse.ArgumentParser | None = None, command: str | 
 
 
 def main(argv=None) -> int:
+    # before torch loads its OpenMP runtime: idle intra-op threads sleep instead of spinning.
+    # Spinning threads waste their core whenever another process needs it (a shared machine, or
+    # a study's CPU workers): a 2-thread training step took 6x longer on a loaded 2-core machine
+    # (docs/performance.md). Only scheduling changes, never a number; set it to override.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)

@@ -44,7 +44,7 @@ def cmd_study(args) -> int:
     opts = StudyOptions(stages=_stages(args.stage), cells=args.cells, launcher=args.launcher,
                         device=args.device, progress=show_progress(args), worker=args.worker,
                         step_seconds=step, wait=not args.no_wait,
-                        measure_cpu=not args.no_cpu_estimate)
+                        measure_cpu=not args.no_cpu_estimate, cpu_workers=args.cpu_workers)
     if not args.quiet:
         logging.getLogger("optiqa.study").setLevel(logging.INFO)
     if args.dry_run:
@@ -157,6 +157,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--no-wait", action="store_true", help="slurm: submit and return")
     s.add_argument("--device", default="auto",
                    help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
+    s.add_argument("--cpu-workers", type=int, metavar="N",
+                   help="on the CPU: train and evaluate the cells in N processes of one torch "
+                   "thread each (default: one per core; results do not depend on N)")
     s.add_argument("--no-cpu-estimate", action="store_true",
                    help="--dry-run without a step time: do not time training steps on this "
                    "CPU for an estimate")

@@ -17,6 +17,7 @@ result under another key is redone.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -316,6 +317,24 @@ def current_evaluations(plan) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def _cpu_share(ctx, data):
+    """On the CPU, the models are scored on one torch thread each in this process and in one
+    worker per further core (:mod:`optiqa.study.workers`); elsewhere nothing changes."""
+    from optiqa.study.workers import cpu_workers, one_thread, worker_count
+
+    if ctx.device != "cpu":
+        yield
+        return
+    plan = ctx.plan
+    pending = [c for c in ctx.cells if plan.folder.evaluation_complete(
+        c.name, evaluation_key(plan.cfg, c.task, read_json(plan.folder.run_marker(c.name))
+                               ["checkpoint_sha256"], data)) is None]
+    extra = worker_count(ctx.opts.cpu_workers, len(pending)) - 1 if pending else 0
+    with one_thread(), cpu_workers(plan.folder.root, "evaluate", ctx.opts.cells, extra):
+        yield
+
+
 def run_stage(ctx) -> dict:
     """The evaluate stage as the runner calls it: the references and inputs, the baselines (not
     in a GPU worker), every selected cell under its lock (waiting for cells another process
@@ -329,13 +348,17 @@ def run_stage(ctx) -> dict:
     data = data_identity(cfg)
     for task in cfg.tasks:
         write_references(folder, cfg, task)
-    status = {}
-    if not opts.worker:
-        for name in evaluate_baselines(folder, cfg, device, opts.progress, data):
-            status[name] = "done"
-    status.update(poll_until_done(
-        cells, lambda c: evaluate_cell_locked(folder, cfg, c, device, opts.progress, data),
-        POLL_SECONDS))
+    if opts.worker:  # its share of the cells; the runner writes the manifest
+        poll_until_done(cells, lambda c: evaluate_cell_locked(folder, cfg, c, device,
+                                                               opts.progress, data),
+                        POLL_SECONDS)
+        return {}
+    with _cpu_share(ctx, data):  # CPU: one thread here, one worker per further core
+        status = {name: "done" for name in evaluate_baselines(folder, cfg, device,
+                                                                opts.progress, data)}
+        status.update(poll_until_done(
+            cells, lambda c: evaluate_cell_locked(folder, cfg, c, device, opts.progress, data),
+            POLL_SECONDS))
     labels = {name: name for name in status}
     labels.update({c.name: c.describe() for c in plan.cells})
     write_manifest(folder, cfg, labels)

@@ -2,7 +2,9 @@
 
 - ``local``: cells run one after another in this process; with several GPUs visible and one GPU
   per cell, one worker process per GPU (``CUDA_VISIBLE_DEVICES`` set for each) takes cells in
-  turn; with ``gpus_per_cell > 1`` each cell runs under ``torchrun`` (PyTorch DDP).
+  turn; with ``gpus_per_cell > 1`` each cell runs under ``torchrun`` (PyTorch DDP). On the CPU,
+  the cells run on one torch thread each in this process and one worker per further core
+  (:mod:`optiqa.study.workers`).
 - ``slurm``: every pending cell is submitted as a SLURM job through ``submitit`` (optional extra
   ``optiqa[slurm]``) with the partition, GPUs, time and array parallelism of
   ``launcher.slurm``; the runner waits for them. A job writes only into its cell's run folder;
@@ -52,9 +54,10 @@ def train_local(plan, jobs: list[TrainJob], device: str = "auto", progress: bool
 # ---------------------------------------------------------------------------------------------
 # several GPUs on one machine
 # ---------------------------------------------------------------------------------------------
-def worker_command(study_dir: Path, stage: str, cells: str | None) -> list[str]:
+def worker_command(study_dir: Path, stage: str, cells: str | None,
+                   device: str = "cuda") -> list[str]:
     cmd = [sys.executable, "-m", "optiqa", "study", str(Path(study_dir) / "study.yaml"),
-           "--out", str(study_dir), "--stage", stage, "--worker", "--device", "cuda"]
+           "--out", str(study_dir), "--stage", stage, "--worker", "--device", device]
     return cmd + (["--cells", cells] if cells else [])
 
 
@@ -203,6 +206,24 @@ def run_stage(ctx) -> dict:
             train_local(plan, [j for j in needed if not j.after], device, opts.progress)
             spawn_gpu_workers(plan.folder.root, n_gpus, "train", opts.cells)
             status = {j.name: "done" for j in needed}
+        elif device == "cpu":
+            status = train_cpu(plan, needed, opts)
         else:
             status = train_local(plan, needed, device, opts.progress)
+    return status
+
+
+def train_cpu(plan, jobs: list[TrainJob], opts) -> dict[str, str]:
+    """The train stage on the CPU (:mod:`optiqa.study.workers`): the shared pre-trainings here
+    on this process's threads, then the cells on one torch thread each, in this process and in
+    one worker per further core (a worker itself trains here)."""
+    from optiqa.study.workers import cpu_workers, one_thread, worker_count
+
+    starts = set(plan.pretrain_jobs())
+    status = train_local(plan, [j for j in jobs if j.name in starts], "cpu", opts.progress)
+    cells = [j for j in jobs if j.name not in starts]
+    pending = 0 if opts.worker else sum(not is_trained(plan.folder, j) for j in cells)
+    extra = worker_count(opts.cpu_workers, pending) - 1 if pending else 0
+    with one_thread(), cpu_workers(plan.folder.root, "train", opts.cells, extra):
+        status.update(train_local(plan, cells, "cpu", opts.progress))
     return status

@@ -82,6 +82,7 @@ class StudyOptions:
     device: str = "auto"
     progress: bool = False
     worker: bool = False              # a GPU worker: train/evaluate cells only, no store
+    cpu_workers: int | None = None    # CPU: processes for the cells (None: one per core)
     step_seconds: float | None = None  # measured seconds per training step (for --dry-run)
     wait: bool = True                 # SLURM: wait for the jobs
     measure_cpu: bool = False         # --dry-run without a step time: time CPU steps here
@@ -200,7 +201,8 @@ def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = Non
     finally:
         if store is not None:
             store.close()
-    record = plan.folder.study_log(int(time.time()))
-    record.parent.mkdir(exist_ok=True)
-    record.write_text(json.dumps(summary, indent=1, default=str))
+    if not opts.worker:  # a worker's share is in its runner's summary
+        record = plan.folder.study_log(int(time.time()))
+        record.parent.mkdir(exist_ok=True)
+        record.write_text(json.dumps(summary, indent=1, default=str))
     return summary

@@ -96,16 +96,37 @@ class _Crops(Dataset):
 
 @torch.inference_mode()
 def zero_shot_scores(model: torch.nn.Module, paths, crop: int, grid: int = DEFAULT_GRID,
-                     device: str = "cpu", workers: int = 0, progress: bool = False
-                     ) -> np.ndarray:
-    """Mean logit over the fixed crops of each image (higher = judged more real)."""
+                     device: str = "cpu", workers: int = 0, progress: bool = False,
+                     batch_crops: int = 32) -> np.ndarray:
+    """Mean logit over the fixed crops of each image (higher = judged more real).
+
+    The crops of consecutive images of one size go through the discriminator together, up to
+    ``batch_crops`` at a time (it is in eval mode: each crop's logits are its own). One image
+    per call, as before, cost 3x the CPU time on 64-px crops of EfficientNet-Lite0; the logits
+    differ from one-crop batches by float rounding only (at most 1e-6 there: the convolution
+    takes another kernel path for a batch of one).
+    """
     loader = DataLoader(_Crops(list(paths), crop, grid), batch_size=None, num_workers=workers)
     out = np.zeros(len(paths))
+    pending: list[tuple[int, torch.Tensor]] = []
+
+    def flush() -> None:
+        crops = torch.cat([c for _, c in pending])
+        logits = model(crops.to(device)).float()
+        per_crop = logits.reshape(logits.shape[0], -1).mean(1)
+        for (i, _), part in zip(pending, per_crop.split([len(c) for _, c in pending])):
+            out[i] = float(part.mean())
+        bar.update(len(pending))
+        pending.clear()
+
     with tqdm(total=len(paths), desc="zero-shot", unit="img", disable=not progress) as bar:
         for i, crops in enumerate(loader):
-            logits = model(crops.to(device)).float()
-            out[i] = float(logits.reshape(logits.shape[0], -1).mean(1).mean())
-            bar.update(1)
+            if pending and (crops.shape[1:] != pending[0][1].shape[1:] or
+                            sum(len(c) for _, c in pending) + len(crops) > batch_crops):
+                flush()
+            pending.append((i, crops))
+        if pending:
+            flush()
     return out
 
 
