@@ -111,7 +111,8 @@ def compare(old: Path, new: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--old", required=True, help="git ref of the old code, e.g. 34df4a4")
+    ap.add_argument("--old", required=True, help="git ref of the old code, e.g. 34df4a4, or a "
+                    "folder holding its src/ and configs/")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], metavar="key.path=value",
                     help="config override for both sides (repeatable)")
@@ -121,7 +122,8 @@ def main() -> None:
     args = ap.parse_args()
 
     out = Path(args.out or tempfile.mkdtemp(prefix="demo_stages-"))
-    old_root = extract_ref(args.old, out / "old-code")
+    old_root = (Path(args.old).resolve() if Path(args.old).is_dir()
+                else extract_ref(args.old, out / "old-code"))
     old_env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     old_env.update(dict(e.split("=", 1) for e in args.old_env))
     sides = {"old": (old_root, old_env), "new": (REPO, dict(os.environ))}
