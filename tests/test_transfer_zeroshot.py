@@ -118,3 +118,33 @@ def test_zero_shot_errors(tmp_path):
     (run2 / "config.yaml").write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError, match="does not fit discriminator 'patchgan'"):
         load_discriminator(run2)
+
+
+def test_crops_of_several_images_go_through_together_with_the_same_scores(blur_set, tmp_path):
+    from optiqa.data.io import write_image
+
+    _, d = _run(tmp_path / "pg")
+    # images of two sizes, interleaved: 1 crop each (32 px) and 9 crops each (48 px)
+    paths = []
+    for i, it in enumerate(blur_set.items[:6]):
+        x = read_image(it.dist)
+        if i % 3 == 0:
+            x = x[:, :32, :32]
+            paths.append(tmp_path / f"{i}.png")
+            write_image(paths[-1], x)
+        else:
+            paths.append(it.dist)
+    one = zero_shot_scores(d, paths, crop=32, batch_crops=1)   # one image per call
+    together = zero_shot_scores(d, paths, crop=32)             # up to 32 crops per call
+    eleven = zero_shot_scores(d, paths, crop=32, batch_crops=11)
+    expected = []
+    with torch.no_grad():
+        for p in paths:
+            x = read_image(p)
+            n = 1 if x.shape[-1] == 32 else 3
+            crops = torch.stack([x[:, t:t + 32, s:s + 32] for t in (0, 8, 16)[:n]
+                                 for s in (0, 8, 16)[:n]])
+            expected.append(float(d(crops).mean()))
+    assert one == pytest.approx(expected, rel=1e-6)
+    assert together == pytest.approx(one, rel=1e-5, abs=1e-6)  # float rounding of the batch
+    assert together == pytest.approx(eleven, rel=1e-5, abs=1e-6)
