@@ -72,11 +72,9 @@ def test_worker_count_is_one_per_core_at_most_one_per_cell(monkeypatch):
 
 
 def test_a_failed_worker_fails_the_stage_naming_its_error(monkeypatch, tmp_path):
-    import optiqa.study.launchers as launchers
-
     codes = iter(["import sys; print('cell x: out of memory', file=sys.stderr); sys.exit(3)",
                   "pass"])
-    monkeypatch.setattr(launchers, "worker_command",
+    monkeypatch.setattr(workers, "worker_command",
                         lambda *a, **k: [sys.executable, "-c", next(codes)])
     ran = []
     with pytest.raises(ConfigError, match=r"1 of 2 CPU workers .*exit code 3.*out of memory"):

@@ -28,6 +28,7 @@ from optiqa.core.errors import ConfigError
 from optiqa.study.folder import read_json, write_json
 from optiqa.study.locks import POLL_SECONDS, poll_until_done
 from optiqa.study.training import TrainJob, is_trained, train_locked, write_marker
+from optiqa.study.workers import worker_command
 
 log = logging.getLogger("optiqa.study")
 
@@ -54,13 +55,6 @@ def train_local(plan, jobs: list[TrainJob], device: str = "auto", progress: bool
 # ---------------------------------------------------------------------------------------------
 # several GPUs on one machine
 # ---------------------------------------------------------------------------------------------
-def worker_command(study_dir: Path, stage: str, cells: str | None,
-                   device: str = "cuda") -> list[str]:
-    cmd = [sys.executable, "-m", "optiqa", "study", str(Path(study_dir) / "study.yaml"),
-           "--out", str(study_dir), "--stage", stage, "--worker", "--device", device]
-    return cmd + (["--cells", cells] if cells else [])
-
-
 def spawn_gpu_workers(study_dir: Path, n_gpus: int, stage: str, cells: str | None) -> None:
     """One worker process per GPU (``CUDA_VISIBLE_DEVICES=i``); they share the cells through
     the lock files. Raises when a worker fails."""

@@ -20,12 +20,23 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 from optiqa.core.errors import ConfigError
 
 # the environment of a worker: one thread in every thread pool torch may use
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def worker_command(study_dir, stage: str, cells: str | None,
+                   device: str = "cuda") -> list[str]:
+    """``optiqa study <study_dir>/study.yaml --worker``: a process that runs its share of
+    ``stage``'s cells (GPU workers and CPU workers alike)."""
+    cmd = [sys.executable, "-m", "optiqa", "study", str(Path(study_dir) / "study.yaml"),
+           "--out", str(study_dir), "--stage", stage, "--worker", "--device", device]
+    return cmd + (["--cells", cells] if cells else [])
 
 
 def cpu_count() -> int:
@@ -76,8 +87,6 @@ def cpu_workers(study_dir, stage: str, cells: str | None, n: int):
     """``n`` worker processes on the CPU running ``stage`` of the study in ``study_dir`` while
     the block runs (this process takes its share of the cells inside it); at the end, waits for
     them and raises :class:`ConfigError` with the end of a failed worker's output."""
-    from optiqa.study.launchers import worker_command
-
     env = {**os.environ, **ONE_THREAD_ENV}
     procs = []
     try:
