@@ -6,12 +6,22 @@ pairs (KADID-10k: 10,125) is written to ``--folder``; then the real command
 
     optiqa assess -m METRIC -d kadid10k --root FOLDER --meta META --bootstrap 0 -q --workers W
 
-is timed (wall clock, a fresh empty result cache each time, so nothing is reused) on the first
-1/8, 1/4, 1/2 and all of the pairs. The DataLoader of ``optiqa assess`` decodes the PNGs in
-worker processes with prefetching (:mod:`optiqa.assess.batches`), so decoding overlaps scoring;
-linear growth shows as a slope of 1 on the log-log plot. A fraction whose time, predicted
-linearly from the previous one, would exceed ``--budget`` seconds is not run and is listed as
-skipped: nothing is extrapolated.
+is timed (a fresh empty result cache each time, so nothing is reused) on the first 1/8, 1/4, 1/2
+and all of the pairs (``--fractions``). Each run reports its wall time (process start included)
+and its CPU time (user + system of the command and its DataLoader workers, from ``getrusage``):
+on a shared machine the wall time includes waiting for a core, the CPU time does not. Linear
+growth shows as a slope of 1 on the log-log plot. A fraction whose wall time, predicted linearly
+from the previous one, would exceed ``--budget`` seconds is not run and is listed as skipped:
+nothing is extrapolated.
+
+``--overlap N`` checks that decoding overlaps scoring: the first metric on the first N pairs with
+``--workers 0`` (the main process decodes, then scores, one after the other) and with
+``--workers W`` (each worker decodes and scores its own batches, so one worker's decoding runs
+while another scores), and the CPU time of decoding those N pairs alone (``read_pixels``, as the
+loader reads them: each distorted image, each reference once).
+
+``--json FILE`` keeps every measurement (runs of several invocations add up); the table and the
+plot show all of them.
 
     python bench/assess_scaling.py --folder /tmp/kadid_like                 # KADID-sized
     python bench/assess_scaling.py --total 1000 --metrics ssim --budget 300  # what fits
@@ -19,64 +29,105 @@ skipped: nothing is extrapolated.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from assess_speed import KADID_PAIRS, build_kadid_like, write_meta  # noqa: E402
 
-FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1.0)
-LABELS = ("1/8", "1/4", "1/2", "all")
+FRACTIONS = ("1/8", "1/4", "1/2", "1")
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def time_assess(metric: str, folder: Path, meta: Path, workers: int, batch: int,
-                device: str = "cpu") -> float | None:
-    """Wall seconds of one `optiqa assess` run (process start included), no cache reuse;
-    None (with the reason printed) when the command fails."""
-    with tempfile.TemporaryDirectory(prefix="optiqa_cache_") as cache:
+                device: str = "cpu") -> tuple[float, float] | None:
+    """(wall seconds, CPU seconds) of one `optiqa assess` run (process start included), no
+    cache reuse; None (with the reason printed) when the command fails."""
+    with tempfile.TemporaryDirectory(prefix="optiqa_cache_", dir=folder) as cache:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "OPTIQA_CACHE": cache}
         cmd = [sys.executable, "-m", "optiqa", "assess", "-m", metric, "-d", "kadid10k",
                "--root", str(folder), "--meta", str(meta), "--bootstrap", "0", "-q",
                "--workers", str(workers), "--batch-size", str(batch), "--device", device]
-        t0 = time.perf_counter()
+        cpu0, t0 = _children_cpu(), time.perf_counter()
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     if done.returncode:  # e.g. pretrained weights not on this machine: say so, go on
         lines = done.stderr.strip().splitlines() or ["(no message)"]
         print(f"{metric}: optiqa assess failed ({meta.name}): {lines[-1][:200]}")
         return None
-    return elapsed
+    return elapsed, cpu
 
 
-def plot(results: dict, path: Path, total: int) -> None:
+def decode_cpu(folder: Path, rows) -> float:
+    """CPU seconds to decode the pairs' images as the loader does (each distorted image, each
+    reference once), in this process."""
+    from optiqa.data.io import read_pixels
+
+    t0 = time.process_time()
+    for ref in dict.fromkeys(r for r, _ in rows):
+        read_pixels(folder / "images" / ref)
+    for _, dist in rows:
+        read_pixels(folder / "images" / dist)
+    return time.process_time() - t0
+
+
+def label(frac: Fraction) -> str:
+    return "all" if frac == 1 else str(frac)
+
+
+def plot(runs: list[dict], path: Path, total: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for metric, rows in results.items():
-        pts = [(n, t) for n, t in rows if t is not None]
-        if not pts:
+    fig, ax = plt.subplots(figsize=(6, 4.3))
+    for i, metric in enumerate(dict.fromkeys(r["metric"] for r in runs)):
+        rows = sorted((r["pairs"], r["wall"], r["cpu"]) for r in runs if r["metric"] == metric
+                      and r["workers"] == runs[0]["workers"] and r.get("scaling", True))
+        if not rows:
             continue
-        ns, ts = zip(*pts)
-        ax.loglog(ns, ts, "o-", label=metric)
-        # slope-1 guide through the smallest run: linear growth lies on it
-        ax.loglog([ns[0], total], [ts[0], ts[0] * total / ns[0]], ":", color="grey", lw=1)
+        ns, walls, cpus = zip(*rows)
+        colour = f"C{i}"
+        ax.loglog(ns, walls, "o-", color=colour, label=f"{metric}: wall")
+        ax.loglog(ns, cpus, "s--", color=colour, label=f"{metric}: CPU", alpha=0.7)
+        for ts in (walls, cpus):  # slope-1 guides through the largest run: linear growth
+            ax.loglog([ns[0], ns[-1]], [ts[-1] * ns[0] / ns[-1], ts[-1]], ":", color="grey",
+                      lw=1)
     ax.set_xlabel("pairs scored")
-    ax.set_ylabel("optiqa assess wall time (s)")
-    ax.set_title("optiqa assess, KADID-shaped 512x384 PNGs\n(dotted: linear growth)",
-                 fontsize=10)
-    ax.legend()
+    ax.set_ylabel("optiqa assess time (s)")
+    ax.set_title(f"optiqa assess, KADID-shaped 512x384 PNGs ({total} pairs = all)\n"
+                 "(dotted: linear growth through each curve's largest run)", fontsize=10)
+    ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+
+
+def table(runs: list[dict]) -> None:
+    print("\n| metric | fraction | pairs | workers | wall s | CPU s | pairs/s (wall) | "
+          "CPU ms/pair | load |\n|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in sorted(runs, key=lambda r: (r["metric"], r["workers"], r["pairs"])):
+        if r["wall"] is None:
+            print(f"| {r['metric']} | {r['fraction']} | {r['pairs']} | {r['workers']} | "
+                  f"not run ({r['why']}) | | | | |")
+            continue
+        print(f"| {r['metric']} | {r['fraction']} | {r['pairs']} | {r['workers']} | "
+              f"{r['wall']:.1f} | {r['cpu']:.1f} | {r['pairs'] / r['wall']:.2f} | "
+              f"{1000 * r['cpu'] / r['pairs']:.0f} | {r['load']:.1f} |")
 
 
 def main(argv=None) -> int:
@@ -84,70 +135,105 @@ def main(argv=None) -> int:
     p.add_argument("--total", type=int, default=KADID_PAIRS, help="pairs in 'all' (KADID-10k: "
                    "10125)")
     p.add_argument("--metrics", nargs="+", default=["ssim", "dists_vgg16_r"])
+    p.add_argument("--fractions", nargs="+", default=list(FRACTIONS),
+                   help="fractions of --total to time, e.g. 1/64 1/32 (default 1/8 1/4 1/2 1)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--budget", type=float, default=3600.0,
                    help="skip a run predicted (linearly) to take longer than this many seconds")
+    p.add_argument("--overlap", type=int, default=0, metavar="N",
+                   help="also time the first metric on N pairs with --workers 0 and W, and "
+                   "decoding those pairs alone")
     p.add_argument("--device", default="cpu")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="processes that write the generated images")
     p.add_argument("--folder", help="keep the generated images here (reused when present)")
+    p.add_argument("--json", help="measurements file: read when present, extended, rewritten")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: the table, fits and plot of what --json holds")
     p.add_argument("--plot", default=str(Path(__file__).resolve().parents[1] / "docs" /
                                          "figures" / "assess_scaling.png"))
     args = p.parse_args(argv)
 
+    store = Path(args.json) if args.json else None
+    runs = json.loads(store.read_text()) if store and store.exists() else []
+    if args.report_only:
+        report(runs, Path(args.plot), args.total)
+        return 0
     folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="kadid_like_"))
     t0 = time.perf_counter()
     rows = build_kadid_like(folder, args.total, args.jobs)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"data: {len(rows)} pairs at 512x384 in {folder} ({time.perf_counter() - t0:.0f} s to "
-          f"write); {os.cpu_count()} CPUs, load average {load:.1f}; device {args.device}, "
-          f"{args.workers} workers, batch {args.batch_size}")
-    results = {}
+          f"write or find); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+          f"device {args.device}, {args.workers} workers, batch {args.batch_size}", flush=True)
+
+    def record(run: dict) -> None:
+        runs.append(run)
+        if store:
+            store.write_text(json.dumps(runs, indent=1))
+
+    def one(metric: str, n: int, frac: str, workers: int, scaling: bool = True) -> dict | None:
+        meta = folder / f"meta_{n}.csv"
+        write_meta(meta, rows[:n])
+        load = os.getloadavg()[0]
+        timed = time_assess(metric, folder, meta, workers, args.batch_size, args.device)
+        if timed is None:
+            return None
+        run = dict(metric=metric, fraction=frac, pairs=n, workers=workers, wall=timed[0],
+                   cpu=timed[1], load=(load + os.getloadavg()[0]) / 2, scaling=scaling)
+        record(run)
+        print(f"{metric:14s} {frac:>5s} {n:6d} pairs, {workers} workers: {timed[0]:8.1f} s wall "
+              f"{timed[1]:8.1f} s CPU ({n / timed[0]:.2f} pairs/s), load {run['load']:.1f}",
+              flush=True)
+        return run
+
+    if args.overlap:
+        n = min(args.overlap, len(rows))
+        for workers in (0, args.workers):
+            one(args.metrics[0], n, f"{n} pairs", workers, scaling=False)
+        d = decode_cpu(folder, rows[:n])
+        record(dict(metric="decode only", fraction=f"{n} pairs", pairs=n, workers=0, wall=d,
+                    cpu=d, load=os.getloadavg()[0], scaling=False))
+        print(f"decoding alone: {d:.1f} s CPU for {n} pairs ({1000 * d / n:.1f} ms/pair)",
+              flush=True)
+
     for metric in args.metrics:
-        results[metric] = []
         previous = None
-        for frac, label in zip(FRACTIONS, LABELS):
+        for frac in sorted(Fraction(f) for f in args.fractions):
             n = max(1, round(args.total * frac))
             if previous and previous[1] * n / previous[0] > args.budget:
-                print(f"{metric:14s} {label:>4s} {n:6d} pairs: skipped (predicted "
-                      f"{previous[1] * n / previous[0]:.0f} s > budget {args.budget:.0f} s)")
-                results[metric].append((n, None))
+                why = (f"predicted {previous[1] * n / previous[0]:.0f} s > budget "
+                       f"{args.budget:.0f} s")
+                print(f"{metric:14s} {label(frac):>5s} {n:6d} pairs: skipped ({why})")
+                record(dict(metric=metric, fraction=label(frac), pairs=n,
+                            workers=args.workers, wall=None, cpu=None, why=why, load=0.0))
                 continue
-            meta = folder / f"meta_{n}.csv"
-            write_meta(meta, rows[:n])
-            elapsed = time_assess(metric, folder, meta, args.workers, args.batch_size,
-                                  args.device)
-            if elapsed is None:
-                del results[metric]
+            run = one(metric, n, label(frac), args.workers)
+            if run is None:
                 break
-            previous = (n, elapsed)
-            results[metric].append((n, elapsed))
-            print(f"{metric:14s} {label:>4s} {n:6d} pairs: {elapsed:8.1f} s "
-                  f"({n / elapsed:.2f} pairs/s)", flush=True)
-    print(f"\n| metric | fraction | pairs | seconds | pairs/s | time / time at 1/8 | "
-          f"pairs / pairs at 1/8 |\n|---|---|---:|---:|---:|---:|---:|")
-    for metric, rs in results.items():
-        base = rs[0]
-        if base[1] is None:
-            continue
-        for (n, t), label in zip(rs, LABELS):
-            if t is None:
-                print(f"| {metric} | {label} | {n} | not run (budget) | | | |")
-            else:
-                print(f"| {metric} | {label} | {n} | {t:.1f} | {n / t:.2f} | "
-                      f"{t / base[1]:.2f} | {n / base[0]:.2f} |")
-    for metric, rs in results.items():
-        pts = [(n, t) for n, t in rs if t is not None]
+            previous = (n, run["wall"])
+    report(runs, Path(args.plot), args.total)
+    return 0
+
+
+def report(runs: list[dict], plot_path: Path, total: int) -> None:
+    """The table, the log-log slopes and linear fits per metric, and the plot."""
+    table(runs)
+    measured = [r for r in runs if r["wall"] is not None]
+    for metric in dict.fromkeys(r["metric"] for r in measured):
+        pts = [(r["pairs"], r["wall"], r["cpu"]) for r in measured
+               if r["metric"] == metric and r.get("scaling", True)]
         if len(pts) >= 2:  # t = start + n / rate by least squares: start-up vs per-pair cost
             import numpy as np
 
-            slope, start = np.polyfit([n for n, _ in pts], [t for _, t in pts], 1)
-            print(f"{metric}: fit t = {start:.1f} s + n / {1 / slope:.2f} pairs/s "
-                  f"(start-up and reading the meta file, then the marginal rate)")
-    plot(results, Path(args.plot), args.total)
-    print(f"\nplot: {args.plot}")
-    return 0
+            ns = np.log([n for n, _, _ in pts])
+            for what, k in (("wall", 1), ("CPU", 2)):
+                slope = np.polyfit(ns, np.log([pt[k] for pt in pts]), 1)[0]
+                per, start = np.polyfit([pt[0] for pt in pts], [pt[k] for pt in pts], 1)
+                print(f"{metric}: {what}: log-log slope {slope:.3f}; fit t = {start:.1f} s + "
+                      f"n x {1000 * per:.1f} ms")
+    plot([r for r in measured if r.get("scaling", True)], plot_path, total)
+    print(f"\nplot: {plot_path}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 A KADID-shaped database is generated in a temporary folder (or ``--folder``): 512x384 PNG
 references made from the built-in photos, each distorted 125 times (the 12 built-in distortions
-x 5 levels, cycled), with a ``KADID10k.csv`` meta file. For each metric both paths score the same
-first N pairs:
+x 5 levels, cycled), with a ``KADID10k.csv`` meta file. The 125 distortions are computed once per
+built-in photo; the 81 references of KADID-10k's size are per-reference rolls and mirrors of the
+six photos (and their distortions), PNGs at zlib level 1 (:func:`build_kadid_like`). For each
+metric both paths score the same first N pairs:
 
 - plain loop: ``read_image`` both files, ``metric(x[None], ref[None])`` under ``no_grad``, one
   pair after another (what a straightforward script does), with the default intra-op threads
@@ -40,7 +42,7 @@ import torch  # noqa: E402
 from optiqa import create_metric  # noqa: E402
 from optiqa.assess.benchmark import assess  # noqa: E402
 from optiqa.data.distortions import DISTORTIONS, distort  # noqa: E402
-from optiqa.data.io import read_image, write_image  # noqa: E402
+from optiqa.data.io import read_image  # noqa: E402
 from optiqa.data.iqa import load_dataset  # noqa: E402
 from optiqa.data.samples import load_sample, sample_names  # noqa: E402
 from optiqa.core.errors import WeightsUnavailable  # noqa: E402
@@ -49,38 +51,85 @@ KADID_PAIRS = 10125
 PER_REFERENCE = 125
 
 
-def _write_reference(folder: Path, r: int, count: int) -> list[tuple[str, str]]:
-    """Reference ``r`` (512x384) and its first ``count`` distortions; existing files are kept."""
+def _shift(img, r: int):
+    """Reference ``r``'s own version of a photo (``HWC`` uint8): rolled sideways by a step per
+    reference and mirrored for every other one, so that the references made from one photo, and
+    therefore all their pairs, are different images (a cache keyed by content reuses nothing)."""
+    import numpy as np
+
+    k = r // len(sample_names())
+    img = np.roll(img, 37 * k, axis=1)
+    return img[:, ::-1] if k % 2 else img
+
+
+def _write_png(path: Path, img) -> None:
+    """PNG at zlib level 1: a few times faster to write than the default level (what a KADID
+    copy's PNGs cost to decode hardly depends on it); skipped when the file exists."""
+    from PIL import Image
+
+    if not path.exists():
+        tmp = path.with_suffix(".tmp.png")
+        Image.fromarray(img).save(tmp, compress_level=1)
+        os.replace(tmp, path)
+
+
+def _write_photo(folder: Path, photo: int, refs: list[tuple[int, int]]
+                 ) -> list[tuple[str, str]]:
+    """The references ``r`` made from built-in photo ``photo`` and their first ``count``
+    distortions, for each ``(r, count)`` in ``refs``.
+
+    The 125 distortions of a photo (the 12 built-in kinds x 5 levels, cycled, seed = index) are
+    computed once; reference ``r`` and its distorted images are then the same per-reference roll
+    and mirror (:func:`_shift`) of the photo and of those distortions, so every pair is still a
+    reference and its distortion, at the cost of an array copy instead of a distortion.
+    """
+    import numpy as np
+
+    from optiqa.data.io import to_uint8
+
+    names = [(f"I{r + 1:02d}.png", [f"I{r + 1:02d}_{k // 5 + 1:02d}_{k % 5 + 1:02d}.png"
+                                    for k in range(count)]) for r, count in refs]
+    rows = [(ref_name, name) for ref_name, dists in names for name in dists]
+    if all((folder / "images" / n).exists() for row in rows for n in row):
+        return rows  # written before: nothing to compute
     kinds = list(DISTORTIONS)
-    photos = sample_names()
-    ref_name = f"I{r + 1:02d}.png"
-    square = load_sample(photos[r % len(photos)], 512)
+    square = load_sample(sample_names()[photo], 512)
     ref = square[:, 64:448, :]  # 384 rows x 512 columns, like KADID
-    if not (folder / "images" / ref_name).exists():
-        write_image(folder / "images" / ref_name, ref)
-    rows = []
-    for k in range(count):
-        kind, level = kinds[k % len(kinds)], 1 + (k // len(kinds)) % 5
-        name = f"I{r + 1:02d}_{k // 5 + 1:02d}_{k % 5 + 1:02d}.png"
-        if not (folder / "images" / name).exists():
-            write_image(folder / "images" / name, distort(ref, kind, level, seed=k))
-        rows.append((ref_name, name))
+    base_ref = np.ascontiguousarray(to_uint8(ref))
+    most = max(count for _, count in refs)
+    base = [np.ascontiguousarray(to_uint8(distort(ref, kinds[k % len(kinds)],
+                                                  1 + (k // len(kinds)) % 5, seed=k)))
+            for k in range(most)]
+    for k, img in enumerate(base):  # deterministic kinds repeat every 60: mark each file's
+        img[-1, k, 0] ^= 1          # index in one bit of one pixel, so no two files are equal
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for (r, _), (ref_name, dists) in zip(refs, names):
+        _write_png(folder / "images" / ref_name, np.ascontiguousarray(_shift(base_ref, r)))
+        for k, name in enumerate(dists):
+            _write_png(folder / "images" / name, np.ascontiguousarray(_shift(base[k], r)))
     return rows
 
 
 def build_kadid_like(folder: Path, pairs: int, jobs: int = 1) -> list[tuple[str, str]]:
-    """Write references/distortions (512x384 PNG) and return the (ref, dist) name list;
-    ``jobs`` processes write different references at the same time."""
+    """Write references/distortions (512x384 PNG) and return the (ref, dist) name list in
+    reference order; ``jobs`` processes work on different built-in photos at the same time."""
     n_refs = math.ceil(pairs / PER_REFERENCE)
     counts = [min(PER_REFERENCE, pairs - r * PER_REFERENCE) for r in range(n_refs)]
-    if jobs > 1 and n_refs > 1:
+    n_photos = min(len(sample_names()), n_refs)
+    groups = [[(r, counts[r]) for r in range(p, n_refs, len(sample_names()))]
+              for p in range(n_photos)]
+    if jobs > 1 and n_photos > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(min(jobs, n_refs)) as pool:
-            parts = list(pool.map(_write_reference, [folder] * n_refs, range(n_refs), counts))
+        with ProcessPoolExecutor(min(jobs, n_photos)) as pool:
+            parts = list(pool.map(_write_photo, [folder] * n_photos, range(n_photos), groups))
     else:
-        parts = [_write_reference(folder, r, c) for r, c in enumerate(counts)]
-    return [row for part in parts for row in part]
+        parts = [_write_photo(folder, p, g) for p, g in enumerate(groups)]
+    by_ref = {}
+    for part in parts:
+        for ref, dist in part:
+            by_ref.setdefault(ref, []).append((ref, dist))
+    return [row for ref in sorted(by_ref) for row in by_ref[ref]]
 
 
 def write_meta(path: Path, rows) -> None:
