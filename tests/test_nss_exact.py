@@ -1,0 +1,218 @@
+"""The exact shortcuts of BRISQUE's pipeline against the plain computations they replace.
+
+Each shortcut claims the same bits as the plain path (ops/gray8.py, ops/resize.py's
+imresize_half_integers, ops/nss.py's strip MSCN and flat test, ops/nss_pairs.py): checked here
+with torch.equal on photos and on adversarial inputs (random levels, checkerboards, extreme
+values, odd and tiny sizes, batches, zeros, one-sided products, tiny coefficients, NaN), and the
+float32 grey levels on all 2^24 RGB triplets.
+"""
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import maximum_filter, minimum_filter
+
+from optiqa.ops import gray8, nss
+from optiqa.ops.color import MATLAB_GRAY_WEIGHTS
+from optiqa.ops.filters import gaussian_kernel1d, pad
+from optiqa.ops.nss import BRISQUE_SHIFTS, NIQE_SHIFTS, aggd_fit, mscn, paired_products
+from optiqa.ops.nss_pairs import paired_aggd_fits
+from optiqa.ops.resize import (_half_taps, _mirrored_taps, imresize, imresize_half_integers,
+                               imresize_matrix)
+
+
+def _photo_gray(size=(160, 212)):
+    from optiqa.data.samples import load_sample
+
+    img = load_sample("astronaut")[None, :, 30:30 + size[0], 100:100 + size[1]].clone()
+    img[..., 5:40, 10:60] = 1.0                       # a saturated patch: flat windows
+    with torch.no_grad():
+        return gray8.gray_255(img)
+
+
+# ----------------------------------------------------------------------------- grey levels
+def test_gray_rounding_margin_over_all_8bit_triplets():
+    """The docstring's DELTA: the exact sum + 0.5 (weights as integers times 2^-56, mod 2^56 in
+    uint64) is never closer than 4.56e-6 to an integer, attained at (255, 206, 117)."""
+    scale = 56
+    ints = [int(np.ldexp(w, scale)) for w in MATLAB_GRAY_WEIGHTS]
+    assert [np.ldexp(float(i), -scale) for i in ints] == list(MATLAB_GRAY_WEIGHTS)  # exact
+    levels = np.arange(256, dtype=np.uint64)
+    rg = levels[:, None] * np.uint64(ints[0]) + levels[None, :] * np.uint64(ints[1])
+    mask, half = np.uint64((1 << scale) - 1), np.int64(1 << (scale - 1))
+    best, where = None, None
+    for b in range(256):
+        frac = ((rg + np.uint64(b) * np.uint64(ints[2])) & mask).astype(np.int64)
+        dist = np.abs(frac - half)
+        i = int(np.argmin(dist))
+        if best is None or dist.flat[i] < best:
+            best, where = int(dist.flat[i]), (i // 256, i % 256, b)
+    assert where == (255, 206, 117)
+    assert 4.56e-6 < best / 2.0 ** scale < 4.57e-6
+
+
+def test_float32_gray_equals_float64_sum_on_all_8bit_triplets():
+    v = torch.arange(256, dtype=torch.float32)
+    g, b = v[None, :, None].expand(32, 256, 256), v.expand(32, 256, 256)
+    for r0 in range(0, 256, 32):
+        r = (r0 + torch.arange(32, dtype=torch.float32))[:, None, None].expand(32, 256, 256)
+        levels = torch.stack([r, g, b]).reshape(1, 3, 32 * 256, 256)
+        assert torch.equal(gray8.gray_of_levels(levels), gray8.gray_float64(levels)), r0
+
+
+def test_gray_255_strips_equal_the_float64_path_and_fall_back_off_levels():
+    rng = np.random.default_rng(0)
+    levels = torch.from_numpy(rng.integers(0, 256, (2, 3, 131, 97))).float()
+    for x in (levels / 255, (levels / 255)[..., :1, :], levels[:1] / 255):
+        assert torch.equal(gray8.gray_255(x), gray8.gray_float64(torch.round(x.double() * 255)))
+    # one channel off its level in the last strip only: the whole image takes the float64 path
+    off = levels / 255
+    off[1, 2, -1, -1] += 0.3 / 255
+    with torch.enable_grad():
+        slow = gray8.gray_255(off.clone().requires_grad_()).detach()
+    assert gray8._gray_of_uint8_levels(off) is None
+    assert torch.equal(gray8.gray_255(off), slow)
+    x64 = (levels / 255).double() * 0.999                            # off levels: float64 path
+    before = x64.clone()
+    gray8.gray_255(x64)
+    assert torch.equal(x64, before)                                 # the input is not scaled
+
+
+# ----------------------------------------------------------------------------- 0.5 resize
+def _half_1d(x, dim):
+    taps = _mirrored_taps(x.shape[dim], x.device)
+    return _half_taps(x.index_select(dim, taps[0::2]), x.index_select(dim, taps[1::2]), dim,
+                      (x.shape[dim] + 1) // 2)
+
+
+@pytest.mark.parametrize("n", list(range(4, 41)) + [95, 96, 97, 288, 576, 721])
+def test_half_resize_taps_are_the_matrix_of_imresize(n):
+    dense = imresize_matrix(n, (n + 1) // 2, 0.5)
+    assert torch.equal(_half_1d(torch.eye(n, dtype=torch.float64), -2), dense)
+    assert torch.equal(dense * 256, (dense * 256).round())         # multiples of 1/256
+
+
+def test_half_resize_equals_the_dense_product_on_integer_images():
+    rng = np.random.default_rng(1)
+    cases = [rng.integers(0, 256, (1, 1, 96, 131)), rng.integers(0, 256, (3, 1, 33, 40)),
+             rng.integers(-(1 << 20) + 1, 1 << 20, (2, 1, 57, 64)),
+             rng.integers(0, 256, (1, 1, 4, 5)),
+             (np.indices((1, 1, 41, 38)).sum(0) % 2) * 255,          # checkerboard
+             np.full((1, 1, 30, 30), 255)]
+    for case in cases:
+        x = torch.from_numpy(case).double()
+        assert torch.equal(imresize_half_integers(x), imresize(x, scale=0.5))
+        if np.abs(case).max() <= 255:
+            assert torch.equal(imresize_half_integers(x, integers=True), imresize(x, scale=0.5))
+    gray = _photo_gray()
+    assert torch.equal(imresize_half_integers(gray, integers=True), imresize(gray, scale=0.5))
+
+
+def test_half_resize_of_other_inputs_is_the_dense_product():
+    x = torch.rand(1, 1, 40, 52, dtype=torch.float64) * 255          # not integers
+    assert torch.equal(imresize_half_integers(x), imresize(x, scale=0.5))
+    big = torch.full((1, 1, 8, 8), float(1 << 21), dtype=torch.float64)
+    assert torch.equal(imresize_half_integers(big), imresize(big, scale=0.5))
+    y = torch.randint(0, 256, (1, 1, 20, 24)).double().requires_grad_()
+    out = imresize_half_integers(y, integers=True)                     # autograd: dense
+    out.sum().backward()
+    assert out.grad_fn is not None and torch.isfinite(y.grad).all()
+
+
+# ----------------------------------------------------------------------------- MSCN
+def _mscn_full_size(img, padding):
+    """The plain no-gradient MSCN: whole-image passes with the same operations as the strips
+    (pad, 7 multiply-adds per direction, |w*I^2 - mu^2|, (I - mu) / (sqrt + 1)), flat windows
+    zeroed by the full running max/min test."""
+    taps = gaussian_kernel1d(7, 7 / 6, dtype=torch.float64).tolist()
+    ch = img.shape[1]
+    p = pad(img, (3, 3, 3, 3), padding)
+    p = torch.cat([p, p * p], 1)
+    h, w = img.shape[-2:]
+    rows = p[..., 0:h, :] * taps[0]
+    for k in range(1, 7):
+        rows.add_(p[..., k:k + h, :], alpha=taps[k])
+    mom = rows[..., 0:w] * taps[0]
+    for k in range(1, 7):
+        mom.add_(rows[..., k:k + w], alpha=taps[k])
+    mu, var = mom[:, :ch], mom[:, ch:]
+    var.addcmul_(mu, mu, value=-1.0).abs_()
+    coeffs = torch.sub(img, mu).div_(var.sqrt().add_(1.0))
+    return coeffs.masked_fill(_flat_scipy(img, padding), 0.0)
+
+
+def _flat_scipy(img, padding):
+    mode, cval = ("nearest", 0.0) if padding == "replicate" else ("constant", 0.0)
+    x = img.numpy()
+    size = (1, 1, 7, 7)
+    hi = maximum_filter(x, size=size, mode=mode, cval=cval)
+    lo = minimum_filter(x, size=size, mode=mode, cval=cval)
+    return torch.from_numpy(hi - lo <= nss.FLAT_TOLERANCE)
+
+
+def test_flat_windows_equal_scipy_running_max_min():
+    rng = np.random.default_rng(2)
+    mostly_flat = (rng.random((2, 1, 37, 45)) < 0.03) * 200.0
+    for img in (torch.from_numpy(mostly_flat), _photo_gray((60, 70))):
+        for padding in ("replicate", 0):
+            flat = nss.flat_windows(img, padding)
+            assert flat.any() and not flat.all()
+            assert torch.equal(flat, _flat_scipy(img, padding))
+
+
+@pytest.mark.parametrize("padding", ["replicate", 0])
+def test_strip_mscn_equals_full_size_passes(padding, monkeypatch):
+    rng = np.random.default_rng(3)
+    flat_patch = rng.integers(0, 256, (2, 1, 70, 53)).astype(np.float64)
+    flat_patch[0, 0, 10:30, 5:25] = 40.0
+    half = imresize(_photo_gray(), scale=0.5)                      # non-integer values
+    images = [_photo_gray(), half, torch.from_numpy(flat_patch),
+              torch.from_numpy((rng.random((1, 1, 40, 40)) < 0.02) * 90.0),  # many candidates
+              torch.from_numpy(rng.integers(0, 256, (1, 1, 7, 9)).astype(np.float64))]
+    for strip in (nss.STRIP_ELEMENTS, 700):                       # many uneven strips too
+        monkeypatch.setattr(nss, "STRIP_ELEMENTS", strip)
+        for img in images:
+            with torch.no_grad():
+                assert torch.equal(mscn(img, padding), _mscn_full_size(img, padding))
+
+
+# ----------------------------------------------------------------------------- paired fits
+def _per_shift(coeffs, shifts):
+    fits = [aggd_fit(paired_products(coeffs, (s,)).flatten(2)) for s in shifts]
+    return tuple(torch.cat(f, dim=-1) for f in zip(*fits))
+
+
+def _same(a, b):
+    return all(torch.equal(torch.isnan(x), torch.isnan(y))
+               and torch.equal(x.nan_to_num(), y.nan_to_num()) for x, y in zip(a, b))
+
+
+def test_paired_fits_equal_one_fit_per_shift(monkeypatch):
+    rng = np.random.default_rng(4)
+    with torch.no_grad():
+        photo = mscn(_photo_gray(), 0)[:, 0]
+    assert (photo == 0).any()                                     # zeros from flat windows
+    mixed = torch.from_numpy(rng.standard_normal((3, 31, 45)))
+    mixed[0, 2:9, 4:20] = 0.0                                      # zeros
+    mixed[1] = mixed[1].abs()                                      # one-sided products
+    mixed[2] = 0.0
+    mixed[2, 5, 5] = -1.0                                          # almost all zero
+    tiny = mixed.clone()
+    tiny[0, 0, 0], tiny[0, 0, 1] = 1e-200, -1e-170                 # products underflow to 0
+    nan = mixed.clone()
+    nan[1, 3, 3] = float("nan")
+    two_rows = torch.from_numpy(rng.standard_normal((1, 2, 9)))
+    for strip in (1 << 15, 50):
+        monkeypatch.setattr("optiqa.ops.nss_pairs.PAIR_STRIP_ELEMENTS", strip)
+        for c in (photo, mixed, tiny, nan, two_rows):
+            for shifts in (BRISQUE_SHIFTS, NIQE_SHIFTS):
+                with torch.no_grad():
+                    assert _same(paired_aggd_fits(c, shifts), _per_shift(c, shifts))
+
+
+def test_paired_fits_keep_the_gradient_path():
+    c = torch.randn(1, 20, 24, dtype=torch.float64, requires_grad=True)
+    alpha, left, right = paired_aggd_fits(c, BRISQUE_SHIFTS)
+    (left.sum() + right.sum()).backward()
+    assert torch.isfinite(c.grad).all() and c.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert _same(paired_aggd_fits(c.detach(), BRISQUE_SHIFTS), (alpha, left, right))
