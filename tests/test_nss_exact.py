@@ -201,9 +201,11 @@ def test_paired_fits_equal_one_fit_per_shift(monkeypatch):
     nan = mixed.clone()
     nan[1, 3, 3] = float("nan")
     two_rows = torch.from_numpy(rng.standard_normal((1, 2, 9)))
+    tiny32 = mixed.float()
+    tiny32[0, 0, 0], tiny32[0, 0, 1] = 1e-25, -1e-25             # float32 products underflow
     for strip in (1 << 15, 50):
         monkeypatch.setattr("optiqa.ops.nss_pairs.PAIR_STRIP_ELEMENTS", strip)
-        for c in (photo, mixed, tiny, nan, two_rows):
+        for c in (photo, mixed, tiny, nan, two_rows, mixed.float(), tiny32):
             for shifts in (BRISQUE_SHIFTS, NIQE_SHIFTS):
                 with torch.no_grad():
                     assert _same(paired_aggd_fits(c, shifts), _per_shift(c, shifts))
