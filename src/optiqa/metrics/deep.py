@@ -45,6 +45,23 @@ def _cpu_channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
 
 
+def match_weight_layout(module: nn.Module, device_type: str) -> None:
+    """Lay ``module``'s 4-D (convolution) weights out as :func:`_cpu_channels_last` lays out the
+    inputs: channels-last on the CPU, contiguous elsewhere.
+
+    Why: given a channels-last input and a contiguous weight, oneDNN copies the weight into
+    channels-last on every forward and every backward (for VGG-16 at 6x3x64x64, 60 of the 500 ms
+    of a DISTS loss's forward + backward on one thread went to these copies). Converting the
+    frozen weights once gives the same kernel the same weight, so every result is bit-identical
+    (``tests/test_train_speed.py``). On CUDA the weights stay contiguous, as the inputs do.
+    A handful of stride checks per call; nothing is copied once the layout matches.
+    """
+    fmt = torch.channels_last if device_type == "cpu" else torch.contiguous_format
+    for p in module.parameters():
+        if p.ndim == 4 and not p.is_contiguous(memory_format=fmt):
+            p.data = p.data.contiguous(memory_format=fmt)
+
+
 def _paired_features(extract, x: torch.Tensor, ref: torch.Tensor):
     """Features of ``x`` and ``ref``: one concatenated batch, unless only ``x`` needs a gradient.
 
@@ -265,12 +282,14 @@ class DISTS(FRMetric):
         return [f for f in self._files if f is not None]
 
     def compute(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        match_weight_layout(self.backbone, x.device.type)
         fx, fr = _paired_features(self.backbone, x.float(), ref.float())
         with _float32_stats(x.device.type):
             return dists_from_features(fx, fr, self.alpha, self.beta)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The backbone's feature maps of ``x`` (image first), as :meth:`compute` uses them."""
+        match_weight_layout(self.backbone, x.device.type)
         return self.backbone(_cpu_channels_last(x.float()))
 
     # One reference, many distortions: the reference's features are half of every pair's work.
@@ -344,6 +363,7 @@ class LPIPS(FRMetric):
         return self.backbone.stages((2 * x - 1 - self.shift) / self.scale)
 
     def compute(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        match_weight_layout(self.backbone, x.device.type)
         fx, fr = _paired_features(self._features, x.float(), ref.float())
         heads = [getattr(self, f"head{k}") for k in range(5)]
         with _float32_stats(x.device.type):

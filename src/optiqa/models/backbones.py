@@ -92,8 +92,13 @@ class Backbone(nn.Module):
         """[0, 1] RGB -> the network's input space (its pretrained mean/std)."""
         return (x - self.mean) / self.std
 
-    def stages(self, z: torch.Tensor) -> list[torch.Tensor]:
-        """Stage feature maps of an already-normalised input (LPIPS feeds its own scaling)."""
+    def stages(self, z: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """Stage feature maps of an already-normalised input (LPIPS feeds its own scaling).
+
+        ``upto``: only the first ``upto`` stages, and the trunk stops after the last of them
+        (timm's ``stop_early``): a discriminator head that reads an early stage skips the rest
+        of the network. The maps it returns are those of the full call, bit for bit (the layers
+        before a stage do not depend on the layers after it)."""
         h, w = z.shape[-2:]
         if min(h, w) < self.spec.min_size:
             raise InputError(f"image of {w}x{h} is too small for backbone {self.name!r}: it needs "
@@ -102,14 +107,23 @@ class Backbone(nn.Module):
         padded = h % m or w % m
         if padded:  # ViT/Swin need a multiple of the patch/window stride: mirror the border
             z = F.pad(z, (0, -w % m, 0, -h % m), mode="reflect")
-        feats = self.trunk.forward_intermediates(z, indices=self.indices, intermediates_only=True)
+        if upto is None or upto >= len(self.indices):
+            feats = self.trunk.forward_intermediates(z, indices=self.indices,
+                                                     intermediates_only=True)
+        else:
+            if upto < 1:
+                raise InputError(f"upto must be at least 1, got {upto}")
+            feats = self.trunk.forward_intermediates(z, indices=self.indices[:upto],
+                                                     intermediates_only=True, stop_early=True)
+            feats = list(feats)[:upto]  # a trunk that ignores indices (alexnet) gives all
         if padded:
             feats = [f[..., :math.ceil(h / r), :math.ceil(w / r)]
                      for f, r in zip(feats, self.reductions[1:])]
         return list(feats)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [x, *self.stages(self.normalize(x))]
+    def forward(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """``[x, stage 1, ...]``; with ``upto``, up to stage ``upto`` only (:meth:`stages`)."""
+        return [x, *self.stages(self.normalize(x), upto)]
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, channels={self.channels}"
