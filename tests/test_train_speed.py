@@ -157,3 +157,15 @@ def test_training_steps_with_and_without_the_shortcuts_give_the_same_weights(mon
     differ = [k for k in new if not torch.equal(new[k], old[k])]
     assert not differ, f"weights differ: {differ[:5]}"
     assert any(not torch.equal(new[k], start[k]) for k in start)  # and training moved G
+
+
+def test_weights_laid_out_under_inference_mode_still_train():
+    """The first call may come from the assessment (inference_mode): the copied weights must
+    stay ordinary tensors that a later loss's backward can save."""
+    metric = create_metric("dists_vgg16_r")
+    x, ref = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    with torch.inference_mode():
+        metric(x, ref)
+    assert all(not p.is_inference() for p in metric.parameters())
+    loss, grad = _loss_and_grad(metric, x, ref)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0

@@ -59,7 +59,10 @@ def match_weight_layout(module: nn.Module, device_type: str) -> None:
     fmt = torch.channels_last if device_type == "cpu" else torch.contiguous_format
     for p in module.parameters():
         if p.ndim == 4 and not p.is_contiguous(memory_format=fmt):
-            p.data = p.data.contiguous(memory_format=fmt)
+            # a copy made under inference_mode (assessment) would be an inference tensor, which
+            # a later training call could not save for backward
+            with torch.inference_mode(False):
+                p.data = p.data.contiguous(memory_format=fmt)
 
 
 def _paired_features(extract, x: torch.Tensor, ref: torch.Tensor):
