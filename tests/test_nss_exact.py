@@ -218,3 +218,7 @@ def test_paired_fits_keep_the_gradient_path():
     assert torch.isfinite(c.grad).all() and c.grad.abs().sum() > 0
     with torch.no_grad():
         assert _same(paired_aggd_fits(c.detach(), BRISQUE_SHIFTS), (alpha, left, right))
+        assert _same(paired_aggd_fits(c, BRISQUE_SHIFTS), (alpha, left, right))  # needs grad
+        wide = torch.randn(1, 20, 30, dtype=torch.float64)
+        assert _same(paired_aggd_fits(wide[..., 3:27], BRISQUE_SHIFTS),        # not contiguous
+                     _per_shift(wide[..., 3:27], BRISQUE_SHIFTS))

@@ -48,6 +48,7 @@ def paired_aggd_fits(coeffs: torch.Tensor, shifts) -> tuple[torch.Tensor, ...]:
             or coeffs.dtype not in TINY_COEFFICIENT):
         fits = [aggd_fit(paired_products(coeffs, (s,)).flatten(2)) for s in shifts]
         return tuple(torch.cat(f, dim=-1) for f in zip(*fits))
+    coeffs = coeffs.detach().contiguous()          # no graph here; numpy views need no grad
     n_img, h, w = coeffs.shape
     k = len(shifts)
     product, neg_sq, sq = (torch.empty_like(coeffs) for _ in range(3))
