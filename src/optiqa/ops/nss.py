@@ -73,9 +73,9 @@ def _mscn_in_strips(img: torch.Tensor, padding, taps, c: float):
     faults, more than the arithmetic written into them). A strip's padded rows of ``I`` and
     ``I^2`` are written per strip (:func:`_fill_padded_rows`), and each plane is processed as
     one flat run of its padded rows (width ``W + 6``): a column tap is then a shift of the whole
-    run, so every operation but the last is on contiguous memory (2-3x faster than on
-    ``W``-wide column slices); the 6 extra values per row (taps that run into the next row)
-    are computed and never used.
+    run, so every operation but the last is on contiguous memory (2-3x faster per operation
+    than on ``W``-wide column slices); the 6 extra values per row (taps that run into the next
+    row) are computed and never used.
     """
     n, ch, h, w = img.shape
     half = MSCN_WINDOW // 2
