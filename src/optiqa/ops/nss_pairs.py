@@ -17,10 +17,10 @@
   ``s`` the sign bits and ``z`` the zeros of the coefficients, ``a b`` is zero exactly where ``a``
   or ``b`` is, and negative exactly where ``s_a != s_b`` and neither is zero, *provided no
   product of two non-zero coefficients underflows to 0*: it cannot when every non-zero
-  ``|coefficient| >= 2^-537`` (then ``|a b| >= 2^-1074``, the smallest subnormal, which rounds to
-  itself or more; 2^-74 in float32). That is checked; otherwise the counts are taken on the products as before.
-  Counts are integers, so counting one-byte sign arrays gives the same numbers as counting
-  float64 products (and costs a tenth);
+  ``|coefficient| >= 2^-537`` (then ``|a b| >= 2^-1074``, the smallest subnormal, which rounds
+  to itself or more; 2^-74 in float32). That is checked (and that none is NaN); otherwise the
+  counts are taken on the products as before. Counts are integers, so counting one-byte sign
+  arrays gives the same numbers as counting float64 products (and costs a tenth);
 - **the same scalar formulas**, in one call for all shifts (:func:`optiqa.ops.nss.aggd_from_sums`:
   element-wise basic operations, correctly rounded whatever the batch).
 """
