@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from optiqa.core.errors import ConfigError
+from optiqa.core.errors import ConfigError, WorkerError
 from optiqa.study import workers
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny_study.yaml"
@@ -71,16 +71,40 @@ def test_worker_count_is_one_per_core_at_most_one_per_cell(monkeypatch):
         workers.worker_count(0, 5)
 
 
-def test_a_failed_worker_fails_the_stage_naming_its_error(monkeypatch, tmp_path):
+def test_a_failed_worker_fails_the_stage_naming_its_exit_status_and_log(monkeypatch, tmp_path):
     codes = iter(["import sys; print('cell x: out of memory', file=sys.stderr); sys.exit(3)",
                   "pass"])
     monkeypatch.setattr(workers, "worker_command",
                         lambda *a, **k: [sys.executable, "-c", next(codes)])
     ran = []
-    with pytest.raises(ConfigError, match=r"1 of 2 CPU workers .*exit code 3.*out of memory"):
+    with pytest.raises(WorkerError, match=r"1 of 2 CPU workers .*exit status 3.*out of memory"
+                       ) as err:
         with workers.cpu_workers(tmp_path, "train", None, 2):
             ran.append(True)  # this process's share runs while the workers do
     assert ran == [True]
+    assert not isinstance(err.value, ConfigError)  # a crash is not a configuration problem
+    # the failed worker's whole log is kept in the study folder; the good one's is removed
+    kept = list((tmp_path / "logs").glob("worker-*.txt"))
+    assert len(kept) == 1 and "out of memory" in kept[0].read_text()
+    assert str(kept[0]) in str(err.value)
+
+
+def test_a_killed_worker_is_reported_with_its_signal(monkeypatch, tmp_path):
+    monkeypatch.setattr(workers, "worker_command", lambda *a, **k: [
+        sys.executable, "-c", "import os, signal; print('training cell y', flush=True); "
+        "os.kill(os.getpid(), signal.SIGKILL)"])
+    with pytest.raises(WorkerError, match=r"killed by SIGKILL.*training cell y"):
+        with workers.cpu_workers(tmp_path, "evaluate", None, 1):
+            pass
+
+
+def test_workers_wait_passively_unless_the_caller_chose(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    env = workers.worker_env({"OPTIQA_STUDY_THREADS": "2"})
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["OMP_NUM_THREADS"] == "1"
+    assert env["OPTIQA_STUDY_THREADS"] == "2"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert workers.worker_env()["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 def test_one_thread_is_restored():

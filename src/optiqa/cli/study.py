@@ -44,7 +44,8 @@ def cmd_study(args) -> int:
     opts = StudyOptions(stages=_stages(args.stage), cells=args.cells, launcher=args.launcher,
                         device=args.device, progress=show_progress(args), worker=args.worker,
                         step_seconds=step, wait=not args.no_wait,
-                        measure_cpu=not args.no_cpu_estimate, cpu_workers=args.cpu_workers)
+                        measure_cpu=not args.no_cpu_estimate, cpu_workers=args.cpu_workers,
+                        pool=args.pool)
     if not args.quiet:
         logging.getLogger("optiqa.study").setLevel(logging.INFO)
     if args.dry_run:
@@ -158,13 +159,15 @@ def add_parsers(sub) -> None:
     s.add_argument("--device", default="auto",
                    help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
     s.add_argument("--cpu-workers", type=int, metavar="N",
-                   help="on the CPU: train and evaluate the cells in N processes of one torch "
-                   "thread each (default: one per core; results do not depend on N)")
+                   help="on the CPU: train and evaluate the cells, and run the transfer "
+                   "experiments and the recovery test, in N processes of one torch thread "
+                   "each (default: one per core; results do not depend on N)")
     s.add_argument("--no-cpu-estimate", action="store_true",
                    help="--dry-run without a step time: do not time training steps on this "
                    "CPU for an estimate")
     s.add_argument("--json", action="store_true", help="--dry-run: print JSON")
     s.add_argument("--worker", action="store_true", help=argparse_suppress())
+    s.add_argument("--pool", action="store_true", help=argparse_suppress())
     add_quiet(s)
     s.set_defaults(func=cmd_study)
 

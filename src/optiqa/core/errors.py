@@ -44,6 +44,12 @@ class ConfigError(OptiqaError, ValueError):
         super().__init__(*args, option=option)
 
 
+class WorkerError(OptiqaError, RuntimeError):
+    """A worker process of a study (a CPU or GPU worker) ended with an error or was killed: not a
+    problem of the configuration. The message gives its exit status and the end of its log;
+    rerunning the same command continues the study (finished work is kept)."""
+
+
 class Problems:
     """Collects configuration problems so that they are reported together, not one per run::
 

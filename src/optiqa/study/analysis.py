@@ -357,5 +357,16 @@ def _setting(cell) -> str:
 
 
 def run_stage(ctx) -> dict:
-    """The analyze stage as the runner calls it: ``analysis.json``'s summary."""
-    return run_analysis(ctx.plan).summary.to_json()
+    """The analyze stage as the runner calls it: ``analysis.json``'s summary, analysed again
+    unless the saved analysis is current (its key, :func:`analysis_key`, hashes everything it
+    reads; the CPU pool analyses while its last pieces finish: :mod:`optiqa.study.pool`)."""
+    from optiqa.core.errors import InputError
+    from optiqa.stats.rows import Analysis
+
+    key = analysis_key(ctx.plan)
+    if saved_key(ctx.plan) == key:
+        try:
+            return Analysis.from_json(read_json(ctx.plan.folder.analysis)).summary.to_json()
+        except InputError:  # a current key over a damaged file: analyse again
+            pass
+    return run_analysis(ctx.plan, key).summary.to_json()

@@ -25,6 +25,7 @@
       report/                     report.html, report.md, tables/*.csv, figures/*.png
       locks/<stage>__<run>.lock   who is working on what (see optiqa.study.locks)
       logs/study-<time>.json      each runner invocation's summary
+      logs/worker-<stage>-<pid>-<n>.txt  the output of a CPU worker that failed
 
 Run names (``<run>``, ``<name>``) come from :mod:`optiqa.study.names`; every path above from a
 method of :class:`StudyFolder` (no other module joins a path inside a study folder).
@@ -151,6 +152,11 @@ class StudyFolder:
     def study_log(self, stamp: int) -> Path:
         """The summary of one runner invocation started at ``stamp`` (Unix seconds)."""
         return self.root / "logs" / f"study-{stamp}.json"
+
+    def worker_log(self, stage: str, runner: int, n: int) -> Path:
+        """The output of CPU worker ``n`` of ``stage`` started by the runner process ``runner``
+        (kept when the worker fails)."""
+        return self.root / "logs" / f"worker-{stage.replace(',', '+')}-{runner}-{n}.txt"
 
     def run_marker(self, cell: str) -> Path:
         return self.run(cell).root / COMPLETE

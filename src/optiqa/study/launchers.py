@@ -24,11 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-from optiqa.core.errors import ConfigError
+from optiqa.core.errors import ConfigError, WorkerError
 from optiqa.study.folder import read_json, write_json
 from optiqa.study.locks import POLL_SECONDS, poll_until_done
 from optiqa.study.training import TrainJob, is_trained, train_locked, write_marker
-from optiqa.study.workers import worker_command
+from optiqa.study.workers import exit_words, worker_command
 
 log = logging.getLogger("optiqa.study")
 
@@ -63,9 +63,10 @@ def spawn_gpu_workers(study_dir: Path, n_gpus: int, stage: str, cells: str | Non
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(gpu)}
         procs.append(subprocess.Popen(worker_command(study_dir, stage, cells), env=env))
     codes = [p.wait() for p in procs]
-    if any(codes):
-        raise ConfigError(f"{sum(1 for c in codes if c)} of {n_gpus} GPU workers failed "
-                          f"(exit codes {codes}); rerun the same command to continue")
+    if any(codes):  # their output went to this process's terminal
+        raise WorkerError(f"{sum(1 for c in codes if c)} of {n_gpus} GPU workers failed ("
+                          f"{', '.join(exit_words(c) for c in codes)}); rerun the same command "
+                          "to continue")
 
 
 def torchrun_command(plan, job: TrainJob, gpus: int) -> list[str]:

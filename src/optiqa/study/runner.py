@@ -17,8 +17,8 @@ called through :data:`STAGE_TABLE`; this module checks, plans and loops.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
-
 import json
 import logging
 import time
@@ -83,6 +83,7 @@ class StudyOptions:
     progress: bool = False
     worker: bool = False              # a GPU worker: train/evaluate cells only, no store
     cpu_workers: int | None = None    # CPU: processes for the cells (None: one per core)
+    pool: bool = False                # a CPU worker of the pool (optiqa.study.pool)
     step_seconds: float | None = None  # measured seconds per training step (for --dry-run)
     wait: bool = True                 # SLURM: wait for the jobs
     measure_cpu: bool = False         # --dry-run without a step time: time CPU steps here
@@ -189,15 +190,29 @@ def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = Non
     summary: dict = {"study": cfg.name, "folder": str(plan.folder.root), "stages": {}}
     device = device_name(opts.device)
     ctx = StageContext(plan, cells, opts, store, device)
+    if opts.worker and opts.pool:  # a CPU worker: its share of the pool, nothing else
+        from optiqa.study.pool import build_tasks, drain, pooled
+
+        t0 = time.time()
+        status = drain(build_tasks(plan, cells, pooled(opts.stages), device, opts.progress))
+        summary["stages"]["pool"] = {"result": status, "seconds": round(time.time() - t0, 1)}
+        return summary
     try:
-        for stage in opts.stages:
-            run, in_worker = STAGE_TABLE[stage]
-            if opts.worker and not in_worker:
-                continue
-            t0 = time.time()
-            log.info("stage %s", stage)
-            result = run(ctx)
-            summary["stages"][stage] = {"result": result, "seconds": round(time.time() - t0, 1)}
+        with contextlib.ExitStack() as workers:
+            pool = _start_pool(ctx, workers)
+            for stage in opts.stages:
+                run, in_worker = STAGE_TABLE[stage]
+                if opts.worker and not in_worker:
+                    continue
+                if pool is not None and stage in pool.stages:
+                    summary["stages"]["pool"] = pool.finish(workers)
+                    pool = None
+                t0 = time.time()
+                log.info("stage %s", stage)
+                with _threads_after_pool(ctx, stage):
+                    result = run(ctx)
+                summary["stages"][stage] = {"result": result,
+                                            "seconds": round(time.time() - t0, 1)}
     finally:
         if store is not None:
             store.close()
@@ -206,3 +221,75 @@ def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = Non
         record.parent.mkdir(exist_ok=True)
         record.write_text(json.dumps(summary, indent=1, default=str))
     return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# the CPU pool (optiqa.study.pool): the work of several stages shared by the CPU processes
+# ---------------------------------------------------------------------------------------------
+def uses_pool(ctx) -> bool:
+    """Whether the stages' lockable work goes through the CPU pool: on the CPU, with the local
+    launcher and one device per cell, in the runner (not a worker), for a pooled stage."""
+    from optiqa.study.pool import pooled
+
+    opts, cfg = ctx.opts, ctx.plan.cfg
+    return (ctx.device == "cpu" and not opts.worker
+            and (opts.launcher or cfg.launcher.type) == "local"
+            and cfg.launcher.gpus_per_cell == 1 and bool(pooled(opts.stages)))
+
+
+@dataclass
+class _Pool:
+    tasks: list
+    stages: tuple
+    started: float
+
+    def finish(self, workers: contextlib.ExitStack) -> dict:
+        """This process's share of the pool on one torch thread, until every task is done;
+        then the workers are waited for (a failed one raises). The stage log's entry."""
+        from optiqa.study.pool import drain
+        from optiqa.study.workers import one_thread
+
+        t0 = time.time()
+        log.info("CPU pool: %d tasks of the stages %s", len(self.tasks), ", ".join(self.stages))
+        with one_thread():
+            status = drain(self.tasks)
+        workers.close()
+        counts: dict = {}
+        for key, st in status.items():
+            stage = key.split(":", 1)[0]
+            counts.setdefault(stage, {}).setdefault(st, 0)
+            counts[stage][st] += 1
+        return {"result": counts, "seconds": round(time.time() - t0, 1),
+                "workers_started_before_it_s": round(t0 - self.started, 1)}
+
+
+def _start_pool(ctx, workers: contextlib.ExitStack):
+    """On the CPU (:func:`uses_pool`): the pool's tasks, and its worker processes started now
+    (before the assess stage, which this process runs meanwhile) inside ``workers``."""
+    if not uses_pool(ctx):
+        return None
+    import torch
+
+    from optiqa.study.pool import THREADS_ENV, build_tasks, pooled
+    from optiqa.study.workers import cpu_workers, worker_count
+
+    stages = tuple(pooled(ctx.opts.stages))
+    tasks = build_tasks(ctx.plan, ctx.cells, ctx.opts.stages, ctx.device, ctx.opts.progress,
+                        runner=ctx)
+    pending = sum(not t.done() for t in tasks if not t.runner_only)
+    extra = worker_count(ctx.opts.cpu_workers, pending) - 1 if pending else 0
+    # the pre-training keeps this process's thread count wherever it runs
+    workers.enter_context(cpu_workers(ctx.plan.folder.root, ",".join(stages), ctx.opts.cells,
+                                      extra, pool=True,
+                                      env={THREADS_ENV: str(torch.get_num_threads())}))
+    return _Pool(tasks, stages, time.time())
+
+
+def _threads_after_pool(ctx, stage: str):
+    """Transfer and recovery on one torch thread on the CPU, where the pool runs them: what
+    the pool left to the stage is computed as the pool computes it."""
+    if stage in ("transfer", "recovery") and uses_pool(ctx):
+        from optiqa.study.workers import one_thread
+
+        return one_thread()
+    return contextlib.nullcontext()

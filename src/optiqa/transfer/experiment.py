@@ -131,8 +131,12 @@ def _usable(ds: IQADataset) -> IQADataset:
 
 
 def run_transfer(opts: TransferOptions, dataset: IQADataset, cross=(), store=None,
-                 force: bool = False, progress: bool = False) -> dict:
-    """Train and evaluate ``opts`` on ``dataset`` (and ``cross``); see the module docstring."""
+                 force: bool = False, progress: bool = False, known=None) -> dict:
+    """Train and evaluate ``opts`` on ``dataset`` (and ``cross``); see the module docstring.
+
+    ``known(key)``: a result computed before under ``key`` and kept elsewhere (a study's result
+    file, written by another process), or None; a known result is returned (and stored)
+    instead of being computed again."""
     opts.check()
     cross = [_usable(c) for c in cross]
     _check_kinds(opts, [dataset, *cross])
@@ -147,6 +151,9 @@ def run_transfer(opts: TransferOptions, dataset: IQADataset, cross=(), store=Non
     key = result_key(opts, dataset, config, init_info)
 
     def compute() -> dict:
+        found = known(key) if known is not None else None
+        if found is not None:
+            return found
         result = _run(opts, dataset, cross, splits, backbone, init_info, progress)
         result.update(key=key, seconds=round(time.perf_counter() - t_start, 2), from_store=False)
         return result

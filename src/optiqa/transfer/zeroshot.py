@@ -132,8 +132,10 @@ def zero_shot_scores(model: torch.nn.Module, paths, crop: int, grid: int = DEFAU
 
 def run_zero_shot(path, dataset: IQADataset, crop: int | None = None, grid: int = DEFAULT_GRID,
                   device: str = "cpu", n_boot: int = 2000, seed: int = 0, workers: int = 0,
-                  store=None, force: bool = False, progress: bool = False) -> dict:
-    """Score ``dataset``'s (distorted) images with the discriminator of ``path``; correlate."""
+                  store=None, force: bool = False, progress: bool = False, known=None) -> dict:
+    """Score ``dataset``'s (distorted) images with the discriminator of ``path``; correlate.
+    ``known(key)``: a result computed before under ``key`` (see
+    :func:`optiqa.transfer.experiment.run_transfer`), returned instead of computed again."""
     t0 = time.perf_counter()
     model, ckpt = load_discriminator(path, device)
     crop = int(crop or ckpt.gt_size or FALLBACK_CROP)
@@ -150,6 +152,9 @@ def run_zero_shot(path, dataset: IQADataset, crop: int | None = None, grid: int 
     key = f"zeroshot/{ckpt.run_name}/{dataset.name}/{stable_hash(desc, 12)}"
 
     def compute() -> dict:
+        found = known(key) if known is not None else None
+        if found is not None:
+            return found
         scores = zero_shot_scores(model, [it.dist for it in dataset.items], crop, grid, device,
                                   workers, progress)
         if not np.isfinite(scores).all():

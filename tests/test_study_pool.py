@@ -1,0 +1,235 @@
+"""The CPU pool of a study (optiqa.study.pool) and the order of its cells
+(optiqa.study.schedule): which task is taken when, that the results do not depend on how many
+processes share the work or which one ran the pre-training, and that an interrupted study
+resumes without redoing anything finished."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from optiqa.study.locks import CellLock
+from optiqa.study.pool import POOLED_STAGES, Task, build_tasks, drain
+
+TINY = Path(__file__).resolve().parent / "data" / "tiny_study.yaml"
+
+
+# ---------------------------------------------------------------------------------------------
+# drain: which task is taken
+# ---------------------------------------------------------------------------------------------
+def _task(tmp_path, name, log, ready=lambda: True, done=lambda: False):
+    def run():
+        log.append(name)
+        return "ran"
+    return Task("t", name, tmp_path / f"{name}.lock", run, done, ready)
+
+
+def test_drain_takes_the_first_ready_task_then_starts_again_from_the_top(tmp_path):
+    log, b_done = [], []
+    a = _task(tmp_path, "a", log, ready=lambda: bool(b_done))      # needs b
+    b = _task(tmp_path, "b", log)
+    b.run = lambda: (log.append("b"), b_done.append(1), "ran")[-1]
+    c = _task(tmp_path, "c", log)
+    naps = []
+    status = drain([a, b, c], sleep=naps.append)
+    # b is the first ready task; once it is done, a (first in the list) comes before c
+    assert log == ["b", "a", "c"] and naps == []
+    assert status == {"t:a": "ran", "t:b": "ran", "t:c": "ran"}
+    assert not list(tmp_path.glob("*.lock"))
+
+
+def test_drain_leaves_a_held_task_to_its_holder_and_waits_for_it(tmp_path):
+    log, finished = [], []
+    held = _task(tmp_path, "held", log, done=lambda: bool(finished))
+    free = _task(tmp_path, "free", log)
+    other = CellLock(held.lock)   # another runner holds it (a live process: this one)
+    assert other.acquire()
+
+    def nap(seconds):  # while this process waits, the holder finishes and lets go
+        finished.append(seconds)
+        other.release()
+    status = drain([held, free], poll=0.25, sleep=nap)
+    assert log == ["free"]                      # never ran the held task itself
+    assert finished == [0.25]                   # waited once, when nothing else was left
+    assert status == {"t:free": "ran", "t:held": "done"}
+
+
+def test_a_task_runs_on_its_own_thread_count(tmp_path):
+    seen = []
+    t = Task("t", "x", tmp_path / "x.lock", lambda: seen.append(torch.get_num_threads()) or "ok",
+             threads=2)
+    before = torch.get_num_threads()
+    drain([t])
+    assert seen == [2] and torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# the order of the tasks
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_plan(tmp_path_factory):
+    from optiqa.study.config import load_study_config
+    from optiqa.study.folder import StudyFolder
+    from optiqa.study.plan import StudyPlan
+
+    return StudyPlan(load_study_config(TINY), StudyFolder(tmp_path_factory.mktemp("plan")))
+
+
+def test_cells_are_ordered_most_expensive_first(tiny_plan):
+    from optiqa.study.schedule import cell_cost, fidelity_flops, longest_first
+
+    assert fidelity_flops("l1", 32) == 0                 # no convolution, no product
+    assert fidelity_flops("dists_vgg16_r", 32) > fidelity_flops("ssim", 32) > 0
+    order = longest_first(tiny_plan.cells)
+    costs = [cell_cost(c) for c in order]
+    assert costs == sorted(costs, reverse=True)
+    names = [c.name for c in order]
+    # L1 and GMSD (filters as pooling and element-wise work) count no FLOPs: alone, they are
+    # the cheapest cells, in the config's order
+    assert names[-2:] == ["sr_x4__l1__none", "sr_x4__gmsd__none"] and costs[-1] == 0
+    for loss in ("l1", "ssim", "gmsd", "nlpd"):         # a discriminator adds to a loss's cost
+        assert names.index(f"sr_x4__{loss}__patch__w0.01") < names.index(f"sr_x4__{loss}__none")
+
+
+def test_pool_lists_long_pieces_first_and_each_after_what_it_needs(tiny_plan):
+    from optiqa.study.schedule import longest_first
+
+    tasks = build_tasks(tiny_plan, tiny_plan.cells, POOLED_STAGES)
+    keys = [t.key for t in tasks]
+    cells = [f"train:{c.name}" for c in longest_first(tiny_plan.cells)]
+    assert keys[:1 + len(cells)] == ["train:pretrain__sr_x4", *cells]
+    rest = keys[1 + len(cells):]
+    assert rest[:2] == ["recovery:astronaut", "transfer:nr__effnet_lite0__random"]
+    assert rest[2:4] == ["evaluate:bicubic__sr_x4", "evaluate:pretrain__sr_x4"]
+    zero_shot = [k for k in rest if k.startswith("transfer:zeroshot__")]
+    assert len(zero_shot) == 4 and rest[-4:] == zero_shot   # they need a trained discriminator
+    by_key = {t.key: t for t in tasks}
+    for c in tiny_plan.cells:
+        assert by_key[f"evaluate:{c.name}"].needs == (f"train:{c.name}",)
+        assert by_key[f"train:{c.name}"].needs == ("train:pretrain__sr_x4",)
+        assert by_key[f"train:{c.name}"].threads == 1
+    assert by_key["train:pretrain__sr_x4"].needs == ()
+    # nothing is trained and the train stage is not selected: what needs training is left to
+    # its stage (which says so), not waited for forever
+    left = [t.key for t in build_tasks(tiny_plan, tiny_plan.cells, ("evaluate", "transfer"))]
+    assert left == ["transfer:nr__effnet_lite0__random", "evaluate:bicubic__sr_x4"]
+
+
+# ---------------------------------------------------------------------------------------------
+# whole studies: the same numbers however the work is shared; resume after a kill
+# ---------------------------------------------------------------------------------------------
+def _env(cache: Path, **extra) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OPTIQA_CACHE": str(cache), **extra}
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def _study(out: Path, cache: Path, *args, env=None):
+    cmd = [sys.executable, "-m", "optiqa", "study", str(TINY), "--out", str(out), "-q", *args]
+    proc = subprocess.run(cmd, env=env or _env(cache, OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def _numbers(out: Path) -> dict:
+    """Every number of the study, without timings and paths: report tables, evaluator scores,
+    transfer and zero-shot results, the recovery table."""
+    volatile = {"seconds", "key", "checkpoint", "checkpoint_sha256", "date"}
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items() if k not in volatile}
+        return [clean(x) for x in v] if isinstance(v, list) else v
+    recovery = list(csv.DictReader(open(out / "diagnose" / "recovery" / "recovery.csv")))
+    return {
+        "tables": {p.name: p.read_text() for p in (out / "report" / "tables").glob("*.csv")},
+        "evaluate": {p.name: json.loads(p.read_text())["sets"]
+                     for p in (out / "evaluate").glob("*.json")},
+        "transfer": {p.name: clean(json.loads(p.read_text()))
+                     for p in (out / "transfer").glob("*.json")},
+        "recovery": [{k: v for k, v in r.items() if k != "seconds"} for r in recovery],
+    }
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pool")
+    _study(root / "one", root / "cache", "--cpu-workers", "1")
+    return root / "one", root / "cache"
+
+
+def test_one_and_two_processes_give_bit_identical_results(one_process, tmp_path):
+    one, cache = one_process
+    _study(tmp_path / "two", cache, "--cpu-workers", "2")
+    a, b = _numbers(one), _numbers(tmp_path / "two")
+    assert len(a["tables"]) > 5 and len(a["evaluate"]) == 10 and len(a["transfer"]) == 5
+    assert a == b        # transfer, zero-shot and recovery included: one thread each
+    log = json.loads(sorted((tmp_path / "two" / "logs").glob("study-*.json"))[-1].read_text())
+    assert list(log["stages"])[:2] == ["assess", "pool"]
+    pool = log["stages"]["pool"]["result"]
+    assert sum(pool["train"].values()) == 9          # the runner's view: trained or found done
+    assert pool["analyze"] == {"analysed": 1}        # in the pool; the analyze stage reused it
+    assert not list((tmp_path / "two" / "locks").glob("*.lock"))
+    assert not list((tmp_path / "two" / "logs").glob("worker-*"))  # removed after success
+
+
+def test_the_pretraining_keeps_the_runners_threads_in_a_worker(tmp_path):
+    """The pre-training run by a pool worker (one thread, told the runner's count) equals the
+    one a 2-thread runner trains itself, and differs from a 1-thread one (so the check can
+    fail)."""
+    cache = tmp_path / "cache"
+    only = ("--stage", "train", "--cells", "sr_x4__l1__none")
+    runs = {}
+    for threads in ("1", "2"):
+        _study(tmp_path / threads, cache, *only, "--cpu-workers", "1",
+               env=_env(cache, OMP_NUM_THREADS=threads))
+        runs[threads] = tmp_path / threads
+    worker = tmp_path / "worker"
+    _study(worker, cache, "--stage", "assess")   # the study folder, as a runner leaves it
+    cmd = [sys.executable, "-m", "optiqa", "study", str(worker / "study.yaml"), "--out",
+           str(worker), "--worker", "--pool", "--device", "cpu", "-q", *only]
+    proc = subprocess.run(cmd, env=_env(cache, OMP_NUM_THREADS="1", OPTIQA_STUDY_THREADS="2"),
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    def weights(out):
+        ckpt = torch.load(out / "runs" / "pretrain__sr_x4" / "models" / "net_g_4.pth",
+                          weights_only=True)["params"]
+        return list(ckpt.items())
+
+    def same(a, b):
+        return [k for k, _ in a] == [k for k, _ in b] and all(
+            torch.equal(x, y) for (_, x), (_, y) in zip(a, b))
+    assert same(weights(worker), weights(runs["2"]))
+    assert not same(weights(runs["1"]), weights(runs["2"]))
+
+
+def test_killed_in_the_pool_then_rerun_redoes_nothing_finished(one_process, tmp_path):
+    reference, cache = one_process
+    out = tmp_path / "k"
+    cmd = [sys.executable, "-m", "optiqa", "study", str(TINY), "--out", str(out), "-q",
+           "--cpu-workers", "2"]
+    proc = subprocess.Popen(cmd, env=_env(cache, OMP_NUM_THREADS="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not len(list((out / "evaluate").glob("*.json"))) >= 3:  # mid-pool
+        assert proc.poll() is None and time.time() < deadline, "the study ended too soon"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)  # its worker gets SIGTERM from the kernel when the runner dies
+    finished = {p: p.stat().st_mtime_ns for pattern in (
+        "runs/*/complete.json", "evaluate/*.json", "transfer/*.json")
+        for p in out.glob(pattern)}
+    assert len(finished) >= 3
+    _study(out, cache, "--cpu-workers", "2")
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # nothing finished redone
+    assert _numbers(out) == _numbers(reference)
