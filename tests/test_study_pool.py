@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -121,6 +122,16 @@ def test_pool_lists_long_pieces_first_and_each_after_what_it_needs(tiny_plan):
     # its stage (which says so), not waited for forever
     left = [t.key for t in build_tasks(tiny_plan, tiny_plan.cells, ("evaluate", "transfer"))]
     assert left == ["transfer:nr__effnet_lite0__random", "evaluate:bicubic__sr_x4"]
+    # ... and so is the runner's analysis, which needs every evaluation
+    runner = SimpleNamespace(plan=tiny_plan)
+    with_runner = [t.key for t in build_tasks(tiny_plan, tiny_plan.cells,
+                                              ("evaluate", "analyze"), runner=runner)]
+    assert with_runner == ["evaluate:bicubic__sr_x4"]
+    everything = build_tasks(tiny_plan, tiny_plan.cells, (*POOLED_STAGES, "analyze"),
+                             runner=runner)
+    analyze = next(t for t in everything if t.stage == "analyze")
+    assert analyze.runner_only and len(analyze.needs) == 10   # bicubic, pre-training, 8 cells
+    assert [t.key for t in everything].index(analyze.key) == 1 + len(cells)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -98,11 +98,13 @@ def pooled(stages) -> list[str]:
     return [s for s in stages if s in POOLED_STAGES]
 
 
-def drain(tasks: list[Task], poll: float = POLL_SECONDS, sleep=time.sleep) -> dict[str, str]:
+def drain(tasks: list[Task], poll: float = POLL_SECONDS, sleep=time.sleep,
+          timeline: list | None = None) -> dict[str, str]:
     """Run the tasks that are left, with the other processes sharing them, until every one is
     done; ``{key: status}``. Each pass takes the first task that is ready and not held by
     another process, then starts again from the top (a task that became ready meanwhile may
-    come first); a pass that finds nothing to take waits ``poll`` seconds."""
+    come first); a pass that finds nothing to take waits ``poll`` seconds. ``timeline``
+    receives ``(key, start time, seconds)`` of each task this process ran."""
     pending = list(tasks)
     status: dict[str, str] = {}
     while pending:
@@ -113,8 +115,12 @@ def drain(tasks: list[Task], poll: float = POLL_SECONDS, sleep=time.sleep) -> di
 
             def work(task=task):
                 log.info("%s %s", task.stage, task.name)
+                t0 = time.time()
                 with torch_threads(task.threads):
-                    return task.run()
+                    result = task.run()
+                if timeline is not None:
+                    timeline.append((task.key, t0, time.time() - t0))
+                return result
             result = run_locked(task.lock, task.done, work)
             if result != "busy":
                 took = task
@@ -154,8 +160,12 @@ def build_tasks(plan, cells, stages, device: str = "cpu", progress: bool = False
     tasks = [t for g in groups.values() for t in g]
     if runner is None:
         tasks = [t for t in tasks if not t.runner_only]
-    keys = {t.key for t in tasks}
-    return [t for t in tasks if all(n in keys for n in t.needs) or t.ready()]
+    while True:  # until no task waits for one left out (which may leave out another)
+        keys = {t.key for t in tasks}
+        kept = [t for t in tasks if all(n in keys for n in t.needs) or t.ready()]
+        if len(kept) == len(tasks):
+            return kept
+        tasks = kept
 
 
 def _analyze_task(ctx, evaluations: list[Task]) -> Task:
@@ -222,6 +232,8 @@ def _evaluate_tasks(plan, cells, groups, device, progress) -> None:
 
     def model(name, task, sha, load, needs=()):
         def current():
+            if not folder.evaluation(name).is_file():  # before the key (it builds the panel)
+                return False
             s = sha()
             return s is not None and folder.evaluation_complete(
                 name, evaluation_key(cfg, task, s, identity())) is not None

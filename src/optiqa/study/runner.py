@@ -251,16 +251,22 @@ class _Pool:
 
         t0 = time.time()
         log.info("CPU pool: %d tasks of the stages %s", len(self.tasks), ", ".join(self.stages))
+        timeline: list = []
         with one_thread():
-            status = drain(self.tasks)
+            status = drain(self.tasks, timeline=timeline)
+        waited = time.time()
         workers.close()
         counts: dict = {}
         for key, st in status.items():
             stage = key.split(":", 1)[0]
             counts.setdefault(stage, {}).setdefault(st, 0)
             counts[stage][st] += 1
+        # what this process ran, in seconds from the workers' start (they began before assess)
+        ran = [[key, round(start - self.started, 1), round(seconds, 1)]
+               for key, start, seconds in timeline]
         return {"result": counts, "seconds": round(time.time() - t0, 1),
-                "workers_started_before_it_s": round(t0 - self.started, 1)}
+                "workers_started_before_it_s": round(t0 - self.started, 1),
+                "waited_for_workers_s": round(time.time() - waited, 1), "runner_ran": ran}
 
 
 def _start_pool(ctx, workers: contextlib.ExitStack):
