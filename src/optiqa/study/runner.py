@@ -274,9 +274,7 @@ def _start_pool(ctx, workers: contextlib.ExitStack):
     (before the assess stage, which this process runs meanwhile) inside ``workers``."""
     if not uses_pool(ctx):
         return None
-    import torch
-
-    from optiqa.study.pool import THREADS_ENV, build_tasks, pooled
+    from optiqa.study.pool import THREADS_ENV, build_tasks, pooled, pretrain_threads
     from optiqa.study.workers import cpu_workers, worker_count
 
     stages = tuple(pooled(ctx.opts.stages))
@@ -287,7 +285,7 @@ def _start_pool(ctx, workers: contextlib.ExitStack):
     # the pre-training keeps this process's thread count wherever it runs
     workers.enter_context(cpu_workers(ctx.plan.folder.root, ",".join(stages), ctx.opts.cells,
                                       extra, pool=True,
-                                      env={THREADS_ENV: str(torch.get_num_threads())}))
+                                      env={THREADS_ENV: str(pretrain_threads())}))
     return _Pool(tasks, stages, time.time())
 
 
