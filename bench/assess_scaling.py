@@ -20,11 +20,18 @@ nothing is extrapolated.
 while another scores), and the CPU time of decoding those N pairs alone (``read_pixels``, as the
 loader reads them: each distorted image, each reference once).
 
+``--single-run`` runs only the largest fraction and records the smaller ones as the cumulative
+times inside it (read from the command's progress bar on a pseudo-terminal; CPU time of the
+process tree from ``/proc``), so one run of 1/4 also gives 1/64 ... 1/8; ``--deadline HH:MM``
+(UTC) stops such a run and keeps the marks it reached. Only the pairs the runs read are written.
+
 ``--json FILE`` keeps every measurement (runs of several invocations add up); the table and the
 plot show all of them.
 
     python bench/assess_scaling.py --folder /tmp/kadid_like                 # KADID-sized
     python bench/assess_scaling.py --total 1000 --metrics ssim --budget 300  # what fits
+    python bench/assess_scaling.py --metrics dists_vgg16_r --single-run \
+        --fractions 1/64 1/32 1/16 1/8 1/4 --deadline 14:48  # one run, cumulative marks
 """
 from __future__ import annotations
 
@@ -204,7 +211,7 @@ def plot(runs: list[dict], path: Path, total: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = plt.subplots(figsize=(6.4, 5.0))
     machines = list(dict.fromkeys(r.get("machine", "") for r in runs))
     curves = dict.fromkeys((r["metric"], r.get("machine", "")) for r in runs)
     for i, (metric, where) in enumerate(curves):
@@ -215,7 +222,8 @@ def plot(runs: list[dict], path: Path, total: int) -> None:
             continue
         ns, walls, cpus, within = zip(*rows)
         colour = f"C{i}"
-        name = metric if len(machines) == 1 else f"{metric} ({where.split(',')[0]})"
+        short = where.split(",")[0].split(" (")[0].replace("(R)", "")
+        name = metric if len(machines) == 1 else f"{metric}, {short}"
         ax.loglog(ns, walls, "o-", color=colour, label=f"{name}: wall")
         ax.loglog(ns, cpus, "s--", color=colour, label=f"{name}: CPU", alpha=0.7)
         for ts, marker in ((walls, "o"), (cpus, "s")):
@@ -230,7 +238,7 @@ def plot(runs: list[dict], path: Path, total: int) -> None:
     ax.set_title(f"optiqa assess, KADID-shaped 512x384 PNGs ({total} pairs = all)\n"
                  "(dotted: linear growth through each curve's largest run;\n"
                  "open markers: cumulative times inside a larger run)", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower left")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,13 +248,18 @@ def plot(runs: list[dict], path: Path, total: int) -> None:
 def table(runs: list[dict]) -> None:
     print("\n| metric | fraction | pairs | workers | wall s | CPU s | pairs/s (wall) | "
           "CPU ms/pair | load |\n|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in sorted(runs, key=lambda r: (r["metric"], r["workers"], r["pairs"])):
+    several = len({r.get("machine", "") for r in runs if "machine" in r}) > 1
+    for r in sorted(runs, key=lambda r: (r["metric"], r.get("machine", ""), r["workers"],
+                                         r["pairs"])):
+        name = r["metric"]
+        if several and r.get("machine"):
+            name += f" ({r['machine'].split(',')[0]})"
         if r["wall"] is None:
-            print(f"| {r['metric']} | {r['fraction']} | {r['pairs']} | {r['workers']} | "
+            print(f"| {name} | {r['fraction']} | {r['pairs']} | {r['workers']} | "
                   f"not run ({r['why']}) | | | | |")
             continue
         within = f" (in the {r['within']} run)" if r.get("within") else ""
-        print(f"| {r['metric']} | {r['fraction']}{within} | {r['pairs']} | {r['workers']} | "
+        print(f"| {name} | {r['fraction']}{within} | {r['pairs']} | {r['workers']} | "
               f"{r['wall']:.1f} | {r['cpu']:.1f} | {r['pairs'] / r['wall']:.2f} | "
               f"{1000 * r['cpu'] / r['pairs']:.0f} | {r['load']:.1f} |")
 
