@@ -19,6 +19,7 @@ import torch
 
 from optiqa.study.locks import CellLock
 from optiqa.study.pool import POOLED_STAGES, Task, build_tasks, drain
+from optiqa.study.workers import ONE_THREAD_ENV
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny_study.yaml"
 
@@ -199,15 +200,18 @@ def test_the_pretraining_keeps_the_runners_threads_in_a_worker(tmp_path):
     cache = tmp_path / "cache"
     only = ("--stage", "train", "--cells", "sr_x4__l1__none")
     runs = {}
+    # MKL_NUM_THREADS as a user's shell leaves it (unset), not as the suite's xdist workers set
+    # it (tests/conftest.py): a runner told MKL_NUM_THREADS=1 apart from OMP_NUM_THREADS=2
+    # trains another pre-training; the worker gets the environment optiqa gives its workers
     for threads in ("1", "2"):
         _study(tmp_path / threads, cache, *only, "--cpu-workers", "1",
-               env=_env(cache, OMP_NUM_THREADS=threads))
+               env=_env(cache, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=None))
         runs[threads] = tmp_path / threads
     worker = tmp_path / "worker"
     _study(worker, cache, "--stage", "assess")   # the study folder, as a runner leaves it
     cmd = [sys.executable, "-m", "optiqa", "study", str(worker / "study.yaml"), "--out",
            str(worker), "--worker", "--pool", "--device", "cpu", "-q", *only]
-    proc = subprocess.run(cmd, env=_env(cache, OMP_NUM_THREADS="1", OPTIQA_STUDY_THREADS="2"),
+    proc = subprocess.run(cmd, env=_env(cache, **ONE_THREAD_ENV, OPTIQA_STUDY_THREADS="2"),
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
