@@ -169,3 +169,22 @@ def test_weights_laid_out_under_inference_mode_still_train():
     assert all(not p.is_inference() for p in metric.parameters())
     loss, grad = _loss_and_grad(metric, x, ref)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_a_metric_built_under_inference_mode_scores_in_every_mode():
+    """The evaluate stage builds its panel under inference_mode, so the weights are inference
+    tensors; laying them out channels-last must keep them so (a normal copy put into them made
+    the second call fail: "Inference tensors do not track version counter"), and the scores
+    must equal those of a metric built normally."""
+    torch.manual_seed(0)
+    x, ref = torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 48)
+    with torch.inference_mode():
+        built_inf = create_metric("dists_vgg16_r")
+    plain = create_metric("dists_vgg16_r")
+    with torch.no_grad():
+        expected = plain.reference_scorer(ref)(x)
+    for mode in (torch.inference_mode, torch.inference_mode, torch.no_grad):
+        with mode():
+            got = built_inf.reference_scorer(ref)(x)
+        assert torch.equal(got, expected)
+    assert all(p.is_inference() for p in built_inf.parameters())

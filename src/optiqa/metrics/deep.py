@@ -59,9 +59,13 @@ def match_weight_layout(module: nn.Module, device_type: str) -> None:
     fmt = torch.channels_last if device_type == "cpu" else torch.contiguous_format
     for p in module.parameters():
         if p.ndim == 4 and not p.is_contiguous(memory_format=fmt):
-            # a copy made under inference_mode (assessment) would be an inference tensor, which
-            # a later training call could not save for backward
-            with torch.inference_mode(False):
+            # A normal weight gets a normal copy: one made under inference_mode (assessment)
+            # would be an inference tensor, which a later training call could not save for
+            # backward. A weight that is already an inference tensor (the metric was built under
+            # inference_mode, as the evaluate stage's panel is) gets an inference copy: a normal
+            # copy put into it breaks every later call ("Inference tensors do not track version
+            # counter"), and such a metric can never train anyway.
+            with torch.inference_mode(p.is_inference()):
                 p.data = p.data.contiguous(memory_format=fmt)
 
 
