@@ -200,9 +200,11 @@ def test_the_pretraining_keeps_the_runners_threads_in_a_worker(tmp_path):
     cache = tmp_path / "cache"
     only = ("--stage", "train", "--cells", "sr_x4__l1__none")
     runs = {}
-    # MKL_NUM_THREADS as a user's shell leaves it (unset), not as the suite's xdist workers set
-    # it (tests/conftest.py): a runner told MKL_NUM_THREADS=1 apart from OMP_NUM_THREADS=2
-    # trains another pre-training; the worker gets the environment optiqa gives its workers
+    # MKL_NUM_THREADS unset, not as the suite's xdist workers set it (tests/conftest.py): torch's
+    # default thread count takes MKL_NUM_THREADS over OMP_NUM_THREADS, so with MKL_NUM_THREADS=1
+    # the "2-thread" runner would run on one thread (and tell its workers 1: the runner's
+    # count, tests/test_worker_threads.py); the worker gets the environment optiqa gives its
+    # workers, told 2 threads as a 2-thread runner tells them
     for threads in ("1", "2"):
         _study(tmp_path / threads, cache, *only, "--cpu-workers", "1",
                env=_env(cache, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=None))

@@ -24,7 +24,8 @@ completion checks as always: markers, result keys) and do what is left to the on
 (the results store's index of the transfer results, the evaluation manifest, the analysis,
 the report). What a piece computes does not depend on which process ran it: every piece runs
 on one torch thread, except the pre-training, which keeps the runner's thread count wherever it
-runs (``OPTIQA_STUDY_THREADS`` in a worker), as when the stages ran one after another.
+runs (``OPTIQA_STUDY_THREADS`` in a worker, :func:`threads_env`; MKL's count follows it), as
+when the stages ran one after another.
 Interrupted, the study resumes as before: a finished piece is recognised by its files, an
 interrupted one is redone (a cell from its last checkpoint), a dead process's lock is stale.
 """
@@ -92,6 +93,27 @@ def pretrain_threads() -> int:
 
     value = os.environ.get(THREADS_ENV)
     return int(value) if value else torch.get_num_threads()
+
+
+def threads_env() -> dict[str, str]:
+    """What the runner adds to its pool workers' environment (:func:`~optiqa.study.workers.
+    worker_env`): its own torch thread count, on which a worker runs the pre-training.
+
+    One number describes every thread count that changes a piece's numbers: a piece has the
+    same OpenMP and MKL counts in the runner and in a worker. A worker starts with both at 1
+    (``ONE_THREAD_ENV``), the runner's share of the pool runs inside
+    :func:`~optiqa.study.workers.one_thread`, and a piece on ``n`` threads runs under
+    :func:`torch_threads`; ``torch.set_num_threads`` sets OpenMP's count and MKL's (for the
+    calling thread) together. A runner started with ``MKL_NUM_THREADS`` apart from
+    ``OMP_NUM_THREADS`` is no exception: torch's own default count takes ``MKL_NUM_THREADS``
+    over ``OMP_NUM_THREADS`` (``OMP=2, MKL=1`` is a 1-thread process, MKL included), and that
+    count is what is passed (``tests/test_worker_threads.py``)."""
+    threads = pretrain_threads()
+    omp, mkl = os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS")
+    if omp and mkl and omp != mkl and THREADS_ENV not in os.environ:
+        log.info("torch runs %d thread(s): MKL_NUM_THREADS=%s takes precedence over "
+                 "OMP_NUM_THREADS=%s", threads, mkl, omp)
+    return {THREADS_ENV: str(threads)}
 
 
 def pooled(stages) -> list[str]:

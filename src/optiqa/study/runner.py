@@ -274,7 +274,7 @@ def _start_pool(ctx, workers: contextlib.ExitStack):
     (before the assess stage, which this process runs meanwhile) inside ``workers``."""
     if not uses_pool(ctx):
         return None
-    from optiqa.study.pool import THREADS_ENV, build_tasks, pooled, pretrain_threads
+    from optiqa.study.pool import build_tasks, pooled, threads_env
     from optiqa.study.workers import cpu_workers, worker_count
 
     stages = tuple(pooled(ctx.opts.stages))
@@ -285,7 +285,7 @@ def _start_pool(ctx, workers: contextlib.ExitStack):
     # the pre-training keeps this process's thread count wherever it runs
     workers.enter_context(cpu_workers(ctx.plan.folder.root, ",".join(stages), ctx.opts.cells,
                                       extra, pool=True,
-                                      env={THREADS_ENV: str(pretrain_threads())}))
+                                      env=threads_env()))
     return _Pool(tasks, stages, time.time())
 
 
