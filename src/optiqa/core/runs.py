@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from optiqa.core.atomic import remove_stale_temp_files
 from optiqa.core.config import load_config, read_yaml
-from optiqa.core.errors import ConfigError
+from optiqa.core.errors import ConfigError, InputError
 
 T = TypeVar("T")
 NETS = ("g", "d")
@@ -65,17 +65,34 @@ class RunFolder:
         return self.root / "train_log.jsonl"
 
     def training_curves(self) -> list[dict]:
-        """The logged iterations, in order, the last record of an iteration winning."""
+        """The logged iterations, in order, the last record of an iteration winning.
+
+        A line that is not JSON is skipped: a crash cuts a line short (and a resumed run
+        appends to it), which no JSON object survives. A complete record without an integer
+        ``iteration`` is not a crash but another writer's or another version's format: an
+        :class:`~optiqa.core.errors.InputError` naming the file, the line and the key, rather
+        than a curve that silently loses those records."""
         import json
 
         rows: dict[int, dict] = {}
-        if self.train_log.is_file():
-            for line in self.train_log.read_text(encoding="utf-8").splitlines():
-                try:
-                    r = json.loads(line)
-                    rows[int(r["iteration"])] = r
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by a crash
+        if not self.train_log.is_file():
+            return []
+        for n, line in enumerate(self.train_log.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash
+            where = f"{self.train_log}, line {n}"
+            if not isinstance(r, dict):
+                raise InputError(f"{where}: expected a JSON object per line, got "
+                                 f"{type(r).__name__}")
+            if "iteration" not in r:
+                raise InputError(f"{where}: missing key 'iteration' (keys: "
+                                 f"{', '.join(sorted(r)) or 'none'})")
+            it = r["iteration"]
+            if isinstance(it, bool) or not isinstance(it, int):
+                raise InputError(f"{where}: 'iteration' must be an integer, got {it!r}")
+            rows[it] = r
         return [rows[k] for k in sorted(rows)]
 
     @property
