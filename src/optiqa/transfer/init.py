@@ -180,16 +180,31 @@ def trained_maps(network_d: Mapping | None, maps: int) -> int:
 
 
 class TruncatedBackbone(torch.nn.Module):
-    """The first ``n_maps`` feature maps of a backbone (the image first), with their widths."""
+    """The first ``n_maps`` feature maps of a backbone (the image first), with their widths.
+
+    The backbone stops after stage ``n_maps - 1`` (``Backbone(x, upto=...)``, timm's
+    ``stop_early``) when the layers after it cannot change anything but time
+    (:func:`~optiqa.nets.disc_backbone.skippable`: no batch norm updating its running statistics,
+    no active dropout or drop-path), the same rule as the discriminator the weights come from.
+    The maps are then those of the full forward, bit for bit (a stage does not depend on the
+    layers after it); otherwise every stage runs and the first maps are kept, so that running
+    statistics and random draws stay those of the whole network."""
 
     def __init__(self, backbone: backbones.Backbone, n_maps: int):
         super().__init__()
+        if not 0 < n_maps <= len(backbone.channels):
+            raise ValueError(f"n_maps must be 1 to {len(backbone.channels)} (the image and the "
+                             f"backbone's stages), got {n_maps}")
         self.backbone = backbone
         self.n_maps = n_maps
         self.channels = list(backbone.channels[:n_maps])
         self.name, self.spec = backbone.name, backbone.spec
 
     def forward(self, x):
+        from optiqa.nets.disc_backbone import skippable
+
+        if self.n_maps > 1 and skippable(self.backbone):
+            return self.backbone(x, upto=self.n_maps - 1)
         return self.backbone(x)[:self.n_maps]
 
 
