@@ -220,7 +220,9 @@ def test_gray_255_shortcut_for_8bit_images_equals_the_float64_snapping():
         with torch.enable_grad():  # the autograd path never takes the shortcut
             slow = gray_255(x.clone().requires_grad_()).detach()
         assert torch.equal(gray_255(x), slow)
-    assert nss._uint8_levels(off) is None and nss._uint8_levels(levels / 255) is not None
+    assert nss._uint8_levels(off) is None
+    assert torch.equal(nss._uint8_levels(levels / 255), levels)
+    assert torch.equal(nss._uint8_levels(near.clamp(0, 1)), levels)
 
 
 # ----------------------------------------------------------------------------- NIQE

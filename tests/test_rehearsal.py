@@ -65,11 +65,20 @@ def test_every_substitution_is_listed_at_the_top(rehearsed):
 def test_the_comparisons_of_the_design_are_defined(rehearsed):
     analysis = json.loads((rehearsed / "analysis.json").read_text())
     contrasts = {c["scope"]: c for c in analysis["contrasts"] if c["evaluator"] == "piqe"}
+    agreement = {(r["task"], r["grid"], r["scope"], r["group"]): r
+                 for r in analysis["rank_agreement"] if r["evaluator"] == "piqe"}
     # with/without, level and backbone kind, each over the same three losses on both sides
     for scope in ("adversarial", "level", "backbone"):
-        assert contrasts[scope]["reason"] is None, contrasts[scope]
-        assert contrasts[scope]["spearman_difference"] is not None
-        assert contrasts[scope]["same_metrics"]
+        c = contrasts[scope]
+        assert c["reason"] is None, c
+        assert c["same_metrics"] and c["n_metrics_first"] == c["n_metrics_second"] == 3
+        # the difference (second - first) of the two groups' own rank agreements
+        first, second = (agreement[(c["task"], c["grid"], scope, c[g])] for g in
+                         ("first", "second"))
+        assert first["metrics"] == second["metrics"]
+        for stat in ("spearman", "kendall"):
+            assert c[f"{stat}_difference"] == pytest.approx(second[stat] - first[stat],
+                                                            abs=1e-12), (scope, stat)
     # protocol sentences come from the data they describe: a known-order set has no humans
     assert "synthetic: mean SRCC within (content, distortion) groups with distortion level" in \
         analysis["protocol"]["assessment_quality"]

@@ -52,13 +52,18 @@ def test_result_files_read_into_rows_and_write_the_same_json(saved):
         assert row.to_json() == saved["transfer"][k]
     # attribute access reaches the numbers: both kinds of evaluation, both kinds of transfer
     csiq, synthetic = assess["csiq"], assess["synthetic"]
-    assert csiq.evaluation == "pooled" and csiq.results[0].plcc is not None
+    first = saved["assess"]["csiq"]["results"][0]
+    assert csiq.evaluation == "pooled" and csiq.results[0].metric == first["metric"]
+    assert csiq.results[0].plcc == first["plcc"] and -1 <= csiq.results[0].plcc <= 1
     assert synthetic.evaluation == "within" and synthetic.results[0].strata_used > 0
     gan = transfer["nr__effnet_lite0__gan__sr_x4__l1__bb__w0.01"]
     assert gan.init_info.trained_maps == gan.init_info.maps == 6
     assert gan.test.srcc.n == 1 and gan.test.plcc is None
     zero = transfer["zeroshot__sr_x4__l1__patch__w0.01"]
-    assert zero.zero_shot and zero.srcc_ci is not None and zero.level == "patch"
+    assert zero.zero_shot and zero.level == "patch"
+    lo, hi = zero.srcc_ci
+    assert [lo, hi] == saved["transfer"]["zeroshot__sr_x4__l1__patch__w0.01"]["srcc_ci"]
+    assert -1 <= lo < hi <= 1
 
 
 @pytest.mark.parametrize("part, name, change, message", [

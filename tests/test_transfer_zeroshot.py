@@ -82,9 +82,11 @@ def test_run_zero_shot_and_store(blur_set, tmp_path):
     assert r["crop"] == 32 and r["grid"] == 3 and r["evaluation"] == "within"
     # the saved discriminator's own logits at the run's crop size, correlated (higher = better)
     from optiqa.transfer.protocol import evaluate
-    expected = evaluate(zero_shot_scores(d, [it.dist for it in blur_set.items], crop=32),
-                        blur_set)["srcc"]
-    assert r["srcc"] == pytest.approx(expected, abs=1e-12) and r["srcc_ci"] is not None
+    scores = zero_shot_scores(d, [it.dist for it in blur_set.items], crop=32)
+    expected = evaluate(scores, blur_set, n_boot=50, seed=0)   # run_zero_shot's n_boot, seed
+    assert r["srcc"] == pytest.approx(expected["srcc"], abs=1e-12)
+    lo, hi = r["srcc_ci"]     # the bootstrap interval of those scores' SRCC
+    assert [lo, hi] == pytest.approx(expected["srcc_ci"], abs=1e-12) and -1 <= lo <= hi <= 1
     assert "higher = judged more real = better quality" in r["sign_note"]
     assert store.get_result("transfer", r["key"])["srcc"] == r["srcc"]
     again = run_zero_shot(run, blur_set, n_boot=50, store=store)
