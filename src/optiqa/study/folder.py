@@ -26,6 +26,7 @@
       locks/<stage>__<run>.lock   who is working on what (see optiqa.study.locks)
       logs/study-<time>.json      each runner invocation's summary
       logs/worker-<stage>-<pid>-<n>.txt  the output of a CPU worker that failed
+      logs/pool-<pid>.jsonl       the CPU pool's pieces one process ran (CPU and wall seconds)
 
 Run names (``<run>``, ``<name>``) come from :mod:`optiqa.study.names`; every path above from a
 method of :class:`StudyFolder` (no other module joins a path inside a study folder).
@@ -157,6 +158,10 @@ class StudyFolder:
         """The output of CPU worker ``n`` of ``stage`` started by the runner process ``runner``
         (kept when the worker fails)."""
         return self.root / "logs" / f"worker-{stage.replace(',', '+')}-{runner}-{n}.txt"
+
+    def pool_log(self, pid: int) -> Path:
+        """One line per piece of the CPU pool that process ``pid`` ran (optiqa.study.pool)."""
+        return self.root / "logs" / f"pool-{pid}.jsonl"
 
     def run_marker(self, cell: str) -> Path:
         return self.run(cell).root / COMPLETE

@@ -32,6 +32,7 @@ interrupted one is redone (a cell from its last checkpoint), a dead process's lo
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -121,12 +122,15 @@ def pooled(stages) -> list[str]:
 
 
 def drain(tasks: list[Task], poll: float = POLL_SECONDS, sleep=time.sleep,
-          timeline: list | None = None) -> dict[str, str]:
+          timeline: list | None = None, journal: Path | None = None) -> dict[str, str]:
     """Run the tasks that are left, with the other processes sharing them, until every one is
     done; ``{key: status}``. Each pass takes the first task that is ready and not held by
     another process, then starts again from the top (a task that became ready meanwhile may
     come first); a pass that finds nothing to take waits ``poll`` seconds. ``timeline``
-    receives ``(key, start time, seconds)`` of each task this process ran."""
+    receives ``(key, start time, seconds)`` of each task this process ran; ``journal`` (a JSON
+    lines file) one line per task with its wall and CPU seconds: the CPU time of this whole
+    process (all its threads) while the task ran, which is the task's own (a process runs one
+    task at a time), whatever else the machine runs."""
     pending = list(tasks)
     status: dict[str, str] = {}
     while pending:
@@ -137,11 +141,18 @@ def drain(tasks: list[Task], poll: float = POLL_SECONDS, sleep=time.sleep,
 
             def work(task=task):
                 log.info("%s %s", task.stage, task.name)
-                t0 = time.time()
+                t0, c0 = time.time(), time.process_time()
                 with torch_threads(task.threads):
                     result = task.run()
+                wall, cpu = time.time() - t0, time.process_time() - c0
+                log.info("%s %s: %s, %.1f s wall, %.1f s CPU", task.stage, task.name, result,
+                         wall, cpu)
                 if timeline is not None:
-                    timeline.append((task.key, t0, time.time() - t0))
+                    timeline.append((task.key, t0, wall))
+                if journal is not None:
+                    _journal(journal, {"task": task.key, "status": result, "start": round(t0, 2),
+                                       "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                                       "threads": task.threads})
                 return result
             result = run_locked(task.lock, task.done, work)
             if result != "busy":
@@ -153,6 +164,13 @@ def drain(tasks: list[Task], poll: float = POLL_SECONDS, sleep=time.sleep,
         else:
             pending.remove(took)
     return status
+
+
+def _journal(path: Path, row: dict) -> None:
+    """Append one line (one small write of a line-buffered file: a reader sees whole lines)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def build_tasks(plan, cells, stages, device: str = "cpu", progress: bool = False,

@@ -21,6 +21,7 @@ import contextlib
 import importlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,7 +195,8 @@ def run_study(cfg: StudyConfig, out: str | Path, opts: StudyOptions | None = Non
         from optiqa.study.pool import build_tasks, drain, pooled
 
         t0 = time.time()
-        status = drain(build_tasks(plan, cells, pooled(opts.stages), device, opts.progress))
+        status = drain(build_tasks(plan, cells, pooled(opts.stages), device, opts.progress),
+                       journal=plan.folder.pool_log(os.getpid()))
         summary["stages"]["pool"] = {"result": status, "seconds": round(time.time() - t0, 1)}
         return summary
     try:
@@ -242,6 +244,7 @@ class _Pool:
     tasks: list
     stages: tuple
     started: float
+    folder: StudyFolder
 
     def finish(self, workers: contextlib.ExitStack) -> dict:
         """This process's share of the pool on one torch thread, until every task is done;
@@ -253,7 +256,8 @@ class _Pool:
         log.info("CPU pool: %d tasks of the stages %s", len(self.tasks), ", ".join(self.stages))
         timeline: list = []
         with one_thread():
-            status = drain(self.tasks, timeline=timeline)
+            status = drain(self.tasks, timeline=timeline,
+                           journal=self.folder.pool_log(os.getpid()))
         waited = time.time()
         workers.close()
         counts: dict = {}
@@ -286,7 +290,7 @@ def _start_pool(ctx, workers: contextlib.ExitStack):
     workers.enter_context(cpu_workers(ctx.plan.folder.root, ",".join(stages), ctx.opts.cells,
                                       extra, pool=True,
                                       env=threads_env()))
-    return _Pool(tasks, stages, time.time())
+    return _Pool(tasks, stages, time.time(), ctx.plan.folder)
 
 
 def _threads_after_pool(ctx, stage: str):
