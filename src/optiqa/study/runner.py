@@ -244,7 +244,7 @@ class _Pool:
     tasks: list
     stages: tuple
     started: float
-    folder: StudyFolder
+    folder: StudyFolder | None = None   # where the pool's journal goes (logs/pool-<pid>.jsonl)
 
     def finish(self, workers: contextlib.ExitStack) -> dict:
         """This process's share of the pool on one torch thread, until every task is done;
@@ -256,8 +256,8 @@ class _Pool:
         log.info("CPU pool: %d tasks of the stages %s", len(self.tasks), ", ".join(self.stages))
         timeline: list = []
         with one_thread():
-            status = drain(self.tasks, timeline=timeline,
-                           journal=self.folder.pool_log(os.getpid()))
+            status = drain(self.tasks, timeline=timeline, journal=None if self.folder is None
+                           else self.folder.pool_log(os.getpid()))
         waited = time.time()
         workers.close()
         counts: dict = {}
