@@ -1,21 +1,25 @@
-"""The exact shortcuts of BRISQUE's pipeline against the plain computations they replace.
+"""The shortcuts of BRISQUE's pipeline against the plain computations they replace.
 
-Each shortcut claims the same bits as the plain path (ops/gray8.py, ops/resize.py's
-imresize_half_integers, ops/nss.py's strip MSCN and flat test, ops/nss_pairs.py): checked here
-with torch.equal on photos and on adversarial inputs (random levels, checkerboards, extreme
-values, odd and tiny sizes, batches, zeros, one-sided products, tiny coefficients, NaN), and the
-float32 grey levels on all 2^24 RGB triplets.
+The grey levels (ops/gray8.py), the 0.5 resize of integer images (ops/resize.py's
+imresize_half_integers) and the strip MSCN with its flat test (ops/nss.py) claim the same bits as
+the plain path: checked with torch.equal on photos and on adversarial inputs (random levels,
+checkerboards, extreme values, odd and tiny sizes, batches, zeros), the float32 grey levels on
+all 2^24 RGB triplets. The GGD/AGGD fits from plane sums (ops/nss_pairs.py) change the float64
+rounding only: checked against a plain NumPy transliteration within 1e-12 relative, bit for bit
+where they fall back to the products, and BRISQUE's calibration scores against the previous
+code's within 1e-10.
 """
 import numpy as np
 import pytest
 import torch
 from scipy.ndimage import maximum_filter, minimum_filter
+from scipy.special import gamma as gamma_fn
 
 from optiqa.ops import gray8, nss
 from optiqa.ops.color import MATLAB_GRAY_WEIGHTS
 from optiqa.ops.filters import gaussian_kernel1d, pad
 from optiqa.ops.nss import BRISQUE_SHIFTS, NIQE_SHIFTS, aggd_fit, mscn, paired_products
-from optiqa.ops.nss_pairs import paired_aggd_fits
+from optiqa.ops.nss_pairs import nss_fits, paired_aggd_fits
 from optiqa.ops.resize import (_half_taps, _mirrored_taps, imresize, imresize_half_integers,
                                imresize_matrix)
 
@@ -176,6 +180,53 @@ def test_strip_mscn_equals_full_size_passes(padding, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- paired fits
+# nss_fits sums planes of the coefficients (ops/nss_pairs.py) instead of forming each product:
+# the same real numbers, another float64 rounding (c_t^2 c_u^2 for (c_t c_u)^2, BLAS dot order).
+# So it is checked against a plain NumPy transliteration of estimateggdparam.m and
+# estimateaggdparam.m on np.roll products (independent of ours) within float64 reordering
+# (1e-12 relative), with the same shapes (grid values) and NaNs; its fallbacks (tiny, NaN,
+# float32, gradient) are the product-by-product code itself, so those are compared bit for bit.
+GAM = np.arange(200, 10001) / 1000.0
+RATIO_AGGD = gamma_fn(2 / GAM) ** 2 / (gamma_fn(1 / GAM) * gamma_fn(3 / GAM))
+RATIO_GGD = gamma_fn(1 / GAM) * gamma_fn(3 / GAM) / gamma_fn(2 / GAM) ** 2
+RTOL = 1e-12
+
+
+def _aggd_plain(vec):
+    """estimateaggdparam.m in float64 NumPy (NaN for an empty side, then alpha = 0.2)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        left = np.sqrt(np.mean(vec[vec < 0] ** 2)) if (vec < 0).any() else np.nan
+        right = np.sqrt(np.mean(vec[vec > 0] ** 2)) if (vec > 0).any() else np.nan
+        g = left / right
+        rhat = np.mean(np.abs(vec)) ** 2 / np.mean(vec ** 2)
+        rn = rhat * (g ** 3 + 1) * (g + 1) / (g ** 2 + 1) ** 2
+    alpha = GAM[0] if np.isnan(rn) else GAM[np.argmin((RATIO_AGGD - rn) ** 2)]
+    return alpha, left, right
+
+
+def _ggd_plain(vec):
+    """estimateggdparam.m in float64 NumPy."""
+    s2 = np.mean(vec ** 2)
+    return GAM[np.argmin(np.abs(s2 / np.mean(np.abs(vec)) ** 2 - RATIO_GGD))], np.sqrt(s2)
+
+
+def _plain_fits(coeffs, shifts):
+    """((alpha, sigma), (alpha, left, right)) per image, from circshift products (np.roll)."""
+    ggd, aggd = [], []
+    for c in coeffs.numpy():
+        ggd.append(_ggd_plain(c.ravel()))
+        aggd.append([_aggd_plain((c * np.roll(c, s, axis=(0, 1))).ravel()) for s in shifts])
+    ggd, aggd = np.array(ggd), np.array(aggd)                     # (N, 2), (N, k, 3)
+    return (ggd[:, 0], ggd[:, 1]), (aggd[..., 0], aggd[..., 1], aggd[..., 2])
+
+
+def _close(ours, plain, rtol=RTOL):
+    for o, e in zip(ours, plain):
+        o = o.numpy()
+        assert np.array_equal(np.isnan(o), np.isnan(e))
+        np.testing.assert_allclose(o, e, rtol=rtol, atol=0)
+
+
 def _per_shift(coeffs, shifts):
     fits = [aggd_fit(paired_products(coeffs, (s,)).flatten(2)) for s in shifts]
     return tuple(torch.cat(f, dim=-1) for f in zip(*fits))
@@ -186,7 +237,7 @@ def _same(a, b):
                and torch.equal(x.nan_to_num(), y.nan_to_num()) for x, y in zip(a, b))
 
 
-def test_paired_fits_equal_one_fit_per_shift(monkeypatch):
+def _coefficient_cases():
     rng = np.random.default_rng(4)
     with torch.no_grad():
         photo = mscn(_photo_gray(), 0)[:, 0]
@@ -196,19 +247,67 @@ def test_paired_fits_equal_one_fit_per_shift(monkeypatch):
     mixed[1] = mixed[1].abs()                                      # one-sided products
     mixed[2] = 0.0
     mixed[2, 5, 5] = -1.0                                          # almost all zero
+    checker = torch.from_numpy((-1.0) ** np.add.outer(np.arange(20), np.arange(23)))[None]
+    return {"photo": photo, "mixed": mixed, "checkerboard": checker * 3.0,
+            "two rows": torch.from_numpy(rng.standard_normal((1, 2, 9))),
+            "two columns": torch.from_numpy(rng.standard_normal((2, 11, 2))),
+            "wide values": torch.from_numpy(rng.standard_normal((1, 17, 19))
+                                            * 10.0 ** rng.integers(-60, 60, (1, 17, 19)))}
+
+
+def test_plane_fits_equal_a_plain_transliteration(monkeypatch):
+    for chunk in (1 << 15, 50):                                   # many uneven chunks too
+        monkeypatch.setattr("optiqa.ops.nss_pairs.PLANE_CHUNK_ELEMENTS", chunk)
+        for name, c in _coefficient_cases().items():
+            for shifts in (BRISQUE_SHIFTS, NIQE_SHIFTS):
+                with torch.no_grad():
+                    (g_alpha, g_sigma), aggd = nss_fits(c, shifts)
+                    plain_ggd, plain_aggd = _plain_fits(c, shifts)
+                    _close((g_alpha, g_sigma), plain_ggd)
+                    _close(aggd, plain_aggd)
+                    _close(paired_aggd_fits(c, shifts), plain_aggd)
+                    # and the product-by-product code to the same tolerance, except where
+                    # it takes sum(p^2 [p > 0]) as sum(p^2) - sum(p^2 [p < 0]) with almost all
+                    # of sum(p^2) negative (values over 120 decades): it loses digits there
+                    if name != "wide values":
+                        _close(aggd, [t.numpy() for t in _per_shift(c, shifts)])
+
+
+def test_plane_fits_fall_back_to_the_products_where_they_could_differ():
+    rng = np.random.default_rng(5)
+    mixed = torch.from_numpy(rng.standard_normal((2, 31, 45)))
     tiny = mixed.clone()
     tiny[0, 0, 0], tiny[0, 0, 1] = 1e-200, -1e-170                 # products underflow to 0
     nan = mixed.clone()
     nan[1, 3, 3] = float("nan")
-    two_rows = torch.from_numpy(rng.standard_normal((1, 2, 9)))
-    tiny32 = mixed.float()
-    tiny32[0, 0, 0], tiny32[0, 0, 1] = 1e-25, -1e-25             # float32 products underflow
-    for strip in (1 << 15, 50):
-        monkeypatch.setattr("optiqa.ops.nss_pairs.PAIR_STRIP_ELEMENTS", strip)
-        for c in (photo, mixed, tiny, nan, two_rows, mixed.float(), tiny32):
-            for shifts in (BRISQUE_SHIFTS, NIQE_SHIFTS):
-                with torch.no_grad():
-                    assert _same(paired_aggd_fits(c, shifts), _per_shift(c, shifts))
+    huge = mixed.clone()
+    huge[0, 4, 4] = 1e160                                          # p^2 overflows
+    small = mixed * 1e-300                                         # subnormal products
+    for c in (tiny, nan, huge, small, mixed.float()):
+        for shifts in (BRISQUE_SHIFTS, NIQE_SHIFTS):
+            with torch.no_grad():
+                assert _same(paired_aggd_fits(c, shifts), _per_shift(c, shifts))
+                ggd, aggd = nss_fits(c, shifts)
+                assert _same(aggd, _per_shift(c, shifts))
+                assert _same(ggd, nss.ggd_fit(c.flatten(1)))
+    with torch.no_grad():                                          # the fallback matters:
+        assert not _same(paired_aggd_fits(tiny, BRISQUE_SHIFTS),  # sign counts would differ
+                         _counts_from_signs(tiny, BRISQUE_SHIFTS))
+
+
+def _counts_from_signs(c, shifts):
+    """The AGGD fits with the products' counts taken from the coefficients' signs (what the
+    plane sums would give without the fallback)."""
+    out = []
+    for s in shifts:
+        p = paired_products(c, (s,)).flatten(2)
+        sign = torch.sign(c) * torch.sign(torch.roll(c, s, dims=(-2, -1)))
+        n_neg = (sign < 0).flatten(1).sum(-1, keepdim=True)
+        n_nonzero = (sign != 0).flatten(1).sum(-1, keepdim=True)
+        neg = p.clamp(max=0.0)
+        out.append(nss.aggd_from_sums((neg * neg).sum(-1), (p * p).sum(-1), p.abs().sum(-1),
+                                      n_neg, n_nonzero, p.shape[-1], c.device))
+    return tuple(torch.cat(f, dim=-1) for f in zip(*out))
 
 
 def test_paired_fits_keep_the_gradient_path():
@@ -216,9 +315,40 @@ def test_paired_fits_keep_the_gradient_path():
     alpha, left, right = paired_aggd_fits(c, BRISQUE_SHIFTS)
     (left.sum() + right.sum()).backward()
     assert torch.isfinite(c.grad).all() and c.grad.abs().sum() > 0
+    assert _same((alpha, left, right), _per_shift(c.detach(), BRISQUE_SHIFTS))  # products
     with torch.no_grad():
-        assert _same(paired_aggd_fits(c.detach(), BRISQUE_SHIFTS), (alpha, left, right))
-        assert _same(paired_aggd_fits(c, BRISQUE_SHIFTS), (alpha, left, right))  # needs grad
+        _close(paired_aggd_fits(c.detach(), BRISQUE_SHIFTS),
+               [t.detach().numpy() for t in (alpha, left, right)])
         wide = torch.randn(1, 20, 30, dtype=torch.float64)
-        assert _same(paired_aggd_fits(wide[..., 3:27], BRISQUE_SHIFTS),        # not contiguous
-                     _per_shift(wide[..., 3:27], BRISQUE_SHIFTS))
+        _close(paired_aggd_fits(wide[..., 3:27], BRISQUE_SHIFTS),            # not contiguous
+               [t.numpy() for t in _per_shift(wide[..., 3:27], BRISQUE_SHIFTS)])
+
+
+# BRISQUE's scores (float64, before the cast to the input's dtype) of the five TID2013
+# calibration images as the product-by-product fits gave them, printed with repr() by commit
+# 413febd's code (brisque_features + svr_predict, one thread); the plane sums must give them up
+# to float64 reordering. Scores near 0 (I04) are compared with an absolute 1e-10.
+PREVIOUS_SCORES = {"I03.bmp": 94.64375187566986, "I04.bmp": -0.10717606305513527,
+                   "I06.bmp": 0.990117807064621, "I08.bmp": 5.903765718903401,
+                   "I19.bmp": 74.38918261577021}
+
+
+def test_brisque_scores_equal_the_product_by_product_ones():
+    from conftest import shared_path
+    from optiqa.data.io import read_image
+    from optiqa.metrics.brisque import brisque_features, svr_predict
+    from optiqa.metrics.nss_models import load_brisque_model
+
+    try:
+        svr = load_brisque_model(None, None)
+    except Exception as e:                           # the model package is optional
+        pytest.skip(f"BRISQUE's model is not installed: {e}")
+    root = shared_path("iqa", "calibration", "dist")
+    for name, previous in PREVIOUS_SCORES.items():
+        with torch.no_grad():
+            feats = brisque_features(gray8.gray_255(read_image(root / name)[None]),
+                                     integer_levels=True)
+        score = svr_predict(feats, *(torch.from_numpy(a) for a in (svr.support, svr.coef)),
+                            svr.gamma, svr.rho, torch.from_numpy(svr.feature_min),
+                            torch.from_numpy(svr.feature_max), *svr.lower_upper)
+        assert abs(float(score) - previous) <= 1e-10 * max(1.0, abs(previous)), name

@@ -282,15 +282,21 @@ def ggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     grid; returns ``(alpha, sigma)`` with ``sigma = sqrt(E[x^2])``. ``alpha`` is a grid value
     (piecewise constant: it carries no gradient).
     """
-    grid, ggd_curve, _ = _curves(x.device)
-    sigma_sq = _sum_sq(x) / x.shape[-1]
-    mean_abs = torch.linalg.vector_norm(x, ord=1, dim=-1) / x.shape[-1]
+    return ggd_from_sums(_sum_sq(x), torch.linalg.vector_norm(x, ord=1, dim=-1), x.shape[-1],
+                         x.device, x.dtype)
+
+
+def ggd_from_sums(sum_sq, sum_abs, n: int, device, dtype=None):
+    """:func:`ggd_fit` from ``sum(x^2)`` and ``sum(|x|)`` of vectors of length ``n``."""
+    grid, ggd_curve, _ = _curves(device)
+    sigma_sq = sum_sq / n
+    mean_abs = sum_abs / n
     valid = mean_abs > 0
     rho = sigma_sq / torch.where(valid, mean_abs, 1.0).square()
     rho = torch.where(valid, rho, float("nan"))
     # the curve decreases with alpha: negated, it increases and keeps the index order
     alpha = grid[_nearest_on_grid(-ggd_curve, -rho)]
-    return alpha.to(x.dtype), sqrt_zero_grad(sigma_sq)
+    return alpha.to(dtype or sum_sq.dtype), sqrt_zero_grad(sigma_sq)
 
 
 def aggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -320,14 +326,17 @@ def aggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     return aggd_from_sums(sum_neg, sum_sq, l1, n_neg, n_nonzero, x.shape[-1], x.device)
 
 
-def aggd_from_sums(sum_neg, sum_sq, l1, n_neg, n_nonzero, n: int, device):
+def aggd_from_sums(sum_neg, sum_sq, l1, n_neg, n_nonzero, n: int, device, sum_pos=None):
     """:func:`aggd_fit` from the sums of a vector of length ``n``: ``sum(x^2 [x < 0])``,
     ``sum(x^2)``, ``sum(|x|)`` and the counts of negatives and non-zeros (tensors of one shape;
     element-wise, so several vectors' fits in one call give each one's own result, bit for bit).
+    ``sum_pos``: ``sum(x^2 [x > 0])`` when summed on its own (else ``sum_sq - sum_neg``, which
+    loses digits when nearly all of ``sum_sq`` is on the negative side).
     """
     grid, _, aggd_curve = _curves(device)
     n_pos = n_nonzero - n_neg
-    sum_pos = sum_sq - sum_neg
+    if sum_pos is None:
+        sum_pos = sum_sq - sum_neg
     has_neg, has_pos = n_neg > 0, n_pos > 0
     valid = has_neg & has_pos
     # statistics of an empty side are NaN; they are computed on safe stand-ins and set to NaN

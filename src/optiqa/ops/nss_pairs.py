@@ -1,145 +1,208 @@
-"""The AGGD fits of paired products (BRISQUE), without a gradient, in fewer passes over memory.
+"""BRISQUE's fits of MSCN coefficients and of their paired products, from dot products of planes.
 
-:func:`paired_aggd_fits` returns, bit for bit, what fitting each paired product on its own does
-(``aggd_fit(paired_products(coeffs, (shift,)).flatten(2))`` per shift, :mod:`optiqa.ops.nss`):
+:func:`nss_fits` returns the GGD fit of the coefficients and the AGGD fit of each paired product
+``p = c * circshift(c, s)`` (:func:`optiqa.ops.nss.ggd_fit`, :func:`optiqa.ops.nss.aggd_fit` on
+:func:`optiqa.ops.nss.paired_products`) without forming any product. The AGGD fit needs, per
+shift, sums over the pairs of pixels ``(t, u)`` that the shift puts together:
 
-- **the same arrays, summed by the same calls.** The products, their negative parts times
-  the products and their squares are written with the same element-wise operations into
-  full-size buffers, a chunk at a time, so that a chunk's product is squared while it is still
-  in the cache (a full-size product streams through memory once per operation otherwise); the
-  buffers are then reduced whole by the same ``sum`` and ``vector_norm`` calls on tensors of the
-  same shape, so every summation order is unchanged. Where the source row does not wrap,
-  element ``(i, j)`` pairs with the one ``dr W + dc`` places before it in the flattened image,
-  so a chunk's product is one multiplication of two contiguous runs; the elements whose source
-  wraps (one column, one row) are then recomputed as :func:`optiqa.ops.nss.paired_products`
-  does them;
-- **the same counts, from signs.** The fit counts the negative and the non-zero products. With
-  ``s`` the sign bits and ``z`` the zeros of the coefficients, ``a b`` is zero exactly where ``a``
-  or ``b`` is, and negative exactly where ``s_a != s_b`` and neither is zero, *provided no
-  product of two non-zero coefficients underflows to 0*: it cannot when every non-zero
-  ``|coefficient| >= 2^-537`` (then ``|a b| >= 2^-1074``, the smallest subnormal, which rounds
-  to itself or more; 2^-74 in float32). That is checked (and that none is NaN); otherwise the
-  counts are taken on the products as before. Counts are integers, so counting one-byte sign
-  arrays gives the same numbers as counting float64 products (and costs a tenth);
-- **the same scalar formulas**, in one call for all shifts (:func:`optiqa.ops.nss.aggd_from_sums`:
-  element-wise basic operations, correctly rounded whatever the batch).
+- ``sum |p| = sum |c_t| |c_u|``;
+- ``sum p^2 [p < 0] = sum (n_t s_u + s_t n_u)`` and ``sum p^2 [p > 0] = sum (n_t n_u + s_t s_u)``
+  with ``n = c^2 [c < 0]``, ``s = c^2 [c > 0]`` (a product is negative exactly where its factors
+  have opposite signs, neither being 0), each side summed on its own (estimateaggdparam.m's
+  ``mean(x(x > 0).^2)``; the product-by-product code took it as a difference, which loses
+  digits when nearly all of ``sum p^2`` is on one side);
+- the numbers of non-zero and of negative products: ``H W`` and ``(H W - sum g_t g_u) / 2``
+  with ``g = sign(c)`` when no coefficient is 0 (exact integers), counted on the signs otherwise.
+
+So five *planes* ``|c|, n, s, [|c| >= TINY], g`` are written once and each shift costs six dot
+products of a plane with a plane shifted. Stored row after row with one zero column appended
+(rows of ``W + 1``), the pairs of a shift by at most one row and one column that do not wrap
+around the image are exactly the pairs at one distance ``d = |dr (W + 1) + dc|`` of the
+flattened planes (a pair that would cross a row's end meets the zero column), so each sum is a
+``dot`` of two contiguous runs; the pairs that ``circshift`` wraps around (one row, one column)
+are added from their products. The planes go through a small buffer a chunk of rows at a time
+(with the row before the chunk), so they are written and read while in the cache. The GGD fit
+needs ``sum c^2`` and ``sum |c|``: plane sums.
+
+**Accuracy.** The sums are the same real numbers as the product-by-product code's; in float64
+only the rounding differs: ``c_t^2 c_u^2`` instead of ``(c_t c_u)^2`` (a few units in the last
+place) and the order of summation (BLAS dots per chunk, then the chunks, then the wrapped
+pairs). The counts are exact. Measured on Set14, the calibration images and adversarial images
+the 36 BRISQUE features differ by at most ~4e-14 relative (docs/performance.md). The fitted
+shapes are grid values chosen by nearest distance: one changes only if a moment ratio falls
+within that rounding of a midpoint between two grid values. Where a product of two non-zero
+coefficients could underflow to 0 (a non-zero ``|c| < TINY``), a sum is so small that its
+products may be subnormal, or a sum is not finite (NaN or overflow), and with a gradient, off the
+CPU or in float32, the fits are computed product by product (``tests/test_nss_exact.py``
+compares both with a plain NumPy transliteration of the MATLAB estimators).
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import torch
 
-from optiqa.ops.nss import _count_nonzero, aggd_fit, aggd_from_sums, paired_products
+from optiqa.ops.nss import aggd_fit, aggd_from_sums, ggd_fit, ggd_from_sums, paired_products
 
-# below this a non-zero coefficient could make a product underflow to 0 (module docstring):
-# the square root of the smallest subnormal, rounded up to a power of two
-TINY_COEFFICIENT = {torch.float64: 2.0 ** -537, torch.float32: 2.0 ** -74}
-# elements per chunk: 0.5 MB of float64 per buffer, so that a chunk's product and its two
-# squares stay in the (2 MB) cache; 1 << 15..17 measured within 3% of each other on Set14
-PAIR_STRIP_ELEMENTS = 1 << 16
+# a non-zero coefficient below TINY could make a product of two non-zero
+# coefficients underflow to 0, which the products' count would not count; sums below SMALL_SUM
+# may hold products that underflowed differently: both cases take the product-by-product path
+TINY, SMALL_SUM = 2.0 ** -500, 2.0 ** -900
+# planes: |c|, c^2 [c < 0], c^2 [c > 0], [|c| >= TINY], sign(c)
+N_PLANES = 5
+# values per plane in one chunk of rows: the chunk's five planes (1.3 MB) are written and read by
+# the dot products while in the cache (full-size planes stream through memory: ~3x slower)
+PLANE_CHUNK_ELEMENTS = 1 << 15
+
+
+def nss_fits(coeffs: torch.Tensor, shifts):
+    """``((alpha, sigma), (alpha, left, right))`` for MSCN coefficients ``(N, H, W)``: the GGD fit
+    of each image's coefficients (``(N,)`` each, :func:`optiqa.ops.nss.ggd_fit`) and the AGGD fit
+    of each paired product ``coeffs * circshift(coeffs, s)`` (``(N, len(shifts))`` each), from
+    plane sums (module docstring)."""
+    if not _planes_apply(coeffs, shifts):
+        return ggd_fit(coeffs.flatten(1)), _per_shift(coeffs, shifts)
+    coeffs = coeffs.detach().contiguous()
+    n_img, h, w = coeffs.shape
+    k = len(shifts)
+    sums = [_plane_sums(c, shifts) for c in coeffs]
+    if any(x is None for x in sums):              # tiny, huge or NaN coefficients
+        return ggd_fit(coeffs.flatten(1)), _per_shift(coeffs, shifts)
+    total = torch.stack(sums)                     # (N, 2 + 5 k)
+    ggd = ggd_from_sums(total[:, 0], total[:, 1], h * w, coeffs.device)
+    s_abs, s_neg, s_pos, n_nonzero, n_neg = total[:, 2:].view(n_img, 5, k).unbind(1)
+    aggd = aggd_from_sums(s_neg, s_neg + s_pos, s_abs, n_neg.to(torch.int64),
+                          n_nonzero.to(torch.int64), h * w, coeffs.device, sum_pos=s_pos)
+    return ggd, aggd
 
 
 def paired_aggd_fits(coeffs: torch.Tensor, shifts) -> tuple[torch.Tensor, ...]:
-    """AGGD ``(alpha, left, right)``, each ``(N, len(shifts))``, of ``coeffs * circshift(coeffs,
-    s)`` for each shift ``s``; ``coeffs`` is ``(N, H, W)``. Equal bit for bit to one
-    :func:`optiqa.ops.nss.aggd_fit` per shift (module docstring); with a gradient, or off the
-    CPU, it is computed that way."""
-    if ((torch.is_grad_enabled() and coeffs.requires_grad) or coeffs.device.type != "cpu"
-            or coeffs.dtype not in TINY_COEFFICIENT):
-        fits = [aggd_fit(paired_products(coeffs, (s,)).flatten(2)) for s in shifts]
-        return tuple(torch.cat(f, dim=-1) for f in zip(*fits))
-    coeffs = coeffs.detach().contiguous()          # no graph here; numpy views need no grad
-    n_img, h, w = coeffs.shape
+    """The AGGD ``(alpha, left, right)``, each ``(N, len(shifts))``, of ``coeffs * circshift(
+    coeffs, s)`` for each shift ``s`` (``coeffs``: ``(N, H, W)``): :func:`nss_fits`'s second
+    part."""
+    if not _planes_apply(coeffs, shifts):
+        return _per_shift(coeffs, shifts)
+    return nss_fits(coeffs, shifts)[1]
+
+
+def _per_shift(coeffs, shifts):
+    """The product-by-product fits: one :func:`optiqa.ops.nss.aggd_fit` per shift."""
+    fits = [aggd_fit(paired_products(coeffs, (s,)).flatten(2)) for s in shifts]
+    return tuple(torch.cat(f, dim=-1) for f in zip(*fits))
+
+
+def _planes_apply(coeffs, shifts) -> bool:
+    return (not (torch.is_grad_enabled() and coeffs.requires_grad)
+            and coeffs.device.type == "cpu" and coeffs.dtype == torch.float64
+            and coeffs.ndim == 3 and coeffs.shape[-1] >= 2 and coeffs.shape[-2] >= 2
+            and all(abs(dr) <= 1 and abs(dc) <= 1 and (dr, dc) != (0, 0) for dr, dc in shifts))
+
+
+def _write_planes(src: torch.Tensor, out) -> None:
+    """The six planes of coefficients ``src`` into ``out`` (six tensors shaped like ``src``)."""
+    torch.abs(src, out=out[0])
+    torch.clamp(src, max=0.0, out=out[1]).mul_(out[1])       # (-|c|)^2 is c^2 bit for bit
+    torch.clamp(src, min=0.0, out=out[2]).mul_(out[2])
+    torch.ge(out[0], TINY, out=out[3])
+    torch.sign(src, out=out[4])
+
+
+# the dot products of planes per shift: |c| |c|, the two negative-positive ones (negative
+# products), the negative-negative and positive-positive ones (positive products), sign sign
+PAIRED_PLANES = ((0, 0), (1, 2), (2, 1), (1, 1), (2, 2), (4, 4))
+# the planes whose sums are needed: |c|, c^2 [c < 0], c^2 [c > 0], [|c| >= TINY] (adjacent)
+SUMMED_PLANES = 4
+
+
+def _plane_sums(c: torch.Tensor, shifts):
+    """``[sum c^2, sum |c|]`` then, per sum, one value per shift: ``sum |p|``, ``sum p^2``,
+    ``sum p^2 [p < 0]``, the numbers of non-zero and of negative products ``p`` (float64,
+    exact integers); None where the plane sums do not apply (module docstring). ``c``:
+    ``(H, W)``. Chunks of rows go through a buffer holding the chunk's planes after those of the
+    row before it (a shift pairs a value with one at most ``W + 2`` places back)."""
+    h, w = c.shape
     k = len(shifts)
-    product, neg_sq, sq = (torch.empty_like(coeffs) for _ in range(3))
-    sums = [[], [], []]                             # sum(x^2 [x < 0]), sum(x^2), sum(|x|)
-    counts = _sign_counts(coeffs, shifts, product)  # (2, N, k) int64, or None
-    fallback = []
-    flat = (n_img, 1, h * w)                        # aggd_fit's shape: the same reductions
-    c, p, a, b = (t.view(n_img, h * w) for t in (coeffs, product, neg_sq, sq))
-    chunk = max(1, PAIR_STRIP_ELEMENTS // n_img)
-    for shift in shifts:
-        dr, dc = shift
-        general = abs(dr) >= h or abs(dc) > 1 or w < 2
-        # rows whose source row does not wrap: element (i, j) pairs with the one dr W + dc
-        # places before it in the flattened image; its wrapping column is redone below
-        top, bottom = (0, 0) if general else (max(dr, 0), h + min(dr, 0))
-        lo, hi, d = top * w + (dc == 1), bottom * w - (dc == -1), dr * w + dc
-        for s0 in range(0, h * w, chunk):
-            s1 = min(s0 + chunk, h * w)
-            if max(s0, lo) < min(s1, hi):
-                t0, t1 = max(s0, lo), min(s1, hi)
-                torch.mul(c[:, t0:t1], c[:, t0 - d:t1 - d], out=p[:, t0:t1])
-            _square_parts(p[:, s0:s1], a[:, s0:s1], b[:, s0:s1])
-        # what the flat run got wrong: the wrapping column, the wrapping rows
-        if dc and top < bottom:
-            j = 0 if dc == 1 else w - 1
-            rows = slice(top, bottom)
-            torch.mul(coeffs[:, rows, j], coeffs[:, top - dr:bottom - dr, (j - dc) % w],
-                      out=product[:, rows, j])
-            _square_parts(product[:, rows, j], neg_sq[:, rows, j], sq[:, rows, j])
-        for r0, r1 in ((0, top), (bottom, h)) if not general else ((0, h),):
-            if r0 < r1:
-                _product_rows(coeffs, shift, r0, r1, product[:, r0:r1])
-                _square_parts(product[:, r0:r1], neg_sq[:, r0:r1], sq[:, r0:r1])
-        sums[0].append(neg_sq.view(flat).sum(-1))
-        sums[1].append(sq.view(flat).sum(-1))
-        sums[2].append(torch.linalg.vector_norm(product.view(flat), ord=1, dim=-1))
-        if counts is None:
-            x = product.view(flat)
-            fallback.append((_count_nonzero(x.clamp(max=0.0)), _count_nonzero(x)))
-    if counts is None:
-        counts = torch.stack([torch.cat(c, dim=-1) for c in zip(*fallback)])
-    sums = [torch.cat(s, dim=-1) for s in sums]
-    return aggd_from_sums(sums[0], sums[1], sums[2], counts[0], counts[1], h * w,
-                          coeffs.device)
-
-
-def _square_parts(p: torch.Tensor, neg_sq: torch.Tensor, sq: torch.Tensor) -> None:
-    """aggd_fit's element-wise operations on a piece of the product: the negative part times
-    the product (clamp, multiply) and the product squared, into ``neg_sq`` and ``sq``."""
-    torch.mul(torch.clamp(p, max=0.0, out=neg_sq), p, out=neg_sq)
-    torch.mul(p, p, out=sq)
-
-
-def _product_rows(coeffs: torch.Tensor, shift, r0: int, r1: int, out: torch.Tensor) -> None:
-    """Rows ``r0:r1`` of ``coeffs * circshift(coeffs, shift)`` into ``out`` (which holds those
-    rows), as four wrapped sub-rectangles: :func:`optiqa.ops.nss.paired_products`'s products."""
-    h, w = coeffs.shape[-2:]
-    dr, dc = shift[0] % h, shift[1] % w
-    # element (i, j) of the shifted array is c[(i - dr) mod h, (j - dc) mod w]
-    for lo, hi, src in ((max(r0, dr), r1, -dr), (r0, min(r1, dr), h - dr)):
-        if lo >= hi:
-            continue
-        for cols_out, cols_in in ((slice(dc, w), slice(0, w - dc)),
-                                  (slice(0, dc), slice(w - dc, w))):
-            target = out[:, lo - r0:hi - r0, cols_out]
-            if target.numel():
-                torch.mul(coeffs[:, lo:hi, cols_out], coeffs[:, lo + src:hi + src, cols_in],
-                          out=target)
-
-
-def _sign_counts(coeffs: torch.Tensor, shifts, work: torch.Tensor):
-    """``(2, N, k)`` int64: the negative and the non-zero products per image and shift, from the
-    coefficients' signs and zeros; None when a product of non-zeros might underflow, or when a
-    coefficient is NaN (then the plain counts decide). ``work``: a free buffer like ``coeffs``."""
-    c = coeffs.numpy()
-    magnitude = np.abs(c, out=work.numpy())
-    zero = magnitude == 0
-    n_zero = np.count_nonzero(zero)
-    # neither tiny-but-non-zero nor NaN: every value is 0 or >= TINY (NaN fails both tests)
-    if c.size - np.count_nonzero(magnitude >= TINY_COEFFICIENT[coeffs.dtype]) != n_zero:
+    wide = w + 1
+    step = max(1, PLANE_CHUNK_ELEMENTS // wide)
+    dists = [abs(dr * wide + dc) for dr, dc in shifts]
+    head = 1 + wide                               # a 0, then the previous row
+    ring = c.new_zeros(N_PLANES, head + step * wide)
+    results, rows_before = [], None
+    for r0 in range(0, h, step):
+        rows = min(step, h - r0)
+        if rows != rows_before:                   # views of the buffer for chunks of this size
+            rows_before, end = rows, head + rows * wide
+            planes = ring[:, head:end].view(N_PLANES, rows, wide)[..., :w].unbind(0)
+            pairs = [(ring[a, head:end], ring[b, head - d:end - d])
+                     for d in dists for a, b in PAIRED_PLANES]
+            summed = ring[:SUMMED_PLANES, head:end]
+            last_row, previous_row = ring[:, end - wide:end], ring[:, 1:head]
+        _write_planes(c[r0:r0 + rows], planes)
+        results += [torch.dot(x, y) for x, y in pairs]
+        results += torch.sum(summed, dim=-1).unbind(0)
+        previous_row.copy_(last_row)
+    per_chunk = len(pairs) + SUMMED_PLANES
+    totals = torch.stack(results).view(-1, per_chunk).sum(0)
+    dots = totals[:len(pairs)].view(k, len(PAIRED_PLANES)) + _wrapped_sums(c, shifts)
+    s_abs, s_sign = dots[:, 0], dots[:, 5]
+    s_neg, s_pos = dots[:, 1] + dots[:, 2], dots[:, 3] + dots[:, 4]
+    plane_sums = totals[len(pairs):]     # sum |c|, sum c^2 [c < 0], sum c^2 [c > 0], count
+    n_nonzero = c.new_full((k,), float(h * w))
+    if int(plane_sums[3]) != h * w:               # some coefficient is 0 (or tiny, or NaN)
+        nonzero = c.numpy() != 0
+        if int(plane_sums[3]) != int(np.count_nonzero(nonzero)):     # tiny or NaN
+            return None
+        n_nonzero = torch.tensor([float(np.count_nonzero(nonzero & np.roll(nonzero, s, (0, 1))))
+                                  for s in shifts], dtype=c.dtype)
+    # sign(c_t) sign(c_u) is +1 for a positive product, -1 for a negative one, 0 for a zero
+    n_neg = (n_nonzero - s_sign) / 2
+    out = torch.cat([plane_sums[1:2] + plane_sums[2:3], plane_sums[0:1], s_abs, s_neg, s_pos,
+                     n_nonzero, n_neg])
+    checked = out[:2 + 3 * k]
+    if not bool(torch.isfinite(checked).all()) or bool(((checked > 0)
+                                                        & (checked < SMALL_SUM)).any()):
         return None
-    sign = np.signbit(c)
-    nonzero = ~zero if n_zero else None
-    n_img, h, w = coeffs.shape
-    out = np.empty((2, n_img, len(shifts)), dtype=np.int64)
-    for j, shift in enumerate(shifts):
-        differ = sign != np.roll(sign, shift, axis=(1, 2))
-        if nonzero is not None:
-            both = nonzero & np.roll(nonzero, shift, axis=(1, 2))
-            differ &= both
-        for i in range(n_img):
-            out[0, i, j] = np.count_nonzero(differ[i])
-            out[1, i, j] = np.count_nonzero(both[i]) if nonzero is not None else h * w
-    return torch.from_numpy(out)
+    return out
+
+
+def _wrapped_sums(c: torch.Tensor, shifts) -> torch.Tensor:
+    """``(k, 6)``: for the pairs that circshift wraps around, per shift, ``sum |p|``,
+    ``sum p^2 [p < 0]``, 0, ``sum p^2 [p > 0]``, 0 and ``sum sign(c_t) sign(c_u)``, from the
+    products ``p`` (the columns of ``_plane_sums``' dot products, :data:`PAIRED_PLANES`)."""
+    h, w = c.shape
+    x_index, y_index, segment = _wrap_index(h, w, tuple(shifts))
+    flat = c.view(-1)
+    x, y = flat.index_select(0, x_index), flat.index_select(0, y_index)
+    p = x * y
+    neg, pos = torch.clamp(p, max=0.0), torch.clamp(p, min=0.0)
+    zero = torch.zeros_like(p)
+    parts = torch.stack([p.abs(), neg.mul_(neg), zero, pos.mul_(pos), zero,
+                         torch.sign(x).mul_(torch.sign(y))], 1)
+    return c.new_zeros(len(shifts), len(PAIRED_PLANES)).index_add_(0, segment, parts)
+
+
+@functools.lru_cache(maxsize=16)
+def _wrap_index(h: int, w: int, shifts):
+    """Flat indices of both ends of the pairs that circshift by each shift wraps around, and the
+    shift each pair belongs to: the whole rows whose partner row wraps, then the one column whose
+    partner column wraps (in the other rows). Element (i, j) pairs with (i - dr mod h, j - dc
+    mod w)."""
+    xs, ys, shift_of = [], [], []
+    cols = torch.arange(w)
+    for n, (dr, dc) in enumerate(shifts):
+        x, y = [], []
+        for i in (range(h - 1, h) if dr < 0 else range(0, dr)):    # rows whose source wraps
+            x.append(i * w + cols)
+            y.append(((i - dr) % h) * w + (cols - dc) % w)
+        if dc:
+            j = 0 if dc > 0 else w - 1
+            r = torch.arange(max(dr, 0), h + min(dr, 0))    # rows whose source row does not
+            x.append(r * w + j)
+            y.append((r - dr) * w + (j - dc) % w)
+        xs += x
+        ys += y
+        shift_of.append(torch.full((sum(len(v) for v in x),), n))
+    empty = torch.zeros(0, dtype=torch.int64)
+    return (torch.cat(xs) if xs else empty, torch.cat(ys) if ys else empty,
+            torch.cat(shift_of))
