@@ -119,15 +119,20 @@ def crop_border(img: torch.Tensor, border: int) -> torch.Tensor:
     return img[..., border:-border, border:-border] if border else img
 
 
-def create_scorers(names: list[str], device, have_reference: bool
+def create_scorers(names: list[str], device, have_reference: bool, built: dict | None = None
                    ) -> tuple[dict, dict[str, str]]:
     """Modules for the metrics outside the protocol's ``psnr_y``/``ssim_y`` (created, with their
-    weights found, before any image is read), and every metric's kind."""
+    weights found, before any image is read), and every metric's kind. ``built``: modules
+    already created on ``device``, by name, used instead of creating them again."""
     if not names:
         raise ConfigError("no metric to evaluate" + ("" if have_reference else
                           ": without ground truth only no-reference metrics can be computed"),
                           option="metric")
-    scorers = create_metrics([n for n in names if n not in PROTOCOL_METRICS], device)
+    built = built or {}
+    wanted = [n for n in names if n not in PROTOCOL_METRICS]
+    scorers = {**create_metrics([n for n in wanted if n not in built], device),
+               **{n: built[n] for n in wanted if n in built}}
+    scorers = {n: scorers[n] for n in dict.fromkeys(wanted)}
     kinds = {n: ("fr" if n in PROTOCOL_METRICS else scorers[n].info.kind) for n in names}
     needs_ref = [n for n in names if kinds[n] != "nr"]
     if needs_ref and not have_reference:
