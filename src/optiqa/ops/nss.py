@@ -82,44 +82,62 @@ def _mscn_in_strips(img: torch.Tensor, padding, taps, c: float):
     wp = w + MSCN_WINDOW - 1
     step = max(8, STRIP_ELEMENTS // max(1, n * 2 * ch * wp))
     source = img if padding in ("replicate", 0, "zeros") else pad(img, (half,) * 4, padding)
-    buf = img.new_empty(n, 2 * ch, (step + MSCN_WINDOW - 1) * wp)   # padded rows, I and I^2
+    zero_pad = padding in (0, "zeros")
+    # padded rows, I and I^2; with zero padding the pad columns are written once, here
+    buf = (img.new_zeros if zero_pad else img.new_empty)(n, 2 * ch, (step + MSCN_WINDOW - 1) * wp)
     rows, moments = img.new_empty(n, 2 * ch, step * wp), img.new_empty(n, 2 * ch, step * wp)
     num, den = img.new_empty(n, ch, step * wp), img.new_empty(n, ch, step * wp)
     coeffs = torch.empty_like(img)
-    found = []
+    found, views = [], None
     for r0 in range(0, h, step):
         s = min(step, h - r0)
-        count = s + MSCN_WINDOW - 1
-        _fill_padded_rows(source, padding, r0 - half, buf[..., :count * wp].view(n, 2 * ch,
-                                                                                 count, wp))
-        row_out = rows[..., :s * wp]
-        torch.mul(buf[..., :s * wp], taps[0], out=row_out)
+        if views is None or views[0] != s:  # the same views for every strip of s rows
+            views = _strip_views(s, buf, rows, moments, num, den, wp, w)
+        _, padded, row_in, row_out, col_in, strip, mu, var, centre, num_run, den_run, \
+            ratio, var_rows = views
+        _fill_padded_rows(source, padding, r0 - half, padded, columns_zero=zero_pad)
+        torch.mul(row_in[0], taps[0], out=row_out)
         for k in range(1, MSCN_WINDOW):
-            row_out.add_(buf.narrow(-1, k * wp, s * wp), alpha=taps[k])
-        run = s * wp - (MSCN_WINDOW - 1)         # flat outputs of the strip with a full window
-        strip = moments[..., :run]
-        torch.mul(rows[..., :run], taps[0], out=strip)
+            row_out.add_(row_in[k], alpha=taps[k])
+        torch.mul(col_in[0], taps[0], out=strip)
         for k in range(1, MSCN_WINDOW):
-            strip.add_(rows.narrow(-1, k, run), alpha=taps[k])
-        mu, var = strip[:, :ch], strip[:, ch:]
+            strip.add_(col_in[k], alpha=taps[k])
         var.addcmul_(mu, mu, value=-1.0).abs_()
-        torch.sub(buf[:, :ch].narrow(-1, half * wp + half, run), mu, out=num[..., :run])
-        torch.sqrt(var, out=den[..., :run]).add_(c)
-        torch.div(num[..., :s * wp].view(n, ch, s, wp)[..., :w],
-                  den[..., :s * wp].view(n, ch, s, wp)[..., :w], out=coeffs[..., r0:r0 + s, :])
-        var = moments[:, ch:, :s * wp].view(n, ch, s, wp)[..., :w]
-        if float(var.amin()) < 1e-6:
-            idx = (var < 1e-6).nonzero()
+        torch.sub(centre, mu, out=num_run)
+        torch.sqrt(var, out=den_run).add_(c)
+        torch.div(*ratio, out=coeffs[..., r0:r0 + s, :])
+        if float(var_rows.amin()) < 1e-6:
+            idx = (var_rows < 1e-6).nonzero()
             idx[:, 2] += r0
             found.append(idx)
     return coeffs, torch.cat(found) if found else None
 
 
-def _fill_padded_rows(source: torch.Tensor, padding, top: int, out: torch.Tensor) -> None:
+def _strip_views(s: int, buf, rows, moments, num, den, wp: int, w: int):
+    """The views of :func:`_mscn_in_strips`' buffers for a strip of ``s`` rows (made once per
+    strip size: slicing costs several microseconds per view)."""
+    n, ch2 = buf.shape[:2]
+    ch = ch2 // 2
+    half = MSCN_WINDOW // 2
+    count = s + MSCN_WINDOW - 1
+    run = s * wp - (MSCN_WINDOW - 1)      # flat outputs of the strip with a full window
+    strip = moments[..., :run]
+    return (s, buf[..., :count * wp].view(n, ch2, count, wp),
+            [buf.narrow(-1, k * wp, s * wp) for k in range(MSCN_WINDOW)], rows[..., :s * wp],
+            [rows.narrow(-1, k, run) for k in range(MSCN_WINDOW)], strip, strip[:, :ch],
+            strip[:, ch:], buf[:, :ch].narrow(-1, half * wp + half, run), num[..., :run],
+            den[..., :run], (num[..., :s * wp].view(n, ch, s, wp)[..., :w],
+                             den[..., :s * wp].view(n, ch, s, wp)[..., :w]),
+            moments[:, ch:, :s * wp].view(n, ch, s, wp)[..., :w])
+
+
+def _fill_padded_rows(source: torch.Tensor, padding, top: int, out: torch.Tensor,
+                      columns_zero: bool = False) -> None:
     """Rows ``top .. top + count - 1`` (image rows; ``count = out.shape[-2]``) of
     ``cat([pad(img), pad(img)^2], 1)`` padded by half a window, into ``out``
     ``(N, 2 ch, count, W + 6)``. ``source`` is the image for replicate and zero padding
-    (padding commutes with squaring for both), else the image already padded."""
+    (padding commutes with squaring for both), else the image already padded.
+    ``columns_zero``: zero padding whose pad columns in ``out`` are already 0."""
     half = MSCN_WINDOW // 2
     ch, count = source.shape[1], out.shape[-2]
     if padding not in ("replicate", 0, "zeros"):
@@ -136,13 +154,18 @@ def _fill_padded_rows(source: torch.Tensor, padding, top: int, out: torch.Tensor
     if padding == "replicate":  # edge columns, then whole edge rows (corners included)
         out[..., a:b, :half] = out[..., a:b, half:half + 1]
         out[..., a:b, half + w:] = out[..., a:b, half + w - 1:half + w]
-        out[..., :a, :] = out[..., a:a + 1, :]
-        out[..., b:, :] = out[..., b - 1:b, :]
+        if a:
+            out[..., :a, :] = out[..., a:a + 1, :]
+        if b < count:
+            out[..., b:, :] = out[..., b - 1:b, :]
     else:
-        out[..., a:b, :half] = 0.0
-        out[..., a:b, half + w:] = 0.0
-        out[..., :a, :] = 0.0
-        out[..., b:, :] = 0.0
+        if not columns_zero:
+            out[..., a:b, :half] = 0.0
+            out[..., a:b, half + w:] = 0.0
+        if a:
+            out[..., :a, :] = 0.0
+        if b < count:
+            out[..., b:, :] = 0.0
 
 
 def mscn(img: torch.Tensor, padding="replicate", c: float = MSCN_C) -> torch.Tensor:
