@@ -4,36 +4,29 @@
 weights (:data:`optiqa.ops.color.MATLAB_GRAY_WEIGHTS`), computed in float64 (MATLAB rounds the
 weighted sum of a ``uint8`` image half away from zero back to ``uint8``).
 
-**A float32 path that gives the same levels bit for bit.** Let ``E`` be the exact (real) weighted
-sum of the float64 weights. Over all 2^24 triplets ``(R, G, B)``, ``E + 0.5`` is never closer than
+**A shorter exact path for 8-bit levels.** Let ``E`` be the exact (real) weighted sum of the
+float64 weights. Over all 2^24 triplets ``(R, G, B)``, ``E + 0.5`` is never closer than
 ``DELTA = 4.56e-6`` to an integer (attained at (255, 206, 117); enumerated exactly in integer
 arithmetic with the weights as multiples of 2^-56, ``tests/test_nss_exact.py``). The float64
-sum's rounding error is below 1e-12, so the float64 result is ``floor(E + 0.5)``. The float32
-path splits each weight as ``w = h + l`` with ``h`` a multiple of 2^-16 (``|l| <= 2^-17``):
+sum's rounding error is below 1e-12, so the float64 result is ``floor(E + 0.5)``. With each
+weight rounded to a multiple of 2^-32 (``w'``, ``|w' - w| <= 2^-33``):
 
-- ``H = h_R R + h_G G + h_B B + 0.5`` is a multiple of 2^-16 below 2^8, i.e. an integer number
-  of units below 2^24: exact in float32 in any order; ``F = floor(H)`` and ``r = H - F`` in
-  [0, 1) are exact too;
-- ``L = l_R R + l_G G + l_B B`` (``|L| < 6e-3``) is rounded: its error, with that of the float32
-  ``l`` and of ``t = r + L`` (``|t| < 1.01``), is below 1e-7 < ``DELTA``;
-- ``E + 0.5 = F + r + (E - H + 0.5)`` and ``E - H + 0.5 = L`` up to that error, so
-  ``floor(E + 0.5) = F + floor(t)`` (``t`` is never within 1e-7 of an integer).
+- ``E' = w'_R R + w'_G G + w'_B B + 0.5`` is computed exactly in float64 in any order (every
+  product and partial sum is a multiple of 2^-32 below 2^8: at most 40 significant bits);
+- ``|E' - (E + 0.5)| <= 3 * 255 * 2^-33 < 9e-8 < DELTA``, so ``floor(E') = floor(E + 0.5)``.
 
-A test compares this path with the float64 sum on all 2^24 triplets (equal everywhere). It runs
-in single-channel float32 passes instead of a 3-channel float64 copy (1.8x faster per Set14
-photo, with the 8-bit test, in strips: docs/performance.md).
+A test compares this path with the float64 sum on all 2^24 triplets (equal everywhere). It
+runs on the 8-bit levels found in float32 (one pass of single-precision tests per strip) and
+needs four single-channel float64 operations after them, in strips (docs/performance.md).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from optiqa.ops.color import MATLAB_GRAY_WEIGHTS
 
-# h = round(w 2^16) / 2^16 and l = w - h rounded to float32 (both as Python floats holding the
-# float32 values, so that the scalars of the float32 ops below are exactly these)
-_HIGH = tuple(round(w * 65536.0) / 65536.0 for w in MATLAB_GRAY_WEIGHTS)
-_LOW = tuple(float(np.float32(w - h)) for w, h in zip(MATLAB_GRAY_WEIGHTS, _HIGH))
+# the weights rounded to multiples of 2^-32 (module docstring)
+_WEIGHTS_2_32 = tuple(round(w * 2.0 ** 32) / 2.0 ** 32 for w in MATLAB_GRAY_WEIGHTS)
 
 
 def gray_255(x: torch.Tensor) -> torch.Tensor:
@@ -71,17 +64,16 @@ def gray_float64(v: torch.Tensor) -> torch.Tensor:
 
 
 def gray_of_levels(levels: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """:func:`gray_float64` of 8-bit levels (float32 integers 0..255, ``(N, 3, H, W)``), by the
-    exact float32 split of the module docstring; ``(N, 1, H, W)`` float64 (into ``out``)."""
-    r, g, b = levels[:, 0], levels[:, 1], levels[:, 2]
-    high = torch.mul(r, _HIGH[0]).add_(g, alpha=_HIGH[1]).add_(b, alpha=_HIGH[2]).add_(0.5)
-    floor = torch.floor(high)
-    low = torch.mul(r, _LOW[0]).add_(g, alpha=_LOW[1]).add_(b, alpha=_LOW[2])
-    step = high.sub_(floor).add_(low).floor_()            # floor(r + L): -1, 0 or 1
-    floor.add_(step)
+    """:func:`gray_float64` of 8-bit levels (float32 integers 0..255, ``(N, 3, H, W)``), with
+    the weights rounded to multiples of 2^-32 (module docstring); ``(N, 1, H, W)`` float64
+    (into ``out``)."""
     if out is None:
-        return floor.double()[:, None]
-    return out.copy_(floor[:, None])
+        n, _, h, w = levels.shape
+        out = torch.empty(n, 1, h, w, dtype=torch.float64, device=levels.device)
+    # every product and partial sum is a multiple of 2^-32 below 2^8: exact in float64
+    out.copy_(levels[:, 0:1]).mul_(_WEIGHTS_2_32[0])
+    out.add_(levels[:, 1:2], alpha=_WEIGHTS_2_32[1]).add_(levels[:, 2:3], alpha=_WEIGHTS_2_32[2])
+    return out.add_(0.5).floor_()
 
 
 # elements per channel in one strip of _gray_of_uint8_levels (~128 KB of float32): the level

@@ -49,7 +49,7 @@ from optiqa.ops.nss import aggd_fit, aggd_from_sums, ggd_fit, ggd_from_sums, pai
 # coefficients underflow to 0, which the products' count would not count; sums below SMALL_SUM
 # may hold products that underflowed differently: both cases take the product-by-product path
 TINY, SMALL_SUM = 2.0 ** -500, 2.0 ** -900
-# planes: |c|, c^2 [c < 0], c^2 [c > 0], [|c| >= TINY], sign(c)
+# planes: |c|, sign(c), c^2 [c < 0], c^2 [c > 0], [|c| >= TINY]
 N_PLANES = 5
 # values per plane in one chunk of rows: the chunk's five planes (1.3 MB) are written and read by
 # the dot products while in the cache (full-size planes stream through memory: ~3x slower)
@@ -102,17 +102,10 @@ def _planes_apply(coeffs, shifts) -> bool:
 def _write_planes(src: torch.Tensor, out) -> None:
     """The six planes of coefficients ``src`` into ``out`` (six tensors shaped like ``src``)."""
     torch.abs(src, out=out[0])
-    torch.clamp(src, max=0.0, out=out[1]).mul_(out[1])       # (-|c|)^2 is c^2 bit for bit
-    torch.clamp(src, min=0.0, out=out[2]).mul_(out[2])
-    torch.ge(out[0], TINY, out=out[3])
-    torch.sign(src, out=out[4])
-
-
-# the dot products of planes per shift: |c| |c|, the two negative-positive ones (negative
-# products), the negative-negative and positive-positive ones (positive products), sign sign
-PAIRED_PLANES = ((0, 0), (1, 2), (2, 1), (1, 1), (2, 2), (4, 4))
-# the planes whose sums are needed: |c|, c^2 [c < 0], c^2 [c > 0], [|c| >= TINY] (adjacent)
-SUMMED_PLANES = 4
+    torch.sign(src, out=out[1])
+    torch.clamp(src, max=0.0, out=out[2]).mul_(out[2])       # (-|c|)^2 is c^2 bit for bit
+    torch.clamp(src, min=0.0, out=out[3]).mul_(out[3])
+    torch.ge(out[0], TINY, out=out[4])
 
 
 def _plane_sums(c: torch.Tensor, shifts):
@@ -128,36 +121,40 @@ def _plane_sums(c: torch.Tensor, shifts):
     dists = [abs(dr * wide + dc) for dr, dc in shifts]
     head = 1 + wide                               # a 0, then the previous row
     ring = c.new_zeros(N_PLANES, head + step * wide)
-    results, rows_before = [], None
+    products, sums, rows_before = [], [], None
     for r0 in range(0, h, step):
         rows = min(step, h - r0)
         if rows != rows_before:                   # views of the buffer for chunks of this size
             rows_before, end = rows, head + rows * wide
             planes = ring[:, head:end].view(N_PLANES, rows, wide)[..., :w].unbind(0)
-            pairs = [(ring[a, head:end], ring[b, head - d:end - d])
-                     for d in dists for a, b in PAIRED_PLANES]
-            summed = ring[:SUMMED_PLANES, head:end]
+            # per shift, two 2x2 products of planes: (|c|, sign) with (|c|, sign) shifted, and
+            # (negative, positive) with (negative, positive) shifted (a 2x2 matrix product costs
+            # about one dot product; the off-diagonal |c| sign terms are not used)
+            pairs = [(ring[i:i + 2, head:end], ring[i:i + 2, head - d:end - d].T)
+                     for d in dists for i in (0, 2)]
+            summed = ring[:, head:end]
             last_row, previous_row = ring[:, end - wide:end], ring[:, 1:head]
         _write_planes(c[r0:r0 + rows], planes)
-        results += [torch.dot(x, y) for x, y in pairs]
-        results += torch.sum(summed, dim=-1).unbind(0)
+        products += [torch.mm(x, y) for x, y in pairs]
+        sums.append(torch.sum(summed, dim=-1))
         previous_row.copy_(last_row)
-    per_chunk = len(pairs) + SUMMED_PLANES
-    totals = torch.stack(results).view(-1, per_chunk).sum(0)
-    dots = totals[:len(pairs)].view(k, len(PAIRED_PLANES)) + _wrapped_sums(c, shifts)
-    s_abs, s_sign = dots[:, 0], dots[:, 5]
-    s_neg, s_pos = dots[:, 1] + dots[:, 2], dots[:, 3] + dots[:, 4]
-    plane_sums = totals[len(pairs):]     # sum |c|, sum c^2 [c < 0], sum c^2 [c > 0], count
+    prod = torch.stack(products).view(-1, k, 2, 2, 2).sum(0)  # (shift, pair of planes, 2, 2)
+    wrapped = _wrapped_sums(c, shifts)            # (k, 5)
+    s_abs, s_sign = prod[:, 0, 0, 0] + wrapped[:, 0], prod[:, 0, 1, 1] + wrapped[:, 1]
+    s_neg = prod[:, 1, 0, 1] + prod[:, 1, 1, 0] + wrapped[:, 2]
+    s_pos = prod[:, 1, 0, 0] + prod[:, 1, 1, 1] + wrapped[:, 3]
+    # sum |c|, sum sign, sum c^2 [c < 0], sum c^2 [c > 0], count of |c| >= TINY
+    plane_sums = torch.stack(sums).sum(0)
     n_nonzero = c.new_full((k,), float(h * w))
-    if int(plane_sums[3]) != h * w:               # some coefficient is 0 (or tiny, or NaN)
+    if int(plane_sums[4]) != h * w:               # some coefficient is 0 (or tiny, or NaN)
         nonzero = c.numpy() != 0
-        if int(plane_sums[3]) != int(np.count_nonzero(nonzero)):     # tiny or NaN
+        if int(plane_sums[4]) != int(np.count_nonzero(nonzero)):     # tiny or NaN
             return None
         n_nonzero = torch.tensor([float(np.count_nonzero(nonzero & np.roll(nonzero, s, (0, 1))))
                                   for s in shifts], dtype=c.dtype)
     # sign(c_t) sign(c_u) is +1 for a positive product, -1 for a negative one, 0 for a zero
     n_neg = (n_nonzero - s_sign) / 2
-    out = torch.cat([plane_sums[1:2] + plane_sums[2:3], plane_sums[0:1], s_abs, s_neg, s_pos,
+    out = torch.cat([plane_sums[2:3] + plane_sums[3:4], plane_sums[0:1], s_abs, s_neg, s_pos,
                      n_nonzero, n_neg])
     checked = out[:2 + 3 * k]
     if not bool(torch.isfinite(checked).all()) or bool(((checked > 0)
@@ -167,19 +164,18 @@ def _plane_sums(c: torch.Tensor, shifts):
 
 
 def _wrapped_sums(c: torch.Tensor, shifts) -> torch.Tensor:
-    """``(k, 6)``: for the pairs that circshift wraps around, per shift, ``sum |p|``,
-    ``sum p^2 [p < 0]``, 0, ``sum p^2 [p > 0]``, 0 and ``sum sign(c_t) sign(c_u)``, from the
-    products ``p`` (the columns of ``_plane_sums``' dot products, :data:`PAIRED_PLANES`)."""
+    """``(k, 4)``: for the pairs that circshift wraps around, per shift, ``sum |p|``,
+    ``sum sign(c_t) sign(c_u)``, ``sum p^2 [p < 0]`` and ``sum p^2 [p > 0]``, from the products
+    ``p``."""
     h, w = c.shape
     x_index, y_index, segment = _wrap_index(h, w, tuple(shifts))
     flat = c.view(-1)
     x, y = flat.index_select(0, x_index), flat.index_select(0, y_index)
     p = x * y
     neg, pos = torch.clamp(p, max=0.0), torch.clamp(p, min=0.0)
-    zero = torch.zeros_like(p)
-    parts = torch.stack([p.abs(), neg.mul_(neg), zero, pos.mul_(pos), zero,
-                         torch.sign(x).mul_(torch.sign(y))], 1)
-    return c.new_zeros(len(shifts), len(PAIRED_PLANES)).index_add_(0, segment, parts)
+    parts = torch.stack([p.abs(), torch.sign(x).mul_(torch.sign(y)), neg.mul_(neg),
+                         pos.mul_(pos)], 1)
+    return c.new_zeros(len(shifts), 4).index_add_(0, segment, parts)
 
 
 @functools.lru_cache(maxsize=16)
