@@ -30,7 +30,7 @@ import torch
 from optiqa.metrics.base import NRMetric
 from optiqa.metrics.nss_models import load_brisque_model
 from optiqa.ops.nss import BRISQUE_SHIFTS, aggd_mean_factor, aggd_scale, gray_255, mscn
-from optiqa.ops.nss_pairs import nss_fits
+from optiqa.ops.nss_pairs import fits_from_sums, nss_fits, nss_sums
 from optiqa.ops.resize import imresize_half_integers
 
 
@@ -40,20 +40,27 @@ def brisque_features(gray: torch.Tensor, integer_levels: bool = False) -> torch.
     ``integer_levels=True`` says that ``gray`` holds integers (:func:`gray_255`'s output); the
     0.5 resize is then the exact 8-tap sum (:func:`imresize_half_integers`), else it checks.
     Without a gradient the fits come from dot products of planes of the coefficients
-    (:func:`optiqa.ops.nss_pairs.nss_fits`): the same sums as fitting each paired product, in
-    another float64 rounding (the features agree to ~1e-13 relative).
+    (:mod:`optiqa.ops.nss_pairs`), both scales' in one call: the same sums as fitting each
+    paired product, in another float64 rounding (the features agree to ~1e-13 relative).
     """
-    feats, img = [], gray
+    coeffs, sums, img = [], [], gray
     for scale in (1, 2):
-        coeffs = mscn(img, padding=0)[:, 0]                       # (N, H, W)
-        (alpha, sigma), (alpha_p, left, right) = nss_fits(coeffs, BRISQUE_SHIFTS)
-        feats += [alpha, sigma.square()]
-        alpha = alpha_p                                            # (N, 4) each
-        mean = (right - left) * aggd_mean_factor(alpha) * aggd_scale(alpha)
-        feats.append(torch.stack([alpha, mean, left.square(), right.square()], -1).flatten(1))
+        coeffs.append(mscn(img, padding=0)[:, 0])                 # (N, H, W)
+        sums.append(nss_sums(coeffs[-1], BRISQUE_SHIFTS))
         if scale == 1:
             img = imresize_half_integers(img, integers=integer_levels)
-    return torch.cat([f if f.ndim == 2 else f[:, None] for f in feats], dim=1)
+    if all(s is not None for s in sums):
+        n = torch.tensor([c.shape[-2] * c.shape[-1] for c in coeffs for _ in range(len(gray))],
+                         dtype=torch.float64)
+        fits = fits_from_sums(torch.cat(sums), n, len(BRISQUE_SHIFTS))
+    else:
+        fits = [nss_fits(c, BRISQUE_SHIFTS) for c in coeffs]
+        fits = tuple(tuple(torch.cat(v) for v in zip(*part)) for part in zip(*fits))
+    (g_alpha, g_sigma), (alpha, left, right) = fits               # (2N,), (2N, 4) each
+    mean = (right - left) * aggd_mean_factor(alpha) * aggd_scale(alpha)
+    pairs = torch.stack([alpha, mean, left.square(), right.square()], -1).flatten(1)
+    per_scale = torch.cat([g_alpha[:, None], g_sigma.square()[:, None], pairs], 1)
+    return torch.cat(per_scale.chunk(2), dim=1)                   # (N, 36): scale 1, scale 2
 
 
 def svr_predict(features: torch.Tensor, support: torch.Tensor, coef: torch.Tensor,

@@ -61,19 +61,36 @@ def nss_fits(coeffs: torch.Tensor, shifts):
     of each image's coefficients (``(N,)`` each, :func:`optiqa.ops.nss.ggd_fit`) and the AGGD fit
     of each paired product ``coeffs * circshift(coeffs, s)`` (``(N, len(shifts))`` each), from
     plane sums (module docstring)."""
+    total = nss_sums(coeffs, shifts)
+    if total is None:
+        return ggd_fit(coeffs.flatten(1)), _per_shift(coeffs, shifts)
+    return fits_from_sums(total, coeffs.shape[-2] * coeffs.shape[-1], len(shifts))
+
+
+def nss_sums(coeffs: torch.Tensor, shifts):
+    """The plane sums of :func:`nss_fits` (``(N, 2 + 5 k)``: ``sum c^2``, ``sum |c|``, then per
+    shift ``sum |p|``, ``sum p^2 [p < 0]``, ``sum p^2 [p > 0]`` and the numbers of non-zero and
+    of negative products), or None where the fits must be computed product by product."""
     if not _planes_apply(coeffs, shifts):
-        return ggd_fit(coeffs.flatten(1)), _per_shift(coeffs, shifts)
-    coeffs = coeffs.detach().contiguous()
-    n_img, h, w = coeffs.shape
-    k = len(shifts)
-    sums = [_plane_sums(c, shifts) for c in coeffs]
+        return None
+    sums = [_plane_sums(c, shifts) for c in coeffs.detach().contiguous()]
     if any(x is None for x in sums):              # tiny, huge or NaN coefficients
-        return ggd_fit(coeffs.flatten(1)), _per_shift(coeffs, shifts)
-    total = torch.stack(sums)                     # (N, 2 + 5 k)
-    ggd = ggd_from_sums(total[:, 0], total[:, 1], h * w, coeffs.device)
-    s_abs, s_neg, s_pos, n_nonzero, n_neg = total[:, 2:].view(n_img, 5, k).unbind(1)
+        return None
+    return torch.stack(sums)
+
+
+def fits_from_sums(total: torch.Tensor, n, k: int):
+    """:func:`nss_fits` from :func:`nss_sums` (several sets of sums in one call, each with its
+    number of values ``n``, a number or a ``(N,)`` tensor: element-wise, so the same bits as one
+    call per set)."""
+    if isinstance(n, torch.Tensor):
+        n_ggd, n_aggd = n, n[:, None]
+    else:
+        n_ggd = n_aggd = n
+    ggd = ggd_from_sums(total[:, 0], total[:, 1], n_ggd, total.device)
+    s_abs, s_neg, s_pos, n_nonzero, n_neg = total[:, 2:].view(-1, 5, k).unbind(1)
     aggd = aggd_from_sums(s_neg, s_neg + s_pos, s_abs, n_neg.to(torch.int64),
-                          n_nonzero.to(torch.int64), h * w, coeffs.device, sum_pos=s_pos)
+                          n_nonzero.to(torch.int64), n_aggd, total.device, sum_pos=s_pos)
     return ggd, aggd
 
 
