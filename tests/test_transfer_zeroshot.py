@@ -154,42 +154,32 @@ def test_crops_of_several_images_go_through_together_with_the_same_scores(blur_s
 
 def test_crops_are_decoded_once_per_file_state_with_the_same_scores(blur_set, tmp_path,
                                                                      monkeypatch):
-    """The crops of an image are remembered while its file is unchanged: a second scoring reads
-    no file and gives the same scores bit for bit; a rewritten file is read again."""
+    """Each file is decoded once per process (optiqa.data.decoded): a second scoring reads no
+    file and gives the same scores bit for bit; a rewritten file is read again."""
+    from optiqa.data import decoded
     from optiqa.data.io import write_image
     from optiqa.transfer import zeroshot
 
-    monkeypatch.setattr(zeroshot, "_CROP_CACHE", {})
-    monkeypatch.setattr(zeroshot, "_crop_cache_used", 0)
+    decoded.clear()
     _, d = _run(tmp_path / "pg")
     paths = []
     for i, it in enumerate(blur_set.items[:4]):
         paths.append(tmp_path / f"{i}.png")
         write_image(paths[-1], read_image(it.dist))
     reads = []
-    monkeypatch.setattr(zeroshot, "read_image", lambda p: reads.append(p) or read_image(p))
+    monkeypatch.setattr(decoded.io, "read_image", lambda p: reads.append(p) or read_image(p))
     cold = zero_shot_scores(d, paths, crop=32)
     assert len(reads) == 4
     warm = zero_shot_scores(d, paths, crop=32)
     assert len(reads) == 4                     # nothing read again
     assert np.array_equal(cold, warm)          # bit for bit
-    for p in paths:                            # what the crops are: the file's own pixels
-        x = read_image(p)
-        assert torch.equal(zeroshot.image_crops(p, 32)[0], x[:, :32, :32])
-    assert len(reads) == 4
+    for p in paths:                            # the crops are the file's own pixels
+        assert torch.equal(zeroshot.image_crops(p, 32)[0], read_image(p)[:, :32, :32])
     # the first file rewritten with other pixels: read again, its score follows the new pixels
     write_image(paths[0], read_image(blur_set.items[5].dist))
     again = zero_shot_scores(d, paths, crop=32)
     assert len(reads) == 5
     assert np.array_equal(again[1:], cold[1:])
-    fresh = zero_shot_scores(d, paths[:1], crop=32)
-    monkeypatch.setattr(zeroshot, "_CROP_CACHE", {})
-    assert np.array_equal(zero_shot_scores(d, paths[:1], crop=32), fresh)
-    # another crop size is another entry
-    assert zeroshot.image_crops(paths[1], 24).shape[-1] == 24
-    # past the budget an image is decoded for the call and not kept
-    monkeypatch.setattr(zeroshot, "_CROP_CACHE", {})
-    monkeypatch.setattr(zeroshot, "CROP_CACHE_BYTES", 0)
-    n = len(reads)
-    assert np.array_equal(zero_shot_scores(d, paths[1:], crop=32), cold[1:])
-    assert not zeroshot._CROP_CACHE and len(reads) == n + 3
+    decoded.clear()
+    assert np.array_equal(zero_shot_scores(d, paths, crop=32), again)
+    decoded.clear()

@@ -21,7 +21,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from optiqa.assess.batches import PairBatches, image_size, keyed_batches, size_batches
-from optiqa.data.io import as_float, read_image
+from optiqa.data.decoded import read_image_cached
+from optiqa.data.io import as_float
 from optiqa.core.errors import InputError
 from optiqa.transfer.models import IQAModel
 
@@ -37,7 +38,8 @@ class ImageBatches(Dataset):
 
     def __getitem__(self, b):
         idx = self.batches[b]
-        return torch.stack([read_image(self.paths[i]) for i in idx]), torch.tensor(idx)
+        # decoded once per process: a study's transfer experiments read the same files
+        return torch.stack([read_image_cached(self.paths[i]) for i in idx]), torch.tensor(idx)
 
 
 def image_batches(paths, batch_size: int) -> list[list[int]]:

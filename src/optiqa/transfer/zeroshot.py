@@ -19,7 +19,6 @@ every weight comes from the checkpoint.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from optiqa.assess.benchmark import PLCC_NOTE, statistics
-from optiqa.data.io import read_image
+from optiqa.data.decoded import read_image_cached
 from optiqa.data.iqa import IQADataset
 from optiqa.core.errors import ConfigError, InputError
 from optiqa.nets import create_discriminator, load_discriminator_checkpoint
@@ -80,42 +79,15 @@ def load_discriminator(path, device: str = "cpu") -> tuple[torch.nn.Module,
     return model.to(device).eval(), ckpt
 
 
-# A study scores the same images with every trained discriminator (the example: 20 times 600
-# files of 64 px, each piece decoding all of them again, 0.45 s of a piece's ~2 s of CPU). The
-# crops of an image are kept in this process under the file's state (resolved path, size,
-# modification time, inode: a rewritten file is a new entry, as core.hashing's file digests),
-# the crop and the grid, up to CROP_CACHE_BYTES in all (the first ones stay; past the budget an
-# image is decoded for that call only). The same decoded pixels, so the same scores bit for bit.
-CROP_CACHE_BYTES = 256 << 20
-_CROP_CACHE: dict[tuple, torch.Tensor] = {}
-_crop_cache_used = 0
-
-
 def image_crops(path, crop: int, grid: int = DEFAULT_GRID) -> torch.Tensor:
     """The crops of :func:`crop_positions` of one image file ``(n, 3, c, c)``, ``c = min(crop,
-    H, W)``; remembered in this process while the file is unchanged (see above). Read-only:
-    callers copy (``torch.cat``) before changing anything."""
-    global _crop_cache_used
-    p = Path(path)
-    try:
-        st = p.stat()
-    except OSError:  # missing: read_image names the problem
-        st = None
-    key = None if st is None else (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino,
-                                   int(crop), int(grid))
-    found = _CROP_CACHE.get(key) if key is not None else None
-    if found is not None:
-        return found
-    with torch.inference_mode(False):  # a normal tensor, usable in and out of inference mode
-        x = read_image(p)
-        _, h, w = x.shape
-        c = min(crop, h, w)
-        crops = torch.stack([x[:, t:t + c, s:s + c] for t, s in crop_positions(h, w, c, grid)])
-    size = crops.numel() * crops.element_size()
-    if key is not None and _crop_cache_used + size <= CROP_CACHE_BYTES:
-        _CROP_CACHE[key] = crops
-        _crop_cache_used += size
-    return crops
+    H, W)``. A study scores the same files with every trained discriminator (the example: 20
+    times 600 files), so each is decoded once per process
+    (:func:`optiqa.data.decoded.read_image_cached`: same pixels, same scores bit for bit)."""
+    x = read_image_cached(path)
+    _, h, w = x.shape
+    c = min(crop, h, w)
+    return torch.stack([x[:, t:t + c, s:s + c] for t, s in crop_positions(h, w, c, grid)])
 
 
 class _Crops(Dataset):
