@@ -1,6 +1,14 @@
 """``optiqa study`` end to end on a tiny config: every stage, idempotence, SIGKILL and rerun,
-two runners at once, the SLURM launcher through submitit's local executor, and the report in a
-real headless browser."""
+the same numbers from one process as from the runner and a CPU worker (and after a kill in the
+CPU pool), two runners at once, the SLURM launcher through submitit's local executor, and the
+report in a real headless browser.
+
+One uninterrupted study (``finished``, a runner and one CPU worker) is the reference of every
+test here; the CPU pool's whole-study checks (optiqa.study.pool) live here too, so that the
+suite runs the tiny study once for both. ``optiqa report`` and ``study --dry-run`` run through
+:func:`clitools.run_main` (same ``optiqa.cli.main``, in this process: no fresh interpreter
+importing torch for a command whose point is not the process); a study that trains stays a
+subprocess."""
 from __future__ import annotations
 
 import csv
@@ -16,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from clitools import run_main
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny_study.yaml"
 
@@ -50,14 +59,25 @@ def _mtimes(folder: Path) -> dict:
             and not p.name.startswith("results.db")}
 
 
+# the runner and one CPU worker, whatever the machine's cores (the default is one per core)
+TWO_PROCESSES = ("--cpu-workers", "2")
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """One uninterrupted run of the whole tiny study (shared by the tests below)."""
+    """One uninterrupted run of the whole tiny study, by the runner and one CPU worker (shared
+    by the tests below)."""
     root = tmp_path_factory.mktemp("study")
     out, cache = root / "a", root / "cache"
-    proc = _study(out, cache)
+    proc = _study(out, cache, *TWO_PROCESSES)
     assert f"report: {out / 'report' / 'report.html'}" in proc.stdout
     return out, cache
+
+
+@pytest.fixture
+def study_cache(finished, monkeypatch):
+    """``$OPTIQA_CACHE`` of the studies here, for commands run in this process."""
+    monkeypatch.setenv("OPTIQA_CACHE", str(finished[1]))
 
 
 def test_every_stage_writes_its_artifacts(finished):
@@ -126,11 +146,80 @@ def test_every_stage_writes_its_artifacts(finished):
     assert stages == {"transfer"}
 
 
+def _every_number(out: Path) -> dict:
+    """Every number of the study, without timings and paths: report tables, evaluator scores,
+    transfer and zero-shot results, the recovery table."""
+    volatile = {"seconds", "key", "checkpoint", "checkpoint_sha256", "date"}
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items() if k not in volatile}
+        return [clean(x) for x in v] if isinstance(v, list) else v
+    recovery = list(csv.DictReader(open(out / "diagnose" / "recovery" / "recovery.csv")))
+    return {
+        "tables": {p.name: p.read_text() for p in (out / "report" / "tables").glob("*.csv")},
+        "evaluate": {p.name: json.loads(p.read_text())["sets"]
+                     for p in (out / "evaluate").glob("*.json")},
+        "transfer": {p.name: clean(json.loads(p.read_text()))
+                     for p in (out / "transfer").glob("*.json")},
+        "recovery": [{k: v for k, v in r.items() if k != "seconds"} for r in recovery],
+    }
+
+
+@pytest.fixture(scope="module")
+def one_process(finished, tmp_path_factory):
+    """The same study run by the runner alone (``--cpu-workers 1``)."""
+    out = tmp_path_factory.mktemp("pool") / "one"
+    _study(out, finished[1], "--cpu-workers", "1")
+    return out
+
+
+def test_one_and_two_processes_give_bit_identical_results(one_process, finished):
+    """(The CPU pool, optiqa.study.pool.) ``finished`` was run by the runner and one worker."""
+    two = finished[0]
+    a, b = _every_number(one_process), _every_number(two)
+    assert len(a["tables"]) > 5 and len(a["evaluate"]) == 10 and len(a["transfer"]) == 5
+    assert a == b        # transfer, zero-shot and recovery included: one thread each
+    # the first study log is the fixture's own run (later tests rerun the study in place)
+    log = json.loads(sorted((two / "logs").glob("study-*.json"))[0].read_text())
+    assert list(log["stages"])[:2] == ["assess", "pool"]
+    pool = log["stages"]["pool"]["result"]
+    assert sum(pool["train"].values()) == 9          # the runner's view: trained or found done
+    assert pool["analyze"] == {"analysed": 1}        # in the pool; the analyze stage reused it
+    assert not list((two / "locks").glob("*.lock"))
+    assert not list((two / "logs").glob("worker-*"))  # removed after success
+
+
+def test_killed_in_the_pool_then_rerun_redoes_nothing_finished(one_process, finished, tmp_path):
+    """(The CPU pool.) SIGKILL mid-pool, then the same command: no finished file rewritten, and
+    every number equals the one-process run's."""
+    cache = finished[1]
+    out = tmp_path / "k"
+    cmd = [sys.executable, "-m", "optiqa", "study", str(TINY), "--out", str(out), "-q",
+           *TWO_PROCESSES]
+    proc = subprocess.Popen(cmd, env=_env(cache), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not len(list((out / "evaluate").glob("*.json"))) >= 3:  # mid-pool
+        assert proc.poll() is None and time.time() < deadline, "the study ended too soon"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)  # its worker gets SIGTERM from the kernel when the runner dies
+    done = {p: p.stat().st_mtime_ns for pattern in (
+        "runs/*/complete.json", "evaluate/*.json", "transfer/*.json")
+        for p in out.glob(pattern)}
+    assert len(done) >= 3
+    _study(out, cache, *TWO_PROCESSES)
+    assert {p: p.stat().st_mtime_ns for p in done} == done  # nothing finished redone
+    assert _every_number(out) == _every_number(one_process)
+
+
 def test_a_rerun_redoes_nothing(finished):
     out, cache = finished
     before = _mtimes(out)
     numbers = _numbers(out)
-    _study(out, cache)
+    _study(out, cache, *TWO_PROCESSES)
     assert _mtimes(out) == before  # no run, image, evaluation or result file rewritten
     assert _numbers(out) == numbers
 
@@ -174,8 +263,10 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_same_report(finished, tmp_pa
 def test_two_runners_at_once_train_each_cell_once(tmp_path, finished):
     _, cache = finished
     out = tmp_path / "c"
+    # two runners without CPU workers: the point is two processes taking cells by their locks
+    # (a worker takes them by the same locks; the pool's tests above share cells with one)
     cmd = [sys.executable, "-m", "optiqa", "study", str(TINY), "--out", str(out), "-q",
-           "--stage", "train"]
+           "--stage", "train", "--cpu-workers", "1"]
     procs = [subprocess.Popen(cmd, env=_env(cache), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [p.communicate(timeout=900) for p in procs]
@@ -224,7 +315,8 @@ def test_slurm_launcher_through_submitits_local_executor(tmp_path, finished):
         assert (out / "runs" / name / "complete.json").is_file()
     assert not (out / "runs" / "sr_x4__ssim__none").exists()  # not selected
     # without SLURM and without the local cluster, the launcher says what is missing
-    bad = _study(tmp_path / "e", cache, "--stage", "train", "--launcher", "slurm", check=False)
+    bad = run_main("study", TINY, "--out", tmp_path / "e", "-q", "--stage", "train",
+                   "--launcher", "slurm")
     assert bad.returncode == 2 and "sbatch not found" in bad.stderr
 
 
@@ -315,7 +407,7 @@ def _tables(out: Path) -> dict:
     return {p.name: p.read_text() for p in sorted((out / "report" / "tables").glob("*.csv"))}
 
 
-def test_report_analyses_again_when_votes_arrive(finished, tmp_path):
+def test_report_analyses_again_when_votes_arrive(finished, study_cache, tmp_path):
     """``optiqa report STUDY`` shows votes cast after the last analysis (issue 24, 1): the
     analysis is keyed by the results, the votes and the settings, and redone when they change;
     "no votes yet" appears only while there are none."""
@@ -323,9 +415,9 @@ def test_report_analyses_again_when_votes_arrive(finished, tmp_path):
 
     from optiqa.judge.store import JudgmentStore, Trial
 
-    out, cache = tmp_path / "r", finished[1]
+    out = tmp_path / "r"
     shutil.copytree(finished[0], out, ignore=shutil.ignore_patterns("*.lock"))
-    first = _optiqa(cache, "report", out)
+    first = run_main("report", out)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "no votes yet" in (out / "report" / "report.md").read_text()
     assert "analysis:" not in first.stderr  # nothing changed since the study's own analysis
@@ -342,7 +434,7 @@ def test_report_analyses_again_when_votes_arrive(finished, tmp_path):
             store.record_vote(trial, "left", 500.0)
             n += 1
     store.close()
-    second = _optiqa(cache, "report", out)
+    second = run_main("report", out)
     assert second.returncode == 0, second.stderr[-2000:]
     md = (out / "report" / "report.md").read_text()
     assert "no votes yet" not in md and "Bradley-Terry scores of the models" in md
@@ -353,12 +445,13 @@ def test_report_analyses_again_when_votes_arrive(finished, tmp_path):
     assert int(scores["sr_x4__l1__none"]["wins"]) == n
     # unchanged results and votes: the analysis is not redone
     before = (out / "analysis.json").stat().st_mtime_ns
-    third = _optiqa(cache, "report", out)
+    third = run_main("report", out)
     assert third.returncode == 0 and "analysis:" not in third.stderr
     assert (out / "analysis.json").stat().st_mtime_ns == before
 
 
-def test_a_half_finished_study_moved_elsewhere_continues_to_the_same_tables(finished, tmp_path):
+def test_a_half_finished_study_moved_elsewhere_continues_to_the_same_tables(finished, study_cache,
+                                                                           tmp_path):
     """A study folder is relocatable (issue 24, 2): interrupted mid-training, copied to another
     path (the original deleted) and continued there with ``optiqa study FOLDER``, it gives the
     tables of an uninterrupted run; nothing in it names the old path."""
@@ -377,7 +470,7 @@ def test_a_half_finished_study_moved_elsewhere_continues_to_the_same_tables(fini
     shutil.rmtree(first)
     for f in [moved / "study.yaml", *(moved / "runs").glob("*/config.yaml")]:
         assert str(first) not in f.read_text(), f
-    dry = _optiqa(cache, "study", moved, "--dry-run", "--json")
+    dry = run_main("study", moved, "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr[-2000:]
     rows = {r["run"]: r for r in json.loads(dry.stdout)["runs"]}
     assert rows["pretrain__sr_x4"]["train"] == "trained"   # every cell starts from it
@@ -397,18 +490,18 @@ def test_a_half_finished_study_moved_elsewhere_continues_to_the_same_tables(fini
         assert "resuming" in (moved / "runs" / "sr_x4__ssim__none" / "log.txt").read_text()
 
 
-def test_a_misspelt_key_in_a_result_file_fails_the_report_naming_it(finished):
+def test_a_misspelt_key_in_a_result_file_fails_the_report_naming_it(finished, study_cache):
     """The report reads every result file into typed rows where it reads it: a misspelt key in
     an assessment file stops ``optiqa report`` with one error naming the file, the row and the
     key, before anything is written (not a silently empty table cell)."""
-    out, cache = finished
+    out = finished[0]
     path = out / "assess" / "synthetic.json"
     text, stat = path.read_text(), path.stat()
     written = _tables(out)
     try:
         assert '"srcc":' in text
         path.write_text(text.replace('"srcc":', '"srcx":', 1))
-        proc = _optiqa(cache, "report", out)
+        proc = run_main("report", out)
         assert proc.returncode != 0
         assert (f"{path}: AssessmentFile.results: MetricAssessment: unknown key 'srcx'"
                 in proc.stderr), proc.stderr[-2000:]
