@@ -1,23 +1,23 @@
 """The `optiqa` command: output, files written, one-line errors with exit code 2."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from clitools import run_main
 from PIL import Image
 
 from optiqa.cli import main
 from optiqa.data.io import write_image
 
 
-def run_cli(*args, **kw):
-    """Run the real console entry point in a subprocess (exit code and stderr as a user sees)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "optiqa.cli", *args], capture_output=True,
-                          text=True, env=env, **kw)
+def run_cli(*args):
+    """``optiqa ARGS`` as a user sees it (exit code, stdout and stderr, warnings and logging as a
+    fresh process prints them), through ``optiqa.cli.main`` in this process
+    (:func:`clitools.run_main`): these checks are about the messages, not the process, and a
+    fresh interpreter costs seconds of torch imports each. The real entry point in a subprocess
+    is tested in test_cli_entry.py."""
+    return run_main(*args)
 
 
 @pytest.fixture(scope="module")
