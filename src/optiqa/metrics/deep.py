@@ -19,6 +19,7 @@ from torch import nn
 from optiqa.models import backbones
 from optiqa.core.checkpoints import read_checkpoint
 from optiqa.core.errors import ConfigError, WeightsUnavailable
+from optiqa.metrics import feature_store
 from optiqa.metrics.base import FRMetric, MetricInfo
 
 DISTS_C1 = DISTS_C2 = 1e-6
@@ -69,6 +70,11 @@ def match_weight_layout(module: nn.Module, device_type: str) -> None:
                 p.data = p.data.contiguous(memory_format=fmt)
 
 
+def _reference_without_grad(x: torch.Tensor, ref: torch.Tensor) -> bool:
+    """Whether ``x`` takes a gradient and ``ref`` does not (a training step's ground truth)."""
+    return torch.is_grad_enabled() and x.requires_grad and not ref.requires_grad
+
+
 def _paired_features(extract, x: torch.Tensor, ref: torch.Tensor):
     """Features of ``x`` and ``ref``: one concatenated batch, unless only ``x`` needs a gradient.
 
@@ -76,7 +82,7 @@ def _paired_features(extract, x: torch.Tensor, ref: torch.Tensor):
     ``no_grad`` so that backward never touches it (half the backward work of a joint batch).
     """
     x, ref = _cpu_channels_last(x), _cpu_channels_last(ref)
-    if torch.is_grad_enabled() and x.requires_grad and not ref.requires_grad:
+    if _reference_without_grad(x, ref):
         fx = extract(x)
         with torch.no_grad():
             fr = extract(ref)
@@ -290,9 +296,25 @@ class DISTS(FRMetric):
 
     def compute(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         match_weight_layout(self.backbone, x.device.type)
-        fx, fr = _paired_features(self.backbone, x.float(), ref.float())
+        store = feature_store.active()
+        if store is not None and _reference_without_grad(x, ref):
+            # a training step's ground truth, shared with the other runs that see it
+            fx, fr = self.backbone(_cpu_channels_last(x.float())), store.features(
+                self._identity(), self.backbone, _cpu_channels_last(ref.float()))
+        else:
+            fx, fr = _paired_features(self.backbone, x.float(), ref.float())
         with _float32_stats(x.device.type):
             return dists_from_features(fx, fr, self.alpha, self.beta)
+
+    def _identity(self) -> str:
+        """The backbone's :func:`~optiqa.metrics.feature_store.module_identity`, computed again
+        whenever a weight was replaced, relaid out or changed in place (its version counter)."""
+        layout = tuple((t.data_ptr(), t.stride(), 0 if t.is_inference() else t._version)
+                       for t in [*self.backbone.parameters(), *self.backbone.buffers()])
+        if getattr(self, "_identity_of", None) != layout:
+            self._identity_value = f"DISTS|{feature_store.module_identity(self.backbone)}"
+            self._identity_of = layout
+        return self._identity_value
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The backbone's feature maps of ``x`` (image first), as :meth:`compute` uses them."""

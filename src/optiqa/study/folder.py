@@ -27,6 +27,8 @@
       logs/study-<time>.json      each runner invocation's summary
       logs/worker-<stage>-<pid>-<n>.txt  the output of a CPU worker that failed
       logs/pool-<pid>.jsonl       the CPU pool's pieces one process ran (CPU and wall seconds)
+      cache/reference_features/   ground-truth features the CPU pool's cells share while they
+                                  train (optiqa.metrics.feature_store; removed after the pool)
 
 Run names (``<run>``, ``<name>``) come from :mod:`optiqa.study.names`; every path above from a
 method of :class:`StudyFolder` (no other module joins a path inside a study folder).
@@ -162,6 +164,11 @@ class StudyFolder:
     def pool_log(self, pid: int) -> Path:
         """One line per piece of the CPU pool that process ``pid`` ran (optiqa.study.pool)."""
         return self.root / "logs" / f"pool-{pid}.jsonl"
+
+    @property
+    def reference_features(self) -> Path:
+        """The cells' shared ground-truth features (:mod:`optiqa.metrics.feature_store`)."""
+        return self.root / "cache" / "reference_features"
 
     def run_marker(self, cell: str) -> Path:
         return self.run(cell).root / COMPLETE

@@ -235,6 +235,7 @@ def _trained(plan, name: str) -> Callable[[], bool]:
 
 
 def _train_tasks(plan, cells, groups, progress) -> None:
+    from optiqa.metrics.feature_store import sharing_reference_features
     from optiqa.study.schedule import longest_first
     from optiqa.study.training import train_job
 
@@ -247,7 +248,11 @@ def _train_tasks(plan, cells, groups, progress) -> None:
         job = jobs[name]
 
         def run():
-            train_job(folder, job, "cpu", progress)
+            # the cells of one loss see the same batches: their ground truth's loss-network
+            # features are computed once (optiqa.metrics.feature_store; bit-identical)
+            with sharing_reference_features(folder.reference_features if threads == 1
+                                            else None):
+                train_job(folder, job, "cpu", progress)
             return "trained"
         return Task("train", name, folder.lock("train", name), run, _trained(plan, name),
                     lambda: all(_trained(plan, d)() for d in job.after),

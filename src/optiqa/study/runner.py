@@ -22,6 +22,7 @@ import importlib
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,6 +261,9 @@ class _Pool:
                            else self.folder.pool_log(os.getpid()))
         waited = time.time()
         workers.close()
+        # every cell is trained: the ground-truth features they shared are not needed again
+        if self.folder is not None:
+            shutil.rmtree(self.folder.reference_features, ignore_errors=True)
         counts: dict = {}
         for key, st in status.items():
             stage = key.split(":", 1)[0]

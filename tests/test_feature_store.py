@@ -1,0 +1,167 @@
+"""The ground truth's features shared between training runs (optiqa.metrics.feature_store).
+
+A hit must return exactly what the backbone computes (the loss, its input gradient and whole
+training runs bit-identical with and without the store), and every ingredient of the key must
+turn a changed input, weight or thread count into a miss.
+"""
+from pathlib import Path
+
+import pytest
+import torch
+
+from optiqa.metrics import create_metric
+from optiqa.metrics.feature_store import (FeatureStore, active, module_identity,
+                                          sharing_reference_features)
+
+
+def _loss_and_grad(metric, x, ref):
+    x = x.clone().requires_grad_(True)
+    loss = metric.loss(x, ref)
+    loss.backward()
+    return loss.detach(), x.grad
+
+
+@pytest.fixture
+def pair():
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(2, 3, 32, 32, generator=gen), torch.rand(2, 3, 32, 32, generator=gen)
+
+
+def test_a_hit_gives_the_loss_and_gradient_bit_for_bit(tmp_path, pair):
+    metric = create_metric("dists_vgg16_r")
+    x, ref = pair
+    plain = _loss_and_grad(metric, x, ref)
+    with sharing_reference_features(tmp_path) as store:
+        assert active() is store
+        first = _loss_and_grad(metric, x, ref)      # computed and written
+        second = _loss_and_grad(metric, x, ref)     # read back
+    assert active() is None
+    assert (store.misses, store.hits) == (1, 1) and len(list(tmp_path.glob("*.pt"))) == 1
+    for got in (first, second):
+        assert torch.equal(got[0], plain[0]) and torch.equal(got[1], plain[1])
+    # another process (another metric instance with the same weights) reads the same file
+    with sharing_reference_features(tmp_path) as other:
+        again = _loss_and_grad(create_metric("dists_vgg16_r"), x, ref)
+    assert (other.misses, other.hits) == (0, 1)
+    assert torch.equal(again[0], plain[0]) and torch.equal(again[1], plain[1])
+
+
+def test_scoring_without_gradients_never_uses_the_store(tmp_path, pair):
+    metric = create_metric("dists_vgg16_r")
+    x, ref = pair
+    with sharing_reference_features(tmp_path) as store:
+        with torch.no_grad():
+            metric(x, ref)
+        with torch.inference_mode():
+            metric(x, ref)
+        _loss_and_grad(metric, x.requires_grad_(False), ref.clone().requires_grad_(True))
+    assert store.misses == store.hits == 0 and not list(tmp_path.glob("*.pt"))
+
+
+def test_every_key_ingredient_misses(tmp_path, pair, monkeypatch):
+    metric = create_metric("dists_vgg16_r")
+    x, ref = pair
+    with sharing_reference_features(tmp_path) as store:
+        _loss_and_grad(metric, x, ref)
+        other_ref = ref.clone()
+        other_ref[1, 2, 5, 7] += 1e-6                     # one value of the ground truth
+        _loss_and_grad(metric, x, other_ref)
+        assert (store.misses, store.hits) == (2, 0)
+        _loss_and_grad(metric, x[:1], ref[:1])            # its shape
+        assert (store.misses, store.hits) == (3, 0)
+        threads = torch.get_num_threads()
+        try:                                              # the thread count
+            torch.set_num_threads(1 if threads > 1 else 2)
+            _loss_and_grad(metric, x, ref)
+        finally:
+            torch.set_num_threads(threads)
+        assert (store.misses, store.hits) == (4, 0)
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "another CPU")
+        _loss_and_grad(metric, x, ref)                    # the CPU's kernels
+        assert (store.misses, store.hits) == (5, 0)
+        monkeypatch.undo()
+        _loss_and_grad(metric, x, ref)                    # all the same again: a hit
+        assert (store.misses, store.hits) == (5, 1)
+        with torch.no_grad():                             # a weight changed in place
+            next(metric.backbone.parameters())[0, 0, 0, 0] += 1e-3
+        changed = _loss_and_grad(metric, x, ref)
+        assert (store.misses, store.hits) == (6, 1)
+    fresh = _loss_and_grad(metric, x, ref)  # the changed weights' own numbers, not the stored
+    assert torch.equal(changed[0], fresh[0]) and torch.equal(changed[1], fresh[1])
+
+
+def test_module_identity_covers_structure_weights_and_buffers():
+    a = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    b = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    b.load_state_dict(a.state_dict())
+    assert module_identity(a) == module_identity(b)
+    b[1].running_mean[0] += 1                   # a buffer
+    assert module_identity(a) != module_identity(b)
+    b.load_state_dict(a.state_dict())
+    b[0] = torch.nn.Conv2d(3, 4, 3, padding=1)  # the structure (same weight shapes)
+    b[0].load_state_dict(a[0].state_dict())
+    assert module_identity(a) != module_identity(b)
+
+
+def test_an_unreadable_file_is_a_miss(tmp_path, pair):
+    metric = create_metric("dists_vgg16_r")
+    x, ref = pair
+    plain = _loss_and_grad(metric, x, ref)
+    with sharing_reference_features(tmp_path):
+        _loss_and_grad(metric, x, ref)
+    (path,) = tmp_path.glob("*.pt")
+    path.write_bytes(b"not a tensor file")
+    with sharing_reference_features(tmp_path) as store:
+        got = _loss_and_grad(metric, x, ref)
+    assert (store.misses, store.hits) == (1, 0)
+    assert torch.equal(got[0], plain[0]) and torch.equal(got[1], plain[1])
+
+
+def test_training_with_the_store_gives_the_same_weights(tmp_path):
+    """Two runs of a quick-config-like cell (DISTS-VGG16-R loss, patch discriminator) sharing
+    the store, against one without it: G, EMA and D bit-identical; the second run hit every
+    batch."""
+    from optiqa.train.config import load_train_config
+    from optiqa.train.trainer import Trainer
+
+    tiny = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny_cpu.yaml"
+    overrides = ["datasets.train.gt_size=48", "datasets.train.batch_size=2", "val=null",
+                 "datasets.val=null", "network_g.num_feat=8", "network_g.num_block=1",
+                 "train.pixel_only_iter=0", "train.warmup_iter=0", "train.bf16=false",
+                 "train.pixel_opt=null", "train.fidelity_opt={metric: dists_vgg16_r, weight: 1}",
+                 "network_d={type: backbone, backbone: effnet_lite0, head: patch, stage: 2, "
+                 "pretrained: false}", "train.gan_opt.weight=0.03"]
+
+    def train():
+        trainer = Trainer(load_train_config(tiny, overrides), "cpu", progress=False)
+        for i in range(1, 4):
+            trainer.train_step(i, trainer.train_set.batch(i, 2))
+        return {**{f"g.{k}": v for k, v in trainer.net_g.state_dict().items()},
+                **{f"ema.{k}": v for k, v in trainer.ema.state_dict().items()},
+                **{f"d.{k}": v for k, v in trainer.net_d.state_dict().items()}}
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the study's cells: one thread
+    try:
+        plain = train()
+        with sharing_reference_features(tmp_path) as store:
+            first = train()
+            # one miss per batch (the first adversarial step also measures the gradient ratio
+            # on its batch: a hit within the run)
+            assert store.misses == 3
+            lookups = store.misses + store.hits
+            second = train()
+            assert store.misses == 3 and store.hits + store.misses == 2 * lookups
+    finally:
+        torch.set_num_threads(threads)
+    for got in (first, second):
+        differ = [k for k in plain if not torch.equal(plain[k], got[k])]
+        assert got.keys() == plain.keys() and not differ, f"weights differ: {differ[:5]}"
+
+
+def test_the_key_hashes_values_not_layout(tmp_path):
+    store = FeatureStore(tmp_path)
+    ref = torch.rand(2, 3, 8, 8)
+    assert store.key("m", ref) == store.key("m", ref.contiguous(memory_format=torch.channels_last))
+    assert store.key("m", ref) != store.key("n", ref)
+    assert store.key("m", ref) != store.key("m", ref.double())
