@@ -165,3 +165,19 @@ def test_the_key_hashes_values_not_layout(tmp_path):
     assert store.key("m", ref) == store.key("m", ref.contiguous(memory_format=torch.channels_last))
     assert store.key("m", ref) != store.key("n", ref)
     assert store.key("m", ref) != store.key("m", ref.double())
+
+
+def test_the_pool_removes_the_shared_features_when_it_ends(tmp_path):
+    """Every cell is trained when the pool ends: its shared features go (1.5 GB in the example),
+    and cache/ with them when nothing else is in it."""
+    import contextlib
+    import time
+
+    from optiqa.study.folder import StudyFolder
+    from optiqa.study.runner import _Pool
+
+    folder = StudyFolder(tmp_path)
+    folder.reference_features.mkdir(parents=True)
+    (folder.reference_features / "x.pt").write_bytes(b"features")
+    _Pool([], ("train",), time.time(), folder).finish(contextlib.ExitStack())
+    assert not folder.reference_features.exists() and not folder.reference_features.parent.exists()

@@ -264,6 +264,8 @@ class _Pool:
         # every cell is trained: the ground-truth features they shared are not needed again
         if self.folder is not None:
             shutil.rmtree(self.folder.reference_features, ignore_errors=True)
+            with contextlib.suppress(OSError):  # cache/ itself, when nothing else is in it
+                self.folder.reference_features.parent.rmdir()
         counts: dict = {}
         for key, st in status.items():
             stage = key.split(":", 1)[0]
