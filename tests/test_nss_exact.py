@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 from scipy.ndimage import maximum_filter, minimum_filter
-from scipy.special import gamma as gamma_fn
 
+from nss_plain import aggd_plain, ggd_plain
 from optiqa.ops import gray8, nss
 from optiqa.ops.color import MATLAB_GRAY_WEIGHTS
 from optiqa.ops.filters import gaussian_kernel1d, pad
@@ -186,36 +186,15 @@ def test_strip_mscn_equals_full_size_passes(padding, monkeypatch):
 # estimateaggdparam.m on np.roll products (independent of ours) within float64 reordering
 # (1e-12 relative), with the same shapes (grid values) and NaNs; its fallbacks (tiny, NaN,
 # float32, gradient) are the product-by-product code itself, so those are compared bit for bit.
-GAM = np.arange(200, 10001) / 1000.0
-RATIO_AGGD = gamma_fn(2 / GAM) ** 2 / (gamma_fn(1 / GAM) * gamma_fn(3 / GAM))
-RATIO_GGD = gamma_fn(1 / GAM) * gamma_fn(3 / GAM) / gamma_fn(2 / GAM) ** 2
 RTOL = 1e-12
-
-
-def _aggd_plain(vec):
-    """estimateaggdparam.m in float64 NumPy (NaN for an empty side, then alpha = 0.2)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        left = np.sqrt(np.mean(vec[vec < 0] ** 2)) if (vec < 0).any() else np.nan
-        right = np.sqrt(np.mean(vec[vec > 0] ** 2)) if (vec > 0).any() else np.nan
-        g = left / right
-        rhat = np.mean(np.abs(vec)) ** 2 / np.mean(vec ** 2)
-        rn = rhat * (g ** 3 + 1) * (g + 1) / (g ** 2 + 1) ** 2
-    alpha = GAM[0] if np.isnan(rn) else GAM[np.argmin((RATIO_AGGD - rn) ** 2)]
-    return alpha, left, right
-
-
-def _ggd_plain(vec):
-    """estimateggdparam.m in float64 NumPy."""
-    s2 = np.mean(vec ** 2)
-    return GAM[np.argmin(np.abs(s2 / np.mean(np.abs(vec)) ** 2 - RATIO_GGD))], np.sqrt(s2)
 
 
 def _plain_fits(coeffs, shifts):
     """((alpha, sigma), (alpha, left, right)) per image, from circshift products (np.roll)."""
     ggd, aggd = [], []
     for c in coeffs.numpy():
-        ggd.append(_ggd_plain(c.ravel()))
-        aggd.append([_aggd_plain((c * np.roll(c, s, axis=(0, 1))).ravel()) for s in shifts])
+        ggd.append(ggd_plain(c.ravel()))
+        aggd.append([aggd_plain((c * np.roll(c, s, axis=(0, 1))).ravel()) for s in shifts])
     ggd, aggd = np.array(ggd), np.array(aggd)                     # (N, 2), (N, k, 3)
     return (ggd[:, 0], ggd[:, 1]), (aggd[..., 0], aggd[..., 1], aggd[..., 2])
 
