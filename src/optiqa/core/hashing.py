@@ -20,7 +20,10 @@ from pathlib import Path
 _MEMO: dict[tuple, str] = {}
 
 
-def _stat_key(path: Path) -> tuple:
+def file_state(path: str | os.PathLike) -> tuple:
+    """A file's state as this module remembers it: resolved path, size, modification time (ns),
+    inode; a rewritten or replaced file has a new state. Raises OSError when it is missing."""
+    path = Path(path)
     st = path.stat()
     return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
 
@@ -28,7 +31,7 @@ def _stat_key(path: Path) -> tuple:
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes (hex), remembered while the file is unchanged on disk."""
     path = Path(path)
-    key = _stat_key(path)
+    key = file_state(path)
     digest = _MEMO.get(key)
     if digest is None:
         with open(path, "rb") as f:

@@ -4,8 +4,7 @@ A study reads the same small image files many times in one process: each of the 
 zero-shot scores and 22 transfer experiments decodes the same 600 PNG files of its 64-px
 set (about 0.45 s of CPU of each 1.5-3 s piece). :func:`read_image_cached` decodes a file once
 and keeps the result under the file's state (resolved path, size, modification time in ns,
-inode: a rewritten or replaced file is a new entry, as :func:`optiqa.core.hashing.file_sha256`
-remembers digests), up to :data:`BUDGET_BYTES` in all (the first ones stay; past the budget a
+inode: :func:`optiqa.core.hashing.file_state`; a rewritten or replaced file is a new entry), up to :data:`BUDGET_BYTES` in all (the first ones stay; past the budget a
 file is decoded for that call only). It returns a copy, so a caller may change it freely; the
 pixels are those of :func:`optiqa.data.io.read_image`, bit for bit.
 """
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from optiqa.core.hashing import file_state
 from optiqa.data import io
 
 BUDGET_BYTES = 256 << 20
@@ -29,10 +29,9 @@ def read_image_cached(path: str | os.PathLike) -> torch.Tensor:
     global _used
     p = Path(path)
     try:
-        st = p.stat()
+        key = file_state(p)
     except OSError:  # missing or unreadable: read_image names the problem
         return io.read_image(p)
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
     found = _ENTRIES.get(key)
     if found is None:
         with torch.inference_mode(False):  # an ordinary tensor, in and out of inference mode

@@ -24,7 +24,6 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -32,7 +31,7 @@ from optiqa.models import backbones
 from optiqa.assess.benchmark import PLCC_NOTE
 from optiqa.data.iqa import IQADataset
 from optiqa.core.errors import ConfigError, InputError
-from optiqa.core.hashing import canonical_json, stable_hash
+from optiqa.core.hashing import canonical_json, file_state, stable_hash
 from optiqa.core.sources import code_fingerprint
 from optiqa.core.store import run_once
 from optiqa.transfer.features import extract
@@ -169,12 +168,8 @@ _INIT_INFO: dict[tuple, dict] = {}
 
 
 def _file_state(path) -> tuple | None:
-    """A file as :func:`~optiqa.core.hashing.file_sha256` remembers it: path, size, modification
-    time, inode (a rewritten file is a new state)."""
-    if path is None:
-        return None
-    st = Path(path).stat()
-    return (str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    """:func:`~optiqa.core.hashing.file_state` of ``path`` (None for no file)."""
+    return None if path is None else file_state(path)
 
 
 def _initialisation(opts: TransferOptions) -> tuple[torch.nn.Module | None, dict]:
