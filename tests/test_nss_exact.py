@@ -179,6 +179,58 @@ def test_strip_mscn_equals_full_size_passes(padding, monkeypatch):
                 assert torch.equal(mscn(img, padding), _mscn_full_size(img, padding))
 
 
+def test_integer_variance_floor_holds_for_the_kernel():
+    """The bound behind mscn(integers=True): a non-flat window of integers has a weighted
+    variance of at least w_min (1 - w_min) (two groups split at a gap >= 1), w_min the corner
+    weight; it must be far above the 1e-6 candidate threshold and not above the exact minimum."""
+    taps = gaussian_kernel1d(7, 7 / 6, dtype=torch.float64)
+    w_min = float(taps.min()) ** 2
+    assert w_min * (1 - w_min) >= nss.INTEGER_VARIANCE_FLOOR > 100 * 1e-6
+    # the bound is attained: one corner pixel one level up is the least variance there is
+    img = torch.full((1, 1, 7, 7), 37.0, dtype=torch.float64)
+    img[..., 0, 0] = 38.0
+    taps2 = taps[:, None] * taps[None, :]
+    mu = (taps2 * img[0, 0]).sum()
+    var = (taps2 * (img[0, 0] - mu) ** 2).sum()
+    assert var == pytest.approx(w_min * (1 - w_min), rel=1e-12)
+    with torch.no_grad():   # its centre is not flat: its coefficient stays (I - mu) / (sigma + 1)
+        centre = mscn(img, "replicate", integers=True)[0, 0, 3, 3]
+    assert centre != 0 and centre == mscn(img, "replicate")[0, 0, 3, 3]
+
+
+@pytest.mark.parametrize("padding", ["replicate", 0])
+def test_integer_mscn_skips_the_flat_test_with_the_same_bits(padding, monkeypatch):
+    """integers=True (grey levels) takes the candidates as the flat windows: equal bit for bit
+    to the exact test, on few candidates (gathered), many (full passes), near-flat windows (a
+    corner pixel one level off), with and without a gradient."""
+    rng = np.random.default_rng(5)
+    near_flat = np.full((1, 1, 40, 46), 120.0)
+    near_flat[0, 0, ::9, ::11] = 121.0                   # windows one level off at a corner
+    images = [_photo_gray(), torch.from_numpy(near_flat),
+              torch.from_numpy((rng.random((1, 1, 40, 40)) < 0.02) * 90.0),  # many candidates
+              torch.from_numpy(rng.integers(0, 256, (2, 1, 33, 29)).astype(np.float64))]
+    tested = {"full": 0}
+    exact_full = nss.flat_windows
+
+    def full(img, pad_mode):
+        tested["full"] += 1
+        return exact_full(img, pad_mode)
+    monkeypatch.setattr(nss, "flat_windows", full)
+    for img in images:
+        with torch.no_grad():
+            plain = mscn(img, padding)
+            assert torch.equal(mscn(img, padding, integers=True), plain)
+        assert (plain == 0).any() or img is images[-1]
+        y = img.clone().requires_grad_(True)
+        grad_plain = mscn(y, padding)
+        grad_int = mscn(y, padding, integers=True)
+        assert torch.equal(grad_int.detach(), grad_plain.detach())
+        (g1,) = torch.autograd.grad(grad_plain.sum(), y)
+        (g2,) = torch.autograd.grad(grad_int.sum(), y)
+        assert torch.equal(g1, g2)
+    assert tested["full"] > 0                            # the exact full passes ran (and agreed)
+
+
 # ----------------------------------------------------------------------------- paired fits
 # nss_fits sums planes of the coefficients (ops/nss_pairs.py) instead of forming each product:
 # the same real numbers, another float64 rounding (c_t^2 c_u^2 for (c_t c_u)^2, BLAS dot order).

@@ -45,7 +45,8 @@ def brisque_features(gray: torch.Tensor, integer_levels: bool = False) -> torch.
     """
     coeffs, sums, img = [], [], gray
     for scale in (1, 2):
-        coeffs.append(mscn(img, padding=0)[:, 0])                 # (N, H, W)
+        # scale 1: gray_255's integer levels (the flat-window test reduces to the variance's)
+        coeffs.append(mscn(img, padding=0, integers=integer_levels and scale == 1)[:, 0])
         sums.append(nss_sums(coeffs[-1], BRISQUE_SHIFTS))
         if scale == 1:
             img = imresize_half_integers(img, integers=integer_levels)

@@ -59,13 +59,17 @@ def block_features(blocks: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.stack(feats, -1), per_shift.flatten(-2)], dim=-1)
 
 
-def niqe_features(gray: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
-    """Per-block features ``(N, n_blocks, 36)`` of grey images ``(N, 1, H, W)`` in [0, 255]."""
+def niqe_features(gray: torch.Tensor, block: int = BLOCK, integer_levels: bool = False
+                  ) -> torch.Tensor:
+    """Per-block features ``(N, n_blocks, 36)`` of grey images ``(N, 1, H, W)`` in [0, 255];
+    ``integer_levels=True`` says that ``gray`` holds integers (:func:`gray_255`'s output), which
+    spares :func:`mscn` its exact flat-window test at the first scale."""
     h, w = gray.shape[-2:]
     img = gray[..., :h // block * block, :w // block * block]
     feats = []
     for scale in (1, 2):
-        feats.append(block_features(to_blocks(mscn(img, "replicate"), block // scale)))
+        coeffs = mscn(img, "replicate", integers=integer_levels and scale == 1)
+        feats.append(block_features(to_blocks(coeffs, block // scale)))
         if scale == 1:
             img = imresize(img, scale=0.5)
     return torch.cat(feats, dim=-1)
@@ -100,7 +104,7 @@ def mvg_distance(feats: torch.Tensor, mu_p: torch.Tensor, cov_p: torch.Tensor) -
 
 def niqe(x: torch.Tensor, mu_p: torch.Tensor, cov_p: torch.Tensor) -> torch.Tensor:
     """NIQE per image ``(N,)`` of RGB ``x`` in [0, 1] (module docstring), in float64."""
-    feats = niqe_features(gray_255(x))
+    feats = niqe_features(gray_255(x), integer_levels=True)
     return mvg_distance(feats, mu_p.to(feats), cov_p.to(feats))
 
 

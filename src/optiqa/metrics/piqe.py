@@ -44,7 +44,7 @@ def piqe_blocks(x: torch.Tensor):
     """Per-block ``(variance, active, artifact, noise)``, each ``(N, n_blocks)``."""
     h, w = x.shape[-2:]
     x = F.pad(x, (0, -w % BLOCK, 0, -h % BLOCK), mode="replicate")
-    coeffs = mscn(gray_255(x), "replicate")[:, 0]
+    coeffs = mscn(gray_255(x), "replicate", integers=True)[:, 0]   # grey levels
     n, hh, ww = coeffs.shape
     blocks = coeffs.reshape(n, hh // BLOCK, BLOCK, ww // BLOCK, BLOCK).permute(0, 1, 3, 2, 4)
     blocks = blocks.reshape(n, -1, BLOCK, BLOCK)                    # (N, B, 16, 16)

@@ -168,13 +168,19 @@ def _fill_padded_rows(source: torch.Tensor, padding, top: int, out: torch.Tensor
             out[..., b:, :] = 0.0
 
 
-def mscn(img: torch.Tensor, padding="replicate", c: float = MSCN_C) -> torch.Tensor:
+def mscn(img: torch.Tensor, padding="replicate", c: float = MSCN_C,
+         integers: bool = False) -> torch.Tensor:
     """Mean-subtracted contrast-normalised coefficients of ``(N, 1, H, W)`` images in [0, 255].
 
     ``mu = w * I``, ``sigma = sqrt(|w * I^2 - mu^2|)``, ``(I - mu) / (sigma + c)`` with the
     normalised 7x7 Gaussian ``w`` (sigma 7/6), correlated with ``padding``: ``'replicate'``
     (NIQE's and PIQE's ``imfilter``/``imgaussfilt``) or ``0`` (BRISQUE's ``filter2``). Exactly 0
     where the window is flat (module docstring).
+
+    ``integers=True`` says that ``img`` holds integers in [0, 255] (:func:`gray_255`'s grey
+    levels, as ``imresize_half_integers`` trusts it): the pixels whose computed variance is
+    below 1e-6 are then exactly the flat windows (:data:`INTEGER_VARIANCE_FLOOR`), so the
+    exact window test is skipped; the result is the same bit for bit.
     """
     taps = gaussian_kernel1d(MSCN_WINDOW, MSCN_SIGMA, dtype=torch.float64).tolist()
     if torch.is_grad_enabled() and img.requires_grad:
@@ -187,7 +193,7 @@ def mscn(img: torch.Tensor, padding="replicate", c: float = MSCN_C) -> torch.Ten
         coeffs, candidates = _mscn_in_strips(img, padding, taps, c)
     # a flat window has var ~ 1e-12 (rounding); the exact test runs only when one may exist
     if candidates is not None:
-        flat = _flat_candidates(img, padding, candidates)
+        flat = candidates if integers else _flat_candidates(img, padding, candidates)
         if coeffs.requires_grad:
             if flat.dtype != torch.bool:
                 flat = _index_mask(flat, coeffs.shape)
@@ -236,6 +242,15 @@ def _flat_candidates(img: torch.Tensor, padding, idx: torch.Tensor) -> torch.Ten
     flat = windows.amax((1, 2)) - windows.amin((1, 2)) <= FLAT_TOLERANCE
     return idx[flat]
 
+
+# Integer windows: a window of integers that is not flat has a weighted variance of at least
+# w_min (1 - w_min), with w_min the smallest weight of the 7x7 Gaussian (its corner, 1.58e-4):
+# split its values at a gap between two of them (>= 1) into groups of weights P and 1 - P, each
+# at least w_min; the variance is at least that of the group means, P (1 - P) gap^2. The
+# computed variance of values in [0, 255] is within ~1e-10 of the exact one (the flat windows'
+# is below 1e-10, see _flat_candidates), so for integers "computed variance < 1e-6" is
+# "flat" exactly. tests/test_nss_exact.py checks the floor against the kernel.
+INTEGER_VARIANCE_FLOOR = 1.5e-4
 
 # A window whose values differ by less than this (grey levels) is flat: exactly flat regions of
 # an 8-bit image come out of the 0.5 resize equal up to rounding (~1e-13), while any real
