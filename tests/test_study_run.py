@@ -5,7 +5,9 @@ report in a real headless browser.
 
 One uninterrupted study (``finished``, a runner and one CPU worker) is the reference of every
 test here; the CPU pool's whole-study checks (optiqa.study.pool) live here too, so that the
-suite runs the tiny study once for both. ``optiqa report`` and ``study --dry-run`` run through
+suite runs the tiny study once for both. One interrupted study (``interrupted``: killed
+mid-training, moved, killed mid-pool and mid-transfer, continued) serves the three tests whose
+point is a kill or a move and the same numbers after it. ``optiqa report`` and ``study --dry-run`` run through
 :func:`clitools.run_main` (same ``optiqa.cli.main``, in this process: no fresh interpreter
 importing torch for a command whose point is not the process); a study that trains stays a
 subprocess."""
@@ -190,31 +192,6 @@ def test_one_and_two_processes_give_bit_identical_results(one_process, finished)
     assert not list((two / "logs").glob("worker-*"))  # removed after success
 
 
-def test_killed_in_the_pool_then_rerun_redoes_nothing_finished(one_process, finished, tmp_path):
-    """(The CPU pool.) SIGKILL mid-pool, then the same command: no finished file rewritten, and
-    every number equals the one-process run's."""
-    cache = finished[1]
-    out = tmp_path / "k"
-    cmd = [sys.executable, "-m", "optiqa", "study", str(TINY), "--out", str(out), "-q",
-           *TWO_PROCESSES]
-    proc = subprocess.Popen(cmd, env=_env(cache), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    while not len(list((out / "evaluate").glob("*.json"))) >= 3:  # mid-pool
-        assert proc.poll() is None and time.time() < deadline, "the study ended too soon"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    time.sleep(1.0)  # its worker gets SIGTERM from the kernel when the runner dies
-    done = {p: p.stat().st_mtime_ns for pattern in (
-        "runs/*/complete.json", "evaluate/*.json", "transfer/*.json")
-        for p in out.glob(pattern)}
-    assert len(done) >= 3
-    _study(out, cache, *TWO_PROCESSES)
-    assert {p: p.stat().st_mtime_ns for p in done} == done  # nothing finished redone
-    assert _every_number(out) == _every_number(one_process)
-
-
 def test_a_rerun_redoes_nothing(finished):
     out, cache = finished
     before = _mtimes(out)
@@ -238,26 +215,121 @@ def _kill_when(proc, condition, timeout=600.0):
     raise AssertionError("the moment to kill never came")
 
 
-def test_sigkill_at_any_moment_then_rerun_gives_the_same_report(finished, tmp_path):
-    """Killed mid-training, mid-evaluation and mid-transfer; the same command continues and the
-    report's numbers equal an uninterrupted run's."""
-    reference, cache = finished
-    out = tmp_path / "b"
-    cmd = [sys.executable, "-m", "optiqa", "study", str(TINY), "--out", str(out), "-q"]
-    moments = [
-        lambda: (out / "runs" / "sr_x4__l1__none" / "state").is_dir() and any(
-            (out / "runs" / "sr_x4__l1__none" / "state").iterdir()),            # training
-        lambda: (out / "images" / "runs" / "sr_x4__ssim__none").is_dir(),       # evaluation
-        lambda: (out / "transfer").is_dir(),                                     # transfer
-    ]
-    killed = 0
-    for moment in moments:
-        proc = subprocess.Popen(cmd, env=_env(cache), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-        killed += _kill_when(proc, moment)
-    assert killed >= 2
-    _study(out, cache)
-    assert _numbers(out) == _numbers(reference)
+def _kill_study(proc, condition) -> bool:
+    """:func:`_kill_when`, then a second for its CPU worker, which the kernel sends SIGTERM when
+    the runner dies, to stop writing."""
+    killed = _kill_when(proc, condition)
+    if killed:
+        time.sleep(1.0)
+    return killed
+
+
+@pytest.fixture(scope="module")
+def interrupted(finished, tmp_path_factory):
+    """One study killed three times and continued, the shared run of the three tests below (a
+    whole study of its own each before; each test's point is one step of this sequence):
+
+    1. ``optiqa study TINY --out first``, SIGKILL mid-training (a checkpoint of
+       ``sr_x4__ssim__none`` on disk); ``first`` copied to ``elsewhere/moved`` and deleted (a
+       relocated half-finished study), then planned there by ``study moved --dry-run``;
+    2. ``optiqa study moved``, SIGKILL mid-pool (once a new evaluation file is written); the
+       finished files' mtimes recorded;
+    3. the same, SIGKILL mid-transfer (a new entry in ``transfer/``) unless it ends first;
+    4. the same command to the end.
+
+    The runner and one CPU worker throughout, as ``finished``."""
+    import shutil
+    from types import SimpleNamespace
+
+    cache = finished[1]
+    root = tmp_path_factory.mktemp("interrupted")
+    seen = SimpleNamespace(first=root / "first", moved=root / "elsewhere" / "moved")
+    first, moved = seen.first, seen.moved
+
+    def start(*args):
+        return subprocess.Popen([sys.executable, "-m", "optiqa", "study", *map(str, args), "-q",
+                                 *TWO_PROCESSES], env=_env(cache), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    def count(folder: Path, pattern: str) -> int:
+        return len(list(folder.glob(pattern))) if folder.is_dir() else 0
+
+    state = first / "runs" / "sr_x4__ssim__none" / "state"
+    assert _kill_study(start(TINY, "--out", first), lambda: state.is_dir() and any(
+        p.suffix == ".state" for p in state.iterdir())), "the study ended before the kill"
+    shutil.copytree(first, moved)
+    shutil.rmtree(first)
+    seen.configs = {f: f.read_text() for f in [moved / "study.yaml",
+                                               *(moved / "runs").glob("*/config.yaml")]}
+    seen.marked = {p.parent.name for p in (moved / "runs").glob("*/complete.json")}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OPTIQA_CACHE", str(cache))
+        seen.dry = run_main("study", moved, "--dry-run", "--json")
+
+    # the ssim cell is not trained, so its evaluation at least is still to come
+    at_start = count(moved / "evaluate", "*.json")
+    seen.pool_killed = _kill_study(start(moved), lambda: count(
+        moved / "evaluate", "*.json") >= max(3, at_start + 1))
+    seen.done = {p: p.stat().st_mtime_ns for pattern in (
+        "runs/*/complete.json", "evaluate/*.json", "transfer/*.json")
+        for p in moved.glob(pattern)}
+
+    at_start = count(moved / "transfer", "*")
+    seen.transfer_killed = _kill_study(start(moved), lambda: count(
+        moved / "transfer", "*") > at_start)
+
+    seen.killed = 1 + seen.pool_killed + seen.transfer_killed
+    seen.final = _optiqa(cache, "study", moved, "-q", *TWO_PROCESSES)
+    return seen
+
+
+def test_sigkill_at_any_moment_then_rerun_gives_the_same_report(interrupted, finished):
+    """Killed mid-training, mid-pool and mid-transfer (``interrupted``); the same command
+    continues and the report's numbers equal an uninterrupted run's."""
+    assert interrupted.final.returncode == 0, interrupted.final.stderr[-2000:]
+    assert interrupted.killed >= 2
+    assert _numbers(interrupted.moved) == _numbers(finished[0])
+
+
+def test_killed_in_the_pool_then_rerun_redoes_nothing_finished(interrupted, one_process):
+    """(The CPU pool.) SIGKILL mid-pool (``interrupted``'s second run), then the same command
+    (twice there): no file finished before the kill rewritten, and every number equals the
+    one-process run's."""
+    assert interrupted.pool_killed, "the study ended before the kill in the pool"
+    assert interrupted.final.returncode == 0, interrupted.final.stderr[-2000:]
+    done = interrupted.done
+    assert len(done) >= 3
+    assert {p: p.stat().st_mtime_ns for p in done} == done  # nothing finished redone
+    assert _every_number(interrupted.moved) == _every_number(one_process)
+
+
+def test_a_half_finished_study_moved_elsewhere_continues_to_the_same_tables(interrupted,
+                                                                           finished):
+    """A study folder is relocatable (issue 24, 2): interrupted mid-training, copied to another
+    path (the original deleted) and continued there with ``optiqa study FOLDER``
+    (``interrupted``, killed twice more there), it gives the tables of an uninterrupted run;
+    nothing in it names the old path."""
+    seen = interrupted
+    moved = seen.moved
+    for f, text in seen.configs.items():
+        assert str(seen.first) not in text, f
+    dry = seen.dry
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    rows = {r["run"]: r for r in json.loads(dry.stdout)["runs"]}
+    assert rows["pretrain__sr_x4"]["train"] == "trained"   # every cell starts from it
+    for name, row in rows.items():  # which cells came first is the CPU pool's order
+        assert (row["train"] == "trained") == (name in seen.marked), row
+    assert any(r["train"] == "pending" for r in rows.values())
+    part = rows["sr_x4__ssim__none"]
+    assert part["train"] in ("partial", "trained"), part
+    if part["train"] == "partial":  # says what is missing
+        assert part["why"] and (part["remaining_steps"] > 0 or "not marked" in part["why"])
+    done = seen.final
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"report: {moved / 'report' / 'report.html'}" in done.stdout
+    assert _tables(moved) == _tables(finished[0])
+    if part["train"] == "partial" and not part["iterations"].startswith("0/"):
+        assert "resuming" in (moved / "runs" / "sr_x4__ssim__none" / "log.txt").read_text()
 
 
 def test_two_runners_at_once_train_each_cell_once(tmp_path, finished):
@@ -448,46 +520,6 @@ def test_report_analyses_again_when_votes_arrive(finished, study_cache, tmp_path
     third = run_main("report", out)
     assert third.returncode == 0 and "analysis:" not in third.stderr
     assert (out / "analysis.json").stat().st_mtime_ns == before
-
-
-def test_a_half_finished_study_moved_elsewhere_continues_to_the_same_tables(finished, study_cache,
-                                                                           tmp_path):
-    """A study folder is relocatable (issue 24, 2): interrupted mid-training, copied to another
-    path (the original deleted) and continued there with ``optiqa study FOLDER``, it gives the
-    tables of an uninterrupted run; nothing in it names the old path."""
-    import shutil
-
-    reference, cache = finished
-    first = tmp_path / "first"
-    run = first / "runs" / "sr_x4__ssim__none" / "state"
-    proc = subprocess.Popen([sys.executable, "-m", "optiqa", "study", str(TINY), "--out",
-                             str(first), "-q"], env=_env(cache), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    assert _kill_when(proc, lambda: run.is_dir() and any(
-        p.suffix == ".state" for p in run.iterdir()))
-    moved = tmp_path / "elsewhere" / "moved"
-    shutil.copytree(first, moved)
-    shutil.rmtree(first)
-    for f in [moved / "study.yaml", *(moved / "runs").glob("*/config.yaml")]:
-        assert str(first) not in f.read_text(), f
-    dry = run_main("study", moved, "--dry-run", "--json")
-    assert dry.returncode == 0, dry.stderr[-2000:]
-    rows = {r["run"]: r for r in json.loads(dry.stdout)["runs"]}
-    assert rows["pretrain__sr_x4"]["train"] == "trained"   # every cell starts from it
-    for name, row in rows.items():  # which cells came first is the CPU pool's order
-        marked = (moved / "runs" / name / "complete.json").is_file()
-        assert (row["train"] == "trained") == marked, row
-    assert any(r["train"] == "pending" for r in rows.values())
-    part = rows["sr_x4__ssim__none"]
-    assert part["train"] in ("partial", "trained"), part
-    if part["train"] == "partial":  # says what is missing
-        assert part["why"] and (part["remaining_steps"] > 0 or "not marked" in part["why"])
-    done = _optiqa(cache, "study", moved, "-q")
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert f"report: {moved / 'report' / 'report.html'}" in done.stdout
-    assert _tables(moved) == _tables(reference)
-    if part["train"] == "partial" and not part["iterations"].startswith("0/"):
-        assert "resuming" in (moved / "runs" / "sr_x4__ssim__none" / "log.txt").read_text()
 
 
 def test_a_misspelt_key_in_a_result_file_fails_the_report_naming_it(finished, study_cache):
