@@ -416,6 +416,8 @@ url = sys.argv[1]  # alexnet's weights come from this URL instead of download.py
 backbone_specs._INTERNAL["alexnet"] = dataclasses.replace(  # and never from the package index
     backbone_specs._INTERNAL["alexnet"], urls=(url,), weights_file=url.rsplit("/", 1)[-1],
     packaged=None)
+from optiqa.core import download  # the retry policy's waits (1 s, 3 s), shortened: the
+download.RETRY_WAITS_S = (0.01, 0.03)  # retry test checks that each warning names its own
 from optiqa.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -445,8 +447,8 @@ def test_download_retries_transient_errors_with_one_warning_each(tmp_path, serve
     assert proc.stdout.strip() == f"alexnet: {dst}" and dst.read_bytes() == server.payload
     warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 2, proc.stderr  # one line per retry, each printed once
-    assert "HTTP 503" in warnings[0] and "try 2 of 3" in warnings[0]
-    assert "try 3 of 3" in warnings[1]
+    assert "HTTP 503" in warnings[0] and "try 2 of 3 in 0.01 s" in warnings[0]
+    assert "try 3 of 3 in 0.03 s" in warnings[1]  # the waits in order
     assert len(server.requests) == 3
 
 
