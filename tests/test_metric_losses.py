@@ -17,12 +17,14 @@ DIFFERENTIABLE = [n for n, s in REGISTRY.items() if s.info.differentiable and s.
 
 def _cases(size: int):
     """(name, distorted, reference) batches; the RGB cases share one batch to keep deep
-    metrics affordable: per-image scores and per-pixel gradients are still checked one by one."""
+    metrics affordable: per-image scores and per-pixel gradients are still checked one by one.
+    Two images per case, except the constant ones: a second copy of a constant image would be
+    the same input again, the same numbers computed twice."""
     g = torch.Generator().manual_seed(size)
     a = torch.rand(2, 3, size, size, generator=g)
     b = torch.rand(2, 3, size, size, generator=g)
     smooth = torch.nn.functional.avg_pool2d(a, 5, 1, 2)
-    flat = torch.full((2, 3, size, size), 0.5)
+    flat = torch.full((1, 3, size, size), 0.5)
     rgb = {
         "random": (b, a),
         "identical": (a.clone(), a),
@@ -30,7 +32,7 @@ def _cases(size: int):
         "flat_vs_other_flat": (torch.full_like(flat, 0.2), flat),
         "anti_correlated": (1 - smooth, smooth),
     }
-    names = [n for n in rgb for _ in range(2)]
+    names = [n for n, (x, _) in rgb.items() for _ in range(len(x))]
     x = torch.cat([v[0] for v in rgb.values()])
     ref = torch.cat([v[1] for v in rgb.values()])
     return [(names, x, ref), (["one_channel"] * 2, b[:, :1], smooth[:, :1])]
