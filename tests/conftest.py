@@ -25,21 +25,21 @@ import torch  # noqa: E402
 if _WORKERS:
     torch.set_num_threads(int(_THREADS))
 
-# The files that take longest, longest first: CPU seconds (worker + its subprocesses) in a
-# `make test`-style run (2 xdist workers) of a clean clone on the 2-core machine, 2026-12-06 at
-# load 8-14: test_study_run 181 (before it took over test_study_pool's two whole-study tests;
-# together 269, after 233), test_metric_losses 93, test_rehearsal 60, test_ddp 47, test_resume
-# 43, test_study_workers 32, test_cli_entry 31, test_metric_properties 25, test_deep_metrics 24,
-# test_study_pool (its pre-training test) ~10. Collected first, so that `make test` (--dist
-# loadfile --no-loadscope-reorder) hands them out first and the short files fill the gaps: a
-# long file started last runs alone at the end while the other worker idles (xdist's default
-# orders files by their number of tests, which put test_resume.py and test_rehearsal.py, four
-# and five tests, last; test_metric_losses.py and test_study_workers.py, not in this list
-# before, ran last in that run). The other files keep their order.
-LONG_FILES = ("test_study_run.py", "test_metric_losses.py", "test_rehearsal.py", "test_ddp.py",
-              "test_resume.py", "test_study_workers.py", "test_cli_entry.py",
-              "test_metric_properties.py", "test_deep_metrics.py", "test_study_pool.py",
-              "test_edges_cli.py")
+# The files that take longest, longest first: CPU seconds (the test process + its subprocesses)
+# of each file run alone on one thread (`pytest -n 0`, OMP_NUM_THREADS=1, no ../shared) on the
+# 2-core machine, 2026-12-06 19:15-19:50 UTC at load 4-12: test_study_run 163 (184 before its
+# three interrupted-study tests shared one study), test_metric_losses ~85, test_rehearsal 46,
+# test_resume 39, test_ddp 35, test_cli_entry 33, test_deep_metrics 30, test_metric_properties
+# 30, test_study_workers 26, test_study_pool 19, test_assess_cli 13, test_asymmetry 10,
+# test_edges_cli (>= 8). Collected first, so that `make test` (--dist loadfile
+# --no-loadscope-reorder) hands them out first and the short files fill the gaps: a long file
+# started last runs alone at the end while the other worker idles (xdist's default orders files
+# by their number of tests, which put test_resume.py and test_rehearsal.py, four and five
+# tests, last). The other files keep their order.
+LONG_FILES = ("test_study_run.py", "test_metric_losses.py", "test_rehearsal.py", "test_resume.py",
+              "test_ddp.py", "test_cli_entry.py", "test_deep_metrics.py",
+              "test_metric_properties.py", "test_study_workers.py", "test_study_pool.py",
+              "test_assess_cli.py", "test_asymmetry.py", "test_edges_cli.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
