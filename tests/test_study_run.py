@@ -88,7 +88,10 @@ def test_every_stage_writes_its_artifacts(finished):
         marker = json.loads((out / "runs" / cell / "complete.json").read_text())
         assert marker["iteration"] == 4 and len(marker["checkpoint_sha256"]) == 64
     ev = json.loads((out / "evaluate" / "sr_x4__gmsd__none.json").read_text())
-    assert set(ev["evaluators"]) == {"psnr_y", "ssim_y", "gmsd", "mse"}
+    # the gmsd cell is not judged by gmsd (its own loss): not computed, the reason recorded
+    assert ev["evaluators"] == ["psnr_y", "ssim_y", "mse"]
+    assert ev["left_out"] == {"gmsd": "the training loss"}
+    assert all("gmsd" not in st["scores"] for st in ev["sets"].values())
     assert len(ev["sets"]["photos"]["images"]) == 10  # the 10 held-out test images
     manifest = json.loads((out / "images" / "manifest.json").read_text())
     assert len(manifest["references"]) == 10 and "sr_x4__l1__none" in manifest["runs"]

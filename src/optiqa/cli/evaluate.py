@@ -32,18 +32,52 @@ def _load_generator_from_args(args):
                           scale=args.scale)
 
 
+def circular_metrics(args, metrics: list[str]) -> dict[str, str]:
+    """``{metric: reason}`` of ``metrics`` that may not judge a model trained with
+    ``--training-loss`` (and a discriminator on ``--discriminator-backbone``): the circularity
+    rule, family grouping on, as a study applies it. None given: every metric judges."""
+    from optiqa.core.errors import ConfigError
+    from optiqa.evaluators import excluded_judges
+    from optiqa.metrics.registry import REGISTRY
+
+    if not args.training_loss:
+        if args.discriminator_backbone:
+            raise ConfigError("--discriminator-backbone goes with --training-loss")
+        return {}
+    for loss in args.training_loss:
+        if loss not in REGISTRY:
+            raise ConfigError(f"--training-loss {loss!r}: not a metric (optiqa metrics list)")
+    if args.discriminator_backbone:
+        from optiqa.models.backbone_specs import names
+
+        if args.discriminator_backbone not in names(internal=True):
+            raise ConfigError(f"--discriminator-backbone {args.discriminator_backbone!r}: not "
+                              f"a backbone ({', '.join(names())})")
+    skip = excluded_judges(metrics, args.training_loss, exclude_family=True,
+                           discriminator_features=args.discriminator_backbone)
+    if metrics and all(m in skip for m in metrics):
+        raise ConfigError(f"every metric ({', '.join(metrics)}) is circular for training loss "
+                          f"{', '.join(args.training_loss)}: nothing left to compute")
+    return skip
+
+
 def cmd_evaluate(args) -> int:
     from optiqa.core.errors import ConfigError
     from optiqa.core.tables import write_json
     from optiqa.restore.scoring import (DEFAULT_METRICS, evaluate_images, evaluate_sets,
                                        format_results)
 
+    skip: dict[str, str] = {}
     if args.images is not None:
         if args.source is not None or args.set or args.save_images or args.task:
             raise ConfigError("--images scores stored images: give no model, --set, --task or "
                               "--save-images")
         metrics = None if not args.metric and args.hr else (
             list(DEFAULT_METRICS if args.hr else []) + (args.metric or []))
+        skip = circular_metrics(args, list(DEFAULT_METRICS) if metrics is None else metrics)
+        if skip:
+            metrics = [m for m in (DEFAULT_METRICS if metrics is None else metrics)
+                       if m not in skip]
         result = evaluate_images(args.images, args.hr, metrics, device=args.device,
                                  crop=args.crop_border or 0, scale=args.scale,
                                  protocol=args.protocol, progress=show_progress(args),
@@ -61,11 +95,14 @@ def cmd_evaluate(args) -> int:
 
             sets = task_test_sets(sets, args.task, args.testsets, args.testset_seed,
                                   progress=show_progress(args))
+        metrics = list(DEFAULT_METRICS) + (args.metric or [])
+        skip = circular_metrics(args, metrics)  # before the model is read: a wrong name fails
         loaded = _load_generator_from_args(args)  # the results' header names the model (stdout)
-        result = evaluate_sets(loaded, sets, list(DEFAULT_METRICS) + (args.metric or []),
+        result = evaluate_sets(loaded, sets, [m for m in metrics if m not in skip],
                                device=args.device, tile=args.tile, overlap=args.tile_overlap,
                                save_images=args.save_images, progress=show_progress(args),
                                protocol=args.protocol)
+    result.left_out = skip
     for line in result.warnings:
         warn(f"WARNING: {line}")
     print(format_results(result, per_image=not args.means_only))
@@ -126,6 +163,15 @@ def add_parsers(sub) -> None:
     s.add_argument("-m", "--metric", action="append",
                    help="extra metric, full- or no-reference (repeatable); psnr_y and ssim_y "
                    "are always computed when there is ground truth")
+    s.add_argument("--training-loss", action="append", metavar="METRIC",
+                   help="the metric(s) the model was trained with (repeatable: every loss "
+                   "term): metrics it may not be judged by (the same, its family, a shared "
+                   "feature extractor; the circularity rule of a study) are not computed and "
+                   "listed with the reason. Default: every metric is computed")
+    s.add_argument("--discriminator-backbone", metavar="BACKBONE",
+                   help="with --training-loss: the pretrained backbone of the model's "
+                   "discriminator (e.g. effnet_lite0); metrics on its features are not "
+                   "computed either")
     s.add_argument("--protocol", choices=["matlab", "basicsr"], default="matlab",
                    help="how psnr_y/ssim_y are computed: matlab (rgb2ycbcr of uint8, greyscale "
                    "files as grey; reproduces the published tables) or basicsr (BasicSR's "

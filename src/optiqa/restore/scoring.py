@@ -68,6 +68,9 @@ class EvaluationResult:
     crop: int | None = None      # border removed before every metric (default: the scale)
     kinds: dict[str, str] = field(default_factory=dict)  # metric -> "fr" / "nr"
     warnings: list[str] = field(default_factory=list)    # for stderr (skipped images, ...)
+    # metrics asked for but not computed, with why (the circularity rule, given the model's
+    # training loss: optiqa.evaluators.excluded_judges)
+    left_out: dict[str, str] = field(default_factory=dict)
 
     @property
     def border(self) -> int:
@@ -88,6 +91,7 @@ class EvaluationResult:
             "protocol": self.protocol, "crop_border": self.border,
             "metric_kinds": {m: self.kinds.get(m, "fr") for m in self.metrics},
             "convention": self.convention, "tile": self.tile, "tile_overlap": self.overlap,
+            "left_out": dict(self.left_out),
             "sets": {s.name: {
                 "path": s.path, "task": s.task, "lq_source": s.lq_source, "images": len(s.keys),
                 "greyscale": s.greyscale,
@@ -345,6 +349,9 @@ def format_results(result: EvaluationResult, per_image: bool = True) -> str:
                                    title=f"\n{s.name}{task}: {s.path} ({s.lq_source}{grey})"))
     blocks.append("orientation: " + "; ".join(f"{m} {infos[m].orientation}"
                                               for m in result.metrics))
+    if result.left_out:
+        blocks.append("not computed (circular): " + "; ".join(
+            f"{m} ({why})" for m, why in result.left_out.items()))
     return "\n".join(blocks)
 
 

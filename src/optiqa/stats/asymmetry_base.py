@@ -341,17 +341,27 @@ def _image_means(scores: np.ndarray, n_boot: int, seed: int):
 
 
 def model_means(scores: dict[str, dict[str, np.ndarray]], n_boot: int, seed: int,
-                level: float = 0.95) -> list[ModelMean]:
+                level: float = 0.95, evaluators: list[str] | None = None) -> list[ModelMean]:
     """Mean per-image score of every model and evaluator (own orientation) with its percentile
     bootstrap interval over images, from the same replicates as the analysis (baselines
-    included): the one source of the report's evaluator table."""
-    keys = [(m, e) for m, per in scores.items() for e in per]
-    if not keys:
+    included): the one source of the report's evaluator table.
+
+    ``evaluators``: the whole panel, in order. Each model then takes one column per evaluator
+    of the panel whether it has that evaluator's scores or not (a judgment left out, e.g. a
+    circular one that was never computed, is a column of zeros whose mean is not returned).
+    The replicate means are one matrix product ``counts @ scores`` and the points one mean
+    over the rows, and both give a column's last bits according to its place among the
+    matrix's columns (BLAS and NumPy's SIMD loops block the columns); with the panel's layout
+    a model's numbers do not depend on which other judgments exist."""
+    layout = [(m, e) for m, per in scores.items()
+              for e in (per if evaluators is None else evaluators)]
+    if not layout:
         return []
-    matrix = np.stack([np.asarray(scores[m][e], np.float64) for m, e in keys], axis=1)
+    columns = [np.asarray(scores[m][e], np.float64) if e in scores[m] else None
+               for m, e in layout]
+    n = next((len(c) for c in columns if c is not None), 0)
+    matrix = np.stack([np.zeros(n) if c is None else c for c in columns], axis=1)
     point, reps = _image_means(matrix, n_boot, seed)
     return [ModelMean(m, e, _num(point[j]),
                       None if reps is None else _ci(reps[:, j], level))
-            for j, (m, e) in enumerate(keys)]
-
-
+            for j, (m, e) in enumerate(layout) if columns[j] is not None]

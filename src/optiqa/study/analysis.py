@@ -15,6 +15,10 @@ import numpy as np
 
 from optiqa.core.errors import ConfigError
 from optiqa.study.folder import read_json, write_json
+# the rule applied to a study cell lives in optiqa.study.judges (the evaluate stage uses it too);
+# named here as well, where the report, the dry run and the tests have always found it
+from optiqa.study.judges import (discriminator_features, excluded_evaluators,  # noqa: F401
+                                 extra_terms, pixel_weight)
 
 
 def family(name: str, by_family: bool = True) -> str:
@@ -24,41 +28,9 @@ def family(name: str, by_family: bool = True) -> str:
     return rule_family(name, by_family)
 
 
-def discriminator_features(cell) -> str | None:
-    """The pretrained backbone of a study cell's discriminator (circularity rule), or None."""
-    from optiqa.evaluators import discriminator_extractor
-
-    return discriminator_extractor(cell.train_config.get("network_d")) if cell.adversarial \
-        else None
-
-
-def pixel_weight(train_config: dict) -> float:
-    """The weight of the L1 pixel term (``train.pixel_opt``) a cell keeps beside its fidelity
-    loss (0 when off)."""
-    opt = (train_config.get("train") or {}).get("pixel_opt") or {}
-    return float(opt.get("weight", 0.0) or 0.0)
-
-
-def extra_terms(cell) -> tuple[str, ...]:
-    """The loss terms a cell has beside its fidelity loss: ``l1`` when it keeps ``pixel_opt``
-    (its loss is then M + w L1, so pixel evaluators may not judge it either)."""
-    return ("l1",) if pixel_weight(cell.train_config) > 0 else ()
-
-
 def extra_families(cfg, cell) -> tuple:
     """The families of :func:`extra_terms`, as the analysis' cells carry them."""
     return tuple(family(t, cfg.evaluators.exclude_family) for t in extra_terms(cell))
-
-
-def excluded_evaluators(cfg, cell) -> dict[str, str]:
-    """``{evaluator: reason}`` of the evaluators that may not judge study cell ``cell``:
-    :func:`optiqa.evaluators.excluded_judges`, the one circularity rule, with the cell's
-    discriminator and its other loss terms."""
-    from optiqa.evaluators import excluded_judges
-
-    return excluded_judges(cfg.evaluators.metrics, cell.fidelity, cfg.evaluators.exclude_family,
-                           discriminator_features=discriminator_features(cell),
-                           extra_terms=extra_terms(cell))
 
 
 def optimization_scores(plan):
@@ -250,7 +222,10 @@ def _model_means(plan, images: list[str]) -> list:
             continue
         scores[name] = {m: np.array([v for st in ev["sets"].values() for v in st["scores"][m]])
                         for m in ev["evaluators"] if m in plan.cfg.evaluators.metrics}
-    return model_means(scores, plan.cfg.assessment.bootstrap, plan.cfg.seed)
+    # laid out over the whole panel: a left-out (circular) judgment has no scores, and the
+    # other models' numbers keep their bits (stats.asymmetry_base.model_means)
+    return model_means(scores, plan.cfg.assessment.bootstrap, plan.cfg.seed,
+                       evaluators=list(plan.cfg.evaluators.metrics))
 
 
 def human_judgments(plan, analysis):

@@ -5,15 +5,21 @@ For each task the test sets (``data.test``) give ground truth; the inputs come f
 LR files for bicubic SR, or from the task's degradation, seeded per image (the same inputs for
 every model). Outputs are clamped, rounded to 8 bits (what a saved PNG holds), saved under
 ``images/runs/<cell>/<task>/<set>/`` and scored with a border of ``scale`` pixels removed, by
-every evaluator: full-reference ones against the ground truth, no-reference ones on the output
-alone. Every cell is scored by every evaluator; which judgments count is decided by the
-circularity rule in the analysis (a model is never judged by its own loss or its family).
+the evaluators that may judge the model: full-reference ones against the ground truth,
+no-reference ones on the output alone. A judgment that the circularity rule hides from every
+output (:mod:`optiqa.study.judges`: a model is never judged by its own loss, its family or an
+evaluator sharing a feature extractor with its loss or discriminator) is not computed: the file
+lists it under ``left_out`` with the rule's reason, and holds no number for it.
 
-Baselines are evaluated the same way: bicubic upsampling of the input (SR tasks) or the degraded
-input itself (scale-1 tasks: denoising, deblurring, JPEG) and, when the study has one, the shared
-pre-trained generator. ``evaluate/<name>.json`` is written atomically after the
-images, with a key that hashes the model's checkpoint, the panel, the test data and the code: a
-result under another key is redone.
+Baselines are evaluated the same way, by every evaluator: bicubic upsampling of the input (SR
+tasks) or the degraded input itself (scale-1 tasks: denoising, deblurring, JPEG) and, when the
+study has one, the shared pre-trained generator. ``evaluate/<name>.json`` is written atomically
+after the images. Its ``key`` hashes each scored evaluator's own key (:func:`score_keys`: the
+model's checkpoint, the task, the evaluator's code and weights, the protocol for
+``psnr_y``/``ssim_y``, the tiling, the test data and the code that scores) and the left-out
+judgments with their reasons: a file under another key is redone, and only the evaluators whose
+own key it does not hold are scored again (a changed ``exclude_family``, panel or rule costs
+the newly needed judgments, not the whole model).
 """
 from __future__ import annotations
 
@@ -72,14 +78,42 @@ def data_identity(cfg) -> dict:
     return out
 
 
-def evaluation_key(cfg, task: str, model_sha: str, data: dict) -> str:
-    """Hash of everything that decides an evaluation: the model's checkpoint, the task, the
-    evaluators (name, code, weights: :func:`evaluator_identity`), the protocol, the tiling, the
-    test data and the code that scores."""
-    return stable_hash({"model": model_sha, "task": cfg.tasks[task],
-                        "evaluators": evaluator_identity(tuple(cfg.evaluators.metrics)),
-                        "protocol": cfg.evaluators.protocol, "tile": cfg.evaluators.tile,
-                        "data": data, "code": code_fingerprint(evaluate_model)})
+def score_keys(cfg, task: str, model_sha: str, data: dict, metrics) -> dict[str, str]:
+    """``{evaluator: key}``: the hash of everything that decides one evaluator's scores of one
+    model: the model's checkpoint, the task, the evaluator (name, code, weights:
+    :func:`metric_identity`), the protocol (``psnr_y``/``ssim_y`` only: no other evaluator reads
+    it), the tiling, the test data and the code that scores. An evaluation file keeps them, so
+    that a later configuration reuses every score whose key it still has."""
+    from optiqa.restore.protocol import PROTOCOL_METRICS
+
+    common = {"model": model_sha, "task": cfg.tasks[task], "tile": cfg.evaluators.tile,
+              "data": data, "code": code_fingerprint(evaluate_model)}
+    return {m: stable_hash({**common, "evaluator": m, "identity": metric_identity(m),
+                            "protocol": cfg.evaluators.protocol if m in PROTOCOL_METRICS
+                            else None})
+            for m in dict.fromkeys(metrics)}
+
+
+def left_out(cfg, cell) -> dict[str, str]:
+    """``{evaluator: reason}`` of the judgments of ``cell`` that the evaluation does not compute:
+    those the circularity rule hides from every output
+    (:func:`optiqa.study.judges.excluded_evaluators`; ``cell`` None, a baseline: none)."""
+    from optiqa.study.judges import excluded_evaluators
+
+    return excluded_evaluators(cfg, cell)
+
+
+def evaluation_key(cfg, task: str, model_sha: str, data: dict, cell=None) -> str:
+    """The key of a complete ``evaluate/<name>.json`` of the model ``model_sha`` (the study
+    cell ``cell``, or None for a baseline): the :func:`score_keys` of the evaluators that judge
+    it, in the panel's order, and the left-out ones with their reasons (:func:`left_out`)."""
+    skip = left_out(cfg, cell)
+    judges = [m for m in cfg.evaluators.metrics if m not in skip]
+    return _file_key(score_keys(cfg, task, model_sha, data, judges), skip)
+
+
+def _file_key(keys: dict[str, str], skip: dict[str, str]) -> str:
+    return stable_hash({"scores": keys, "left_out": skip})
 
 
 def evaluator_identity(names: tuple[str, ...]) -> dict[str, str]:
@@ -130,9 +164,11 @@ def evaluate_model(model, scale: int, datasets: dict, metrics: list[str], out_di
     from optiqa.restore.scoring import SetResult, restore_and_score
 
     names = list(dict.fromkeys(metrics))
-    scorers, kinds = _scorers(tuple(names), str(device))
+    # no evaluator (every one left out): the outputs are still restored and saved for the
+    # report's crops and the judging app
+    scorers, kinds = _scorers(tuple(names), str(device)) if names else ({}, {})
     if references is None:
-        references = _references(tuple(names), str(device))
+        references = _references(str(device))
     out = {}
     for name, ds in datasets.items():
         res = SetResult(name, "", ds.lq_source, scores={m: [] for m in names})
@@ -143,25 +179,40 @@ def evaluate_model(model, scale: int, datasets: dict, metrics: list[str], out_di
     return out
 
 
-@functools.lru_cache(maxsize=2)
+# Off the CPU: one module per evaluator and device in this process, as _CPU_METRICS on the CPU.
+_DEVICE_METRICS: dict = {}
+
+
+def _metric_on(name: str, device: str):
+    if torch.device(device).type == "cpu":
+        return _cpu_metric(name)
+    if (name, device) not in _DEVICE_METRICS:
+        from optiqa.metrics import create_metric
+
+        _DEVICE_METRICS[(name, device)] = create_metric(name, device=device)
+    return _DEVICE_METRICS[(name, device)]
+
+
+@functools.lru_cache(maxsize=8)
 def _scorers(names: tuple[str, ...], device: str):
-    """The evaluator panel, built once per process: the metrics are frozen modules in eval mode
-    (no state changes when they score), so every cell a runner evaluates shares them instead of
-    rebuilding (and re-reading the weights of) every evaluator per cell."""
+    """The evaluators ``names`` of the panel, from modules built once per process and device
+    (:func:`_metric_on`): the metrics are frozen modules in eval mode (no state changes when
+    they score), so every model a process evaluates shares them instead of rebuilding (and
+    re-reading the weights of) every evaluator per model, whichever of them judge it."""
     from optiqa.restore.protocol import PROTOCOL_METRICS
     from optiqa.restore.scoring import create_scorers
 
-    built = ({n: _cpu_metric(n) for n in names if n not in PROTOCOL_METRICS}
-             if torch.device(device).type == "cpu" else None)
+    built = {n: _metric_on(n, device) for n in names if n not in PROTOCOL_METRICS}
     return create_scorers(list(names), device, have_reference=True, built=built)
 
 
 @functools.lru_cache(maxsize=2)
-def _references(names: tuple[str, ...], device: str):
-    """The prepared ground truths of the panel ``names`` (same key as :func:`_scorers`): every
-    model of a study is scored against the same test images, so each full-reference
-    evaluator's share of a ground truth (DISTS: its backbone features) is done once per process,
-    not once per model (:class:`optiqa.assess.refcache.ReferenceCache`; at most 1 GiB kept)."""
+def _references(device: str):
+    """The prepared ground truths of the panel on ``device``: every model of a study is scored
+    against the same test images, so each full-reference evaluator's share of a ground truth
+    (DISTS: its backbone features) is done once per process, not once per model, whichever
+    evaluators judge the model (entries are kept by evaluator and image:
+    :class:`optiqa.assess.refcache.ReferenceCache`; at most 1 GiB kept)."""
     from optiqa.assess.refcache import ReferenceCache
 
     return ReferenceCache()
@@ -181,33 +232,82 @@ def write_references(folder: StudyFolder, cfg, task: str) -> None:
 
 
 def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_id: str,
-                   load, device="cpu", progress: bool = False, data: dict | None = None
-                   ) -> dict:
+                   load, device="cpu", progress: bool = False, data: dict | None = None,
+                   cell=None) -> dict:
     """Evaluate one model (``load()`` builds it) unless its result is current; returns it.
-    ``model_id``: the checkpoint's SHA-256, or :func:`degraded_identity` for the baseline."""
+    ``model_id``: the checkpoint's SHA-256, or :func:`degraded_identity` for a baseline;
+    ``cell``: the study cell (its circular judgments are left out, :func:`left_out`), None for
+    a baseline. Scores of an earlier file whose evaluator key (:func:`score_keys`) is unchanged
+    are kept; only the others are computed."""
     from optiqa.restore.scoring import border_words, scale_words
 
     data = data if data is not None else data_identity(cfg)
-    key = evaluation_key(cfg, task, model_id, data)
-    done = folder.evaluation_complete(name, key)
-    if done is not None:
-        return done
+    skip = left_out(cfg, cell)
+    keys = score_keys(cfg, task, model_id, data,
+                      [m for m in cfg.evaluators.metrics if m not in skip])
+    key = _file_key(keys, skip)      # what evaluation_key gives
+    previous = read_json(folder.evaluation(name))
+    if isinstance(previous, dict) and previous.get("key") == key:
+        return previous
     t0 = time.time()
+    kept = _reusable(previous, keys)
+    todo = [m for m in keys if m not in kept]
     loaded = load()
-    metrics = list(cfg.evaluators.metrics)
-    per_set = evaluate_model(loaded.model.to(device), loaded.scale, test_datasets(cfg, task),
-                             metrics, folder.run_images(name, task), device,
-                             cfg.evaluators.tile, progress, cfg.evaluators.protocol)
+    if kept and not todo and _images_present(folder, name, task, previous):
+        # nothing to score and the outputs on disk: the earlier file's sets, fewer scores
+        per_set = {s: {**st, "scores": {}} for s, st in previous["sets"].items()}
+    else:
+        per_set = _score(cfg, task, loaded, todo, folder.run_images(name, task), device,
+                         progress)
+        if kept and any(st["images"] != previous["sets"].get(s, {}).get("images")
+                        for s, st in per_set.items()):
+            kept, todo = set(), list(keys)   # other images than the earlier file's: score all
+            per_set = _score(cfg, task, loaded, todo, folder.run_images(name, task), device,
+                             progress)
+    for s, st in per_set.items():       # the panel's order, whichever were computed now
+        st["scores"] = {m: (previous["sets"][s]["scores"][m] if m in kept else st["scores"][m])
+                        for m in keys}
+    if kept:
+        log.info("%s: %d evaluator(s) kept from its earlier evaluation, %d scored", name,
+                 len(kept), len(todo))
     result = {"name": name, "key": key, "task": task, "model": loaded.describe(),
-              "scale": loaded.scale, "evaluators": list(metrics), "sets": per_set,
+              "scale": loaded.scale, "evaluators": list(keys), "left_out": skip,
+              "score_keys": keys, "sets": per_set,
               "convention": (f"{scale_words(loaded.scale)}; output clamped and rounded to 8 "
                              f"bits; border crop {loaded.scale} px before every evaluator "
                              f"({border_words(loaded.scale)}); psnr_y/ssim_y on "
                              f"BT.601 Y, {cfg.evaluators.protocol} protocol; NR evaluators on "
-                             "the output alone"),
+                             "the output alone; judgments the circularity rule excludes are "
+                             "not computed (left_out, with the rule's reason)"),
               "seconds": round(time.time() - t0, 1)}
     write_json(folder.evaluation(name), result)  # after the images: complete from here on
     return result
+
+
+def _reusable(previous, keys: dict[str, str]) -> set[str]:
+    """The evaluators of ``keys`` whose scores the earlier file ``previous`` holds under the
+    same evaluator key, for every one of its sets (a damaged or older file: none)."""
+    if not isinstance(previous, dict):
+        return set()
+    held, sets = previous.get("score_keys"), previous.get("sets")
+    if not isinstance(held, dict) or not isinstance(sets, dict) or not sets:
+        return set()
+    return {m for m, k in keys.items() if held.get(m) == k and all(
+        isinstance(st, dict) and m in (st.get("scores") or {}) for st in sets.values())}
+
+
+def _images_present(folder: StudyFolder, name: str, task: str, previous: dict) -> bool:
+    """Whether every output image the earlier evaluation of ``name`` wrote is still on disk."""
+    return all(folder.run_image(name, task, s, k).is_file()
+               for s, st in previous["sets"].items() for k in st.get("images", []))
+
+
+def _score(cfg, task: str, loaded, metrics: list[str], out_dir: Path, device, progress) -> dict:
+    """:func:`evaluate_model` of a loaded generator on ``task``'s test sets, as the study
+    configures it (tiling, protocol)."""
+    return evaluate_model(loaded.model.to(device), loaded.scale, test_datasets(cfg, task),
+                          metrics, out_dir, device, cfg.evaluators.tile, progress,
+                          cfg.evaluators.protocol)
 
 
 def evaluate_cell_locked(folder: StudyFolder, cfg, cell, device="cpu", progress=False,
@@ -224,7 +324,7 @@ def evaluate_cell_locked(folder: StudyFolder, cfg, cell, device="cpu", progress=
         result = evaluate_entry(
             folder, cfg, cell.name, cell.task, marker["checkpoint_sha256"],
             lambda: load_generator(folder.run(cell.name).root / marker["checkpoint"],
-                                   device=device), device, progress, data)
+                                   device=device), device, progress, data, cell)
         return "done" if before is not None and before.get("key") == result["key"] \
             else "evaluated"
     return run_locked(folder.lock("evaluate", cell.name), lambda: False, work)
@@ -319,6 +419,7 @@ def current_evaluations(plan) -> dict:
     from optiqa.study.cells import shared_starts
 
     starts = shared_starts(cfg, plan.cells)
+    cells = {c.name: c for c in plan.cells}
     for name, task in models:
         if names.is_degraded(name):
             sha = degraded_identity(cfg.task_opts[task].scale)
@@ -331,7 +432,8 @@ def current_evaluations(plan) -> dict:
             if marker is None:
                 continue
             sha = marker["checkpoint_sha256"]
-        result = folder.evaluation_complete(name, evaluation_key(cfg, task, sha, data))
+        result = folder.evaluation_complete(name, evaluation_key(cfg, task, sha, data,
+                                                                 cells.get(name)))
         if result is not None:
             out[name] = result
     return out
@@ -349,7 +451,7 @@ def _cpu_share(ctx, data):
     plan = ctx.plan
     pending = [c for c in ctx.cells if plan.folder.evaluation_complete(
         c.name, evaluation_key(plan.cfg, c.task, read_json(plan.folder.run_marker(c.name))
-                               ["checkpoint_sha256"], data)) is None]
+                               ["checkpoint_sha256"], data, c)) is None]
     extra = worker_count(ctx.opts.cpu_workers, len(pending)) - 1 if pending else 0
     with one_thread(), cpu_workers(plan.folder.root, "evaluate", ctx.opts.cells, extra):
         yield

@@ -275,18 +275,19 @@ def _evaluate_tasks(plan, cells, groups, device, progress) -> None:
             data.update(data_identity(cfg))
         return data
 
-    def model(name, task, sha, load, needs=()):
+    def model(name, task, sha, load, needs=(), cell=None):
         def current():
             if not folder.evaluation(name).is_file():  # before the key (it builds the panel)
                 return False
             s = sha()
             return s is not None and folder.evaluation_complete(
-                name, evaluation_key(cfg, task, s, identity())) is not None
+                name, evaluation_key(cfg, task, s, identity(), cell)) is not None
 
         def run():
             if current():
                 return "done"
-            evaluate_entry(folder, cfg, name, task, sha(), load, device, progress, identity())
+            evaluate_entry(folder, cfg, name, task, sha(), load, device, progress, identity(),
+                           cell)
             return "evaluated"
         return Task("evaluate", name, folder.lock("evaluate", name), run, current,
                     lambda: sha() is not None, needs)
@@ -309,7 +310,8 @@ def _evaluate_tasks(plan, cells, groups, device, progress) -> None:
             pre = names.pretrain_name(task)
             groups["evaluate"].append(model(pre, task, *marked(pre), (f"train:{pre}",)))
     for c in longest_first(cells):
-        groups["evaluate"].append(model(c.name, c.task, *marked(c.name), (f"train:{c.name}",)))
+        groups["evaluate"].append(model(c.name, c.task, *marked(c.name), (f"train:{c.name}",),
+                                        c))
 
 
 def _transfer_tasks(plan, cells, groups, device, progress) -> None:

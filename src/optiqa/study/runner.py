@@ -123,7 +123,8 @@ def status_rows(plan: StudyPlan, cells) -> list[dict]:
             if data is None:
                 data = data_identity(plan.cfg)
             cell = plan.cell(name)
-            key = evaluation_key(plan.cfg, cell.task, marker["checkpoint_sha256"], data)
+            key = evaluation_key(plan.cfg, cell.task, marker["checkpoint_sha256"], data,
+                                 cell)
             evaluated = "yes" if plan.folder.evaluation_complete(name, key) else "no"
         rows.append({"run": name, "train": st["state"], "iterations":
                      f"{st['iteration']}/{job.total_iter}",
