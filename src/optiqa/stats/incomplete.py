@@ -18,7 +18,11 @@ so ``w_equivalent`` = ((m - 1) rho_bar + 1) / m generalises W to incomplete rank
 W when every rater ranks every object. Its null distribution is
 estimated by permuting each rater's scores among the objects it judged (the null of no
 agreement), with ``n_perm`` Monte Carlo permutations (p = (1 + #{rho_bar* >= rho_bar}) /
-(1 + n_perm), one-sided: agreement is the alternative).
+(1 + n_perm), one-sided: agreement is the alternative). The replicates are drawn one by one
+(the same random stream as permuting one replicate at a time) and their rho_bar computed for all
+replicates at once per rater pair (:func:`_replicate_means`); a replicate within 1e-9 of the
+threshold is decided by the scalar computation, so the p-value is exactly the scalar loop's
+(which spent ~30 s of the example's analysis on 110,000 calls of ``scipy.stats.spearmanr``).
 """
 from __future__ import annotations
 
@@ -87,15 +91,63 @@ def incomplete_agreement(scores, min_shared: int = 3, n_perm: int = 1000,
     rho = float(np.mean(rhos))
     p = None
     if n_perm > 0:
-        rng = np.random.default_rng(seed)
+        y = _permutations(x, mask, n_perm, np.random.default_rng(seed))
         hits = 0
-        for _ in range(n_perm):
-            y = x.copy()
-            for i in range(m):
-                idx = np.flatnonzero(mask[i])
-                y[i, idx] = x[i, rng.permutation(idx)]
-            r = _pair_rhos(y, mask, min_shared)
-            if r and np.mean(r) >= rho - 1e-12:
-                hits += 1
+        for b, mean in enumerate(_replicate_means(y, mask, min_shared)):
+            if abs(mean - (rho - 1e-12)) <= _EXACT_WITHIN:   # too close to call: as before
+                r = _pair_rhos(y[b], mask, min_shared)
+                hits += bool(r) and bool(np.mean(r) >= rho - 1e-12)
+            else:
+                hits += bool(mean >= rho - 1e-12)              # False for NaN: no pair
         p = (1 + hits) / (1 + n_perm)
     return result(rho if math.isfinite(rho) else None, p, len(rhos))
+
+
+# A replicate's mean rho from _replicate_means is within ~1e-15 of the one _pair_rhos and
+# np.mean give (ranks below a few hundred, one Pearson formula against scipy's corrcoef); a
+# replicate this close to the threshold is decided by the scalar code itself, so the count of
+# hits, and the p-value, are the scalar loop's exactly.
+_EXACT_WITHIN = 1e-9
+
+
+def _permutations(x: np.ndarray, mask: np.ndarray, n_perm: int, rng) -> np.ndarray:
+    """``(n_perm, m, n)``: per replicate, each rater's scores permuted among the objects it
+    judged, drawn replicate by replicate and rater by rater (``rng.permutation`` of the judged
+    indices: the same draws, in the same order, as a loop that permutes one replicate at a
+    time)."""
+    judged = [np.flatnonzero(mask[i]) for i in range(x.shape[0])]
+    y = np.repeat(x[None], n_perm, axis=0)
+    for b in range(n_perm):
+        for i, idx in enumerate(judged):
+            y[b, i, idx] = x[i, rng.permutation(idx)]
+    return y
+
+
+def _replicate_means(y: np.ndarray, mask: np.ndarray, min_shared: int) -> np.ndarray:
+    """``(n_perm,)``: each replicate's mean Spearman rho over the rater pairs of
+    :func:`_pair_rhos` (same pairs, a pair left out of a replicate where one of its rankings is
+    constant; NaN where none is left), every pair's rho computed for all replicates at once:
+    average ranks along the objects both raters judged (``scipy.stats.rankdata``), then
+    Pearson's r of the ranks, clipped to [-1, 1] as ``numpy.corrcoef`` clips."""
+    from scipy.stats import rankdata
+
+    m = y.shape[1]
+    total = np.zeros(y.shape[0])
+    count = np.zeros(y.shape[0])
+    for i in range(m):
+        for j in range(i + 1, m):
+            both = mask[i] & mask[j]
+            if both.sum() < min_shared:
+                continue
+            a, b = y[:, i, both], y[:, j, both]
+            ok = (np.ptp(a, axis=1) != 0) & (np.ptp(b, axis=1) != 0)
+            ra, rb = rankdata(a, axis=1), rankdata(b, axis=1)
+            ra -= ra.mean(axis=1, keepdims=True)
+            rb -= rb.mean(axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = np.clip((ra * rb).sum(axis=1)
+                            / np.sqrt((ra * ra).sum(axis=1) * (rb * rb).sum(axis=1)), -1, 1)
+            total += np.where(ok, r, 0.0)
+            count += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
