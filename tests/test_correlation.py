@@ -26,6 +26,41 @@ def test_rank_correlations_match_scipy_with_ties():
     assert C.krcc(x, y) == pytest.approx(stats.kendalltau(x, y)[0], abs=1e-12)  # tau-b
 
 
+def test_rank_correlations_equal_scipy_bit_for_bit():
+    """srcc/krcc compute scipy's values without calling it (coefficients.py): equal to the last
+    bit, with and without ties, on both sides of the pairwise-count limit of KRCC."""
+    from optiqa.stats import coefficients
+
+    rng = np.random.default_rng(7)
+    sizes = [2, 3, 5, 5, 7, 12, 40, 199, coefficients.PAIRWISE_KRCC_MAX,
+             coefficients.PAIRWISE_KRCC_MAX + 1, 1500]
+    checked = 0
+    for n in sizes:
+        for ties in (False, True, "both"):
+            x = rng.normal(size=n)
+            y = rng.uniform(-1, 1) * x + rng.normal(size=n)
+            if ties:
+                x = np.round(x, 0)
+            if ties == "both":
+                y = np.round(y * 2) / 2
+            if np.ptp(x) == 0 or np.ptp(y) == 0:
+                continue
+            assert C.srcc(x, y) == float(stats.spearmanr(x, y)[0])
+            assert C.krcc(x, y) == float(stats.kendalltau(x, y)[0])
+            checked += 1
+    assert checked >= 30
+    # exact agreement and exact disagreement
+    assert C.krcc([1, 2, 3], [3, 2, 1]) == -1.0 and C.srcc([1, 2, 3], [4, 5, 9]) == 1.0
+
+
+def test_average_ranks_as_scipy():
+    from optiqa.stats.coefficients import average_ranks
+
+    a = np.array([3.0, 1.0, 2.0, 2.0, 3.0, 3.0, -1.0])
+    assert average_ranks(a).tolist() == [6.0, 2.0, 3.5, 3.5, 6.0, 6.0, 1.0]
+    assert np.array_equal(average_ranks(a), stats.rankdata(a))
+
+
 def test_constant_input_gives_nan_not_a_number():
     assert math.isnan(C.srcc([1, 1, 1], [1, 2, 3]))
     assert math.isnan(C.krcc([1, 2, 3], [5, 5, 5]))
