@@ -67,9 +67,8 @@ def test_a_known_zero_shot_result_loads_no_discriminator(data, tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("init_kind", ["random", "gan"])
-def test_a_known_transfer_result_builds_its_backbone_once_per_process(data, tmp_path,
-                                                                      monkeypatch, init_kind):
-    monkeypatch.setattr(experiment, "_INIT_INFO", {})
+def test_a_known_transfer_result_builds_no_backbone(data, tmp_path, monkeypatch, init_kind):
+    monkeypatch.setattr(init, "_MAPS", {})
     run = _run(tmp_path / "cell")
     init_arg = "random" if init_kind == "random" else f"gan:{run}"
     opts = lambda: TransferOptions(backbone="effnet_lite0", init=init_arg, repeats=1,  # noqa
@@ -80,12 +79,34 @@ def test_a_known_transfer_result_builds_its_backbone_once_per_process(data, tmp_
     known = Known(first)
     again = run_transfer(opts(), data, known=known)
     assert again is first and known.asked == [first["key"]] and builds == [1]
-    # the key equals the one built with the backbone (a fresh process: nothing remembered)
-    monkeypatch.setattr(experiment, "_INIT_INFO", {})
+    # the same key in a fresh process (nothing remembered), still without a build
+    monkeypatch.setattr(init, "_MAPS", {})
     fresh = Known(first)
-    assert run_transfer(opts(), data, known=fresh) is first and builds == [1, 1]
+    assert run_transfer(opts(), data, known=fresh) is first and builds == [1]
     if init_kind == "gan":  # a rewritten checkpoint is a new initialisation: a new key
         _run(tmp_path / "cell", seed=1)
         other = run_transfer(opts(), data, known=Known(first))
-        assert other["key"] != first["key"] and builds == [1, 1, 1]
+        assert other["key"] != first["key"] and builds == [1, 1]
         assert other["init_info"]["sha256"] != first["init_info"]["sha256"]
+
+
+@pytest.mark.parametrize("init_kind", ["random", "imagenet", "gan"])
+def test_describe_init_is_the_info_of_the_built_backbone(tmp_path, monkeypatch, init_kind):
+    """The key of a result is hashed from describe_init; it must be what building reports."""
+    monkeypatch.setattr(init, "_MAPS", {})
+    arg = {"random": "random", "imagenet": "imagenet",
+           "gan": f"gan:{_run(tmp_path / 'cell')}"}[init_kind]
+    described = init.describe_init("effnet_lite0", arg, seed=3)
+    _, info = init.create_backbone("effnet_lite0", arg, seed=3)
+    assert described == info
+    if init_kind == "gan":
+        assert info["maps"] == 6 and info["trained_maps"] == 3  # image + 5 stages; read at 2
+
+
+def test_describe_init_refuses_what_building_refuses(tmp_path):
+    from optiqa.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no ImageNet weights"):
+        init.describe_init("vgg16_r", "imagenet")
+    with pytest.raises(ConfigError, match="trained with backbone 'effnet_lite0'"):
+        init.describe_init("vgg16_r", f"gan:{_run(tmp_path / 'cell')}")

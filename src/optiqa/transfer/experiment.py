@@ -31,12 +31,13 @@ from optiqa.models import backbones
 from optiqa.assess.benchmark import PLCC_NOTE
 from optiqa.data.iqa import IQADataset
 from optiqa.core.errors import ConfigError, InputError
-from optiqa.core.hashing import canonical_json, file_state, stable_hash
+from optiqa.core.hashing import stable_hash
 from optiqa.core.sources import code_fingerprint
 from optiqa.core.store import run_once
 from optiqa.transfer.features import extract
 from optiqa.transfer.fitting import TrainSettings, finetune, fit_head, predict, recomputed
-from optiqa.transfer.init import create_backbone, find_discriminator_checkpoint, parse_init
+from optiqa.transfer.init import (create_backbone, describe_init, find_discriminator_checkpoint,
+                                  parse_init)
 from optiqa.transfer.models import DEFAULT_HIDDEN, HEADS, KINDS, create_model
 from optiqa.transfer.protocol import (evaluate, repeat_splits, repeat_summary, subset,
                                       usable_items)
@@ -146,7 +147,8 @@ def run_transfer(opts: TransferOptions, dataset: IQADataset, cross=(), store=Non
     t_start = time.perf_counter()
     splits = repeat_splits(dataset, opts.repeats, opts.test_fraction, opts.val_fraction,
                            opts.seed)  # data problems fail before any network is built
-    built, init_info = _initialisation(opts)
+    # described without building the backbone: a result found under its key needs none
+    init_info = describe_init(opts.backbone, opts.init, seed=opts.seed)
     config = result_config(opts, dataset, cross, init_info)
     key = result_key(opts, dataset, config, init_info)
 
@@ -154,44 +156,16 @@ def run_transfer(opts: TransferOptions, dataset: IQADataset, cross=(), store=Non
         found = known(key) if known is not None else None
         if found is not None:
             return found
-        backbone = built or create_backbone(opts.backbone, opts.init, seed=opts.seed)[0]
+        backbone, built_info = create_backbone(opts.backbone, opts.init, seed=opts.seed)
+        if built_info != init_info:  # the files changed between describing and building
+            raise InputError(f"{opts.init}: the initialisation changed while the transfer "
+                             "experiment started (its weights or checkpoint were rewritten); "
+                             "run it again")
         result = _run(opts, dataset, cross, splits, backbone, init_info, progress)
         result.update(key=key, seconds=round(time.perf_counter() - t_start, 2), from_store=False)
         return result
 
     return run_once(store, STAGE, key, config, compute, force)
-
-
-# (backbone, init, seed, the files the initialisation reads) -> its description: building the
-# backbone only to describe it cost 0.1-0.2 s of CPU per result that a study then finds done
-_INIT_INFO: dict[tuple, dict] = {}
-
-
-def _file_state(path) -> tuple | None:
-    """:func:`~optiqa.core.hashing.file_state` of ``path`` (None for no file)."""
-    return None if path is None else file_state(path)
-
-
-def _initialisation(opts: TransferOptions) -> tuple[torch.nn.Module | None, dict]:
-    """``(backbone or None, init_info)`` of :func:`~optiqa.transfer.init.create_backbone`; the
-    info is remembered in this process under everything it is computed from (the backbone's
-    name, the init, the seed, the weight or checkpoint file's state and its run's
-    ``network_d``), and then no backbone is built (``None``: build it to compute)."""
-    init = parse_init(opts.init)
-    if init.kind == "gan":
-        ckpt = find_discriminator_checkpoint(init.path)
-        files = (_file_state(ckpt.path), str(ckpt.run_dir), ckpt.iteration,
-                 canonical_json(ckpt.network_d))
-    elif init.kind == "imagenet":
-        files = (_file_state(backbones.find_weights(opts.backbone)),)
-    else:
-        files = ()
-    memo = (opts.backbone, opts.init, opts.seed, files)
-    if memo in _INIT_INFO:
-        return None, copy.deepcopy(_INIT_INFO[memo])
-    backbone, info = create_backbone(opts.backbone, opts.init, seed=opts.seed)
-    _INIT_INFO[memo] = copy.deepcopy(info)
-    return backbone, info
 
 
 def _run(opts, dataset, cross, splits, backbone, init_info, progress) -> dict:

@@ -140,9 +140,8 @@ def match_backbone_state(state: Mapping[str, torch.Tensor], target: backbones.Ba
     return match_state_dict(own, target.state_dict(), True, want, f"the backbone in {source}")
 
 
-def load_gan_backbone(path: str | Path, name: str) -> tuple[backbones.Backbone, dict]:
-    """Backbone ``name`` initialised from a trained discriminator's ``D.backbone``."""
-    ckpt = find_discriminator_checkpoint(path)
+def _check_gan_backbone(ckpt: DiscriminatorCheckpoint, name: str) -> None:
+    """Raise unless the discriminator of ``ckpt`` sits on backbone ``name`` (or says nothing)."""
     d_backbone = discriminator_backbone_name(ckpt.network_d)
     if d_backbone == "":
         raise ConfigError(f"{_describe_d(ckpt)} has no optiqa backbone (type "
@@ -152,15 +151,42 @@ def load_gan_backbone(path: str | Path, name: str) -> tuple[backbones.Backbone, 
         raise ConfigError(f"{_describe_d(ckpt)} was trained with backbone {d_backbone!r}, but "
                           f"the IQA model's backbone is {name!r}: use backbone {d_backbone}",
                           option="backbone")
+
+
+# (backbone name, its spec's id) -> number of output maps (the image and the stages)
+_MAPS: dict[tuple, int] = {}
+
+
+def backbone_maps(name: str) -> int:
+    """How many maps backbone ``name`` outputs (the image first), built once per process (a
+    re-registered name is another spec, so it is counted again)."""
+    key = (name, id(backbones.spec(name)))
+    if key not in _MAPS:
+        _MAPS[key] = len(backbones.create(name, pretrained=False).channels)
+    return _MAPS[key]
+
+
+def gan_init_info(ckpt: DiscriminatorCheckpoint, name: str, maps: int | None = None) -> dict:
+    """The ``info`` of :func:`load_gan_backbone` without loading anything: the checkpoint's
+    file, iteration, run, ``network_d`` and content hash, and how many of the backbone's maps
+    (``maps``; default :func:`backbone_maps`) the discriminator trained."""
+    _check_gan_backbone(ckpt, name)
+    maps = backbone_maps(name) if maps is None else maps
+    return {"init": "gan", "checkpoint": str(ckpt.path), "iteration": ckpt.iteration,
+            "run": ckpt.run_name, "network_d": ckpt.network_d, "sha256": ckpt.sha256()[:16],
+            "maps": maps, "trained_maps": trained_maps(ckpt.network_d, maps)}
+
+
+def load_gan_backbone(path: str | Path, name: str) -> tuple[backbones.Backbone, dict]:
+    """Backbone ``name`` initialised from a trained discriminator's ``D.backbone``."""
+    ckpt = find_discriminator_checkpoint(path)
+    _check_gan_backbone(ckpt, name)
     target = backbones.create(name, pretrained=False)
     state = read_checkpoint_state(ckpt.path)
     matched = match_backbone_state(state, target, _describe_d(ckpt))
     target.load_state_dict(matched, strict=True)
-    maps = len(target.channels)
-    trained = trained_maps(ckpt.network_d, maps)
-    info = {"init": "gan", "checkpoint": str(ckpt.path), "iteration": ckpt.iteration,
-            "run": ckpt.run_name, "network_d": ckpt.network_d, "sha256": ckpt.sha256()[:16],
-            "maps": maps, "trained_maps": trained}
+    info = gan_init_info(ckpt, name, len(target.channels))
+    maps, trained = info["maps"], info["trained_maps"]
     if 0 < trained < maps:
         # the stages after the discriminator's head were never trained (they are the backbone's
         # pretrained weights): a "gan" initialisation uses only what the discriminator trained
@@ -209,30 +235,51 @@ class TruncatedBackbone(torch.nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-def create_backbone(name: str, init: Init | str, seed: int = 0) -> tuple[backbones.Backbone,
-                                                                           dict]:
-    """Backbone ``name`` with initialisation ``init``; returns (module in eval mode, info)."""
+def describe_init(name: str, init: Init | str, seed: int = 0) -> dict:
+    """The ``info`` that :func:`create_backbone` returns, without building the backbone or
+    reading its weights: what a result's key hashes, so that a result computed before (by
+    this or another process) is found at the cost of a file hash (the example's 22 transfer
+    results: 0.1-0.2 s of CPU each to build and load a backbone only to describe it). Raises
+    as :func:`create_backbone` does for an unknown backbone or missing ImageNet weights, and
+    for a discriminator on another backbone."""
     init = parse_init(init) if isinstance(init, str) else init
     spec = backbones.spec(name)  # unknown name -> UnknownNameError, before anything is built
     if init.kind == "random":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            bb = backbones.create(name, pretrained=False)
         # a backbone with a fixed-seed init (vgg16_r) ignores the seed asked for
-        return bb, {"init": "random",
-                    "seed": seed if spec.fixed_seed is None else spec.fixed_seed}
+        return {"init": "random", "seed": seed if spec.fixed_seed is None else spec.fixed_seed}
     if init.kind == "imagenet":
         if spec.pretrained_tag is None:
             raise ConfigError(f"backbone {name!r} ({spec.title}) has no ImageNet weights: it is "
                               "the fixed-seed random VGG-16; use init random, or backbone "
                               "vgg16 for the ImageNet one", option="init")
-        bb = backbones.create(name, pretrained=True)
         weights = backbones.find_weights(name)
-        return bb, {"init": "imagenet", "weights": str(weights) if weights else None,
-                    "sha256": file_sha256(weights)[:16] if weights else None}
-    return load_gan_backbone(init.path, name)
+        if weights is None:  # what building finds or makes (a packaged file is converted then)
+            backbones.create(name, pretrained=True)
+            weights = backbones.find_weights(name)
+        return {"init": "imagenet", "weights": str(weights) if weights else None,
+                "sha256": file_sha256(weights)[:16] if weights else None}
+    return gan_init_info(find_discriminator_checkpoint(init.path), name)
 
 
-__all__ = ["Init", "INIT_KINDS", "parse_init", "create_backbone", "load_gan_backbone",
+def create_backbone(name: str, init: Init | str, seed: int = 0) -> tuple[backbones.Backbone,
+                                                                           dict]:
+    """Backbone ``name`` with initialisation ``init``; returns (module in eval mode, info)
+    (``info``: :func:`describe_init`)."""
+    init = parse_init(init) if isinstance(init, str) else init
+    if init.kind == "gan":
+        return load_gan_backbone(init.path, name)
+    if init.kind == "random":
+        info = describe_init(name, init, seed)  # an unknown name raises before any build
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return backbones.create(name, pretrained=False), info
+    if backbones.spec(name).pretrained_tag is None:
+        describe_init(name, init, seed)  # raises: no ImageNet weights for this backbone
+    bb = backbones.create(name, pretrained=True)  # WeightsUnavailable when they are missing
+    return bb, describe_init(name, init, seed)
+
+
+__all__ = ["Init", "INIT_KINDS", "parse_init", "create_backbone", "describe_init",
+           "load_gan_backbone", "gan_init_info", "backbone_maps",
            "find_discriminator_checkpoint", "read_checkpoint_state", "match_backbone_state",
            "discriminator_backbone_name", "DiscriminatorCheckpoint"]
