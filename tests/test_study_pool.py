@@ -99,6 +99,37 @@ def test_cells_are_ordered_most_expensive_first(tiny_plan):
         assert names.index(f"sr_x4__{loss}__patch__w0.01") < names.index(f"sr_x4__{loss}__none")
 
 
+def test_a_worker_takes_its_runners_order_for_the_same_cells_only(tiny_plan, monkeypatch):
+    """order_env hands the runner's order to the pool's workers (no cost estimate there); it
+    is ignored for other cells or another training configuration."""
+    import copy
+
+    from optiqa.study import schedule
+
+    cells = tiny_plan.cells
+    expected = [c.name for c in schedule.longest_first(cells)]
+    env = schedule.order_env(cells)
+    monkeypatch.setenv(schedule.ORDER_ENV, env[schedule.ORDER_ENV])
+    computed = []
+    real_cost = schedule.cell_cost
+    monkeypatch.setattr(schedule, "cell_cost", lambda c: computed.append(c.name) or real_cost(c))
+    assert [c.name for c in schedule.longest_first(cells)] == expected and computed == []
+    # fewer cells, or a cell whose training differs: computed here
+    assert [c.name for c in schedule.longest_first(cells[1:])] == [
+        n for n in expected if n != cells[0].name]
+    assert len(computed) == len(cells) - 1
+    changed = copy.deepcopy(cells)
+    ssim = next(c for c in changed if c.name == "sr_x4__ssim__none")   # now the longest
+    ssim.train_config["train"]["total_iter"] = 10 ** 6
+    computed.clear()
+    order = schedule.longest_first(changed)
+    assert len(computed) == len(cells) and order[0].name == ssim.name != expected[0]
+    monkeypatch.setenv(schedule.ORDER_ENV, "not json")
+    computed.clear()
+    assert [c.name for c in schedule.longest_first(cells)] == expected
+    assert len(computed) == len(cells)
+
+
 def test_pool_lists_long_pieces_first_and_each_after_what_it_needs(tiny_plan):
     from optiqa.study.schedule import longest_first
 

@@ -286,6 +286,7 @@ def _start_pool(ctx, workers: contextlib.ExitStack):
     if not uses_pool(ctx):
         return None
     from optiqa.study.pool import build_tasks, pooled, threads_env
+    from optiqa.study.schedule import order_env
     from optiqa.study.workers import cpu_workers, worker_count
 
     stages = tuple(pooled(ctx.opts.stages))
@@ -296,7 +297,7 @@ def _start_pool(ctx, workers: contextlib.ExitStack):
     # the pre-training keeps this process's thread count wherever it runs
     workers.enter_context(cpu_workers(ctx.plan.folder.root, ",".join(stages), ctx.opts.cells,
                                       extra, pool=True,
-                                      env=threads_env()))
+                                      env={**threads_env(), **order_env(ctx.cells)}))
     return _Pool(tasks, stages, time.time(), ctx.plan.folder)
 
 

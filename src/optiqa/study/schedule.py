@@ -14,6 +14,11 @@ and, with a discriminator, three of its forward passes (the real and the generat
 own update, the generated one again for the generator's adversarial term). The generator is the
 same for every cell of a task and is left out. Only the order uses the estimate: it changes
 which process trains a cell and when, never a result (each cell runs on one torch thread).
+
+The estimate builds every loss network and discriminator (about 3-4 s of CPU for the example),
+so the runner hands its order to the pool's workers (:func:`order_env`, in their environment)
+instead of each worker computing it again while the runner assesses beside it. A worker uses
+it only for the very cells (names and training configurations) it was computed for.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import functools
 
 # discriminator forward passes per training step (see the module docstring)
 DISCRIMINATOR_PASSES = 3
+ORDER_ENV = "OPTIQA_CELL_ORDER"
 
 
 def _flops(fn) -> int:
@@ -91,6 +97,45 @@ def cell_cost(cell) -> int:
 
 def longest_first(cells) -> list:
     """``cells`` ordered by :func:`cell_cost`, the most expensive first; equal costs keep the
-    config's order (a stable sort), so every process computes the same order."""
+    config's order (a stable sort), so every process computes the same order (a pool worker
+    takes it from its runner: :func:`order_env`)."""
+    cells = list(cells)
+    given = _handed_order(cells)
+    if given is not None:
+        return given
     costs = {c.name: cell_cost(c) for c in cells}
     return sorted(cells, key=lambda c: -costs[c.name])
+
+
+def _cells_key(cells) -> str:
+    from optiqa.core.hashing import stable_hash
+
+    return stable_hash([[c.name, c.train_config] for c in cells])
+
+
+def order_env(cells) -> dict[str, str]:
+    """What the runner adds to its pool workers' environment: :func:`longest_first` of
+    ``cells``, under a hash of their names and training configurations."""
+    import json
+
+    return {ORDER_ENV: json.dumps({"cells": _cells_key(cells),
+                                   "order": [c.name for c in longest_first(cells)]})}
+
+
+def _handed_order(cells) -> list | None:
+    """The order of :data:`ORDER_ENV` when it was computed for exactly ``cells``, else None."""
+    import json
+    import os
+
+    text = os.environ.get(ORDER_ENV)
+    if not text:
+        return None
+    try:
+        given = json.loads(text)
+        by_name = {c.name: c for c in cells}
+        if (given["cells"] != _cells_key(cells) or len(given["order"]) != len(by_name)
+                or set(given["order"]) != set(by_name)):
+            return None
+        return [by_name[n] for n in given["order"]]
+    except (ValueError, KeyError, TypeError):
+        return None
