@@ -127,6 +127,26 @@ def test_classical_metrics_are_the_fourteen_without_networks():
     assert not any(n.startswith(("lpips", "dists")) for n in names)
 
 
+def test_judges_score_the_starts_once_with_the_same_numbers():
+    """run_recovery scores the starts with each judge once per reference (they are the same for
+    every metric): every row holds exactly what judging them directly gives."""
+    ref = load_sample("rocket", 40)
+    options = RecoveryOptions(starts=("noise", "blur"), steps=2)
+    report = run_recovery(["l1", "ssim"], {"rocket": ref}, options)
+    batch = ref[None].float()
+    starts = recovery.initial_images(batch, options)
+    for col in report.evaluators:
+        m = optiqa.create_metric(col)
+        with torch.no_grad():
+            direct_starts = m(starts, batch.expand_as(starts)).tolist()
+        for run in report.runs:
+            with torch.no_grad():
+                direct_result = m(run.result, batch.expand_as(run.result)).tolist()
+            rows = [r for r in report.rows if r["metric"] == run.metric]
+            assert [r[f"{col}_start"] for r in rows] == direct_starts
+            assert [r[col] for r in rows] == direct_result
+
+
 def test_recovery_outputs(tmp_path):
     ref = load_sample("rocket", 40)
     report = run_recovery(["l1", "ssim"], {"rocket": ref}, RecoveryOptions(steps=3))

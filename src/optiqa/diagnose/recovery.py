@@ -246,6 +246,9 @@ def run_recovery(metrics, references: dict[str, torch.Tensor],
     try:
         for ref_name, ref in refs.items():
             starts = initial_images(ref, options)
+            # the judges' scores of the starts are the same for every metric: computed once
+            # (the DISTS judge: 4 images through VGG-16 per metric otherwise)
+            judged_starts = _judged(judge, starts, ref)
             for name in metrics:
                 metric = create_metric(name, device=options.device)
                 if min(ref.shape[-2:]) < metric.min_size:
@@ -259,7 +262,7 @@ def run_recovery(metrics, references: dict[str, torch.Tensor],
                 run = RecoveryRun(ref_name, name, tuple(options.starts), starts.cpu(),
                                   result.cpu(), losses, time.perf_counter() - t0, options.seed)
                 runs.append(run)
-                rows += _rows(run, metric, ref, judge, result, starts)
+                rows += _rows(run, metric, ref, judge, result, starts, judged_starts)
                 log.info("recovery %s/%s: %.1f s", ref_name, name, run.seconds)
     finally:
         if bar is not None:
@@ -270,7 +273,14 @@ def run_recovery(metrics, references: dict[str, torch.Tensor],
 
 
 @torch.no_grad()
-def _rows(run: RecoveryRun, metric, ref, judge, result, starts) -> list[dict]:
+def _judged(judge, images, ref) -> dict[str, list]:
+    """``{judge: scores of images (N, 3, H, W) against ref}``, ``None`` where too small."""
+    return {col: (m(images, ref.expand_as(images)).tolist() if min(ref.shape[-2:]) >= m.min_size
+                  else [None] * len(images)) for col, m in judge.items()}
+
+
+@torch.no_grad()
+def _rows(run: RecoveryRun, metric, ref, judge, result, starts, judged_starts) -> list[dict]:
     refs = ref.expand_as(result)
     own_result, own_start = metric(result, refs), metric(starts, refs)
     own_ref = metric(ref, ref)[0]
@@ -278,11 +288,8 @@ def _rows(run: RecoveryRun, metric, ref, judge, result, starts) -> list[dict]:
     anchor = anchor_image(ref, run.seed)
     own_anchor = metric(anchor, ref)[0]
     loss_anchor = float(loss_from_scores(own_anchor[None], metric.info))
-    scores = {}
-    for col, m in judge.items():
-        ok = min(ref.shape[-2:]) >= m.min_size
-        scores[col] = (m(result, refs).tolist() if ok else [None] * len(result),
-                       m(starts, refs).tolist() if ok else [None] * len(result))
+    judged = _judged(judge, result, ref)
+    scores = {col: (judged[col], judged_starts[col]) for col in judge}
     out = []
     for i, kind in enumerate(run.starts):
         loss_start, loss_result = float(run.losses[0, i]), float(run.losses[-1, i])
