@@ -4,14 +4,13 @@ A hit must return exactly what the backbone computes (the loss, its input gradie
 training runs bit-identical with and without the store), and every ingredient of the key must
 turn a changed input, weight or thread count into a miss.
 """
-from pathlib import Path
-
 import pytest
 import torch
 
-from optiqa.metrics import create_metric
+from optiqa.metrics import create_metric, metric_available_offline
 from optiqa.metrics.feature_store import (FeatureStore, active, module_identity,
                                           sharing_reference_features)
+from tiny_cells import differing, train_cell
 
 
 def _loss_and_grad(metric, x, ref):
@@ -44,6 +43,24 @@ def test_a_hit_gives_the_loss_and_gradient_bit_for_bit(tmp_path, pair):
         again = _loss_and_grad(create_metric("dists_vgg16_r"), x, ref)
     assert (other.misses, other.hits) == (0, 1)
     assert torch.equal(again[0], plain[0]) and torch.equal(again[1], plain[1])
+
+
+def test_a_hit_skips_the_references_forward_and_moments(tmp_path, pair, monkeypatch):
+    """DISTS stores its ground truth's per-stage moments with the maps: a hit runs the backbone
+    on the output alone, and one var_mean per stage (the output's) instead of two."""
+    metric = create_metric("dists_vgg16_r")
+    x, ref = pair
+    with sharing_reference_features(tmp_path):
+        _loss_and_grad(metric, x, ref)                 # written
+    forwards, reductions = [], []
+    metric.backbone.register_forward_hook(lambda *a: forwards.append(1))
+    var_mean = torch.var_mean
+    monkeypatch.setattr(torch, "var_mean",
+                        lambda *a, **k: reductions.append(1) or var_mean(*a, **k))
+    with sharing_reference_features(tmp_path) as store:
+        _loss_and_grad(metric, x, ref)                 # read
+    assert store.hits == 1 and len(forwards) == 1
+    assert len(reductions) == len(metric.backbone.channels)
 
 
 def test_scoring_without_gradients_never_uses_the_store(tmp_path, pair):
@@ -117,46 +134,44 @@ def test_an_unreadable_file_is_a_miss(tmp_path, pair):
     assert torch.equal(got[0], plain[0]) and torch.equal(got[1], plain[1])
 
 
-def test_training_with_the_store_gives_the_same_weights(tmp_path):
-    """Two runs of a quick-config-like cell (DISTS-VGG16-R loss, patch discriminator) sharing
-    the store, against one without it: G, EMA and D bit-identical; the second run hit every
-    batch."""
-    from optiqa.train.config import load_train_config
-    from optiqa.train.trainer import Trainer
-
-    tiny = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny_cpu.yaml"
-    overrides = ["datasets.train.gt_size=48", "datasets.train.batch_size=2", "val=null",
-                 "datasets.val=null", "network_g.num_feat=8", "network_g.num_block=1",
-                 "train.pixel_only_iter=0", "train.warmup_iter=0", "train.bf16=false",
-                 "train.pixel_opt=null", "train.fidelity_opt={metric: dists_vgg16_r, weight: 1}",
-                 "network_d={type: backbone, backbone: effnet_lite0, head: patch, stage: 2, "
-                 "pretrained: false}", "train.gan_opt.weight=0.03"]
-
-    def train():
-        trainer = Trainer(load_train_config(tiny, overrides), "cpu", progress=False)
-        for i in range(1, 4):
-            trainer.train_step(i, trainer.train_set.batch(i, 2))
-        return {**{f"g.{k}": v for k, v in trainer.net_g.state_dict().items()},
-                **{f"ema.{k}": v for k, v in trainer.ema.state_dict().items()},
-                **{f"d.{k}": v for k, v in trainer.net_d.state_dict().items()}}
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the study's cells: one thread
-    try:
-        plain = train()
-        with sharing_reference_features(tmp_path) as store:
-            first = train()
-            # one miss per batch (the first adversarial step also measures the gradient ratio
-            # on its batch: a hit within the run)
-            assert store.misses == 3
-            lookups = store.misses + store.hits
-            second = train()
-            assert store.misses == 3 and store.hits + store.misses == 2 * lookups
-    finally:
-        torch.set_num_threads(threads)
+@pytest.mark.parametrize("metric", ["dists_vgg16_r", "lpips_alex"])
+def test_training_with_the_store_gives_the_same_weights(tmp_path, metric):
+    """Two runs of a quick-config-like cell (a DISTS or an LPIPS loss, patch discriminator)
+    sharing the store, against one without it: G, EMA and D bit-identical; the first run wrote
+    one file per batch, the second hit every batch."""
+    if metric == "lpips_alex" and not metric_available_offline(metric):
+        pytest.skip("lpips_alex needs the AlexNet weights (optiqa weights fetch alexnet)")
+    plain = train_cell(metric)
+    with sharing_reference_features(tmp_path) as store:
+        first = train_cell(metric)
+        # one miss per batch (the first adversarial step also measures the gradient ratio
+        # on its batch: a hit within the run)
+        assert store.misses == 3
+        lookups = store.misses + store.hits
+        second = train_cell(metric)
+        assert store.misses == 3 and store.hits + store.misses == 2 * lookups
     for got in (first, second):
-        differ = [k for k in plain if not torch.equal(plain[k], got[k])]
-        assert got.keys() == plain.keys() and not differ, f"weights differ: {differ[:5]}"
+        differ = differing(plain, got)
+        assert not differ, f"weights differ: {differ[:5]}"
+
+
+def test_the_key_covers_the_whole_metric_not_only_its_backbone(tmp_path, pair):
+    """LPIPS scales its input before the backbone: a change there changes the features, so it
+    must miss (and give the changed metric's own numbers)."""
+    if not metric_available_offline("lpips_alex"):
+        pytest.skip("lpips_alex needs the AlexNet weights (optiqa weights fetch alexnet)")
+    metric = create_metric("lpips_alex")
+    x, ref = pair
+    with sharing_reference_features(tmp_path) as store:
+        _loss_and_grad(metric, x, ref)
+        _loss_and_grad(metric, x, ref)
+        assert (store.misses, store.hits) == (1, 1)
+        with torch.no_grad():
+            metric.shift[0, 1] += 1e-3
+        changed = _loss_and_grad(metric, x, ref)
+        assert (store.misses, store.hits) == (2, 1)
+    fresh = _loss_and_grad(metric, x, ref)
+    assert torch.equal(changed[0], fresh[0]) and torch.equal(changed[1], fresh[1])
 
 
 def test_the_key_hashes_values_not_layout(tmp_path):

@@ -17,6 +17,7 @@ from optiqa.metrics import create_metric
 from optiqa.metrics import deep
 from optiqa.nets import create_discriminator
 from optiqa.nets import disc_backbone
+from tiny_cells import differing, train_cell
 
 
 def _d_step(D, x):
@@ -122,39 +123,12 @@ def test_channels_last_loss_weights_are_bit_identical(monkeypatch, name):
 def test_training_steps_with_and_without_the_shortcuts_give_the_same_weights(monkeypatch):
     """A few steps of a quick-config-like cell (DISTS-VGG16-R loss, effnet_lite0 patch
     discriminator read at stage 2, channels-last G and D): G, its EMA and D bit-identical."""
-    from pathlib import Path
-
-    from optiqa.train.config import load_train_config
-    from optiqa.train.trainer import Trainer
-
-    tiny = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny_cpu.yaml"
-    overrides = ["datasets.train.gt_size=64", "datasets.train.batch_size=2", "val=null",
-                 "datasets.val=null", "network_g.num_feat=8", "network_g.num_block=1",
-                 "train.pixel_only_iter=0", "train.warmup_iter=0", "train.bf16=false",
-                 "train.pixel_opt=null", "train.fidelity_opt={metric: dists_vgg16_r, weight: 1}",
-                 "network_d={type: backbone, backbone: effnet_lite0, head: patch, stage: 2, "
-                 "pretrained: false}", "train.gan_opt.weight=0.03"]
-
-    def train():
-        torch.set_num_threads(1)  # the study's cells: one thread (rounding is per thread count)
-        trainer = Trainer(load_train_config(tiny, overrides), "cpu", progress=False)
-        start.update({f"g.{k}": v.clone() for k, v in trainer.net_g.state_dict().items()})
-        for i in range(1, 4):
-            trainer.train_step(i, trainer.train_set.batch(i, 2))
-        return {**{f"g.{k}": v for k, v in trainer.net_g.state_dict().items()},
-                **{f"ema.{k}": v for k, v in trainer.ema.state_dict().items()},
-                **{f"d.{k}": v for k, v in trainer.net_d.state_dict().items()}}
-
-    threads, start = torch.get_num_threads(), {}
-    try:
-        new = train()
-        monkeypatch.setattr(disc_backbone, "skippable", lambda module: False)
-        monkeypatch.setattr(deep, "match_weight_layout", lambda module, device_type: None)
-        old = train()
-    finally:
-        torch.set_num_threads(threads)
-    assert new.keys() == old.keys()
-    differ = [k for k in new if not torch.equal(new[k], old[k])]
+    start = {}
+    new = train_cell("dists_vgg16_r", gt_size=64, start=start)
+    monkeypatch.setattr(disc_backbone, "skippable", lambda module: False)
+    monkeypatch.setattr(deep, "match_weight_layout", lambda module, device_type: None)
+    old = train_cell("dists_vgg16_r", gt_size=64)
+    differ = differing(new, old)
     assert not differ, f"weights differ: {differ[:5]}"
     assert any(not torch.equal(new[k], start[k]) for k in start)  # and training moved G
 

@@ -75,21 +75,31 @@ def _reference_without_grad(x: torch.Tensor, ref: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and x.requires_grad and not ref.requires_grad
 
 
-def _paired_features(extract, x: torch.Tensor, ref: torch.Tensor):
-    """Features of ``x`` and ``ref``: one concatenated batch, unless only ``x`` needs a gradient.
+def _paired_features(extract, x: torch.Tensor, ref: torch.Tensor, metric: nn.Module,
+                     reference=None):
+    """Features of ``x``, and ``reference(features of ref)``: the reference's side of the
+    metric's formula (its features themselves when ``reference`` is None).
 
-    When ``x`` requires grad and ``ref`` does not, the reference runs separately under
-    ``no_grad`` so that backward never touches it (half the backward work of a joint batch).
+    One concatenated batch, unless only ``x`` needs a gradient (a training step's ground truth):
+    then the reference runs separately under ``no_grad``, so that backward never touches it
+    (half the backward work of a joint batch), and while a
+    :func:`~optiqa.metrics.feature_store.sharing_reference_features` block is active its side is
+    read from the store under ``metric``'s identity, or computed and written there: every deep
+    FR metric (DISTS, LPIPS) shares its ground truth's features through this one place.
     """
+    derive = extract if reference is None else (lambda r: reference(extract(r)))
     x, ref = _cpu_channels_last(x), _cpu_channels_last(ref)
     if _reference_without_grad(x, ref):
         fx = extract(x)
+        store = feature_store.active()
+        if store is not None:
+            return fx, store.features(feature_store.metric_identity(metric), derive, ref)
         with torch.no_grad():
-            fr = extract(ref)
-        return fx, fr
+            return fx, derive(ref)
     n = x.shape[0]
     both = extract(torch.cat([x, ref]))
-    return [f[:n] for f in both], [f[n:] for f in both]
+    fr = [f[n:] for f in both]
+    return [f[:n] for f in both], (fr if reference is None else reference(fr))
 
 
 # ----------------------------------------------------------------------------- DISTS
@@ -124,7 +134,8 @@ class L2Pool2d(nn.Module):
         return l2_pool(x, self.window)
 
 
-def dists_from_features(fx, fr, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+def dists_from_features(fx, fr, alpha: torch.Tensor, beta: torch.Tensor,
+                        moments=None) -> torch.Tensor:
     """DISTS (Ding, Ma, Wang & Simoncelli, IEEE TPAMI 2020) from per-stage feature lists.
 
     For stage ``k`` and channel ``j`` with spatial means ``mu``, variances ``sigma^2`` and
@@ -140,20 +151,33 @@ def dists_from_features(fx, fr, alpha: torch.Tensor, beta: torch.Tensor) -> torc
     ``1 - s = var(x - y) / (sigma_x^2 + sigma_y^2 + c2)`` (``var(x - y) = sigma_x^2 + sigma_y^2 -
     2 sigma_xy``): the same value, computed without subtracting two numbers close to 1 (exactly 0
     at ``x == ref``, never negative), from three one-pass ``var_mean`` reductions (Welford: no
-    ``E[x^2] - mu^2`` cancellation on ReLU features with large means). Returns ``(N,)``.
+    ``E[x^2] - mu^2`` cancellation on ReLU features with large means). ``moments``: the
+    reference's per-stage ``(var, mean)`` computed before (:func:`dists_reference`; the same
+    reduction on the same maps, so the same bits). Returns ``(N,)``.
     """
     total = 0.0
     start = 0
-    for x, y in zip(fx, fr):
+    for k, (x, y) in enumerate(zip(fx, fr)):
         x, y = x.float(), y.float()
         c = x.shape[1]
         var_x, mean_x = torch.var_mean(x, dim=(2, 3), correction=0)
-        var_y, mean_y = torch.var_mean(y, dim=(2, 3), correction=0)
+        var_y, mean_y = (torch.var_mean(y, dim=(2, 3), correction=0) if moments is None
+                         else moments[k])
         var_diff = torch.var(x - y, dim=(2, 3), correction=0)
         total = total + _dists_stage(var_x, mean_x, var_y, mean_y, var_diff,
                                      alpha[start:start + c], beta[start:start + c])
         start += c
     return total
+
+
+def dists_reference(fr) -> tuple[list, list]:
+    """The reference's side of :func:`dists_from_features`: its maps and their per-stage
+    ``(var, mean)`` over space in float32. Why: the moments of the ground truth are a third of
+    the statistics' sequential (Welford) reductions, about 17 ms of a quick-config training step
+    on one thread; computed with the maps, a training run sharing its ground truth's features
+    (:mod:`optiqa.metrics.feature_store`) reads them too."""
+    with _float32_stats(fr[0].device.type):
+        return fr, [torch.var_mean(y.float(), dim=(2, 3), correction=0) for y in fr]
 
 
 def _dists_stage(var_x, mean_x, var_y, mean_y, var_diff, alpha, beta) -> torch.Tensor:
@@ -192,25 +216,16 @@ def contiguous_maps(x: torch.Tensor) -> torch.Tensor:
 def prepare_dists_reference(fr) -> tuple[list, list]:
     """The reference's feature maps as contiguous float32 and their per-stage ``(var, mean)``
     over space, for :func:`dists_from_prepared`."""
-    maps = [contiguous_maps(y.float()) for y in fr]
-    return maps, [torch.var_mean(y, dim=(2, 3), correction=0) for y in maps]
+    return dists_reference([contiguous_maps(y.float()) for y in fr])
 
 
 def dists_from_prepared(fx, prepared, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """:func:`dists_from_features` of ``fx (N, ...)`` against one reference prepared by
     :func:`prepare_dists_reference` (maps ``(1, C, H, W)``); the same value, bit for bit."""
     maps, moments = prepared
-    total = 0.0
-    start = 0
-    for x, y, (var_y, mean_y) in zip(fx, maps, moments):
-        x = contiguous_maps(x.float())
-        c = x.shape[1]
-        var_x, mean_x = torch.var_mean(x, dim=(2, 3), correction=0)
-        var_diff = torch.var(x - y, dim=(2, 3), correction=0)
-        total = total + _dists_stage(var_x, mean_x, var_y, mean_y, var_diff,
-                                     alpha[start:start + c], beta[start:start + c])
-        start += c
-    return total
+    # a generator: one stage's contiguous copy at a time, as the loop reaches it
+    return dists_from_features((contiguous_maps(x.float()) for x in fx), maps, alpha, beta,
+                               moments)
 
 
 def load_dists_weights(source, channels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,25 +311,10 @@ class DISTS(FRMetric):
 
     def compute(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         match_weight_layout(self.backbone, x.device.type)
-        store = feature_store.active()
-        if store is not None and _reference_without_grad(x, ref):
-            # a training step's ground truth, shared with the other runs that see it
-            fx, fr = self.backbone(_cpu_channels_last(x.float())), store.features(
-                self._identity(), self.backbone, _cpu_channels_last(ref.float()))
-        else:
-            fx, fr = _paired_features(self.backbone, x.float(), ref.float())
+        fx, (fr, moments) = _paired_features(self.backbone, x.float(), ref.float(), self,
+                                             dists_reference)
         with _float32_stats(x.device.type):
-            return dists_from_features(fx, fr, self.alpha, self.beta)
-
-    def _identity(self) -> str:
-        """The backbone's :func:`~optiqa.metrics.feature_store.module_identity`, computed again
-        whenever a weight was replaced, relaid out or changed in place (its version counter)."""
-        layout = tuple((t.data_ptr(), t.stride(), 0 if t.is_inference() else t._version)
-                       for t in [*self.backbone.parameters(), *self.backbone.buffers()])
-        if getattr(self, "_identity_of", None) != layout:
-            self._identity_value = f"DISTS|{feature_store.module_identity(self.backbone)}"
-            self._identity_of = layout
-        return self._identity_value
+            return dists_from_features(fx, fr, self.alpha, self.beta, moments)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The backbone's feature maps of ``x`` (image first), as :meth:`compute` uses them."""
@@ -393,7 +393,7 @@ class LPIPS(FRMetric):
 
     def compute(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         match_weight_layout(self.backbone, x.device.type)
-        fx, fr = _paired_features(self._features, x.float(), ref.float())
+        fx, fr = _paired_features(self._features, x.float(), ref.float(), self)
         heads = [getattr(self, f"head{k}") for k in range(5)]
         with _float32_stats(x.device.type):
             return lpips_from_features(fx, fr, heads)
