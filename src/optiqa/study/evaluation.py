@@ -37,18 +37,11 @@ from optiqa.core.sources import code_fingerprint
 from optiqa.study import names
 from optiqa.study.folder import StudyFolder, read_json, write_json
 from optiqa.study.locks import POLL_SECONDS, poll_until_done, run_locked
+# what is evaluated beside the cells, and the images manifest (named here too for the pool)
+from optiqa.study.baselines import (baseline_models, baseline_names,  # noqa: F401
+                                    degraded_identity, write_manifest)
 
 log = logging.getLogger("optiqa.study")
-
-
-def degraded_identity(scale: int) -> str:
-    """What decides the model-free baseline's outputs, in place of a checkpoint's hash (it has
-    none): the bicubic upsampler at ``scale`` and the code that builds it (scale 1 passes the
-    input through)."""
-    from optiqa.nets.generators import BicubicUpsampler
-
-    return stable_hash({"generator": "bicubic", "scale": scale,
-                        "code": code_fingerprint(BicubicUpsampler)})
 
 
 def test_datasets(cfg, task: str) -> dict:
@@ -332,81 +325,12 @@ def evaluate_cell_locked(folder: StudyFolder, cfg, cell, device="cpu", progress=
 
 def evaluate_baselines(folder: StudyFolder, cfg, device="cpu", progress=False,
                        data: dict | None = None) -> list[str]:
-    """The model-free baseline (:func:`optiqa.study.names.degraded_name`) and the shared pre-trained generator
-    of each task."""
-    from optiqa.study.cells import expand_cells, shared_starts
-    from optiqa.restore.generator import load_generator
-
-    done = []
-    for task, t in cfg.task_opts.items():
-        name = names.degraded_name(task, t.scale)
-        evaluate_entry(folder, cfg, name, task, degraded_identity(t.scale),
-                       lambda t=t: load_generator("bicubic", scale=t.scale, device=device),
-                       device, progress, data)
-        done.append(name)
-        pre = names.pretrain_name(task)
-        marker = read_json(folder.run_marker(pre))
-        if marker is not None:
-            evaluate_entry(folder, cfg, pre, task, marker["checkpoint_sha256"],
-                           lambda pre=pre, m=marker: load_generator(
-                               folder.run(pre).root / m["checkpoint"], device=device),
-                           device, progress, data)
-            done.append(pre)
-    for name, path in shared_starts(cfg, expand_cells(cfg)).items():
-        task = names.parse_baseline(name)[1]
-        if not Path(path).is_file():
-            raise ConfigError(f"{name}: the start model {path} (path.pretrain_network_g) is not "
-                              "on this machine")
-        evaluate_entry(folder, cfg, name, task, file_sha256(path),
-                       lambda path=path, task=task: _load_start(cfg, task, path, device),
-                       device, progress, data)
-        done.append(name)
-    return done
-
-
-def _load_start(cfg, task: str, path: str, device):
-    """The cells' generator architecture with the shared start weights."""
-    from optiqa.study.cells import base_train_config
-    from optiqa.restore.generator import load_generator
-
-    return load_generator(path, arch=dict(base_train_config(cfg, task)["network_g"]),
-                          device=device)
-
-
-def write_manifest(folder: StudyFolder, cfg, labels: dict[str, str]) -> dict:
-    """``images/manifest.json``: every image the study registers, by id ``<task>/<set>/<image>``
-    (paths relative to the study folder); what the judging app may serve."""
-    root = folder.root
-    manifest = {"version": 1, "study": cfg.name, "references": {}, "inputs": {}, "runs": {}}
-    for kind, key in (("reference", "references"), ("input", "inputs")):
-        base = folder.test_images(kind)
-        for p in sorted(base.rglob("*.png")) if base.is_dir() else []:
-            manifest[key][p.relative_to(base).with_suffix("").as_posix()] = \
-                p.relative_to(root).as_posix()
-    for name, label in labels.items():
-        base = folder.run_images(name)
-        result = read_json(folder.evaluation(name))
-        if result is None or not base.is_dir():
-            continue
-        images = {p.relative_to(base).with_suffix("").as_posix(): p.relative_to(root).as_posix()
-                  for p in sorted(base.rglob("*.png"))}
-        manifest["runs"][name] = {"label": label, "images": images}
-    write_json(folder.manifest, manifest)
-    return manifest
-
-
-def baseline_names(cfg, folder: StudyFolder) -> list[tuple[str, str]]:
-    """``(name, task)`` of the baselines evaluated beside the cells."""
-    from optiqa.study.cells import expand_cells, shared_starts
-
-    out = []
-    for task, t in cfg.task_opts.items():
-        out.append((names.degraded_name(task, t.scale), task))
-        if cfg.train.pretrain is not None:
-            out.append((names.pretrain_name(task), task))
-    out += [(name, names.parse_baseline(name)[1])
-            for name in shared_starts(cfg, expand_cells(cfg))]
-    return out
+    """Evaluate the baselines (:func:`optiqa.study.baselines.baseline_models`), each by every
+    evaluator; their names."""
+    models = baseline_models(folder, cfg, device)
+    for name, task, model_id, load in models:
+        evaluate_entry(folder, cfg, name, task, model_id, load, device, progress, data)
+    return [name for name, *_ in models]
 
 
 def current_evaluations(plan) -> dict:
