@@ -50,7 +50,7 @@ def test_shared_backbone_with_the_discriminator_is_circular():
 
 
 def test_the_quick_study_excludes_by_construction():
-    from optiqa.study.analysis import excluded_evaluators
+    from optiqa.study.judges import excluded_evaluators
     from optiqa.study.cells import expand_cells
     from optiqa.study.config import load_study_config
 
@@ -78,7 +78,7 @@ def test_the_quick_study_excludes_by_construction():
 def test_every_output_marks_excluded_judgments_the_same(tmp_path):
     """HTML (greyed), Markdown and CSV show the mark in place of the number, and the analysis
     JSON has no number for the same (cell, evaluator) judgments."""
-    from optiqa.study.analysis import excluded_evaluators
+    from optiqa.study.judges import excluded_evaluators
     from optiqa.stats.asymmetry import (AssessmentDataset, AssessmentScores, Cell, EvaluatorSpec,
                                         OptimizationScores, analyze)
     from optiqa.study.cells import expand_cells
@@ -149,7 +149,7 @@ def test_a_kept_pixel_term_is_excluded_the_same_by_panel_analysis_and_json():
     exclusion list and ``analysis.json`` both left them out but with different reasons. Now the
     panel, the analysis and the statistics give the same judgments and the same words."""
     from optiqa.evaluators import excluded_judges, panel
-    from optiqa.study.analysis import excluded_evaluators
+    from optiqa.study.judges import excluded_evaluators
     from optiqa.stats.asymmetry import Cell, EvaluatorSpec, OptimizationScores
     from optiqa.study.cells import expand_cells
     from optiqa.study.config import load_study_config

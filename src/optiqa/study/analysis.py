@@ -15,10 +15,8 @@ import numpy as np
 
 from optiqa.core.errors import ConfigError
 from optiqa.study.folder import read_json, write_json
-# the rule applied to a study cell lives in optiqa.study.judges (the evaluate stage uses it too);
-# named here as well, where the report, the dry run and the tests have always found it
-from optiqa.study.judges import (discriminator_features, excluded_evaluators,  # noqa: F401
-                                 extra_terms, pixel_weight)
+# the rule applied to a study cell lives in optiqa.study.judges (the evaluate stage uses it too)
+from optiqa.study.judges import discriminator_features, excluded_evaluators, extra_terms
 
 
 def family(name: str, by_family: bool = True) -> str:

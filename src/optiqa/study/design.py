@@ -26,7 +26,7 @@ class DesignCheck:
 
 
 def check_design(cfg) -> DesignCheck:
-    from optiqa.study.analysis import excluded_evaluators
+    from optiqa.study.judges import excluded_evaluators
     from optiqa.stats.asymmetry import Cell
     from optiqa.study.cells import expand_cells, setting_label, study_grids
     from optiqa.stats.groups import contrast_confound, contrast_pairs, setting_groups

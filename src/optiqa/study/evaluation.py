@@ -38,7 +38,7 @@ from optiqa.study import names
 from optiqa.study.folder import StudyFolder, read_json, write_json
 from optiqa.study.locks import POLL_SECONDS, poll_until_done, run_locked
 # what is evaluated beside the cells, and the images manifest (named here too for the pool)
-from optiqa.study.baselines import (baseline_models, baseline_names,  # noqa: F401
+from optiqa.study.baselines import (baseline_models, baseline_names,
                                     degraded_identity, write_manifest)
 
 log = logging.getLogger("optiqa.study")

@@ -263,8 +263,8 @@ def _train_tasks(plan, cells, groups, progress) -> None:
 
 def _evaluate_tasks(plan, cells, groups, device, progress) -> None:
     from optiqa.restore.generator import load_generator
-    from optiqa.study.evaluation import (data_identity, degraded_identity, evaluate_entry,
-                                         evaluation_key)
+    from optiqa.study.baselines import degraded_identity
+    from optiqa.study.evaluation import data_identity, evaluate_entry, evaluation_key
     from optiqa.study.schedule import longest_first
 
     cfg, folder = plan.cfg, plan.folder

@@ -112,7 +112,7 @@ def intro(plan) -> Intro:
 def design_sentence(plan) -> str:
     """What was trained, generated from the cells and grids (never from the full cross product
     when ``grids`` trains a part of it), and what each cell's objective holds."""
-    from optiqa.study.analysis import pixel_weight
+    from optiqa.study.judges import pixel_weight
     from optiqa.study.cells import study_grids
 
     cfg, cells = plan.cfg, plan.cells
@@ -137,8 +137,8 @@ def design_sentence(plan) -> str:
 
 def evaluated_models(plan, evaluations: dict) -> list[Model]:
     """Every evaluated model, baselines first, each with the evaluators that may not judge it
-    (:func:`optiqa.study.analysis.excluded_evaluators`)."""
-    from optiqa.study.analysis import excluded_evaluators
+    (:func:`optiqa.study.judges.excluded_evaluators`)."""
+    from optiqa.study.judges import excluded_evaluators
 
     cells = {c.name: c for c in plan.cells}
     models = [Model(n) for n in evaluations if n not in cells]
