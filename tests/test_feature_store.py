@@ -134,6 +134,22 @@ def test_an_unreadable_file_is_a_miss(tmp_path, pair):
     assert torch.equal(got[0], plain[0]) and torch.equal(got[1], plain[1])
 
 
+def test_a_failed_write_costs_only_the_sharing(tmp_path, pair, monkeypatch):
+    from optiqa.metrics import feature_store
+
+    metric = create_metric("dists_vgg16_r")
+    x, ref = pair
+    plain = _loss_and_grad(metric, x, ref)
+
+    def full_disk(path, writer, durable=True):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(feature_store, "atomic_write", full_disk)
+    with sharing_reference_features(tmp_path) as store:
+        got = _loss_and_grad(metric, x, ref)
+    assert (store.misses, store.write_errors) == (1, 1) and not list(tmp_path.iterdir())
+    assert torch.equal(got[0], plain[0]) and torch.equal(got[1], plain[1])
+
+
 @pytest.mark.parametrize("metric", ["dists_vgg16_r", "lpips_alex"])
 def test_training_with_the_store_gives_the_same_weights(tmp_path, metric):
     """Two runs of a quick-config-like cell (a DISTS or an LPIPS loss, patch discriminator)
