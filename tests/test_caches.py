@@ -181,3 +181,29 @@ def test_scores_from_the_store_equal_fresh_scores(db, tmp_path):
     fresh = assess(["ssim"], ds, workers=0, n_boot=0, progress=False)[0]
     assert cached["from_store"] == len(ds) and np.isclose(cached["srcc"], fresh["srcc"])
     store.close()
+
+
+def test_files_sha256_answers_remembered_files_and_hashes_the_rest(tmp_path):
+    """core.hashing.files_sha256 looks remembered files up itself and hashes only the others
+    (in threads past 16): every digest is the file's SHA-256, a rewritten file gets its new
+    one, a missing file raises."""
+    import hashlib
+    import os
+
+    from optiqa.core import hashing
+
+    paths = []
+    for i in range(40):
+        p = tmp_path / f"f{i}.bin"
+        p.write_bytes(os.urandom(100 + i))
+        paths.append(p)
+
+    def truth():
+        return [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    assert hashing.files_sha256(paths[:20]) == truth()[:20]      # 20 new: the threads
+    assert hashing.files_sha256(paths) == truth()                 # 20 remembered, 20 new
+    paths[3].write_bytes(b"rewritten, another size")
+    assert hashing.files_sha256(paths) == truth()                 # one new state
+    assert hashing.files_sha256(paths, workers=1) == truth()
+    with pytest.raises(FileNotFoundError):
+        hashing.files_sha256(paths + [tmp_path / "missing.bin"])
