@@ -37,7 +37,7 @@ from optiqa.core.sources import code_fingerprint
 from optiqa.study import names
 from optiqa.study.folder import StudyFolder, read_json, write_json
 from optiqa.study.locks import POLL_SECONDS, poll_until_done, run_locked
-# what is evaluated beside the cells, and the images manifest (named here too for the pool)
+# what is evaluated beside the cells, and the images manifest
 from optiqa.study.baselines import (baseline_models, baseline_names,
                                     degraded_identity, write_manifest)
 
