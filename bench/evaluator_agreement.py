@@ -6,9 +6,9 @@ The input has the example's shape: the quick study's 12 evaluators ranking its 2
 score, NaN where the circularity rule leaves the judgment out (the rule applied to the quick
 config's cells, so the same pattern of missing judgments), scores drawn with a weak shared
 signal so that the p-value is away from both ends (about 0.3). The old computation (one
-``scipy.stats.spearmanr`` per rater pair and replicate, the code of 4fb7c44) is written out
-below as the reference; both run ``--rounds`` times alternating, and the script prints the
-median CPU seconds of each, the ratio, and whether the p-values are equal.
+``scipy.stats.spearmanr`` per rater pair and replicate, the code of 4fb7c44) is the tests'
+reference (tests/incomplete_plain.py); both run ``--rounds`` times alternating, and the script
+prints the median CPU seconds of each, the ratio, and whether the p-values are equal.
 
     python bench/evaluator_agreement.py --perms 2000 --rounds 3
 """
@@ -16,44 +16,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def loop_p_value(x: np.ndarray, min_shared: int, n_perm: int, seed: int) -> float:
-    """The permutation p-value as 4fb7c44 computed it."""
-    from scipy import stats
-
-    mask = ~np.isnan(x)
-
-    def pair_rhos(y):
-        rhos = []
-        for i in range(y.shape[0]):
-            for j in range(i + 1, y.shape[0]):
-                both = mask[i] & mask[j]
-                if both.sum() < min_shared:
-                    continue
-                a, b = y[i, both], y[j, both]
-                if np.ptp(a) == 0 or np.ptp(b) == 0:
-                    continue
-                rhos.append(float(stats.spearmanr(a, b).statistic))
-        return rhos
-    rho = float(np.mean(pair_rhos(x)))
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for _ in range(n_perm):
-        y = x.copy()
-        for i in range(x.shape[0]):
-            idx = np.flatnonzero(mask[i])
-            y[i, idx] = x[i, rng.permutation(idx)]
-        r = pair_rhos(y)
-        if r and np.mean(r) >= rho - 1e-12:
-            hits += 1
-    return (1 + hits) / (1 + n_perm)
+sys.path.insert(0, str(REPO / "tests"))   # the scalar loop, the tests' reference
+from incomplete_plain import loop_p_value  # noqa: E402
 
 
 def example_scores(seed: int) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from incomplete_plain import loop_p_value
 from optiqa.stats.incomplete import incomplete_agreement
 from optiqa.stats.ranking import kendalls_w
 
@@ -54,39 +55,6 @@ def test_bad_input_is_refused():
         incomplete_agreement([[1.0, np.inf], [1.0, 2.0]])
 
 
-def _loop_p_value(scores, min_shared, n_perm, seed):
-    """The permutation p-value as the scalar loop computes it: one replicate at a time, scipy's
-    spearmanr per pair (the code this module had, kept as the reference)."""
-    from scipy import stats
-
-    def pair_rhos(x, mask):
-        rhos = []
-        for i in range(x.shape[0]):
-            for j in range(i + 1, x.shape[0]):
-                both = mask[i] & mask[j]
-                if both.sum() < min_shared:
-                    continue
-                a, b = x[i, both], x[j, both]
-                if np.ptp(a) == 0 or np.ptp(b) == 0:
-                    continue
-                rhos.append(float(stats.spearmanr(a, b).statistic))
-        return rhos
-    x = np.asarray(scores, float)
-    mask = ~np.isnan(x)
-    rho = float(np.mean(pair_rhos(x, mask)))
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for _ in range(n_perm):
-        y = x.copy()
-        for i in range(x.shape[0]):
-            idx = np.flatnonzero(mask[i])
-            y[i, idx] = x[i, rng.permutation(idx)]
-        r = pair_rhos(y, mask)
-        if r and np.mean(r) >= rho - 1e-12:
-            hits += 1
-    return (1 + hits) / (1 + n_perm)
-
-
 @pytest.mark.parametrize("case", range(4))
 def test_the_vectorised_permutations_give_the_scalar_loops_p_value(case, monkeypatch):
     """All replicates at once (issue 23: the analysis' largest cost) against the loop of one
@@ -110,7 +78,7 @@ def test_the_vectorised_permutations_give_the_scalar_loops_p_value(case, monkeyp
     monkeypatch.setattr(module, "_pair_rhos", lambda *a: scalar.append(1) or real(*a))
     n_perm = 100 if case == 0 else 300
     res = incomplete_agreement(x, n_perm=n_perm, seed=11)
-    assert res.p_permutation == _loop_p_value(x, 3, n_perm, 11)
+    assert res.p_permutation == loop_p_value(x, 3, n_perm, 11)
     if case == 2:
         assert 0.01 < res.p_permutation < 0.99   # replicates on both sides of the statistic
         # a replicate whose mean ties the observed one: decided by the scalar code
