@@ -23,7 +23,8 @@ loader reads them: each distorted image, each reference once).
 ``--single-run`` runs only the largest fraction and records the smaller ones as the cumulative
 times inside it (read from the command's progress bar on a pseudo-terminal; CPU time of the
 process tree from ``/proc``), so one run of 1/4 also gives 1/64 ... 1/8; ``--deadline HH:MM``
-(UTC) stops such a run and keeps the marks it reached. Only the pairs the runs read are written.
+(UTC; the next such time, so after midnight when it is past) stops such a run and keeps the
+marks it reached. Only the pairs the runs read are written.
 
 ``--json FILE`` keeps every measurement (runs of several invocations add up); the table and the
 plot show all of them.
@@ -264,6 +265,25 @@ def table(runs: list[dict]) -> None:
               f"{1000 * r['cpu'] / r['pairs']:.0f} | {r['load']:.1f} |")
 
 
+def next_utc(hhmm: str, now: float) -> float:
+    """The first time at or after ``now`` (seconds since the epoch) whose UTC clock reads
+    ``hhmm``: later today, or tomorrow when that time of day has passed, as ``shutdown HH:MM``
+    reads it (a run started at 22:00 with ``--deadline 00:25`` stops 2 h 25 min later)."""
+    import datetime as dt
+
+    try:
+        hh, mm = (int(v) for v in hhmm.split(":"))
+        if not (0 <= hh < 24 and 0 <= mm < 60):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{hhmm!r} is not a UTC time of day HH:MM") from None
+    start = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    at = start.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    if at <= start:
+        at += dt.timedelta(days=1)
+    return at.timestamp()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--total", type=int, default=KADID_PAIRS, help="pairs in 'all' (KADID-10k: "
@@ -297,13 +317,10 @@ def main(argv=None) -> int:
 
     stop_at = None
     if args.deadline:
-        import datetime as dt
-
-        now = dt.datetime.now(dt.timezone.utc)
-        hh, mm = map(int, args.deadline.split(":"))
-        stop_at = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
-        if stop_at <= now.timestamp():
-            p.error(f"--deadline {args.deadline} UTC has passed")
+        try:
+            stop_at = next_utc(args.deadline, time.time())
+        except ValueError as err:
+            p.error(f"--deadline: {err}")
     store = Path(args.json) if args.json else None
     runs = json.loads(store.read_text()) if store and store.exists() else []
     if args.report_only:
