@@ -17,6 +17,7 @@ from optiqa.study import evaluation
 from optiqa.study.cells import expand_cells
 from optiqa.study.config import load_study_config
 from optiqa.study.folder import StudyFolder
+from optiqa.study.judges import excluded_evaluators
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = Path(__file__).resolve().parent / "data" / "tiny_study.yaml"
@@ -57,7 +58,7 @@ def test_the_quick_studys_cells_skip_what_the_rule_excludes():
     dists_effnet_lite0 on those and on every cell with the EfficientNet discriminator."""
     cfg = load_study_config(ROOT / "configs" / "study" / "quick.yaml")
     cells = _cells(cfg)
-    skip = {n: evaluation.left_out(cfg, c) for n, c in cells.items()}
+    skip = {n: excluded_evaluators(cfg, c) for n, c in cells.items()}
     assert skip["sr_x4__l1__none"] == {"psnr_y": "family 'pixel' of the training loss l1"}
     assert skip["sr_x4__ssim__patch__w0.03"] == {
         "ssim_y": "family 'ssim' of the training loss ssim",
@@ -68,7 +69,12 @@ def test_the_quick_studys_cells_skip_what_the_rule_excludes():
         "dists_effnet_lite0": "family 'dists' of the training loss dists"}
     assert sum("dists_vgg16_r" in s for s in skip.values()) == 15
     assert sum("dists_effnet_lite0" in s for s in skip.values()) == 23
-    assert evaluation.left_out(cfg, None) == {}          # a baseline: every evaluator judges it
+    assert excluded_evaluators(cfg, None) == {}          # a baseline: every evaluator judges it
+    # the file's keys: the rest of the panel, in its order, next to the left-out reasons
+    cell = cells["sr_x4__ssim__patch__w0.03"]
+    keys, left = evaluation.judged_keys(cfg, cell.task, "model-a", {}, cell)
+    assert left == skip[cell.name]
+    assert list(keys) == [m for m in cfg.evaluators.metrics if m not in left]
 
 
 def test_a_cells_file_holds_no_number_for_a_left_out_judgment(tmp_path, spy):

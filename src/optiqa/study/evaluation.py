@@ -87,22 +87,24 @@ def score_keys(cfg, task: str, model_sha: str, data: dict, metrics) -> dict[str,
             for m in dict.fromkeys(metrics)}
 
 
-def left_out(cfg, cell) -> dict[str, str]:
-    """``{evaluator: reason}`` of the judgments of ``cell`` that the evaluation does not compute:
-    those the circularity rule hides from every output
-    (:func:`optiqa.study.judges.excluded_evaluators`; ``cell`` None, a baseline: none)."""
+def judged_keys(cfg, task: str, model_sha: str, data: dict, cell=None
+                ) -> tuple[dict[str, str], dict[str, str]]:
+    """``({evaluator: key}, {evaluator: reason})`` for the model ``model_sha`` (the study cell
+    ``cell``, or None for a baseline): the :func:`score_keys` of the evaluators that judge it,
+    in the panel's order, and the judgments it does not compute, those the circularity rule
+    hides from every output (:func:`optiqa.study.judges.excluded_evaluators`; a baseline:
+    none)."""
     from optiqa.study.judges import excluded_evaluators
 
-    return excluded_evaluators(cfg, cell)
+    skip = excluded_evaluators(cfg, cell)
+    judges = [m for m in cfg.evaluators.metrics if m not in skip]
+    return score_keys(cfg, task, model_sha, data, judges), skip
 
 
 def evaluation_key(cfg, task: str, model_sha: str, data: dict, cell=None) -> str:
-    """The key of a complete ``evaluate/<name>.json`` of the model ``model_sha`` (the study
-    cell ``cell``, or None for a baseline): the :func:`score_keys` of the evaluators that judge
-    it, in the panel's order, and the left-out ones with their reasons (:func:`left_out`)."""
-    skip = left_out(cfg, cell)
-    judges = [m for m in cfg.evaluators.metrics if m not in skip]
-    return _file_key(score_keys(cfg, task, model_sha, data, judges), skip)
+    """The key of a complete ``evaluate/<name>.json``: its :func:`judged_keys`, scored and
+    left out."""
+    return _file_key(*judged_keys(cfg, task, model_sha, data, cell))
 
 
 def _file_key(keys: dict[str, str], skip: dict[str, str]) -> str:
@@ -229,15 +231,13 @@ def evaluate_entry(folder: StudyFolder, cfg, name: str, task: str, model_id: str
                    cell=None) -> dict:
     """Evaluate one model (``load()`` builds it) unless its result is current; returns it.
     ``model_id``: the checkpoint's SHA-256, or :func:`degraded_identity` for a baseline;
-    ``cell``: the study cell (its circular judgments are left out, :func:`left_out`), None for
-    a baseline. Scores of an earlier file whose evaluator key (:func:`score_keys`) is unchanged
+    ``cell``: the study cell (its circular judgments are left out, :func:`judged_keys`), None
+    for a baseline. Scores of an earlier file whose evaluator key (:func:`score_keys`) is unchanged
     are kept; only the others are computed."""
     from optiqa.restore.scoring import border_words, scale_words
 
     data = data if data is not None else data_identity(cfg)
-    skip = left_out(cfg, cell)
-    keys = score_keys(cfg, task, model_id, data,
-                      [m for m in cfg.evaluators.metrics if m not in skip])
+    keys, skip = judged_keys(cfg, task, model_id, data, cell)
     key = _file_key(keys, skip)      # what evaluation_key gives
     previous = read_json(folder.evaluation(name))
     if isinstance(previous, dict) and previous.get("key") == key:
