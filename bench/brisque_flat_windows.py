@@ -23,7 +23,7 @@ import torch  # noqa: E402
 import optiqa  # noqa: E402
 from optiqa.data.io import read_image  # noqa: E402
 from optiqa.metrics import brisque as brisque_module  # noqa: E402
-from optiqa.ops import nss  # noqa: E402
+from optiqa.ops import flat_windows, nss  # noqa: E402
 
 
 def score_with(metric, x, flat_value):
@@ -32,7 +32,7 @@ def score_with(metric, x, flat_value):
 
     def mscn(img, padding="replicate", c=nss.MSCN_C):
         coeffs = original(img, padding, c)
-        flat = nss.flat_windows(img, padding)
+        flat = flat_windows.flat_windows(img, padding)
         return torch.where(flat, flat_value(img, flat), coeffs)
 
     brisque_module.mscn = mscn

@@ -21,7 +21,7 @@ from nss_plain import aggd_plain, ggd_plain
 from optiqa.core.errors import InputError, WeightsUnavailable
 from optiqa.metrics import nss_models
 from optiqa.metrics.brisque import svr_predict
-from optiqa.ops import nss
+from optiqa.ops import flat_windows, nss
 from optiqa.ops.nss import aggd_fit, ggd_fit, gray_255, mscn
 from optiqa.ops.resize import imresize
 
@@ -172,7 +172,7 @@ def test_mscn_flat_test_on_candidates_equals_the_full_passes():
     many = (rng.random((1, 1, 30, 30)) < 0.03) * 200.0
     for img in map(torch.from_numpy, (few, many)):
         for padding in ("replicate", 0):
-            flat = nss.flat_windows(img, padding)
+            flat = flat_windows.flat_windows(img, padding)
             assert flat.any() and not flat.all()
             ours = mscn(img, padding)
             with torch.enable_grad():
@@ -184,9 +184,9 @@ def test_mscn_flat_test_on_candidates_equals_the_full_passes():
             torch.testing.assert_close(ours, slow, rtol=1e-9, atol=1e-9)
             # the candidates may include non-flat windows; the flat ones are always among them
             cand = flat | torch.from_numpy(rng.random(img.shape) < 0.01)
-            got = nss._flat_candidates(img, padding, cand.nonzero())
+            got = flat_windows.flat_candidates(img, padding, cand.nonzero())
             if got.dtype != torch.bool:   # few candidates: the indices of the flat ones
-                got = nss._index_mask(got, img.shape)
+                got = flat_windows.index_mask(got, img.shape)
             assert torch.equal(got, flat)
 
 

@@ -15,7 +15,7 @@ import torch
 from scipy.ndimage import maximum_filter, minimum_filter
 
 from nss_plain import aggd_plain, ggd_plain
-from optiqa.ops import gray8, nss
+from optiqa.ops import flat_windows, gray8, nss
 from optiqa.ops.color import MATLAB_GRAY_WEIGHTS
 from optiqa.ops.filters import gaussian_kernel1d, pad
 from optiqa.ops.nss import BRISQUE_SHIFTS, NIQE_SHIFTS, aggd_fit, mscn, paired_products
@@ -150,7 +150,7 @@ def _flat_scipy(img, padding):
     size = (1, 1, 7, 7)
     hi = maximum_filter(x, size=size, mode=mode, cval=cval)
     lo = minimum_filter(x, size=size, mode=mode, cval=cval)
-    return torch.from_numpy(hi - lo <= nss.FLAT_TOLERANCE)
+    return torch.from_numpy(hi - lo <= flat_windows.FLAT_TOLERANCE)
 
 
 def test_flat_windows_equal_scipy_running_max_min():
@@ -158,7 +158,7 @@ def test_flat_windows_equal_scipy_running_max_min():
     mostly_flat = (rng.random((2, 1, 37, 45)) < 0.03) * 200.0
     for img in (torch.from_numpy(mostly_flat), _photo_gray((60, 70))):
         for padding in ("replicate", 0):
-            flat = nss.flat_windows(img, padding)
+            flat = flat_windows.flat_windows(img, padding)
             assert flat.any() and not flat.all()
             assert torch.equal(flat, _flat_scipy(img, padding))
 
@@ -185,7 +185,7 @@ def test_integer_variance_floor_holds_for_the_kernel():
     weight; it must be far above the 1e-6 candidate threshold and not above the exact minimum."""
     taps = gaussian_kernel1d(7, 7 / 6, dtype=torch.float64)
     w_min = float(taps.min()) ** 2
-    assert w_min * (1 - w_min) >= nss.INTEGER_VARIANCE_FLOOR > 100 * 1e-6
+    assert w_min * (1 - w_min) >= flat_windows.INTEGER_VARIANCE_FLOOR > 100 * 1e-6
     # the bound is attained: one corner pixel one level up is the least variance there is
     img = torch.full((1, 1, 7, 7), 37.0, dtype=torch.float64)
     img[..., 0, 0] = 38.0
@@ -210,12 +210,12 @@ def test_integer_mscn_skips_the_flat_test_with_the_same_bits(padding, monkeypatc
               torch.from_numpy((rng.random((1, 1, 40, 40)) < 0.02) * 90.0),  # many candidates
               torch.from_numpy(rng.integers(0, 256, (2, 1, 33, 29)).astype(np.float64))]
     tested = {"full": 0}
-    exact_full = nss.flat_windows
+    exact_full = flat_windows.flat_windows
 
     def full(img, pad_mode):
         tested["full"] += 1
         return exact_full(img, pad_mode)
-    monkeypatch.setattr(nss, "flat_windows", full)
+    monkeypatch.setattr(flat_windows, "flat_windows", full)   # flat_candidates' many-candidate path
     for img in images:
         with torch.no_grad():
             plain = mscn(img, padding)

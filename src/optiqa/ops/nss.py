@@ -25,9 +25,10 @@ import torch
 
 from optiqa.ops.cache import tensor_cache
 from optiqa.ops.filters import gaussian_kernel1d, pad, sqrt_zero_grad
+from optiqa.ops.flat_windows import (FLAT_TOLERANCE, INTEGER_VARIANCE_FLOOR,  # noqa: F401
+                                     MSCN_WINDOW, flat_candidates, flat_windows, index_mask)
 from optiqa.ops.gray8 import _uint8_levels, gray_255  # noqa: F401 (gray_255: this API)
 
-MSCN_WINDOW = 7
 MSCN_SIGMA = 7.0 / 6.0
 MSCN_C = 1.0  # for images in [0, 255]
 
@@ -179,7 +180,7 @@ def mscn(img: torch.Tensor, padding="replicate", c: float = MSCN_C,
 
     ``integers=True`` says that ``img`` holds integers in [0, 255] (:func:`gray_255`'s grey
     levels, as ``imresize_half_integers`` trusts it): the pixels whose computed variance is
-    below 1e-6 are then exactly the flat windows (:data:`INTEGER_VARIANCE_FLOOR`), so the
+    below 1e-6 are then exactly the flat windows (:mod:`optiqa.ops.flat_windows`), so the
     exact window test is skipped; the result is the same bit for bit.
     """
     taps = gaussian_kernel1d(MSCN_WINDOW, MSCN_SIGMA, dtype=torch.float64).tolist()
@@ -193,85 +194,16 @@ def mscn(img: torch.Tensor, padding="replicate", c: float = MSCN_C,
         coeffs, candidates = _mscn_in_strips(img, padding, taps, c)
     # a flat window has var ~ 1e-12 (rounding); the exact test runs only when one may exist
     if candidates is not None:
-        flat = candidates if integers else _flat_candidates(img, padding, candidates)
+        flat = candidates if integers else flat_candidates(img, padding, candidates)
         if coeffs.requires_grad:
             if flat.dtype != torch.bool:
-                flat = _index_mask(flat, coeffs.shape)
+                flat = index_mask(flat, coeffs.shape)
             coeffs = coeffs.masked_fill(flat, 0.0)
         elif flat.dtype == torch.bool:
             coeffs.masked_fill_(flat, 0.0)
         else:  # our own buffer: zero the few flat pixels in place
             coeffs[tuple(flat.T)] = 0.0
     return coeffs
-
-
-def _index_mask(idx: torch.Tensor, shape) -> torch.Tensor:
-    mask = torch.zeros(shape, dtype=torch.bool, device=idx.device)
-    mask[tuple(idx.T)] = True
-    return mask
-
-
-def _flat_candidates(img: torch.Tensor, padding, idx: torch.Tensor) -> torch.Tensor:
-    """:func:`flat_windows`, tested only at the candidates ``idx`` ``(K, 4)`` (n, c, row, col:
-    the pixels with ``var < 1e-6``): a boolean mask like ``img``, or (few candidates) the
-    indices ``(F, 4)`` of the flat ones among them.
-
-    A flat window (range <= 1e-8) has a computed variance below 1e-10 for values of an image in
-    [0, 255] (rounding of ``E[I^2] - mu^2`` is about ``eps * 255^2``), so it is always a
-    candidate and the mask equals :func:`flat_windows`'s. When candidates are few (a flat patch
-    in a photo), their 7x7 windows are gathered and tested alone instead of two full-size
-    running max/min passes; the max and min are exact, so the decision is the same bit for bit.
-    Windows are read with the padding's indices (clamped for replicate; outside values 0 for
-    zero padding), without a padded copy of the image.
-    """
-    if idx.shape[0] * MSCN_WINDOW ** 2 > 2 * img.numel():          # many: the full passes
-        return flat_windows(img, padding)
-    half = MSCN_WINDOW // 2
-    h, w = img.shape[-2:]
-    offsets = torch.arange(-half, half + 1, device=img.device)
-    rows, cols = idx[:, 2, None] + offsets, idx[:, 3, None] + offsets   # (K, 7) image indices
-    if padding in ("replicate", 0, "zeros"):
-        src = img
-        inside = (((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :])
-        rows, cols = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
-    else:
-        src, rows, cols = pad(img, (half,) * 4, padding), rows + half, cols + half
-    windows = src[idx[:, 0, None, None], idx[:, 1, None, None], rows[:, :, None], cols[:, None, :]]
-    if padding in (0, "zeros"):
-        windows = torch.where(inside, windows, 0.0)
-    flat = windows.amax((1, 2)) - windows.amin((1, 2)) <= FLAT_TOLERANCE
-    return idx[flat]
-
-
-# Integer windows: a window of integers that is not flat has a weighted variance of at least
-# w_min (1 - w_min), with w_min the smallest weight of the 7x7 Gaussian (its corner, 1.58e-4):
-# split its values at a gap between two of them (>= 1) into groups of weights P and 1 - P, each
-# at least w_min; the variance is at least that of the group means, P (1 - P) gap^2. The
-# computed variance of values in [0, 255] is within ~1e-10 of the exact one (the flat windows'
-# is below 1e-10, see _flat_candidates), so for integers "computed variance < 1e-6" is
-# "flat" exactly. tests/test_nss_exact.py checks the floor against the kernel.
-INTEGER_VARIANCE_FLOOR = 1.5e-4
-
-# A window whose values differ by less than this (grey levels) is flat: exactly flat regions of
-# an 8-bit image come out of the 0.5 resize equal up to rounding (~1e-13), while any real
-# difference in an 8-bit image leaves far more than this after it.
-FLAT_TOLERANCE = 1e-8
-
-
-def flat_windows(img: torch.Tensor, padding) -> torch.Tensor:
-    """True where the 7x7 window (same centring and padding as the filter) is flat.
-
-    Running max and min over 7 rows, then over 7 columns, each one reduction over a sliding
-    window view (``unfold``) along the rows; the columns' pass reads a transposed copy (over the
-    contiguous dimension, or with ``aminmax``, it is 10x slower). Max and min are exact.
-    """
-    half = MSCN_WINDOW // 2
-    with torch.no_grad():
-        p = pad(img.detach(), (half, half, half, half), padding)
-        windows = p.unfold(-2, MSCN_WINDOW, 1)                          # (..., H, W + 6, 7)
-        hi = windows.amax(-1).transpose(-1, -2).contiguous().unfold(-2, MSCN_WINDOW, 1).amax(-1)
-        lo = windows.amin(-1).transpose(-1, -2).contiguous().unfold(-2, MSCN_WINDOW, 1).amin(-1)
-        return (hi - lo <= FLAT_TOLERANCE).transpose(-1, -2)
 
 
 @tensor_cache(maxsize=16)
