@@ -41,7 +41,7 @@ CONFIGS = {"tiny": REPO / "configs" / "train" / "tiny_cpu.yaml",
 
 def build(args):
     from optiqa.metrics import metric_available_offline
-    from optiqa.train.config import check_train_config
+    from optiqa.train.config_checks import check_train_config
     from optiqa.train.datasets import build_train_datasets
     from optiqa.train.paths import read_train_config
     from optiqa.train.trainer import Trainer

@@ -161,7 +161,8 @@ def test_undetectable_checkpoints_name_their_keys(tmp_path, capsys):
 def test_train_config_accepts_the_new_generators():
     from pathlib import Path
 
-    from optiqa.train.config import check_train_config, load_train_config
+    from optiqa.train.config import load_train_config
+    from optiqa.train.config_checks import check_train_config
 
     tiny = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny_cpu.yaml"
     cfg = load_train_config(tiny, ["network_g={type: hat, upscale: 4, embed_dim: 12}"])

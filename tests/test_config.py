@@ -9,7 +9,8 @@ import yaml
 
 from optiqa.core.errors import ConfigError, OptiqaError
 from optiqa.core.config import apply_overrides, load_config, parse_override, save_config
-from optiqa.train.config import TrainConfig, check_train_config, load_train_config
+from optiqa.train.config import TrainConfig, load_train_config
+from optiqa.train.config_checks import check_train_config
 from optiqa.train.datasets import build_train_datasets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,3 +205,10 @@ def test_dataset_building_moved_out_of_the_schema_with_its_old_import_path_kept(
         assert schema.build_train_datasets is datasets.build_train_datasets
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         schema.nothing  # noqa: B018
+
+
+def test_the_cross_block_checks_keep_their_import_path_in_the_schema():
+    import optiqa.train.config as schema
+    from optiqa.train import config_checks
+
+    assert schema.check_train_config is config_checks.check_train_config

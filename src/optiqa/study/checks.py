@@ -104,7 +104,7 @@ def check_study_config(cfg: StudyConfig, check_data: bool = True) -> None:
 
 def _check_cell_configs(cfg: StudyConfig, problems: Problems) -> None:
     from optiqa.study.training import parsed_train_config
-    from optiqa.train.config import check_train_config
+    from optiqa.train.config_checks import check_train_config
 
     configs = [(c.name, c.train_config) for c in expand_cells(cfg)]
     configs += [(pretrain_name(t), pretrain_config(cfg, t)) for t in cfg.tasks

@@ -54,7 +54,8 @@ from optiqa.core.errors import ConfigError, Problems
 from optiqa.core.runs import RunFolder
 from optiqa.train import distributed as du
 from optiqa.train.checkpoint import ResumePoint
-from optiqa.train.config import TrainConfig, check_train_config
+from optiqa.train.config import TrainConfig
+from optiqa.train.config_checks import check_train_config
 from optiqa.train.datasets import build_train_datasets
 from optiqa.train.ema import EMA
 from optiqa.train.guard import NaNGuard
