@@ -22,6 +22,7 @@ import torch
 import optiqa
 from imaging import astronaut_crop
 from optiqa.metrics import mad as M
+from optiqa.metrics import mad_blocks
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -164,7 +165,7 @@ def test_csf_filter_equals_official_recipe():
 def test_block_statistics_match_ical_stat_by_hand():
     """Std (n - 1), skewness and kurtosis (1/n moments) of 16x16 blocks, stride 4 (ical_stat.c)."""
     x = torch.rand(2, 40, 44, dtype=torch.float64) ** 3 * 50 + 100  # skewed, large mean
-    mean, s2, s3, s4 = M._block_moments(M._cell_moments(x, 4), 4)
+    mean, s2, s3, s4 = mad_blocks.block_moments(mad_blocks.cell_moments(x, 4), 4)
     for a in range((40 - 16) // 4 + 1):
         for b in range((44 - 16) // 4 + 1):
             blk = x[1, 4 * a: 4 * a + 16, 4 * b: 4 * b + 16].flatten()
@@ -182,7 +183,7 @@ def test_masking_std_uses_ical_std_neighbours():
     """Min over the 8x8 blocks at offsets {0, 4}^2, the neighbour only where 4a + 5 < L - 15."""
     h = w = 48  # blocks 4..7 reach the crop; neighbour a+1 is used for a = 4, 5, 6 but not 7
     var8 = torch.arange(25, dtype=torch.float64).flip(0).reshape(5, 5)  # decreasing: min = last
-    out = M._min_neighbour_var(var8, h, w)
+    out = mad_blocks.min_neighbour_var(var8, h, w)
     expected = torch.tensor([[var8[min(a + 1, 3) if a < 3 else a, min(b + 1, 3) if b < 3 else b]
                               for b in range(4)] for a in range(4)])
     torch.testing.assert_close(out, expected)

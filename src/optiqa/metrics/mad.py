@@ -42,7 +42,8 @@ float32 rounding, and in float64 to 1e-9 (``tests/test_mad.py``). Differences fr
 * the error is filtered as ``CSF(L_dst - L_ref)`` instead of ``CSF(L_dst) - CSF(L_ref)`` (linear,
   and more precise), with a real FFT and the CSF symmetrised accordingly;
 * block moments are combined from exact 4x4-cell moments (numerically stable in float32), and
-  only the blocks whose tiles reach the cropped map are computed;
+  only the blocks whose tiles reach the cropped map are computed (:mod:`optiqa.metrics.mad_blocks`,
+  the block grid of both stages);
 * floors keep logs, powers and roots finite for the gradient; each is commented where it is used.
 
 Note: the official numbers in ``calibration/official_scores.csv`` (row ``mad``) are the output of
@@ -60,6 +61,8 @@ import torch.nn.functional as F
 from optiqa.ops.cache import tensor_cache
 from optiqa.ops.color import rgb_to_gray, rgb_to_gray_8bit
 from optiqa.metrics.base import FRMetric
+from optiqa.metrics.mad_blocks import (BLOCK, BORDER, STRIDE, block_moments, blocks_region,
+                                       cell_moments, min_neighbour_var, tiles_cropped)
 
 # Detection stage (hi_index in MAD_index.m).
 K_LUMINANCE = 0.02874
@@ -84,9 +87,6 @@ SCALE_WEIGHTS = (0.5, 0.75, 1.0, 5.0, 6.0)
 BETA1 = math.exp(-2.55 / 3.35)
 BETA2 = 1.0 / (math.log(10.0) * 3.35)
 
-BLOCK = 16
-STRIDE = 4
-BORDER = BLOCK + 1  # mp(BSIZE+1:end-BSIZE-1, ...): 16 pixels cut before, 17 after (1-based)
 MIN_SIZE = 2 * BORDER  # the smallest image whose cropped map is not empty
 
 # Floors. Luminance of a black pixel: I^(2.2/3) has an infinite slope at 0, and 1e-6 grey levels
@@ -170,81 +170,6 @@ def log_gabor_bank(h: int, w: int, dtype: torch.dtype = torch.float64,
     return bank.to(dtype=dtype, device=device)
 
 
-def _cell_moments(x: torch.Tensor, order: int) -> list[torch.Tensor]:
-    """Mean and central sums ``sum (x - mean)^k``, ``k = 2..order``, of the 4x4 cells of ``x``.
-
-    Rows/columns beyond the last full cell are dropped: no 16x16 block at stride 4 reaches them.
-    """
-    h, w = x.shape[-2:]
-    hc, wc = h // STRIDE, w // STRIDE
-    cells = x[..., : hc * STRIDE, : wc * STRIDE]
-    cells = cells.unflatten(-1, (wc, STRIDE)).unflatten(-3, (hc, STRIDE))
-    mean = cells.mean((-3, -1), keepdim=True)  # (..., hc, 1, wc, 1)
-    d = cells - mean
-    d2 = d * d
-    out = [mean.squeeze(-1).squeeze(-2), d2.sum((-3, -1))]
-    if order >= 3:
-        out.append((d2 * d).sum((-3, -1)))
-    if order >= 4:
-        out.append((d2 * d2).sum((-3, -1)))
-    return out
-
-
-def _block_moments(cells: list[torch.Tensor], k: int) -> list[torch.Tensor]:
-    """Mean and central sums of the ``k x k``-cell blocks at stride one cell (4 pixels).
-
-    Exact parallel-axis combination (Chan et al.): with ``n`` pixels per cell and each cell's
-    offset ``delta = mean_cell - mean_block``,
-    ``S2 = sum S2_c + n delta^2``, ``S3 = sum S3_c + 3 delta S2_c + n delta^3``,
-    ``S4 = sum S4_c + 4 delta S3_c + 6 delta^2 S2_c + n delta^4``. Unlike raw moments
-    ``E[x^4] - 4 mu E[x^3] + ...``, which cancel catastrophically in float32 when a block's mean
-    is large against its spread (smooth coarse-scale Gabor magnitudes), every term here is small.
-    """
-    n = STRIDE * STRIDE
-
-    def windows(t):  # (..., nb_h, nb_w, k, k) view of every block's cells
-        return t.unfold(-2, k, 1).unfold(-2, k, 1)
-
-    mean_c = windows(cells[0])
-    mean = mean_c.mean((-2, -1))
-    delta = mean_c - mean[..., None, None]
-    delta2 = delta * delta
-    s2_c = windows(cells[1])
-    out = [mean, (s2_c + n * delta2).sum((-2, -1))]
-    if len(cells) >= 3:
-        s3_c = windows(cells[2])
-        out.append((s3_c + delta * (3 * s2_c + n * delta2)).sum((-2, -1)))
-    if len(cells) >= 4:
-        s4_c = windows(cells[3])
-        out.append((s4_c + delta * (4 * s3_c + delta * (6 * s2_c + n * delta2))).sum((-2, -1)))
-    return out
-
-
-def _last_block(n: int) -> int:
-    """Index of the last 16x16 block (at stride 4) whose 4x4 tile reaches the cropped map.
-
-    Block ``a`` covers pixels ``[4a, 4a + 16)`` and writes its value to ``[4a, 4a + 4)``; the crop
-    keeps ``[16, n - 17)``, so only blocks ``4 .. (n - 18) // 4`` matter. The rest of the official
-    block grid is computed and then thrown away by the MATLAB code; we skip it.
-    """
-    return (n - BORDER - 1) // STRIDE
-
-
-def _blocks_region(x: torch.Tensor) -> torch.Tensor:
-    """The pixels ``[16, 4 (last + 4))`` that the blocks ``4 .. last`` cover, in both directions."""
-    h, w = x.shape[-2:]
-    return x[..., BLOCK: STRIDE * (_last_block(h) + 4), BLOCK: STRIDE * (_last_block(w) + 4)]
-
-
-def _tiles_cropped(block_map: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Spread the values of blocks ``4 .. last`` over their 4x4 tiles and keep the crop.
-
-    The tiles start at pixel 16, where the crop ``[16, H - 17) x [16, W - 17)`` starts.
-    """
-    full = block_map.repeat_interleave(STRIDE, -2).repeat_interleave(STRIDE, -1)
-    return full[..., : h - BORDER - BLOCK, : w - BORDER - BLOCK]
-
-
 def _rms(m: torch.Tensor) -> torch.Tensor:
     """Root mean square per image, exactly 0 with a zero (not NaN) gradient for an all-zero map."""
     ms = m.square().flatten(1).mean(1)
@@ -257,26 +182,6 @@ def luminance(gray: torch.Tensor) -> torch.Tensor:
     return K_LUMINANCE * gray.clamp_min(LUMINANCE_FLOOR) ** LUMINANCE_EXPONENT
 
 
-def _min_neighbour_var(var8: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """``ical_std.c``'s masking variance: min over the 8x8 blocks at offsets ``{0, 4}^2``.
-
-    ``var8`` holds the 8x8-block variances from block 4 on, one more row and column than the
-    16x16 blocks. The MEX code only looks at the neighbour ``a + 1`` when ``4a + 5 < L - 15``;
-    elsewhere the neighbour is replaced by the block itself (a no-op in the min).
-    """
-    nbh, nbw = var8.shape[-2] - 1, var8.shape[-1] - 1
-    first = BLOCK // STRIDE
-    rows = torch.arange(first, first + nbh, device=var8.device)
-    cols = torch.arange(first, first + nbw, device=var8.device)
-    rows_ok = (rows * STRIDE + 5 < h - 15)[:, None]
-    cols_ok = (cols * STRIDE + 5 < w - 15)[None, :]
-    v00 = var8[..., :nbh, :nbw]
-    v10 = torch.where(rows_ok, var8[..., 1:, :nbw], v00)
-    v01 = torch.where(cols_ok, var8[..., :nbh, 1:], v00)
-    v11 = torch.where(rows_ok & cols_ok, var8[..., 1:, 1:], v00)
-    return torch.minimum(torch.minimum(v00, v10), torch.minimum(v01, v11))
-
-
 def reference_visibility(ref_gray: torch.Tensor) -> dict:
     """The reference's share of :func:`visibility_map`: its luminance and, for blocks
     ``4 .. last``, which blocks are bright enough, their log mean and the masking threshold."""
@@ -284,12 +189,12 @@ def reference_visibility(ref_gray: torch.Tensor) -> dict:
     lum_ref = luminance(ref_gray)
     filtered = torch.fft.irfft2(torch.fft.rfft2(lum_ref) * _csf_rfft(h, w, lum_ref.dtype,
                                                                      lum_ref.device), s=(h, w))
-    ref_cells = _cell_moments(_blocks_region(filtered), 2)
-    mean_ref, _ = _block_moments(ref_cells, BLOCK // STRIDE)
+    ref_cells = cell_moments(blocks_region(filtered), 2)
+    mean_ref, _ = block_moments(ref_cells, BLOCK // STRIDE)
     # 8x8 blocks for the blocks 4 .. last and their right/lower neighbours.
-    _, s2_ref8 = _block_moments(ref_cells, 8 // STRIDE)
+    _, s2_ref8 = block_moments(ref_cells, 8 // STRIDE)
     s2_ref8 = s2_ref8[..., : mean_ref.shape[-2] + 1, : mean_ref.shape[-1] + 1]
-    var_ref = _min_neighbour_var(s2_ref8 / (64 - 1), h, w).clamp_min(CONTRAST_VAR_FLOOR)
+    var_ref = min_neighbour_var(s2_ref8 / (64 - 1), h, w).clamp_min(CONTRAST_VAR_FLOOR)
     # Blocks darker than G are dropped; the clamp only keeps their (unused) log finite.
     log_mean = torch.log(mean_ref.clamp_min(LUMINANCE_THRESHOLD))
     ci_ref = 0.5 * torch.log(var_ref) - log_mean
@@ -311,7 +216,7 @@ def visibility_map(ref_gray: torch.Tensor, dst_gray: torch.Tensor,
     lum_err = luminance(dst_gray) - ref_state["lum"]
     filtered = torch.fft.irfft2(torch.fft.rfft2(lum_err) * _csf_rfft(h, w, lum_err.dtype,
                                                                      lum_err.device), s=(h, w))
-    _, s2_err = _block_moments(_cell_moments(_blocks_region(filtered), 2), BLOCK // STRIDE)
+    _, s2_err = block_moments(cell_moments(blocks_region(filtered), 2), BLOCK // STRIDE)
     var_err = (s2_err / (BLOCK * BLOCK - 1)).clamp_min(CONTRAST_VAR_FLOOR)
     ci_err = 0.5 * torch.log(var_err) - ref_state["log_mean"]
     return torch.where(ref_state["bright"], F.relu(ci_err - ref_state["threshold"]), 0.0)
@@ -321,7 +226,7 @@ def detection_distortion(ref_gray: torch.Tensor, dst_gray: torch.Tensor,
                          reference: dict | None = None) -> torch.Tensor:
     """``d_detect = 200 RMS(msk * lmse)`` over the cropped image, ``(N,)``."""
     h, w = dst_gray.shape[-2:]
-    msk = _tiles_cropped(visibility_map(ref_gray, dst_gray, reference), h, w)
+    msk = tiles_cropped(visibility_map(ref_gray, dst_gray, reference), h, w)
     # imfilter(err^2, ones(16)/256, 'symmetric', 'same') averages rows i-7..i+8: on the crop
     # [16, H-17) these stay inside the image, so no padding is needed.
     sq_err = (ref_gray - dst_gray).square()
@@ -334,8 +239,8 @@ def gabor_statistics(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, to
     """Std (``n - 1``), skewness and kurtosis of the 20 log-Gabor magnitudes in blocks 4 .. last."""
     h, w = gray.shape[-2:]
     bank = log_gabor_bank(h, w, gray.dtype, gray.device)
-    mag = _blocks_region(torch.fft.ifft2(torch.fft.fft2(gray) * bank)).abs()  # (B, 20, ...)
-    _, s2, s3, s4 = _block_moments(_cell_moments(mag, 4), BLOCK // STRIDE)
+    mag = blocks_region(torch.fft.ifft2(torch.fft.fft2(gray) * bank)).abs()  # (B, 20, ...)
+    _, s2, s3, s4 = block_moments(cell_moments(mag, 4), BLOCK // STRIDE)
     n = BLOCK * BLOCK
     std = (s2 / (n - 1)).clamp_min(GABOR_VAR_FLOOR).sqrt()
     var = (s2 / n).clamp_min(GABOR_VAR_FLOOR)  # ical_stat.c: skew/kurt use the 1/n variance
@@ -363,7 +268,7 @@ def appearance_distortion(ref_gray: torch.Tensor, dst_gray: torch.Tensor,
     weights = torch.tensor(SCALE_WEIGHTS, dtype=eta.dtype, device=eta.device) / sum(SCALE_WEIGHTS)
     weights = weights.repeat_interleave(GABOR_ORIENTATIONS)  # scale-major bank order
     eta = (eta * weights[:, None, None]).sum(1, keepdim=True)
-    return _rms(_tiles_cropped(eta, h, w))
+    return _rms(tiles_cropped(eta, h, w))
 
 
 def combine(d_detect: torch.Tensor, d_appear: torch.Tensor) -> torch.Tensor:
