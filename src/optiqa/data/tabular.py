@@ -1,6 +1,6 @@
 """Tables from text, CSV, Excel and MATLAB files, with errors that name the file and what was
 expected: the low-level part of reading the IQA databases' own score files
-(:mod:`optiqa.data.iqa_native`)."""
+(:mod:`optiqa.data.iqa_native_readers`)."""
 from __future__ import annotations
 
 import csv
