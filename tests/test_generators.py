@@ -9,7 +9,7 @@ import torch
 from optiqa.core.errors import ConfigError, UnknownNameError
 from optiqa.nets import create_generator, load_generator_checkpoint
 from optiqa.nets.generators import parse_arch
-from optiqa.nets.swinir import relative_position_index, shifted_window_mask
+from optiqa.nets.window_attention import relative_position_index, shifted_window_mask
 
 TINY_SWINIR = dict(embed_dim=12, depths=[2, 2], num_heads=[2, 2], window_size=4, num_feat=8)
 
