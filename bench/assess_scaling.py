@@ -204,27 +204,41 @@ def machine() -> str:
     return f"{name}, {os.cpu_count()} cores"
 
 
+def series(run: dict) -> tuple[str, str, str]:
+    """``(metric, machine, which run)``: the rows that belong on one curve and in one fit. The
+    cumulative times inside one ``--single-run`` are a series of their own (the load of that
+    run, not of others); separate runs of a metric on a machine form one series."""
+    within = run.get("within")
+    return (run["metric"], run.get("machine", ""),
+            f"inside one run of {within}" if within else "separate runs")
+
+
 def plot(runs: list[dict], path: Path, total: int) -> None:
-    """Wall and CPU time against pairs, log-log, one colour per metric (and machine, when the
-    runs come from several); cumulative times within a larger run are open markers."""
+    """Wall and CPU time against pairs, log-log, one colour per :func:`series` (metric, machine
+    and run); cumulative times within a larger run are open markers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 5.0))
+    fig, ax = plt.subplots(figsize=(9.6, 5.0))
     machines = list(dict.fromkeys(r.get("machine", "") for r in runs))
-    curves = dict.fromkeys((r["metric"], r.get("machine", "")) for r in runs)
-    for i, (metric, where) in enumerate(curves):
+    curves = dict.fromkeys(series(r) for r in runs)
+    several_runs = {(m, w) for m, w, _ in curves}
+    several_runs = len(several_runs) < len(curves)   # some metric and machine: several series
+    for i, key in enumerate(curves):
+        metric, where, run = key
         rows = sorted((r["pairs"], r["wall"], r["cpu"], bool(r.get("within"))) for r in runs
-                      if r["metric"] == metric and r.get("machine", "") == where
-                      and r["workers"] == runs[0]["workers"] and r.get("scaling", True))
+                      if series(r) == key and r["workers"] == runs[0]["workers"]
+                      and r.get("scaling", True))
         if not rows:
             continue
         ns, walls, cpus, within = zip(*rows)
         colour = f"C{i}"
         short = where.split(",")[0].split(" (")[0].replace("(R)", "")
         name = metric if len(machines) == 1 else f"{metric}, {short}"
+        if several_runs:
+            name += f", {run}"
         ax.loglog(ns, walls, "o-", color=colour, label=f"{name}: wall")
         ax.loglog(ns, cpus, "s--", color=colour, label=f"{name}: CPU", alpha=0.7)
         for ts, marker in ((walls, "o"), (cpus, "s")):
@@ -239,7 +253,7 @@ def plot(runs: list[dict], path: Path, total: int) -> None:
     ax.set_title(f"optiqa assess, KADID-shaped 512x384 PNGs ({total} pairs = all)\n"
                  "(dotted: linear growth through each curve's largest run;\n"
                  "open markers: cumulative times inside a larger run)", fontsize=9)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the curves
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -411,12 +425,13 @@ def main(argv=None) -> int:
 
 
 def report(runs: list[dict], plot_path: Path, total: int) -> None:
-    """The table, the log-log slopes and linear fits per metric, and the plot."""
+    """The table, the log-log slopes and linear fits per :func:`series`, and the plot."""
     table(runs)
     measured = [r for r in runs if r["wall"] is not None]
-    for metric, where in dict.fromkeys((r["metric"], r.get("machine", "")) for r in measured):
-        pts = [(r["pairs"], r["wall"], r["cpu"]) for r in measured if r["metric"] == metric
-               and r.get("machine", "") == where and r.get("scaling", True)]
+    for key in dict.fromkeys(series(r) for r in measured):
+        metric, where, run = key
+        pts = [(r["pairs"], r["wall"], r["cpu"]) for r in measured if series(r) == key
+               and r.get("scaling", True)]
         if len(pts) >= 2:  # t = start + n / rate by least squares: start-up vs per-pair cost
             import numpy as np
 
@@ -424,8 +439,8 @@ def report(runs: list[dict], plot_path: Path, total: int) -> None:
             for what, k in (("wall", 1), ("CPU", 2)):
                 slope = np.polyfit(ns, np.log([pt[k] for pt in pts]), 1)[0]
                 per, start = np.polyfit([pt[0] for pt in pts], [pt[k] for pt in pts], 1)
-                print(f"{metric} ({where or 'machine not recorded'}): {what}: log-log slope "
-                      f"{slope:.3f}; fit t = {start:.1f} s + n x {1000 * per:.1f} ms")
+                print(f"{metric} ({where or 'machine not recorded'}; {run}): {what}: log-log "
+                      f"slope {slope:.3f}; fit t = {start:.1f} s + n x {1000 * per:.1f} ms")
     plot([r for r in measured if r.get("scaling", True)], plot_path, total)
     print(f"\nplot: {plot_path}")
 

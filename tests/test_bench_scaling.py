@@ -1,4 +1,5 @@
-"""`bench/assess_scaling.py --deadline HH:MM`: the next time the UTC clock reads HH:MM."""
+"""`bench/assess_scaling.py`: ``--deadline HH:MM`` is the next time the UTC clock reads HH:MM;
+the fits and curves keep each single run's cumulative times apart."""
 import datetime as dt
 import sys
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from assess_scaling import next_utc  # noqa: E402
+from assess_scaling import next_utc, series  # noqa: E402
 
 
 def _utc(*fields) -> float:
@@ -34,3 +35,19 @@ def test_the_current_minute_means_tomorrow():
 def test_bad_times_are_named(bad):
     with pytest.raises(ValueError, match="not a UTC time of day HH:MM"):
         next_utc(bad, _utc(2026, 12, 6, 12, 0))
+
+
+def test_each_single_run_is_a_series_of_its_own():
+    xeon, amd = "Intel Xeon, 2 cores", "AMD EPYC, 2 cores"
+    rows = [dict(metric="dists", machine=xeon, within="1/4", pairs=165),
+            dict(metric="dists", machine=xeon, within="1/4", pairs=1274),
+            dict(metric="dists", machine=xeon, within="all", pairs=1274),
+            dict(metric="dists", machine=xeon, pairs=40),          # separate runs
+            dict(metric="dists", machine=xeon, within=None, pairs=80),
+            dict(metric="dists", machine=amd, pairs=40),
+            dict(metric="ssim", machine=xeon, pairs=40)]
+    keys = [series(r) for r in rows]
+    assert keys[0] == keys[1] == ("dists", xeon, "inside one run of 1/4")
+    assert keys[2] == ("dists", xeon, "inside one run of all")
+    assert keys[3] == keys[4] == ("dists", xeon, "separate runs")
+    assert len(set(keys)) == 5       # the AMD rows and the other metric apart too
