@@ -206,9 +206,9 @@ def machine() -> str:
 
 def series(run: dict) -> tuple[str, str, str]:
     """``(metric, machine, which run)``: the rows that belong on one curve and in one fit. The
-    cumulative times inside one ``--single-run`` are a series of their own (the load of that
-    run, not of others); separate runs of a metric on a machine form one series."""
-    within = run.get("within")
+    cumulative times inside one ``--single-run`` and its end are a series of their own (the load
+    of that run, not of others); separate runs of a metric on a machine form one series."""
+    within = run.get("within") or (run["fraction"] if run.get("single_run") else None)
     return (run["metric"], run.get("machine", ""),
             f"inside one run of {within}" if within else "separate runs")
 
@@ -384,6 +384,8 @@ def main(argv=None) -> int:
             return None
         run = dict(metric=metric, fraction=frac, pairs=n, workers=workers, wall=timed[0],
                    cpu=timed[1], load=load, scaling=scaling, machine=machine())
+        if within is not None:  # the end of a --single-run: one series with its marks
+            run["single_run"] = True
         record(run)
         print(f"{metric:14s} {frac:>5s} {n:6d} pairs, {workers} workers: {timed[0]:8.1f} s wall "
               f"{timed[1]:8.1f} s CPU ({n / timed[0]:.2f} pairs/s), load {run['load']:.1f}",

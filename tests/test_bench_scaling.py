@@ -42,12 +42,13 @@ def test_each_single_run_is_a_series_of_its_own():
     rows = [dict(metric="dists", machine=xeon, within="1/4", pairs=165),
             dict(metric="dists", machine=xeon, within="1/4", pairs=1274),
             dict(metric="dists", machine=xeon, within="all", pairs=1274),
-            dict(metric="dists", machine=xeon, pairs=40),          # separate runs
-            dict(metric="dists", machine=xeon, within=None, pairs=80),
-            dict(metric="dists", machine=amd, pairs=40),
-            dict(metric="ssim", machine=xeon, pairs=40)]
+            dict(metric="dists", machine=xeon, fraction="all", single_run=True, pairs=10125),
+            dict(metric="dists", machine=xeon, fraction="1/256", pairs=40),   # separate runs
+            dict(metric="dists", machine=xeon, fraction="1/128", within=None, pairs=80),
+            dict(metric="dists", machine=amd, fraction="1/256", pairs=40),
+            dict(metric="ssim", machine=xeon, fraction="1/256", pairs=40)]
     keys = [series(r) for r in rows]
     assert keys[0] == keys[1] == ("dists", xeon, "inside one run of 1/4")
-    assert keys[2] == ("dists", xeon, "inside one run of all")
-    assert keys[3] == keys[4] == ("dists", xeon, "separate runs")
+    assert keys[2] == keys[3] == ("dists", xeon, "inside one run of all")   # marks and its end
+    assert keys[4] == keys[5] == ("dists", xeon, "separate runs")
     assert len(set(keys)) == 5       # the AMD rows and the other metric apart too
