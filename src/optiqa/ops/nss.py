@@ -25,8 +25,7 @@ import torch
 
 from optiqa.ops.cache import tensor_cache
 from optiqa.ops.filters import gaussian_kernel1d, pad, sqrt_zero_grad
-from optiqa.ops.flat_windows import (FLAT_TOLERANCE, INTEGER_VARIANCE_FLOOR,  # noqa: F401
-                                     MSCN_WINDOW, flat_candidates, flat_windows, index_mask)
+from optiqa.ops.flat_windows import MSCN_WINDOW, flat_candidates, index_mask
 from optiqa.ops.gray8 import _uint8_levels, gray_255  # noqa: F401 (gray_255: this API)
 
 MSCN_SIGMA = 7.0 / 6.0
